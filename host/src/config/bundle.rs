@@ -1,0 +1,87 @@
+//! The Bundle: a parsed config plus the bytes of every plugin it names.
+//! It is what a config source produces and what the engine runs, so
+//! standalone and cluster mode share everything downstream of loading.
+
+use super::{Config, ConfigError};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct PluginBytes {
+    pub bytes: Arc<[u8]>,
+    /// Lower-case hex SHA-256 of `bytes`: the plugin's identity.
+    pub digest: String,
+}
+
+impl PluginBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        let digest = hex(&Sha256::digest(&bytes));
+        PluginBytes {
+            bytes: bytes.into(),
+            digest,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub name: String,
+    pub config: Config,
+    /// The YAML as written, so it can travel to other nodes unchanged.
+    pub yaml: String,
+    pub plugins: BTreeMap<String, PluginBytes>,
+}
+
+impl Bundle {
+    /// Reads a config file and every plugin file it references, with
+    /// environment overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Bundle, ConfigError> {
+        Self::load_with_env(path, |k| std::env::var(k).ok())
+    }
+
+    pub fn load_with_env(
+        path: &Path,
+        vars: impl Fn(&str) -> Option<String>,
+    ) -> Result<Bundle, ConfigError> {
+        let yaml = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path, None, format!("cannot read the config file: {e}"))
+        })?;
+        let config = super::parse_with_env(path, &yaml, vars)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut plugins = BTreeMap::new();
+        for (name, source) in &config.plugins {
+            let file = resolve(base, &source.path);
+            let bytes = std::fs::read(&file).map_err(|e| {
+                ConfigError::new(
+                    path,
+                    Some(format!("plugins.{name}.path")),
+                    format!(
+                        "cannot read plugin file {}: {e}; build it first (scripts/build-plugins.sh builds the bundled ones) or fix the path, which is relative to the config file",
+                        file.display()
+                    ),
+                )
+            })?;
+            plugins.insert(name.clone(), PluginBytes::new(bytes));
+        }
+        Ok(Bundle {
+            name: config.display_name(path),
+            config,
+            yaml,
+            plugins,
+        })
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,10 @@
+//! Measurements: each VU buffers raw events locally ([`Recorder`]) and hands
+//! them over to the shared [`Metrics`] about once a second, so the request
+//! hot path never takes a lock. Merging is exact (histogram addition), which
+//! is also how a cluster will combine nodes.
+
+mod recorder;
+mod stats;
+
+pub use recorder::{Event, FailureKind, Recorder, Sink};
+pub use stats::{CheckStats, Latency, Metrics, RequestStats, ScenarioStats, TrendStats};

@@ -1,0 +1,345 @@
+use super::{Event, FailureKind};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Latencies are kept in microseconds, 1 µs to 1 h, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Distinct iteration error messages kept per scenario; more are counted
+/// under their kind only, so a message with an id in it cannot eat memory.
+const MAX_MESSAGES: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct RequestStats {
+    pub latency: Histogram<u64>,
+    pub count: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Default for RequestStats {
+    fn default() -> Self {
+        RequestStats {
+            latency: histogram(),
+            count: 0,
+            failed: 0,
+            bytes: 0,
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+impl RequestStats {
+    fn merge(&mut self, o: &RequestStats) {
+        self.latency
+            .add(&o.latency)
+            .expect("histograms share bounds");
+        self.count += o.count;
+        self.failed += o.failed;
+        self.bytes += o.bytes;
+        add_all(&mut self.statuses, &o.statuses);
+        add_all(&mut self.errors, &o.errors);
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CheckStats {
+    pub passes: u64,
+    pub fails: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrendStats {
+    /// Samples scaled by 1000 and clamped at 0, for percentiles.
+    pub scaled: Histogram<u64>,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for TrendStats {
+    fn default() -> Self {
+        TrendStats {
+            scaled: histogram(),
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScenarioStats {
+    pub iterations: u64,
+    pub failed: u64,
+    pub failures: BTreeMap<FailureKind, u64>,
+    pub messages: BTreeMap<String, u64>,
+    pub init_failed: u64,
+    pub init_messages: BTreeMap<String, u64>,
+    pub duration: Histogram<u64>,
+}
+
+impl Default for ScenarioStats {
+    fn default() -> Self {
+        ScenarioStats {
+            iterations: 0,
+            failed: 0,
+            failures: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            init_failed: 0,
+            init_messages: BTreeMap::new(),
+            duration: histogram(),
+        }
+    }
+}
+
+/// Everything measured, keyed by scenario and then by name.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub requests: BTreeMap<(String, String), RequestStats>,
+    pub checks: BTreeMap<String, CheckStats>,
+    pub counters: BTreeMap<String, f64>,
+    pub trends: BTreeMap<String, TrendStats>,
+    pub scenarios: BTreeMap<String, ScenarioStats>,
+}
+
+/// A latency distribution summarised in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    #[serde(rename = "p99.9")]
+    pub p999: f64,
+    #[serde(rename = "p99.99")]
+    pub p9999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    pub fn of_micros(h: &Histogram<u64>) -> Latency {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Latency {
+                min: 0.0,
+                mean: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p95: 0.0,
+                p99: 0.0,
+                p999: 0.0,
+                p9999: 0.0,
+                max: 0.0,
+            };
+        }
+        Latency {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            p9999: ms(h.value_at_quantile(0.9999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+fn add_all<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}
+
+fn bump_limited(map: &mut BTreeMap<String, u64>, key: String) {
+    if let Some(v) = map.get_mut(&key) {
+        *v += 1;
+    } else if map.len() < MAX_MESSAGES {
+        map.insert(key, 1);
+    }
+}
+
+impl Metrics {
+    /// Folds one VU event into the totals.
+    pub fn apply(&mut self, scenario: &str, event: Event) {
+        match event {
+            Event::Request {
+                name,
+                status,
+                error,
+                micros,
+                bytes,
+            } => {
+                let s = self
+                    .requests
+                    .entry((scenario.to_owned(), name))
+                    .or_default();
+                s.count += 1;
+                s.bytes += bytes;
+                s.latency.saturating_record(micros.max(1));
+                if let Some(code) = status {
+                    *s.statuses.entry(code).or_default() += 1;
+                }
+                if let Some(kind) = error {
+                    *s.errors.entry(kind.to_owned()).or_default() += 1;
+                }
+                if error.is_some() || status.is_some_and(|c| c >= 400) {
+                    s.failed += 1;
+                }
+            }
+            Event::Check { name, passed } => {
+                let c = self.checks.entry(name).or_default();
+                if passed { c.passes += 1 } else { c.fails += 1 }
+            }
+            Event::Counter { name, value } => *self.counters.entry(name).or_default() += value,
+            Event::Trend { name, value } => {
+                let t = self.trends.entry(name).or_default();
+                t.count += 1;
+                t.sum += value;
+                t.min = t.min.min(value);
+                t.max = t.max.max(value);
+                t.scaled.saturating_record((value.max(0.0) * 1000.0) as u64);
+            }
+            Event::Iteration { micros, failure } => {
+                let s = self.scenarios.entry(scenario.to_owned()).or_default();
+                s.iterations += 1;
+                s.duration.saturating_record(micros.max(1));
+                if let Some((kind, message)) = failure {
+                    s.failed += 1;
+                    *s.failures.entry(kind).or_default() += 1;
+                    bump_limited(&mut s.messages, message);
+                }
+            }
+            Event::InitFailed { message } => {
+                let s = self.scenarios.entry(scenario.to_owned()).or_default();
+                s.init_failed += 1;
+                bump_limited(&mut s.init_messages, message);
+            }
+        }
+    }
+
+    /// Adds another node's or interval's metrics to these, exactly.
+    pub fn merge(&mut self, o: &Metrics) {
+        for (k, v) in &o.requests {
+            self.requests.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &o.checks {
+            let c = self.checks.entry(k.clone()).or_default();
+            c.passes += v.passes;
+            c.fails += v.fails;
+        }
+        for (k, v) in &o.counters {
+            *self.counters.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.trends {
+            let t = self.trends.entry(k.clone()).or_default();
+            t.scaled.add(&v.scaled).expect("histograms share bounds");
+            t.count += v.count;
+            t.sum += v.sum;
+            t.min = t.min.min(v.min);
+            t.max = t.max.max(v.max);
+        }
+        for (k, v) in &o.scenarios {
+            let s = self.scenarios.entry(k.clone()).or_default();
+            s.iterations += v.iterations;
+            s.failed += v.failed;
+            s.init_failed += v.init_failed;
+            add_all(&mut s.failures, &v.failures);
+            for (m, n) in &v.messages {
+                *s.messages.entry(m.clone()).or_default() += n;
+            }
+            for (m, n) in &v.init_messages {
+                *s.init_messages.entry(m.clone()).or_default() += n;
+            }
+            s.duration
+                .add(&v.duration)
+                .expect("histograms share bounds");
+        }
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().map(|r| r.count).sum()
+    }
+
+    pub fn total_failed(&self) -> u64 {
+        self.requests.values().map(|r| r.failed).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(name: &str, status: Option<u16>, micros: u64) -> Event {
+        Event::Request {
+            name: name.into(),
+            status,
+            error: status.is_none().then_some("connect"),
+            micros,
+            bytes: 10,
+        }
+    }
+
+    #[test]
+    fn failed_means_transport_error_or_4xx_5xx() {
+        let mut m = Metrics::default();
+        m.apply("s", req("a", Some(200), 1000));
+        m.apply("s", req("a", Some(302), 1000));
+        m.apply("s", req("a", Some(404), 1000));
+        m.apply("s", req("a", None, 1000));
+        let a = &m.requests[&("s".into(), "a".into())];
+        assert_eq!((a.count, a.failed), (4, 2));
+        assert_eq!(a.errors["connect"], 1);
+        assert_eq!(a.statuses[&404], 1);
+    }
+
+    #[test]
+    fn merging_equals_recording_everything_in_one_place() {
+        let (mut a, mut b, mut all) = (Metrics::default(), Metrics::default(), Metrics::default());
+        for i in 1..=1000u64 {
+            let e = req("x", Some(200), i * 37 % 5000 + 1);
+            if i % 3 == 0 {
+                a.apply("s", e.clone())
+            } else {
+                b.apply("s", e.clone())
+            }
+            all.apply("s", e);
+        }
+        a.merge(&b);
+        let key = ("s".to_string(), "x".to_string());
+        assert_eq!(a.requests[&key].count, 1000);
+        assert_eq!(
+            Latency::of_micros(&a.requests[&key].latency),
+            Latency::of_micros(&all.requests[&key].latency)
+        );
+    }
+
+    #[test]
+    fn distinct_messages_are_capped() {
+        let mut m = Metrics::default();
+        for i in 0..(MAX_MESSAGES as u64 + 20) {
+            m.apply(
+                "s",
+                Event::Iteration {
+                    micros: 5,
+                    failure: Some((FailureKind::Error, format!("id {i}"))),
+                },
+            );
+        }
+        let s = &m.scenarios["s"];
+        assert_eq!(s.failed, MAX_MESSAGES as u64 + 20);
+        assert_eq!(s.messages.len(), MAX_MESSAGES);
+    }
+}

@@ -1,0 +1,159 @@
+//! The host side of the `scenario` world's imports: what a VU can ask of
+//! the host. Everything a guest does that costs time or touches the
+//! network comes through here and is recorded.
+
+use super::bindings::loadtest::scenario::{http, log, metrics, vu};
+use crate::client::{self, Client, Outgoing, RequestError};
+use crate::metrics::{Event, Recorder};
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One VU's state that outlives its instances: a trapped instance is
+/// replaced, but the VU's id, iteration count and metric buffer carry on.
+pub struct VuHost {
+    pub id: u32,
+    pub scenario: Arc<str>,
+    pub iteration: u64,
+    pub recorder: Recorder,
+    client: Client,
+    rng: SmallRng,
+    epoch: Instant,
+    /// Set when an async import returns; the sandbox meter reads and clears it.
+    pub(super) waited: bool,
+}
+
+impl VuHost {
+    pub fn new(
+        id: u32,
+        scenario: Arc<str>,
+        client: Client,
+        recorder: Recorder,
+        epoch: Instant,
+    ) -> Self {
+        VuHost {
+            id,
+            scenario,
+            iteration: 0,
+            recorder,
+            client,
+            rng: SmallRng::from_os_rng(),
+            epoch,
+            waited: false,
+        }
+    }
+}
+
+impl http::Host for VuHost {
+    async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
+        let name = req
+            .name
+            .unwrap_or_else(|| client::default_name(&req.method, &req.url));
+        let outgoing = Outgoing {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: req.body,
+            timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+            keep_body: !req.discard_body,
+        };
+        let exchange = self.client.send(outgoing).await;
+        self.waited = true;
+        let micros = exchange.elapsed.as_micros() as u64;
+        match exchange.result {
+            Ok(incoming) => {
+                self.recorder.record(Event::Request {
+                    name,
+                    status: Some(incoming.status),
+                    error: None,
+                    micros,
+                    bytes: incoming.body_len,
+                });
+                Ok(http::Response {
+                    status: incoming.status,
+                    headers: incoming.headers,
+                    body: incoming.body.to_vec(),
+                    duration_us: micros,
+                })
+            }
+            Err(RequestError::Invalid(m)) => Err(http::Error::InvalidRequest(m)),
+            Err(e) => {
+                self.recorder.record(Event::Request {
+                    name,
+                    status: None,
+                    error: Some(e.kind()),
+                    micros,
+                    bytes: 0,
+                });
+                Err(match e {
+                    RequestError::Connect(m) => http::Error::Connect(m),
+                    RequestError::Timeout => http::Error::Timeout,
+                    RequestError::Transport(m) | RequestError::Invalid(m) => {
+                        http::Error::Transport(m)
+                    }
+                })
+            }
+        }
+    }
+}
+
+impl metrics::Host for VuHost {
+    fn check(&mut self, name: String, passed: bool) {
+        self.recorder.record(Event::Check { name, passed });
+    }
+
+    fn counter_add(&mut self, name: String, value: f64) {
+        self.recorder.record(Event::Counter { name, value });
+    }
+
+    fn trend_add(&mut self, name: String, value: f64) {
+        self.recorder.record(Event::Trend { name, value });
+    }
+}
+
+impl vu::Host for VuHost {
+    fn id(&mut self) -> u32 {
+        self.id
+    }
+
+    fn iteration(&mut self) -> u64 {
+        self.iteration
+    }
+
+    fn scenario(&mut self) -> String {
+        self.scenario.to_string()
+    }
+
+    async fn sleep(&mut self, ms: u32) {
+        tokio::time::sleep(Duration::from_millis(ms.into())).await;
+        self.waited = true;
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn monotonic_us(&mut self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}
+
+impl log::Host for VuHost {
+    fn log(&mut self, level: log::Level, message: String) {
+        let (scenario, vu) = (&*self.scenario, self.id);
+        match level {
+            log::Level::Trace => tracing::trace!(target: "plugin", scenario, vu, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "plugin", scenario, vu, "{message}"),
+            log::Level::Info => tracing::info!(target: "plugin", scenario, vu, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "plugin", scenario, vu, "{message}"),
+            log::Level::Error => tracing::error!(target: "plugin", scenario, vu, "{message}"),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! One VU's live instance of a plugin, and how its calls fail.
+
+use super::bindings::Scenario;
+use super::sandbox::{Meter, Violation};
+use super::{Limits, Plugin, VuHost};
+use crate::metrics::FailureKind;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// How much of a guest's stderr (panic messages) is kept for reports.
+const STDERR_CAPACITY: usize = 4096;
+
+pub struct StoreState {
+    pub host: VuHost,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    meter: Meter,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<StoreState> {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    // WASI without preopened directories, sockets or name lookups: the
+    // guest reaches the outside only through the host's imports.
+    let wasi = WasiCtxBuilder::new()
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let meter = Meter {
+        limits,
+        ticks: 0,
+        returned_from_wait: false,
+    };
+    let mut store = Store::new(
+        engine,
+        StoreState {
+            host,
+            wasi,
+            table: ResourceTable::new(),
+            meter,
+            stderr,
+        },
+    );
+    store.limiter(|s| &mut s.meter);
+    store.epoch_deadline_callback(|mut ctx| {
+        let s = ctx.data_mut();
+        if std::mem::take(&mut s.host.waited) {
+            return Ok(UpdateDeadline::Yield(1));
+        }
+        s.meter.ticks += 1;
+        if s.meter.ticks > s.meter.limits.cpu_ticks {
+            let budget = super::EPOCH_TICK * s.meter.limits.cpu_ticks as u32;
+            return Err(Violation::Cpu(budget).into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+/// Why an export call did not succeed.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The guest returned an error; the instance is still good.
+    Guest(String),
+    /// The guest trapped or hit a limit; the instance must be replaced.
+    Fault(FailureKind, String),
+}
+
+pub struct VuInstance {
+    store: Store<StoreState>,
+    bindings: Scenario,
+}
+
+impl VuInstance {
+    pub async fn new(
+        runtime: &super::Runtime,
+        plugin: &Plugin,
+        host: VuHost,
+        limits: Limits,
+    ) -> Result<Self, (VuHost, String)> {
+        let mut store = runtime.new_store(host, limits);
+        arm(&mut store);
+        match plugin.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(VuInstance { store, bindings }),
+            Err(e) => {
+                let msg = describe(&store, &e);
+                Err((store.into_data().host, msg))
+            }
+        }
+    }
+
+    pub async fn init(&mut self, params: &str) -> Result<(), CallFailure> {
+        arm(&mut self.store);
+        let r = self.bindings.call_init(&mut self.store, params).await;
+        self.settle(r)
+    }
+
+    pub async fn iteration(&mut self) -> Result<(), CallFailure> {
+        arm(&mut self.store);
+        let r = self.bindings.call_iteration(&mut self.store).await;
+        self.settle(r)
+    }
+
+    pub fn host(&mut self) -> &mut VuHost {
+        &mut self.store.data_mut().host
+    }
+
+    /// Gives back the VU's lasting state so a fresh instance can take over.
+    pub fn into_host(self) -> VuHost {
+        self.store.into_data().host
+    }
+
+    fn settle(&mut self, r: wasmtime::Result<Result<(), String>>) -> Result<(), CallFailure> {
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(CallFailure::Guest(msg)),
+            Err(e) => Err(CallFailure::Fault(classify(&e), describe(&self.store, &e))),
+        }
+    }
+}
+
+/// Resets the CPU meter before each export call.
+fn arm(store: &mut Store<StoreState>) {
+    let s = store.data_mut();
+    s.meter.ticks = 0;
+    s.host.waited = false;
+    store.set_epoch_deadline(1);
+}
+
+fn classify(e: &wasmtime::Error) -> FailureKind {
+    match e.downcast_ref::<Violation>() {
+        Some(Violation::Memory { .. }) => FailureKind::MemoryLimit,
+        Some(Violation::Cpu(_)) => FailureKind::CpuLimit,
+        None => FailureKind::Trap,
+    }
+}
+
+/// The trap's cause plus whatever the guest printed to stderr (a Rust
+/// panic message, say), on one line.
+fn describe(store: &Store<StoreState>, e: &wasmtime::Error) -> String {
+    let cause = match e.downcast_ref::<Violation>() {
+        Some(v) => v.to_string(),
+        None => match e.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => format!("wasm trap: {trap}"),
+            None => format!("{e:#}"),
+        },
+    };
+    let printed = String::from_utf8_lossy(&store.data().stderr.contents())
+        .trim()
+        .replace('\n', " | ");
+    if printed.is_empty() {
+        cause
+    } else {
+        format!("{cause} ({printed})")
+    }
+}

@@ -1,0 +1,176 @@
+//! Running scenario components: wasmtime with the component model on
+//! tokio, one compile per plugin digest, one instance per VU, and a sandbox
+//! (CPU budget per call, memory cap per instance, no filesystem or sockets)
+//! so a plugin can fail its own iterations but never the process.
+
+mod bindings;
+mod host;
+mod instance;
+mod sandbox;
+
+pub use host::VuHost;
+pub use instance::{CallFailure, VuInstance};
+pub use sandbox::Limits;
+
+use crate::config::PluginBytes;
+use bindings::ScenarioPre;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+/// How often the engine's epoch advances: the granularity of CPU budgets
+/// and of yielding a busy guest back to the scheduler.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A plugin compiled and linked, ready to instantiate cheaply per VU.
+pub struct Plugin {
+    pub name: String,
+    pub digest: String,
+    pub compile_time: Duration,
+    pre: ScenarioPre<instance::StoreState>,
+}
+
+/// A plugin that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{name}`: {message}")]
+pub struct PluginError {
+    pub name: String,
+    pub message: String,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<instance::StoreState>,
+    compiled: Mutex<HashMap<String, Arc<Plugin>>>,
+}
+
+impl Runtime {
+    pub fn new() -> wasmtime::Result<Runtime> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        // Many small instances: reserve little address space per memory and
+        // let it move when it grows, instead of 4 GiB + guard per instance.
+        config.memory_reservation(0);
+        config.memory_guard_size(64 << 10);
+        config.memory_reservation_for_growth(1 << 20);
+        config.async_stack_size(1 << 20);
+        config.max_wasm_stack(512 << 10);
+        let engine = Engine::new(&config)?;
+        start_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Scenario::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s: &mut instance::StoreState| &mut s.host,
+        )?;
+        Ok(Runtime {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Compiles (once per digest) and links a plugin, or says precisely why
+    /// it cannot serve as a scenario.
+    pub fn load(&self, name: &str, plugin: &PluginBytes) -> Result<Arc<Plugin>, PluginError> {
+        if let Some(p) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&plugin.digest)
+        {
+            return Ok(p.clone());
+        }
+        let err = |message: String| PluginError {
+            name: name.to_owned(),
+            message,
+        };
+        check_header(&plugin.bytes).map_err(err)?;
+        let start = Instant::now();
+        let component = Component::new(&self.engine, &plugin.bytes)
+            .map_err(|e| err(format!("is not a valid component: {e:#}")))?;
+        let compile_time = start.elapsed();
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            err(format!(
+                "needs an import this host does not provide: {e:#}. The host offers the \
+                 loadtest:scenario world's imports and WASI 0.2 without filesystem or sockets"
+            ))
+        })?;
+        let pre = ScenarioPre::new(instance_pre).map_err(|e| {
+            err(format!(
+                "does not implement the loadtest:scenario world ({e:#}); it must export \
+                 `init: func(params: string) -> result<_, string>` and `iteration: func() -> result<_, string>`"
+            ))
+        })?;
+        let compiled = Arc::new(Plugin {
+            name: name.to_owned(),
+            digest: plugin.digest.clone(),
+            compile_time,
+            pre,
+        });
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(plugin.digest.clone(), compiled.clone());
+        Ok(compiled)
+    }
+
+    pub(crate) fn new_store(&self, host: VuHost, limits: Limits) -> Store<instance::StoreState> {
+        instance::new_store(&self.engine, host, limits)
+    }
+}
+
+/// Tells a core module or a non-wasm file apart from a component up front,
+/// because wasmtime's own message for those is hard to act on.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("is not a WebAssembly file (no `\\0asm` header); point `path` at the .wasm a guest build produced".into());
+    }
+    let layer = u16::from_le_bytes([bytes[6], bytes[7]]);
+    if layer == 0 {
+        return Err(
+            "is a core WebAssembly module, not a component; build the guest for wasm32-wasip2 \
+                    or wrap it with `wasm-tools component new`"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_tell_modules_components_and_junk_apart() {
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+        assert!(
+            check_header(b"\0asm\x01\0\0\0")
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
+        assert!(
+            check_header(b"hello world")
+                .unwrap_err()
+                .contains("not a WebAssembly file")
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! The end-of-run summary as a plain-text table.
+
+use super::Summary;
+use std::fmt::Write;
+
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n  {}  ·  {:.1}s{}",
+        s.name,
+        s.duration_secs,
+        if s.stopped_early {
+            "  ·  stopped early"
+        } else {
+            ""
+        }
+    );
+    for (name, sc) in &s.scenarios {
+        let _ = writeln!(
+            out,
+            "\n  scenario {name}: {} iterations, {} failed, iteration p50 {} p95 {}",
+            sc.iterations,
+            sc.iterations_failed,
+            ms(sc.iteration_duration_ms.p50),
+            ms(sc.iteration_duration_ms.p95)
+        );
+        for (kind, n) in &sc.failures {
+            let _ = writeln!(out, "    {n} failed with {kind}");
+        }
+        for (msg, n) in sc.failure_messages.iter().take(5) {
+            let _ = writeln!(out, "      {n} × {}", clip(msg, 110));
+        }
+        if sc.init_failed > 0 {
+            let _ = writeln!(out, "    {} VU(s) failed init:", sc.init_failed);
+            for (msg, n) in sc.init_messages.iter().take(5) {
+                let _ = writeln!(out, "      {n} × {}", clip(msg, 110));
+            }
+        }
+        if sc.requests.is_empty() {
+            continue;
+        }
+        let width = sc
+            .requests
+            .keys()
+            .map(|k| k.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(7, 40);
+        let _ = writeln!(
+            out,
+            "\n    {:<width$} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "request", "count", "rate/s", "failed", "p50", "p90", "p95", "p99", "max"
+        );
+        for (req, r) in &sc.requests {
+            let l = &r.latency_ms;
+            let _ = writeln!(
+                out,
+                "    {:<width$} {:>9} {:>9.1} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                clip(req, width),
+                r.count,
+                r.rate,
+                r.failed,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p95),
+                ms(l.p99),
+                ms(l.max)
+            );
+            let mut codes: Vec<String> =
+                r.status.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+            codes.extend(r.errors.iter().map(|(e, n)| format!("{e}: {n}")));
+            let _ = writeln!(out, "    {:<width$}   {}", "", codes.join("  "));
+        }
+    }
+    if !s.checks.is_empty() {
+        let _ = writeln!(out, "\n    checks");
+        for (name, c) in &s.checks {
+            let mark = if c.counts.fails == 0 { "✓" } else { "✗" };
+            let _ = writeln!(
+                out,
+                "    {mark} {:<50} {:>7.2}%  {} / {}",
+                clip(name, 50),
+                c.rate * 100.0,
+                c.counts.passes,
+                c.counts.passes + c.counts.fails
+            );
+        }
+    }
+    for (name, v) in &s.counters {
+        let _ = writeln!(out, "    counter {name}: {v}");
+    }
+    for (name, t) in &s.trends {
+        let _ = writeln!(
+            out,
+            "    trend {name}: count {} min {:.3} p50 {:.3} p95 {:.3} max {:.3}",
+            t.count, t.min, t.p50, t.p95, t.max
+        );
+    }
+    let t = &s.totals;
+    let failed_pct = if t.requests == 0 {
+        0.0
+    } else {
+        t.failed as f64 * 100.0 / t.requests as f64
+    };
+    let _ = writeln!(
+        out,
+        "\n  requests {} ({:.1}/s), failed {} ({:.2}%), iterations {} ({} failed), received {}\n",
+        t.requests,
+        t.rate,
+        t.failed,
+        failed_pct,
+        t.iterations,
+        t.iterations_failed,
+        bytes(t.bytes_received)
+    );
+    out
+}
+
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2}s", v / 1000.0)
+    } else {
+        format!("{v:.2}ms")
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        s.chars().take(max - 1).chain(['…']).collect()
+    }
+}

@@ -1,0 +1,141 @@
+//! The embedded HTTP target: a small fast server so the quickstart and the
+//! tests need nothing else installed. It counts what it receives so a test
+//! can compare the generator's numbers with the server's.
+//!
+//! Routes: `/` (a short fixed body), `/bytes/{n}`, `/delay/{ms}`,
+//! `/status/{code}`, `/echo` (the request body back), `/json`; `/__stats`
+//! reports `{"requests": N}` and `/__reset` zeroes it (neither is counted).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+}
+
+/// Serves until the process ends. Prints the bound address on stdout
+/// first, so a caller that asked for port 0 learns the real port.
+pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    println!("listening on http://{local}");
+    let stats = Arc::new(Stats::default());
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(req, stats.clone()));
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn handle(req: Request<Incoming>, stats: Arc<Stats>) -> Result<Reply, hyper::Error> {
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
+        "/__stats" => {
+            let body = format!(
+                r#"{{"requests":{}}}"#,
+                stats.requests.load(Ordering::Relaxed)
+            );
+            return Ok(reply(StatusCode::OK, "application/json", body));
+        }
+        "/__reset" => {
+            stats.requests.store(0, Ordering::Relaxed);
+            return Ok(reply(StatusCode::OK, "text/plain", "reset\n"));
+        }
+        _ => {}
+    }
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let (head, arg) = (parts.next().unwrap_or(""), parts.next());
+    Ok(match (head, arg) {
+        ("", None) => reply(
+            StatusCode::OK,
+            "text/plain",
+            "hello from the loadtest target\n",
+        ),
+        ("echo", None) => {
+            let ctype = req
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            let body = req.into_body().collect().await?.to_bytes();
+            reply(StatusCode::OK, &ctype, body)
+        }
+        ("json", None) => reply(
+            StatusCode::OK,
+            "application/json",
+            r#"{"id":42,"name":"widget","tags":["a","b"],"price":{"amount":9.99,"currency":"EUR"}}"#,
+        ),
+        ("bytes", Some(n)) => match n.parse::<usize>() {
+            Ok(n) if n <= 64 << 20 => {
+                reply(StatusCode::OK, "application/octet-stream", vec![b'x'; n])
+            }
+            _ => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "bytes/{n}: n must be 0..=67108864\n",
+            ),
+        },
+        ("delay", Some(ms)) => match ms.parse::<u64>() {
+            Ok(ms) if ms <= 600_000 => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                reply(StatusCode::OK, "text/plain", format!("waited {ms}ms\n"))
+            }
+            _ => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "delay/{ms}: ms must be 0..=600000\n",
+            ),
+        },
+        ("status", Some(code)) => match code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+        {
+            Some(code) => reply(code, "text/plain", format!("{code}\n")),
+            None => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "status/{code}: not a status code\n",
+            ),
+        },
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "no such route\n"),
+    })
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}

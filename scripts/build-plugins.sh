@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds every guest component (plugins, examples, test plugins) into
+# target/components/<crate>.wasm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/wasm-toolchain.sh)"
+
+guests=(quickstart hostile)
+args=()
+for g in "${guests[@]}"; do args+=(-p "$g"); done
+
+# A separate target dir keeps the guest toolchain's artifacts from
+# invalidating the host's.
+target_dir="${CARGO_TARGET_DIR:-target}/wasm"
+$WASM_CARGO build --profile wasm --target wasm32-wasip2 $WASM_FLAGS --target-dir "$target_dir" "${args[@]}"
+
+out=target/components
+mkdir -p "$out"
+for g in "${guests[@]}"; do
+  cp "$target_dir/wasm32-wasip2/wasm/$g.wasm" "$out/$g.wasm"
+done
+ls -l "$out"/*.wasm | awk '{print $5, $9}'

@@ -1,0 +1,112 @@
+//! HTTP through the host. The host owns the connection pool and times
+//! every request, so a scenario only describes what to send.
+
+use crate::bindings::loadtest::scenario::http as wit;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+pub use wit::Error as HttpError;
+
+/// A request being built; [`Request::send`] hands it to the host.
+#[derive(Debug, Clone)]
+pub struct Request(wit::Request);
+
+pub fn get(url: impl Into<String>) -> Request {
+    Request::new("GET", url)
+}
+pub fn post(url: impl Into<String>) -> Request {
+    Request::new("POST", url)
+}
+pub fn put(url: impl Into<String>) -> Request {
+    Request::new("PUT", url)
+}
+pub fn delete(url: impl Into<String>) -> Request {
+    Request::new("DELETE", url)
+}
+
+impl Request {
+    pub fn new(method: &str, url: impl Into<String>) -> Self {
+        Request(wit::Request {
+            method: method.to_owned(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            name: None,
+            timeout_ms: None,
+            discard_body: false,
+        })
+    }
+
+    /// The name the request is recorded under (default `METHOD /path`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.0.name = Some(name.into());
+        self
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.0.body = Some(body.into());
+        self
+    }
+
+    /// Serializes `value` as the body and sets `content-type: application/json`.
+    pub fn json<T: Serialize>(self, value: &T) -> Self {
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        self.header("content-type", "application/json").body(body)
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.0.timeout_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
+        self
+    }
+
+    /// The host counts the body but does not copy it into the guest.
+    pub fn discard_body(mut self) -> Self {
+        self.0.discard_body = true;
+        self
+    }
+
+    pub fn send(&self) -> Result<Response, HttpError> {
+        wit::send(&self.0).map(Response)
+    }
+}
+
+/// A response as the host received it.
+#[derive(Debug, Clone)]
+pub struct Response(pub wit::Response);
+
+impl Response {
+    pub fn status(&self) -> u16 {
+        self.0.status
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.0.body
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.body).into_owned()
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, crate::Error> {
+        Ok(serde_json::from_slice(&self.0.body)?)
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.0
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(self.0.duration_us)
+    }
+}

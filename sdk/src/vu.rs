@@ -1,0 +1,43 @@
+//! The virtual user's identity, clock and dice, all from the host so a
+//! scenario needs no WASI clocks or randomness.
+
+use crate::bindings::loadtest::scenario::vu as wit;
+use std::time::Duration;
+
+pub fn id() -> u32 {
+    wit::id()
+}
+
+pub fn iteration() -> u64 {
+    wit::iteration()
+}
+
+pub fn scenario() -> String {
+    wit::scenario()
+}
+
+/// Think time: pauses this VU only.
+pub fn sleep(d: Duration) {
+    wit::sleep(d.as_millis().min(u32::MAX as u128) as u32)
+}
+
+pub fn now_ms() -> u64 {
+    wit::now_ms()
+}
+
+pub fn monotonic() -> Duration {
+    Duration::from_micros(wit::monotonic_us())
+}
+
+pub fn random() -> u64 {
+    wit::random_u64()
+}
+
+/// A random number in `lo..hi` (`lo` when the range is empty).
+pub fn random_range(lo: u64, hi: u64) -> u64 {
+    if hi <= lo {
+        lo
+    } else {
+        lo + random() % (hi - lo)
+    }
+}

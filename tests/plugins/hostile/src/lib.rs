@@ -1,0 +1,61 @@
+//! Sends one request per iteration, then misbehaves as `mode` says on
+//! every `every`-th iteration (counted by the host, so it survives the fresh
+//! instance a trap brings). Modes: ok, error, trap, loop, oom, init-fail.
+
+use loadtest_sdk::{Params, Result, Scenario, fail, http, vu};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    mode: String,
+    #[serde(default = "one")]
+    every: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+struct Hostile(Config);
+
+impl Scenario for Hostile {
+    fn init(params: &Params) -> Result<Self> {
+        let config: Config = params.deserialize()?;
+        if config.mode == "init-fail" {
+            fail!("init refused: no credentials for this VU");
+        }
+        Ok(Hostile(config))
+    }
+
+    fn iteration(&mut self) -> Result<()> {
+        http::get("/").name("hostile").send()?;
+        if (vu::iteration() + 1) % self.0.every.max(1) != 0 {
+            return Ok(());
+        }
+        match self.0.mode.as_str() {
+            "error" => fail!("iteration {} failed on purpose", vu::iteration()),
+            "trap" => core::arch::wasm32::unreachable(),
+            "loop" => spin(),
+            "oom" => grow_forever(),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn grow_forever() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+loadtest_sdk::export_scenario!(Hostile);
