@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds every guest component (plugins, examples, test plugins) into
-# target/components/<crate>.wasm.
+# target/components/<crate>.wasm in the repository (even when
+# CARGO_TARGET_DIR points elsewhere: configs and tests refer to them there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/wasm-toolchain.sh)"
 
+# Every guest crate of the workspace: a cdylib depending on the SDK.
 guests=(quickstart hostile)
 args=()
 for g in "${guests[@]}"; do args+=(-p "$g"); done

@@ -1,1 +1,192 @@
+//! Standalone runs as a user makes them: the `loadtest` binary, a config
+//! file, the embedded target in its own process. The target's own request
+//! count is the ground truth the reports are checked against.
 
+mod common;
+
+use common::{Target, closed_port, component, run_loadtest, write_config};
+use serde_json::Value;
+
+fn config(target: &str, plugin: &str, executor: &str) -> String {
+    format!(
+        "target: {target}\nplugins:\n  p: {{ path: {} }}\nscenarios:\n  s:\n    plugin: p\n{executor}",
+        component(plugin).display()
+    )
+}
+
+#[test]
+fn report_counts_equal_what_the_target_received() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        &dir,
+        &config(&target.url, "quickstart", "    executor: constant-vus\n    vus: 10\n    duration: 2s\n"),
+    );
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let totals = &run.report["totals"];
+    let received = target.received();
+    assert!(received > 100, "only {received} requests in 2 s");
+    assert_eq!(totals["requests"].as_u64(), Some(received), "report vs target");
+    assert_eq!(totals["failed"].as_u64(), Some(0));
+    let checks = &run.report["checks"];
+    assert_eq!(checks["order echoed"]["fails"].as_u64(), Some(0));
+    assert!(run.stdout.contains("home") && run.stdout.contains("p99"), "{}", run.stdout);
+}
+
+#[test]
+fn per_vu_iterations_runs_exactly_vus_times_iterations() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        &dir,
+        &config(&target.url, "quickstart", "    executor: per-vu-iterations\n    vus: 4\n    iterations: 25\n"),
+    );
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["scenarios"]["s"]["iterations"].as_u64(), Some(100));
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(200));
+    assert_eq!(target.received(), 200);
+}
+
+/// Runs the hostile plugin misbehaving on every second iteration and
+/// returns the scenario's part of the report.
+fn hostile_run(mode: &str) -> Value {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = format!(
+        "    executor: per-vu-iterations\n    vus: 2\n    iterations: 6\n    params: {{ mode: {mode}, every: 2 }}\nsandbox: {{ cpuPerCall: 200ms, memoryMb: 16 }}\n"
+    );
+    let cfg = write_config(&dir, &config(&target.url, "hostile", &executor));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "a misbehaving plugin must not fail the run: {}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(12));
+    assert_eq!(target.received(), 12);
+    let s = run.report["scenarios"]["s"].clone();
+    assert_eq!(s["iterations"].as_u64(), Some(12), "{s}");
+    assert_eq!(s["iterations_failed"].as_u64(), Some(6), "{s}");
+    s
+}
+
+#[test]
+fn a_guest_error_fails_only_its_iteration() {
+    let s = hostile_run("error");
+    assert_eq!(s["failures"]["error"].as_u64(), Some(6));
+    assert!(s["failure_messages"].as_object().unwrap().keys().any(|m| m.contains("failed on purpose")), "{s}");
+}
+
+#[test]
+fn a_trap_fails_its_iteration_and_the_vu_continues_on_a_fresh_instance() {
+    let s = hostile_run("trap");
+    assert_eq!(s["failures"]["trap"].as_u64(), Some(6));
+    assert!(s["failure_messages"].as_object().unwrap().keys().any(|m| m.contains("unreachable")), "{s}");
+}
+
+#[test]
+fn an_endless_loop_is_cut_off_by_the_cpu_budget() {
+    let s = hostile_run("loop");
+    assert_eq!(s["failures"]["cpu_limit"].as_u64(), Some(6), "{s}");
+}
+
+#[test]
+fn unbounded_memory_growth_hits_the_memory_limit() {
+    let s = hostile_run("oom");
+    assert_eq!(s["failures"]["memory_limit"].as_u64(), Some(6), "{s}");
+}
+
+#[test]
+fn a_failing_init_is_reported_and_exits_3() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 2\n    iterations: 3\n    params: { mode: init-fail }\n";
+    let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["init_failed"].as_u64(), Some(2));
+    assert!(run.stdout.contains("init refused: no credentials"), "{}", run.stdout);
+    assert!(run.stderr.contains("2 VU(s) failed to start"), "{}", run.stderr);
+    assert_eq!(target.received(), 0);
+}
+
+#[test]
+fn an_unreachable_target_counts_errors_and_the_run_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let cfg = write_config(&dir, &config(&url, "quickstart", "    executor: per-vu-iterations\n    vus: 2\n    iterations: 5\n"));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let totals = &run.report["totals"];
+    // The scenario's first request fails, so each iteration sends one.
+    assert_eq!(totals["requests"].as_u64(), Some(10));
+    assert_eq!(totals["failed"].as_u64(), Some(10));
+    assert_eq!(run.report["scenarios"]["s"]["requests"]["home"]["errors"]["connect"].as_u64(), Some(10));
+    assert_eq!(totals["iterations_failed"].as_u64(), Some(10));
+}
+
+/// Runs `loadtest validate` and `loadtest run` on a bad config; both must
+/// refuse with exit 1 and an error containing every `needle`.
+fn assert_rejected(yaml: &str, needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(&dir, yaml);
+    for cmd in ["validate", "run"] {
+        let run = run_loadtest(&dir, &[cmd, cfg.to_str().unwrap()]);
+        assert_eq!(run.code, 1, "{cmd}: {}", run.stderr);
+        for n in needles {
+            assert!(run.stderr.contains(n), "{cmd}: expected `{n}` in: {}", run.stderr);
+        }
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn malformed_yaml_names_file_line_and_column() {
+    assert_rejected("scenarios:\n  s: { plugin: p\n", &["test.yaml:3:1", "`scenarios.s`", "did not find expected"]);
+}
+
+#[test]
+fn unknown_fields_and_executors_name_the_field_path() {
+    let good = config("http://127.0.0.1:1", "quickstart", "    executor: constant-vus\n    duration: 1s\n");
+    assert_rejected(
+        &good.replace("duration: 1s", "duration: 1s\n    vuus: 3"),
+        &["test.yaml:9:5", "scenarios.s.vuus", "unknown field `vuus`"],
+    );
+    assert_rejected(
+        &good.replace("constant-vus", "warp-speed"),
+        &["test.yaml:7:15", "scenarios.s.executor", "unknown variant `warp-speed`"],
+    );
+}
+
+#[test]
+fn a_missing_plugin_file_says_which_and_how_to_fix() {
+    let yaml = "plugins:\n  p: { path: nowhere.wasm }\nscenarios:\n  s: { plugin: p, executor: constant-vus, duration: 1s }\n";
+    assert_rejected(yaml, &["plugins.p.path", "nowhere.wasm", "build it first"]);
+}
+
+#[test]
+fn files_that_are_not_scenario_components_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("junk.wasm", b"this is not wasm at all", "not a WebAssembly file"),
+        ("core.wasm", b"\0asm\x01\0\0\0", "core WebAssembly module, not a component"),
+        // A valid, empty component: it exports nothing.
+        ("empty.wasm", b"\0asm\x0d\0\x01\0", "does not implement the loadtest:scenario world"),
+    ];
+    for (file, bytes, needle) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, bytes).unwrap();
+        let yaml = format!(
+            "plugins:\n  p: {{ path: {} }}\nscenarios:\n  s: {{ plugin: p, executor: constant-vus, duration: 1s }}\n",
+            path.display()
+        );
+        assert_rejected(&yaml, &["plugin `p`", needle]);
+    }
+}
+
+#[test]
+fn the_quickstart_example_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
+    let run = run_loadtest(&dir, &["validate", example]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("ok (1 scenario(s), 1 plugin(s))"), "{}", run.stdout);
+}

@@ -118,7 +118,14 @@ fn validate(path: PathBuf) -> anyhow::Result<u8> {
     let bundle = config::Bundle::load(&path)?;
     let runtime = plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     for (name, bytes) in &bundle.plugins {
-        runtime.load(name, bytes)?;
+        let plugin = runtime.load(name, bytes)?;
+        println!(
+            "plugin {}: {} bytes, sha256 {}, compiled in {:.1?}",
+            plugin.name,
+            bytes.bytes.len(),
+            &plugin.digest[..16],
+            plugin.compile_time
+        );
     }
     println!(
         "{}: ok ({} scenario(s), {} plugin(s))",

@@ -29,8 +29,6 @@ impl PluginBytes {
 pub struct Bundle {
     pub name: String,
     pub config: Config,
-    /// The YAML as written, so it can travel to other nodes unchanged.
-    pub yaml: String,
     pub plugins: BTreeMap<String, PluginBytes>,
 }
 
@@ -68,7 +66,6 @@ impl Bundle {
         Ok(Bundle {
             name: config.display_name(path),
             config,
-            yaml,
             plugins,
         })
     }

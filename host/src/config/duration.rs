@@ -8,10 +8,11 @@ pub struct HumanDuration(pub Duration);
 impl HumanDuration {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if let Ok(secs) = s.parse::<f64>() {
-            if secs.is_finite() && secs >= 0.0 {
-                return Ok(HumanDuration(Duration::from_secs_f64(secs)));
-            }
+        if let Ok(secs) = s.parse::<f64>()
+            && secs.is_finite()
+            && secs >= 0.0
+        {
+            return Ok(HumanDuration(Duration::from_secs_f64(secs)));
         }
         humantime::parse_duration(s)
             .map(HumanDuration)

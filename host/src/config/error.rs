@@ -26,7 +26,14 @@ impl ConfigError {
         file: &Path,
         err: serde_path_to_error::Error<serde_yaml::Error>,
     ) -> Self {
-        let path = err.path().to_string();
+        // Syntax errors leave `?` for the segments the parser never reached.
+        let mut path = err.path().to_string();
+        while let Some(stripped) = path.strip_suffix(".?") {
+            path.truncate(stripped.len());
+        }
+        if path == "?" {
+            path.clear();
+        }
         let inner = err.into_inner();
         let position = inner.location().map(|l| (l.line(), l.column()));
         // serde_yaml prefixes its own "path: " and appends "at line X column Y";
@@ -35,10 +42,11 @@ impl ConfigError {
         if let Some(idx) = message.find(" at line ") {
             message.truncate(idx);
         }
-        if let Some((prefix, rest)) = message.split_once(": ") {
-            if !prefix.contains(' ') && path.starts_with(prefix) {
-                message = rest.to_owned();
-            }
+        if let Some((prefix, rest)) = message.split_once(": ")
+            && !prefix.contains(' ')
+            && path.starts_with(prefix)
+        {
+            message = rest.to_owned();
         }
         let field = (path != "." && !path.is_empty()).then_some(path);
         ConfigError {

@@ -14,7 +14,7 @@ mod schema;
 pub use bundle::{Bundle, PluginBytes};
 pub use duration::HumanDuration;
 pub use error::ConfigError;
-pub use schema::{Config, Executor, HttpOptions, PluginSource, SandboxOptions, Scenario};
+pub use schema::{Config, Executor};
 
 use std::path::Path;
 

@@ -97,13 +97,6 @@ pub enum Executor {
 }
 
 impl Executor {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Executor::ConstantVus { .. } => "constant-vus",
-            Executor::PerVuIterations { .. } => "per-vu-iterations",
-        }
-    }
-
     pub fn vus(&self) -> u32 {
         match *self {
             Executor::ConstantVus { vus, .. } | Executor::PerVuIterations { vus, .. } => vus,

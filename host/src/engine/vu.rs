@@ -91,10 +91,8 @@ pub async fn run(spec: VuSpec, deps: VuDeps) {
                 let h = host.take().expect("host is present when no instance is");
                 match guarded(start_instance(&spec, &deps, h), hard_end, &mut stop).await {
                     Step::Done(Ok(i)) => i,
-                    Step::Done(Err(h)) => {
-                        host = Some(h);
-                        break;
-                    }
+                    // Init failed (already recorded): this VU is done.
+                    Step::Done(Err(_host)) => break,
                     Step::Interrupted => return,
                 }
             }

@@ -7,4 +7,4 @@ mod recorder;
 mod stats;
 
 pub use recorder::{Event, FailureKind, Recorder, Sink};
-pub use stats::{CheckStats, Latency, Metrics, RequestStats, ScenarioStats, TrendStats};
+pub use stats::{CheckStats, Latency, Metrics, ScenarioStats};

@@ -42,7 +42,6 @@ pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<
     let meter = Meter {
         limits,
         ticks: 0,
-        returned_from_wait: false,
     };
     let mut store = Store::new(
         engine,
@@ -57,6 +56,8 @@ pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<
     store.limiter(|s| &mut s.meter);
     store.epoch_deadline_callback(|mut ctx| {
         let s = ctx.data_mut();
+        // The first tick after an async import returns measured the wait,
+        // not the guest, so it is not charged.
         if std::mem::take(&mut s.host.waited) {
             return Ok(UpdateDeadline::Yield(1));
         }

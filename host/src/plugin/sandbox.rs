@@ -39,9 +39,6 @@ pub enum Violation {
 pub struct Meter {
     pub limits: Limits,
     pub ticks: u64,
-    /// Set after an async host call returns: the first epoch callback after
-    /// a wait measures the wait, not the guest, so it is not charged.
-    pub returned_from_wait: bool,
 }
 
 impl ResourceLimiter for Meter {

@@ -30,12 +30,12 @@ impl Scenario for Hostile {
 
     fn iteration(&mut self) -> Result<()> {
         http::get("/").name("hostile").send()?;
-        if (vu::iteration() + 1) % self.0.every.max(1) != 0 {
+        if !(vu::iteration() + 1).is_multiple_of(self.0.every.max(1)) {
             return Ok(());
         }
         match self.0.mode.as_str() {
             "error" => fail!("iteration {} failed on purpose", vu::iteration()),
-            "trap" => core::arch::wasm32::unreachable(),
+            "trap" => std::process::abort(),
             "loop" => spin(),
             "oom" => grow_forever(),
             _ => Ok(()),

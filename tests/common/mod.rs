@@ -1,0 +1,142 @@
+//! Process harness for the integration tests: start the embedded target,
+//! run the CLI with a time bound, read its JSON report.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_loadtest");
+
+/// Longest any single CLI run in a test may take.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// A built guest component, by crate name.
+pub fn component(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/components").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run scripts/build-plugins.sh first", p.display());
+    p
+}
+
+/// The embedded target in its own process, killed on drop.
+pub struct Target {
+    child: Child,
+    pub url: String,
+}
+
+impl Target {
+    pub fn start() -> Target {
+        let mut child = Command::new(BIN)
+            .args(["target", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the target");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("target prints its address");
+        let url = line.trim().strip_prefix("listening on ").expect("address line").to_owned();
+        Target { child, url }
+    }
+
+    /// Requests the target has received (its own count).
+    pub fn received(&self) -> u64 {
+        let body = http_get(&format!("{}/__stats", self.url));
+        let v: Value = serde_json::from_str(&body).expect("stats are JSON");
+        v["requests"].as_u64().expect("requests count")
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking GET, so the harness needs no HTTP client crate.
+fn http_get(url: &str) -> String {
+    use std::io::Write;
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).expect("connect to target");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+pub fn write_config(dir: &tempfile::TempDir, yaml: &str) -> PathBuf {
+    let p = dir.path().join("test.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+pub struct RunResult {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The `--json` report (Null when the run wrote none).
+    pub report: Value,
+}
+
+/// Runs the CLI; for `run`, adds `--json` and parses the report.
+pub fn run_loadtest(dir: &tempfile::TempDir, args: &[&str]) -> RunResult {
+    let report_path = dir.path().join("report.json");
+    let _ = std::fs::remove_file(&report_path);
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    if args.first() == Some(&"run") {
+        cmd.arg("--json").arg(&report_path);
+    }
+    let mut child = cmd
+        .env_remove("CLUSTER_ENABLED")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting loadtest");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let code = wait_bounded(&mut child, RUN_LIMIT);
+    let stdout = out_reader.join().unwrap();
+    let stderr = err_reader.join().unwrap();
+    let report = std::fs::read_to_string(&report_path)
+        .ok()
+        .map_or(Value::Null, |t| serde_json::from_str(&t).expect("report is JSON"));
+    RunResult { code, stdout, stderr, report }
+}
+
+/// Waits for the child's exit, killing it (and failing) past `limit`.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for child") {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
