@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 eval "$(scripts/wasm-toolchain.sh)"
 
 # Every guest crate of the workspace: a cdylib depending on the SDK.
-guests=(quickstart hostile)
+guests=(quickstart single-get hostile)
 args=()
 for g in "${guests[@]}"; do args+=(-p "$g"); done
 
@@ -19,6 +19,7 @@ $WASM_CARGO build --profile wasm --target wasm32-wasip2 $WASM_FLAGS --target-dir
 out=target/components
 mkdir -p "$out"
 for g in "${guests[@]}"; do
-  cp "$target_dir/wasm32-wasip2/wasm/$g.wasm" "$out/$g.wasm"
+  f=${g//-/_}
+  cp "$target_dir/wasm32-wasip2/wasm/$f.wasm" "$out/$f.wasm"
 done
 ls -l "$out"/*.wasm | awk '{print $5, $9}'

@@ -20,18 +20,30 @@ fn report_counts_equal_what_the_target_received() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         &dir,
-        &config(&target.url, "quickstart", "    executor: constant-vus\n    vus: 10\n    duration: 2s\n"),
+        &config(
+            &target.url,
+            "quickstart",
+            "    executor: constant-vus\n    vus: 10\n    duration: 2s\n",
+        ),
     );
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let totals = &run.report["totals"];
     let received = target.received();
     assert!(received > 100, "only {received} requests in 2 s");
-    assert_eq!(totals["requests"].as_u64(), Some(received), "report vs target");
+    assert_eq!(
+        totals["requests"].as_u64(),
+        Some(received),
+        "report vs target"
+    );
     assert_eq!(totals["failed"].as_u64(), Some(0));
     let checks = &run.report["checks"];
     assert_eq!(checks["order echoed"]["fails"].as_u64(), Some(0));
-    assert!(run.stdout.contains("home") && run.stdout.contains("p99"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("home") && run.stdout.contains("p99"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -40,11 +52,18 @@ fn per_vu_iterations_runs_exactly_vus_times_iterations() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         &dir,
-        &config(&target.url, "quickstart", "    executor: per-vu-iterations\n    vus: 4\n    iterations: 25\n"),
+        &config(
+            &target.url,
+            "quickstart",
+            "    executor: per-vu-iterations\n    vus: 4\n    iterations: 25\n",
+        ),
     );
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["scenarios"]["s"]["iterations"].as_u64(), Some(100));
+    assert_eq!(
+        run.report["scenarios"]["s"]["iterations"].as_u64(),
+        Some(100)
+    );
     assert_eq!(run.report["totals"]["requests"].as_u64(), Some(200));
     assert_eq!(target.received(), 200);
 }
@@ -59,7 +78,11 @@ fn hostile_run(mode: &str) -> Value {
     );
     let cfg = write_config(&dir, &config(&target.url, "hostile", &executor));
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "a misbehaving plugin must not fail the run: {}", run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "a misbehaving plugin must not fail the run: {}",
+        run.stderr
+    );
     assert_eq!(run.report["totals"]["requests"].as_u64(), Some(12));
     assert_eq!(target.received(), 12);
     let s = run.report["scenarios"]["s"].clone();
@@ -72,14 +95,28 @@ fn hostile_run(mode: &str) -> Value {
 fn a_guest_error_fails_only_its_iteration() {
     let s = hostile_run("error");
     assert_eq!(s["failures"]["error"].as_u64(), Some(6));
-    assert!(s["failure_messages"].as_object().unwrap().keys().any(|m| m.contains("failed on purpose")), "{s}");
+    assert!(
+        s["failure_messages"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|m| m.contains("failed on purpose")),
+        "{s}"
+    );
 }
 
 #[test]
 fn a_trap_fails_its_iteration_and_the_vu_continues_on_a_fresh_instance() {
     let s = hostile_run("trap");
     assert_eq!(s["failures"]["trap"].as_u64(), Some(6));
-    assert!(s["failure_messages"].as_object().unwrap().keys().any(|m| m.contains("unreachable")), "{s}");
+    assert!(
+        s["failure_messages"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|m| m.contains("unreachable")),
+        "{s}"
+    );
 }
 
 #[test]
@@ -103,8 +140,16 @@ fn a_failing_init_is_reported_and_exits_3() {
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(run.report["totals"]["init_failed"].as_u64(), Some(2));
-    assert!(run.stdout.contains("init refused: no credentials"), "{}", run.stdout);
-    assert!(run.stderr.contains("2 VU(s) failed to start"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("init refused: no credentials"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("2 VU(s) failed to start"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(target.received(), 0);
 }
 
@@ -112,14 +157,24 @@ fn a_failing_init_is_reported_and_exits_3() {
 fn an_unreachable_target_counts_errors_and_the_run_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}", closed_port());
-    let cfg = write_config(&dir, &config(&url, "quickstart", "    executor: per-vu-iterations\n    vus: 2\n    iterations: 5\n"));
+    let cfg = write_config(
+        &dir,
+        &config(
+            &url,
+            "quickstart",
+            "    executor: per-vu-iterations\n    vus: 2\n    iterations: 5\n",
+        ),
+    );
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let totals = &run.report["totals"];
     // The scenario's first request fails, so each iteration sends one.
     assert_eq!(totals["requests"].as_u64(), Some(10));
     assert_eq!(totals["failed"].as_u64(), Some(10));
-    assert_eq!(run.report["scenarios"]["s"]["requests"]["home"]["errors"]["connect"].as_u64(), Some(10));
+    assert_eq!(
+        run.report["scenarios"]["s"]["requests"]["home"]["errors"]["connect"].as_u64(),
+        Some(10)
+    );
     assert_eq!(totals["iterations_failed"].as_u64(), Some(10));
 }
 
@@ -132,7 +187,11 @@ fn assert_rejected(yaml: &str, needles: &[&str]) {
         let run = run_loadtest(&dir, &[cmd, cfg.to_str().unwrap()]);
         assert_eq!(run.code, 1, "{cmd}: {}", run.stderr);
         for n in needles {
-            assert!(run.stderr.contains(n), "{cmd}: expected `{n}` in: {}", run.stderr);
+            assert!(
+                run.stderr.contains(n),
+                "{cmd}: expected `{n}` in: {}",
+                run.stderr
+            );
         }
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
@@ -140,19 +199,30 @@ fn assert_rejected(yaml: &str, needles: &[&str]) {
 
 #[test]
 fn malformed_yaml_names_file_line_and_column() {
-    assert_rejected("scenarios:\n  s: { plugin: p\n", &["test.yaml:3:1", "`scenarios.s`", "did not find expected"]);
+    assert_rejected(
+        "scenarios:\n  s: { plugin: p\n",
+        &["test.yaml:3:1", "`scenarios.s`", "did not find expected"],
+    );
 }
 
 #[test]
 fn unknown_fields_and_executors_name_the_field_path() {
-    let good = config("http://127.0.0.1:1", "quickstart", "    executor: constant-vus\n    duration: 1s\n");
+    let good = config(
+        "http://127.0.0.1:1",
+        "quickstart",
+        "    executor: constant-vus\n    duration: 1s\n",
+    );
     assert_rejected(
         &good.replace("duration: 1s", "duration: 1s\n    vuus: 3"),
         &["test.yaml:9:5", "scenarios.s.vuus", "unknown field `vuus`"],
     );
     assert_rejected(
         &good.replace("constant-vus", "warp-speed"),
-        &["test.yaml:7:15", "scenarios.s.executor", "unknown variant `warp-speed`"],
+        &[
+            "test.yaml:7:15",
+            "scenarios.s.executor",
+            "unknown variant `warp-speed`",
+        ],
     );
 }
 
@@ -166,10 +236,22 @@ fn a_missing_plugin_file_says_which_and_how_to_fix() {
 fn files_that_are_not_scenario_components_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &[u8], &str); 3] = [
-        ("junk.wasm", b"this is not wasm at all", "not a WebAssembly file"),
-        ("core.wasm", b"\0asm\x01\0\0\0", "core WebAssembly module, not a component"),
+        (
+            "junk.wasm",
+            b"this is not wasm at all",
+            "not a WebAssembly file",
+        ),
+        (
+            "core.wasm",
+            b"\0asm\x01\0\0\0",
+            "core WebAssembly module, not a component",
+        ),
         // A valid, empty component: it exports nothing.
-        ("empty.wasm", b"\0asm\x0d\0\x01\0", "does not implement the loadtest:scenario world"),
+        (
+            "empty.wasm",
+            b"\0asm\x0d\0\x01\0",
+            "does not implement the loadtest:scenario world",
+        ),
     ];
     for (file, bytes, needle) in cases {
         let path = dir.path().join(file);
@@ -188,5 +270,9 @@ fn the_quickstart_example_validates() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
     let run = run_loadtest(&dir, &["validate", example]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("ok (1 scenario(s), 1 plugin(s))"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("ok (1 scenario(s), 1 plugin(s))"),
+        "{}",
+        run.stdout
+    );
 }

@@ -16,8 +16,14 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// A built guest component, by crate name.
 pub fn component(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/components").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run scripts/build-plugins.sh first", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/components")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-plugins.sh first",
+        p.display()
+    );
     p
 }
 
@@ -36,8 +42,14 @@ impl Target {
             .spawn()
             .expect("starting the target");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("target prints its address");
-        let url = line.trim().strip_prefix("listening on ").expect("address line").to_owned();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("target prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("address line")
+            .to_owned();
         Target { child, url }
     }
 
@@ -60,13 +72,21 @@ impl Drop for Target {
 fn http_get(url: &str) -> String {
     use std::io::Write;
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut s = std::net::TcpStream::connect(host).expect("connect to target");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// A loopback port nothing listens on.
@@ -121,8 +141,15 @@ pub fn run_loadtest(dir: &tempfile::TempDir, args: &[&str]) -> RunResult {
     let stderr = err_reader.join().unwrap();
     let report = std::fs::read_to_string(&report_path)
         .ok()
-        .map_or(Value::Null, |t| serde_json::from_str(&t).expect("report is JSON"));
-    RunResult { code, stdout, stderr, report }
+        .map_or(Value::Null, |t| {
+            serde_json::from_str(&t).expect("report is JSON")
+        });
+    RunResult {
+        code,
+        stdout,
+        stderr,
+        report,
+    }
 }
 
 /// Waits for the child's exit, killing it (and failing) past `limit`.

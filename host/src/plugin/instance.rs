@@ -39,10 +39,7 @@ pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .build();
-    let meter = Meter {
-        limits,
-        ticks: 0,
-    };
+    let meter = Meter { limits, ticks: 0 };
     let mut store = Store::new(
         engine,
         StoreState {

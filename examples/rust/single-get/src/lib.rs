@@ -1,0 +1,24 @@
+//! One GET of `path` (default `/`) per iteration, body counted but not
+//! copied: the cheapest useful scenario, for comparing with wrk.
+
+use loadtest_sdk::{Params, Result, Scenario, http};
+
+struct SingleGet {
+    request: http::Request,
+}
+
+impl Scenario for SingleGet {
+    fn init(params: &Params) -> Result<Self> {
+        let path = params.str("path").unwrap_or("/").to_owned();
+        Ok(SingleGet {
+            request: http::get(path).name("get").discard_body(),
+        })
+    }
+
+    fn iteration(&mut self) -> Result<()> {
+        self.request.send()?;
+        Ok(())
+    }
+}
+
+loadtest_sdk::export_scenario!(SingleGet);
