@@ -7,13 +7,14 @@ mod metrics;
 mod plugin;
 mod progress;
 mod report;
+mod run;
 mod target;
+mod threshold;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 /// Exit codes, documented in the README.
 mod exit {
@@ -22,7 +23,9 @@ mod exit {
     pub const ERROR: u8 = 1;
     /// Some VUs could not start (instantiate or `init` failed).
     pub const INIT_FAILED: u8 = 3;
-    /// Stopped by Ctrl-C or SIGTERM (the summary still covers what ran).
+    /// A threshold failed (k6 uses the same code).
+    pub const THRESHOLDS_FAILED: u8 = 99;
+    /// Stopped by Ctrl-C or SIGTERM (the reports still cover what ran).
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -46,7 +49,20 @@ enum Command {
         /// Write the JSON report here.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
-        /// Print no progress lines (the summary is still printed).
+        /// Write a self-contained HTML report with charts here.
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Write the per-second time series here, as JSON lines.
+        #[arg(long, value_name = "PATH")]
+        timeseries: Option<PathBuf>,
+        /// Serve Prometheus metrics on this address during the run.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<SocketAddr>,
+        /// Run only this share of the load: `2/3` is the second of three
+        /// equal parts (the parts of all segments add up to the whole).
+        #[arg(long, value_name = "I/N", value_parser = parse_segment, default_value = "1/1")]
+        segment: engine::Segment,
+        /// Print no progress (the summary is still printed).
         #[arg(long, short)]
         quiet: bool,
     },
@@ -57,6 +73,22 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
     },
+}
+
+fn parse_segment(s: &str) -> Result<engine::Segment, String> {
+    let err = || format!("`{s}` is not a segment; write I/N with 1 <= I <= N, like 2/3");
+    let (i, n) = s.split_once('/').ok_or_else(err)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| err())?,
+        n.trim().parse().map_err(|_| err())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(err());
+    }
+    Ok(engine::Segment {
+        index: i - 1,
+        count: n,
+    })
 }
 
 fn main() -> ExitCode {
@@ -74,15 +106,28 @@ fn main() -> ExitCode {
             Command::Run {
                 config,
                 json,
+                html,
+                timeseries,
+                metrics_addr,
+                segment,
                 quiet,
-            } => run(config, json, quiet).await,
+            } => {
+                refuse_cluster_mode()?;
+                let out = run::Outputs {
+                    json,
+                    html,
+                    timeseries,
+                    metrics_addr,
+                    quiet,
+                };
+                run::run(config, segment, out).await
+            }
             Command::Validate { config } => validate(config),
-            Command::Target { addr } => match target::serve(addr).await {
-                Ok(()) => Ok(exit::OK),
-                Err(e) => Err(e),
-            },
+            Command::Target { addr } => target::serve(addr).await.map(|()| exit::OK),
         }
     });
+    // VU tasks still parked in the runtime must not keep the process up.
+    runtime.shutdown_background();
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => fail(format!("{e:#}")),
@@ -134,84 +179,4 @@ fn validate(path: PathBuf) -> anyhow::Result<u8> {
         bundle.plugins.len()
     );
     Ok(exit::OK)
-}
-
-async fn run(path: PathBuf, json: Option<PathBuf>, quiet: bool) -> anyhow::Result<u8> {
-    refuse_cluster_mode()?;
-    let bundle = config::Bundle::load(&path)?;
-    let runtime = Arc::new(plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(engine::Stop::No);
-    tokio::spawn(watch_signals(stop_tx));
-
-    let live: metrics::Sink = Arc::new(Mutex::new(metrics::Metrics::default()));
-    let progress = (!quiet).then(|| tokio::spawn(progress::report(live.clone(), bundle.clone())));
-    let outcome = engine::run(
-        &bundle,
-        runtime,
-        engine::Segment::WHOLE,
-        stop_rx,
-        Some(live),
-    )
-    .await;
-    if let Some(p) = progress {
-        p.abort();
-    }
-    let outcome = outcome?;
-
-    let summary = report::Summary::new(
-        &bundle.name,
-        &outcome.metrics,
-        outcome.elapsed,
-        outcome.stopped_early,
-    );
-    print!("{}", report::render_table(&summary));
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(&path, text).map_err(|e| {
-            anyhow::anyhow!("cannot write the JSON report to {}: {e}", path.display())
-        })?;
-    }
-    Ok(if outcome.stopped_early {
-        exit::INTERRUPTED
-    } else if summary.totals.init_failed > 0 {
-        eprintln!(
-            "error: {} VU(s) failed to start; see the summary above",
-            summary.totals.init_failed
-        );
-        exit::INIT_FAILED
-    } else {
-        exit::OK
-    })
-}
-
-/// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.
-async fn watch_signals(stop: tokio::sync::watch::Sender<engine::Stop>) {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    for next in [engine::Stop::Graceful, engine::Stop::Now] {
-        #[cfg(unix)]
-        let sigterm = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let sigterm = std::future::pending::<()>();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = sigterm => {},
-        }
-        eprintln!(
-            "\n{}",
-            if next == engine::Stop::Graceful {
-                "stopping: no new iterations, waiting for running ones (again to stop now)"
-            } else {
-                "stopping now"
-            }
-        );
-        let _ = stop.send(next);
-    }
 }

@@ -16,6 +16,12 @@ pub fn scenario() -> String {
     wit::scenario()
 }
 
+/// The `exec` name picked for this iteration ("" when the scenario has none):
+/// one plugin can hold several flows and let the config weigh them.
+pub fn exec() -> String {
+    wit::exec()
+}
+
 /// Think time: pauses this VU only.
 pub fn sleep(d: Duration) {
     wit::sleep(d.as_millis().min(u32::MAX as u128) as u32)

@@ -4,8 +4,8 @@
 //! | variable | overrides |
 //! |---|---|
 //! | `LOADTEST_TARGET` | `target` |
-//! | `LOADTEST_VUS`, `LOADTEST_DURATION`, `LOADTEST_ITERATIONS` | that field of every scenario whose executor has it |
-//! | `LOADTEST_SCENARIO_<NAME>_VUS` / `_DURATION` / `_ITERATIONS` | one scenario (`<NAME>` upper-cased, non-alphanumerics as `_`); wins over the global one |
+//! | `LOADTEST_VUS`, `LOADTEST_DURATION`, `LOADTEST_ITERATIONS`, `LOADTEST_RATE` | that field of every scenario whose executor has it (`DURATION` sets `maxDuration` of the iteration executors) |
+//! | `LOADTEST_SCENARIO_<NAME>_VUS` / `_DURATION` / `_ITERATIONS` / `_RATE` | one scenario (`<NAME>` upper-cased, non-alphanumerics as `_`); wins over the global one |
 //! | `LOADTEST_HTTP_TIMEOUT` | `http.timeout` |
 
 use super::{Config, ConfigError, Executor, HumanDuration};
@@ -39,24 +39,40 @@ pub(super) fn apply(
                 env_err(&var, format!("`{v}` is not a positive whole number of VUs"))
             })?;
             match &mut scenario.executor {
-                Executor::ConstantVus { vus, .. } | Executor::PerVuIterations { vus, .. } => {
-                    *vus = n
-                }
+                Executor::ConstantVus { vus, .. }
+                | Executor::PerVuIterations { vus, .. }
+                | Executor::SharedIterations { vus, .. } => *vus = n,
+                _ => {}
             }
         }
         if let Some((var, v)) = pick("DURATION") {
             let d = HumanDuration::parse(&v).map_err(|e| env_err(&var, e))?.0;
             match &mut scenario.executor {
-                Executor::ConstantVus { duration, .. } => *duration = d,
-                Executor::PerVuIterations { max_duration, .. } => *max_duration = d,
+                Executor::ConstantVus { duration, .. }
+                | Executor::ConstantArrivalRate { duration, .. } => *duration = d,
+                Executor::PerVuIterations { max_duration, .. }
+                | Executor::SharedIterations { max_duration, .. } => *max_duration = d,
+                _ => {}
             }
         }
         if let Some((var, v)) = pick("ITERATIONS") {
             let n: u64 = v
                 .parse()
                 .map_err(|_| env_err(&var, format!("`{v}` is not a whole number of iterations")))?;
-            if let Executor::PerVuIterations { iterations, .. } = &mut scenario.executor {
+            if let Executor::PerVuIterations { iterations, .. }
+            | Executor::SharedIterations { iterations, .. } = &mut scenario.executor
+            {
                 *iterations = n;
+            }
+        }
+        if let Some((var, v)) = pick("RATE") {
+            let n: u64 = v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| env_err(&var, format!("`{v}` is not a positive whole rate")))?;
+            if let Executor::ConstantArrivalRate { rate, .. } = &mut scenario.executor {
+                *rate = n;
             }
         }
     }

@@ -9,12 +9,14 @@ mod bundle;
 mod duration;
 mod env;
 mod error;
+mod scenario;
 mod schema;
 
 pub use bundle::{Bundle, PluginBytes};
 pub use duration::HumanDuration;
 pub use error::ConfigError;
-pub use schema::{Config, Executor};
+pub use scenario::{Executor, Scenario, Stage};
+pub use schema::Config;
 
 use std::path::Path;
 

@@ -1,6 +1,8 @@
 //! The one engine: turns a Bundle into load. Standalone runs call it with
-//! the whole of every scenario; a cluster node will call it with its segment.
+//! the whole of every scenario; a cluster node calls it with its segment.
 
+mod executor;
+mod schedule;
 mod segment;
 mod vu;
 
@@ -8,8 +10,9 @@ pub use segment::Segment;
 
 use crate::client::{Client, ClientOptions};
 use crate::config::{Bundle, Executor};
-use crate::metrics::{Metrics, Sink};
+use crate::metrics::{Collector, Metrics, Recorder, Row, Sink};
 use crate::plugin::{Limits, Plugin, Runtime};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -26,33 +29,116 @@ pub enum Stop {
     Now,
 }
 
-/// One scenario, resolved and ready to run.
-struct Prepared {
-    name: Arc<str>,
+/// Everything a VU of one scenario shares with the others.
+pub struct ScenarioCtx {
+    pub name: Arc<str>,
+    pub executor: Executor,
+    pub segment: Segment,
+    pub start_time: Duration,
+    pub graceful_stop: Duration,
+    pub exec: Vec<(String, u32)>,
     plugin: Arc<Plugin>,
     params: Arc<str>,
-    executor: Executor,
-    graceful_stop: Duration,
-    vus: u32,
-    /// Global 1-based id of this node's first VU in the scenario.
-    first_vu: u32,
+    runtime: Arc<Runtime>,
+    client: Client,
+    sink: Sink,
+    limits: Limits,
+    stop: watch::Receiver<Stop>,
+    epoch: Instant,
+    vu_ids: Arc<AtomicU32>,
+    /// VUs in an iteration right now, for progress and reports.
+    pub active: Arc<AtomicU32>,
+}
+
+impl ScenarioCtx {
+    fn recorder(&self) -> Recorder {
+        Recorder::new(self.name.clone(), self.sink.clone())
+    }
+
+    fn next_vu_id(&self) -> u32 {
+        self.vu_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// Everything a finished (or stopped) run produced.
 pub struct Outcome {
     pub metrics: Metrics,
+    /// Per-second time series.
+    pub rows: Vec<Row>,
     pub elapsed: Duration,
     pub stopped_early: bool,
 }
 
-/// Compiles every plugin of the bundle, then runs all scenarios together.
-/// Plugin problems are reported before any load is sent.
+/// A running scenario as progress and the exporter see it: its name, its
+/// (segmented) executor, and how many VUs are in an iteration now.
+pub type LiveScenario = (Arc<str>, Executor, Arc<AtomicU32>);
+
+/// Live view of a running test, for progress and the Prometheus endpoint.
+#[derive(Clone)]
+pub struct Live {
+    pub sink: Sink,
+    pub scenarios: Arc<Mutex<Vec<LiveScenario>>>,
+    pub started: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Live {
+    pub fn new() -> Live {
+        Live {
+            sink: Arc::new(Mutex::new(Collector::new(Instant::now()))),
+            scenarios: Arc::default(),
+            started: Arc::default(),
+        }
+    }
+
+    /// VUs in an iteration right now, over all scenarios.
+    pub fn busy_vus(&self) -> u64 {
+        let s = self.scenarios.lock().unwrap_or_else(|p| p.into_inner());
+        s.iter()
+            .map(|(_, _, a)| u64::from(a.load(Ordering::Relaxed)))
+            .sum()
+    }
+
+    /// Everything measured so far.
+    pub fn cumulative(&self) -> Metrics {
+        self.sink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cumulative()
+    }
+
+    /// Time since the scenarios' clock started (zero during init).
+    pub fn elapsed(&self) -> Duration {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(Duration::ZERO, |s| s.elapsed())
+    }
+}
+
+/// Closes finished one-second intervals while the run goes.
+fn spawn_interval_closer(live: Live) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::metrics::INTERVAL);
+        loop {
+            tick.tick().await;
+            let vus = live.busy_vus();
+            live.sink
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .close_due(Instant::now(), vus);
+        }
+    })
+}
+
+/// Compiles every plugin, initialises every scenario's first VUs, then
+/// starts all scenarios on one clock. Plugin problems surface before any
+/// load is sent.
 pub async fn run(
     bundle: &Bundle,
     runtime: Arc<Runtime>,
     segment: Segment,
     stop: watch::Receiver<Stop>,
-    live: Option<Sink>,
+    live: Live,
 ) -> anyhow::Result<Outcome> {
     let config = &bundle.config;
     let client = Client::new(&ClientOptions {
@@ -62,66 +148,74 @@ pub async fn run(
         http2_prior_knowledge: config.http.http2_prior_knowledge,
     })?;
     let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
-    let prepared = prepare(bundle, &runtime, segment)?;
-
-    let sink: Sink = live.unwrap_or_else(|| Arc::new(Mutex::new(Metrics::default())));
-    let start = Instant::now();
-    let mut vus = JoinSet::new();
-    for p in &prepared {
-        for i in 0..p.vus {
-            let spec = vu::VuSpec {
-                id: p.first_vu + i,
-                scenario: p.name.clone(),
-                plugin: p.plugin.clone(),
-                params: p.params.clone(),
-                plan: vu::Plan::from_executor(&p.executor, start),
-                graceful_stop: p.graceful_stop,
-            };
-            let deps = vu::VuDeps {
-                runtime: runtime.clone(),
-                client: client.clone(),
-                sink: sink.clone(),
-                limits,
-                stop: stop.clone(),
-                epoch: start,
-            };
-            vus.spawn(vu::run(spec, deps));
-        }
-    }
-    while let Some(r) = vus.join_next().await {
-        if let Err(e) = r {
-            tracing::error!("a VU task failed: {e}");
-        }
-    }
-    let elapsed = start.elapsed();
-    let metrics = std::mem::take(&mut *sink.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(Outcome {
-        metrics,
-        elapsed,
-        stopped_early: *stop.borrow() != Stop::No,
-    })
-}
-
-fn prepare(bundle: &Bundle, runtime: &Runtime, segment: Segment) -> anyhow::Result<Vec<Prepared>> {
-    let mut out = Vec::new();
-    for (name, scenario) in &bundle.config.scenarios {
+    let epoch = Instant::now();
+    let vu_ids = Arc::new(AtomicU32::new(0));
+    let mut ctxs = Vec::new();
+    for (name, scenario) in &config.scenarios {
         let bytes = bundle.plugins.get(&scenario.plugin).ok_or_else(|| {
             anyhow::anyhow!(
                 "scenario `{name}`: plugin `{}` was not loaded",
                 scenario.plugin
             )
         })?;
-        let plugin = runtime.load(&scenario.plugin, bytes)?;
-        let total = scenario.executor.vus();
-        out.push(Prepared {
+        let ctx = Arc::new(ScenarioCtx {
             name: name.as_str().into(),
-            plugin,
-            params: serde_json::to_string(&scenario.params)?.into(),
             executor: segment.apply(&scenario.executor),
+            segment,
+            start_time: scenario.start_time,
             graceful_stop: scenario.graceful_stop,
-            vus: segment.share(total.into()) as u32,
-            first_vu: segment.offset(total.into()) as u32 + 1,
+            exec: scenario.exec.clone(),
+            plugin: runtime.load(&scenario.plugin, bytes)?,
+            params: serde_json::to_string(&scenario.params)?.into(),
+            runtime: runtime.clone(),
+            client: client.clone(),
+            sink: live.sink.clone(),
+            limits,
+            stop: stop.clone(),
+            epoch,
+            vu_ids: vu_ids.clone(),
+            active: Arc::new(AtomicU32::new(0)),
+        });
+        live.scenarios
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((ctx.name.clone(), ctx.executor.clone(), ctx.active.clone()));
+        ctxs.push(ctx);
+    }
+
+    let mut inits = JoinSet::new();
+    for (i, ctx) in ctxs.iter().enumerate() {
+        let ctx = ctx.clone();
+        inits.spawn(async move {
+            (
+                i,
+                executor::init_vus(&ctx, executor::initial_vus(&ctx)).await,
+            )
         });
     }
-    Ok(out)
+    let mut ready: Vec<_> = inits.join_all().await;
+    ready.sort_by_key(|(i, _)| *i);
+
+    let start = Instant::now();
+    *live.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
+    let closer = spawn_interval_closer(live.clone());
+    let mut runs = JoinSet::new();
+    for (ctx, (_, vus)) in ctxs.into_iter().zip(ready) {
+        runs.spawn(executor::run(ctx, vus, start));
+    }
+    while let Some(r) = runs.join_next().await {
+        if let Err(e) = r {
+            tracing::error!("a scenario task failed: {e}");
+        }
+    }
+    let elapsed = start.elapsed();
+    closer.abort();
+    let mut collector = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+    collector.close_all(0);
+    Ok(Outcome {
+        metrics: collector.total().clone(),
+        rows: collector.rows().to_vec(),
+        elapsed,
+        stopped_early: *stop.borrow() != Stop::No,
+    })
 }

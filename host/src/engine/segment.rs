@@ -10,8 +10,6 @@ pub struct Segment {
 }
 
 impl Segment {
-    pub const WHOLE: Segment = Segment { index: 0, count: 1 };
-
     fn bound(&self, total: u64, i: u32) -> u64 {
         (total as u128 * i as u128 / self.count as u128) as u64
     }
@@ -21,19 +19,27 @@ impl Segment {
         self.bound(total, self.index + 1) - self.bound(total, self.index)
     }
 
-    /// How much of `total` the segments before this one hold.
-    pub fn offset(&self, total: u64) -> u64 {
-        self.bound(total, self.index)
-    }
-
     /// The executor with VU counts cut to this segment. Per-VU iteration
-    /// counts stay: each VU still runs all of its own iterations.
+    /// counts stay (each VU still runs all of its own); shared iterations,
+    /// ramps and arrival schedules are cut by the executor itself, which
+    /// needs the whole to compute its share exactly at every moment.
     pub fn apply(&self, e: &Executor) -> Executor {
-        let mut e = *e;
+        let mut e = e.clone();
+        let cut = |n: &mut u32| *n = self.share(u64::from(*n)) as u32;
         match &mut e {
-            Executor::ConstantVus { vus, .. } | Executor::PerVuIterations { vus, .. } => {
-                *vus = self.share(u64::from(*vus)) as u32
+            Executor::ConstantVus { vus, .. }
+            | Executor::PerVuIterations { vus, .. }
+            | Executor::SharedIterations { vus, .. } => cut(vus),
+            Executor::ConstantArrivalRate {
+                pre_allocated_vus, ..
             }
+            | Executor::RampingArrivalRate {
+                pre_allocated_vus, ..
+            } => {
+                // Every segment with a share of the schedule needs a VU to run it.
+                *pre_allocated_vus = (self.share(u64::from(*pre_allocated_vus)) as u32).max(1)
+            }
+            Executor::RampingVus { .. } => {}
         }
         e
     }

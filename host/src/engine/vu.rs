@@ -1,188 +1,189 @@
-//! A virtual user: one instance of the scenario's plugin, driven through
-//! iterations until its plan says stop, replaced when it traps.
+//! A virtual user: one instance of the scenario's plugin, driven one
+//! iteration at a time by an executor, replaced when it traps.
 
-use super::Stop;
-use crate::client::Client;
-use crate::config::Executor;
-use crate::metrics::{Event, FailureKind, Recorder, Sink};
-use crate::plugin::{CallFailure, Limits, Plugin, Runtime, VuHost, VuInstance};
+use super::{ScenarioCtx, Stop};
+use crate::metrics::{Event, FailureKind};
+use crate::plugin::{CallFailure, VuHost, VuInstance};
+use rand::Rng;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 use tokio::sync::watch;
 use tokio::time::Instant as TokioInstant;
 
-/// When this VU starts iterations and when it must stop.
-#[derive(Debug, Clone, Copy)]
-pub struct Plan {
-    /// No iteration starts at or after this instant.
-    pub end: Instant,
-    /// At most this many iterations (per-vu-iterations).
-    pub iterations: Option<u64>,
-}
-
-impl Plan {
-    pub fn from_executor(e: &Executor, start: Instant) -> Plan {
-        match *e {
-            Executor::ConstantVus { duration, .. } => Plan {
-                end: start + duration,
-                iterations: None,
-            },
-            Executor::PerVuIterations {
-                iterations,
-                max_duration,
-                ..
-            } => Plan {
-                end: start + max_duration,
-                iterations: Some(iterations),
-            },
-        }
-    }
-}
-
-pub struct VuSpec {
-    pub id: u32,
-    pub scenario: Arc<str>,
-    pub plugin: Arc<Plugin>,
-    pub params: Arc<str>,
-    pub plan: Plan,
-    pub graceful_stop: Duration,
-}
-
-pub struct VuDeps {
-    pub runtime: Arc<Runtime>,
-    pub client: Client,
-    pub sink: Sink,
-    pub limits: Limits,
-    pub stop: watch::Receiver<Stop>,
-    pub epoch: Instant,
-}
-
-/// What ended a step of the VU's life.
-enum Step<T> {
-    Done(T),
-    /// The hard deadline (end + gracefulStop) or a stop-now arrived first.
+/// What the executor should do with a VU after an iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Instantiation or `init` failed (recorded); the VU is of no further use.
+    Dead,
+    /// Its iteration was cut off by gracefulStop, ramp-down or stop-now.
     Interrupted,
 }
 
-pub async fn run(spec: VuSpec, deps: VuDeps) {
-    let recorder = Recorder::new(spec.scenario.clone(), deps.sink.clone());
-    let mut host = Some(VuHost::new(
-        spec.id,
-        spec.scenario.clone(),
-        deps.client.clone(),
-        recorder,
-        deps.epoch,
-    ));
-    let mut instance: Option<VuInstance> = None;
-    let hard_end = TokioInstant::from_std(spec.plan.end + spec.graceful_stop);
-    let mut stop = deps.stop.clone();
-    let mut iteration: u64 = 0;
+pub struct Vu {
+    ctx: Arc<ScenarioCtx>,
+    pub id: u32,
+    host: Option<VuHost>,
+    instance: Option<VuInstance>,
+    iterations: u64,
+}
 
-    loop {
-        if *stop.borrow() != Stop::No
-            || Instant::now() >= spec.plan.end
-            || spec.plan.iterations.is_some_and(|n| iteration >= n)
-        {
-            break;
+impl Vu {
+    pub fn new(ctx: Arc<ScenarioCtx>, id: u32) -> Vu {
+        let host = VuHost::new(
+            id,
+            ctx.name.clone(),
+            ctx.client.clone(),
+            ctx.recorder(),
+            ctx.epoch,
+        );
+        Vu {
+            ctx,
+            id,
+            host: Some(host),
+            instance: None,
+            iterations: 0,
         }
-        let mut inst = match instance.take() {
-            Some(i) => i,
-            None => {
-                let h = host.take().expect("host is present when no instance is");
-                match guarded(start_instance(&spec, &deps, h), hard_end, &mut stop).await {
-                    Step::Done(Ok(i)) => i,
-                    // Init failed (already recorded): this VU is done.
-                    Step::Done(Err(_host)) => break,
-                    Step::Interrupted => return,
-                }
+    }
+
+    /// Instantiates and initialises the plugin if there is no live instance.
+    pub async fn ready(&mut self) -> Flow {
+        if self.instance.is_some() {
+            return Flow::Continue;
+        }
+        let Some(host) = self.host.take() else {
+            return Flow::Dead;
+        };
+        let inst = match VuInstance::new(&self.ctx.runtime, &self.ctx.plugin, host, self.ctx.limits)
+            .await
+        {
+            Ok(i) => i,
+            Err((mut h, msg)) => {
+                h.recorder.record(Event::InitFailed {
+                    message: format!("instantiate: {msg}"),
+                });
+                h.recorder.flush();
+                return Flow::Dead;
             }
         };
-        inst.host().iteration = iteration;
-        let started = Instant::now();
-        let outcome = guarded(inst.iteration(), hard_end, &mut stop).await;
-        let micros = started.elapsed().as_micros() as u64;
-        let (failure, keep) = match outcome {
-            Step::Done(Ok(())) => (None, true),
-            Step::Done(Err(CallFailure::Guest(msg))) => (Some((FailureKind::Error, msg)), true),
-            Step::Done(Err(CallFailure::Fault(kind, msg))) => {
-                tracing::debug!(
-                    scenario = &*spec.scenario,
-                    vu = spec.id,
-                    "iteration {iteration}: {msg}"
-                );
-                (Some((kind, msg)), false)
+        let mut inst = inst;
+        match inst.init(&self.ctx.params).await {
+            Ok(()) => {
+                self.instance = Some(inst);
+                Flow::Continue
             }
-            Step::Interrupted => (
+            Err(CallFailure::Guest(msg) | CallFailure::Fault(_, msg)) => {
+                tracing::warn!(
+                    scenario = &*self.ctx.name,
+                    vu = self.id,
+                    "init failed: {msg}"
+                );
+                let mut h = inst.into_host();
+                h.recorder.record(Event::InitFailed { message: msg });
+                h.recorder.flush();
+                Flow::Dead
+            }
+        }
+    }
+
+    /// Runs one iteration. `scheduled` is the intended start in open models:
+    /// latency is then measured from it. `cut` resolves when the iteration
+    /// must be abandoned early (besides gracefulStop and stop-now).
+    pub async fn iterate(
+        &mut self,
+        scheduled: Option<Instant>,
+        hard_end: TokioInstant,
+        cut: impl Future<Output = ()>,
+    ) -> Flow {
+        let mut stop = self.ctx.stop.clone();
+        match guarded(self.ready(), hard_end, &mut stop, std::future::pending()).await {
+            Some(Flow::Continue) => {}
+            Some(flow) => return flow,
+            None => return Flow::Interrupted,
+        }
+        let inst = self.instance.as_mut().expect("ready leaves an instance");
+        let host = inst.host();
+        host.iteration = self.iterations;
+        host.scheduled = scheduled;
+        host.exec = pick_exec(&self.ctx.exec, host);
+        self.ctx.active.fetch_add(1, Ordering::Relaxed);
+        let started = scheduled.unwrap_or_else(Instant::now);
+        let outcome = guarded(inst.iteration(), hard_end, &mut stop, cut).await;
+        self.ctx.active.fetch_sub(1, Ordering::Relaxed);
+        let micros = started.elapsed().as_micros() as u64;
+        self.iterations += 1;
+        let (failure, flow) = match outcome {
+            Some(Ok(())) => (None, Flow::Continue),
+            Some(Err(CallFailure::Guest(msg))) => (Some((FailureKind::Error, msg)), Flow::Continue),
+            Some(Err(CallFailure::Fault(kind, msg))) => {
+                tracing::debug!(scenario = &*self.ctx.name, vu = self.id, "{msg}");
+                (Some((kind, msg)), Flow::Continue)
+            }
+            None => (
                 Some((
                     FailureKind::Interrupted,
-                    "stopped by gracefulStop or stop request".into(),
+                    "cut off by gracefulStop, ramp-down or stop".into(),
                 )),
-                false,
+                Flow::Interrupted,
             ),
         };
-        let interrupted = matches!(failure, Some((FailureKind::Interrupted, _)));
-        let h = inst.host();
-        h.recorder.record(Event::Iteration { micros, failure });
-        h.recorder.maybe_flush(Instant::now());
-        iteration += 1;
-        if interrupted {
-            return;
+        // Success and guest errors leave a healthy instance.
+        let keep = matches!(failure, Some((FailureKind::Error, _)) | None);
+        let host = inst.host();
+        host.recorder.record(Event::Iteration { micros, failure });
+        host.recorder.maybe_flush(Instant::now());
+        if !keep {
+            // A trapped or interrupted instance is unusable; the VU goes on in a new one.
+            let inst = self.instance.take().expect("instance present");
+            self.host = Some(inst.into_host());
         }
-        if keep {
-            instance = Some(inst);
-        } else {
-            // A trapped instance is unusable; its VU carries on in a new one.
-            host = Some(inst.into_host());
+        flow
+    }
+
+    /// Hands buffered metrics over; called when the VU leaves.
+    pub fn finish(mut self) {
+        if let Some(i) = self.instance.as_mut() {
+            i.host().recorder.flush();
+        }
+        if let Some(h) = self.host.as_mut() {
+            h.recorder.flush();
         }
     }
 }
 
-/// Instantiates the plugin and runs `init`; on failure records why and
-/// hands the VU state back.
-async fn start_instance(spec: &VuSpec, deps: &VuDeps, host: VuHost) -> Result<VuInstance, VuHost> {
-    let mut inst = match VuInstance::new(&deps.runtime, &spec.plugin, host, deps.limits).await {
-        Ok(i) => i,
-        Err((mut h, msg)) => {
-            h.recorder.record(Event::InitFailed {
-                message: format!("instantiate: {msg}"),
-            });
-            return Err(h);
-        }
-    };
-    match inst.init(&spec.params).await {
-        Ok(()) => Ok(inst),
-        Err(CallFailure::Guest(msg) | CallFailure::Fault(_, msg)) => {
-            let mut h = inst.into_host();
-            tracing::warn!(
-                scenario = &*spec.scenario,
-                vu = spec.id,
-                "init failed: {msg}"
-            );
-            h.recorder.record(Event::InitFailed { message: msg });
-            Err(h)
-        }
+fn pick_exec(exec: &[(String, u32)], host: &mut VuHost) -> String {
+    let total: u32 = exec.iter().map(|e| e.1).sum();
+    if total == 0 {
+        return String::new();
     }
+    let mut roll = host.rng().random_range(0..total);
+    for (name, w) in exec {
+        if roll < *w {
+            return name.clone();
+        }
+        roll -= w;
+    }
+    String::new()
 }
 
-/// Runs `fut` unless the hard deadline passes or a stop-now arrives first.
-async fn guarded<T>(
+/// Runs `fut` unless the hard deadline, a stop-now, or `cut` comes first.
+pub async fn guarded<T>(
     fut: impl Future<Output = T>,
     hard_end: TokioInstant,
     stop: &mut watch::Receiver<Stop>,
-) -> Step<T> {
+    cut: impl Future<Output = ()>,
+) -> Option<T> {
     let stop_now = async {
-        loop {
-            if *stop.borrow_and_update() == Stop::Now {
-                return;
-            }
-            if stop.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+        let _ = stop.wait_for(|s| *s == Stop::Now).await;
+        if stop.has_changed().is_err() {
+            std::future::pending::<()>().await;
         }
     };
     tokio::select! {
-        v = fut => Step::Done(v),
-        _ = tokio::time::sleep_until(hard_end) => Step::Interrupted,
-        _ = stop_now => Step::Interrupted,
+        v = fut => Some(v),
+        _ = tokio::time::sleep_until(hard_end) => None,
+        _ = stop_now => None,
+        _ = cut => None,
     }
 }

@@ -3,8 +3,10 @@
 //! hot path never takes a lock. Merging is exact (histogram addition), which
 //! is also how a cluster will combine nodes.
 
+mod collector;
 mod recorder;
 mod stats;
 
+pub use collector::{Collector, INTERVAL, Row};
 pub use recorder::{Event, FailureKind, Recorder, Sink};
-pub use stats::{CheckStats, Latency, Metrics, ScenarioStats};
+pub use stats::{CheckStats, Latency, Metrics, ScenarioStats, TrendStats};

@@ -1,6 +1,6 @@
-use super::Metrics;
+use super::{Collector, INTERVAL};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Why an iteration failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,55 +58,75 @@ pub enum Event {
     InitFailed {
         message: String,
     },
+    /// An open-model start found no free VU and was skipped.
+    Dropped,
 }
 
 /// The shared destination of every VU's events.
-pub type Sink = Arc<Mutex<Metrics>>;
+pub type Sink = Arc<Mutex<Collector>>;
 
-/// A VU's private event buffer.
+/// A VU's private event buffer. Every event in it belongs to one
+/// interval; crossing into the next interval hands the buffer over first,
+/// so each event is counted in the second it happened.
 pub struct Recorder {
     scenario: Arc<str>,
     events: Vec<Event>,
     sink: Sink,
-    next_flush: Instant,
+    epoch: Instant,
+    interval: u64,
+    boundary: Instant,
 }
 
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const FLUSH_AT_LEN: usize = 4096;
 
 impl Recorder {
     pub fn new(scenario: Arc<str>, sink: Sink) -> Self {
-        Recorder {
+        let epoch = sink.lock().unwrap_or_else(|p| p.into_inner()).epoch();
+        let mut r = Recorder {
             scenario,
             events: Vec::with_capacity(16),
             sink,
-            next_flush: Instant::now() + FLUSH_EVERY,
-        }
+            epoch,
+            interval: 0,
+            boundary: epoch,
+        };
+        r.enter(Instant::now());
+        r
+    }
+
+    fn enter(&mut self, now: Instant) {
+        self.interval = Collector::interval_of(self.epoch, now);
+        self.boundary = self.epoch + INTERVAL * (self.interval as u32 + 1);
     }
 
     pub fn record(&mut self, event: Event) {
+        let now = Instant::now();
+        if now >= self.boundary {
+            self.flush_at(now);
+        }
         self.events.push(event);
         if self.events.len() >= FLUSH_AT_LEN {
-            self.flush();
+            self.flush_at(now);
         }
     }
 
-    /// Hands buffered events over if a second has passed since the last time.
+    /// Hands buffered events over if their interval has ended.
     pub fn maybe_flush(&mut self, now: Instant) {
-        if now >= self.next_flush {
-            self.flush();
+        if now >= self.boundary {
+            self.flush_at(now);
         }
     }
 
     pub fn flush(&mut self) {
-        self.next_flush = Instant::now() + FLUSH_EVERY;
-        if self.events.is_empty() {
-            return;
+        self.flush_at(Instant::now());
+    }
+
+    fn flush_at(&mut self, now: Instant) {
+        if !self.events.is_empty() {
+            let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+            sink.apply(self.interval, &self.scenario, self.events.drain(..));
         }
-        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-        for event in self.events.drain(..) {
-            sink.apply(&self.scenario, event);
-        }
+        self.enter(now);
     }
 }
 

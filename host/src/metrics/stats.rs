@@ -4,7 +4,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Latencies are kept in microseconds, 1 µs to 1 h, 3 significant digits.
-fn histogram() -> Histogram<u64> {
+pub(super) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
 }
 
@@ -36,8 +36,7 @@ impl Default for RequestStats {
 }
 
 impl RequestStats {
-    #[allow(dead_code)]
-    fn merge(&mut self, o: &RequestStats) {
+    pub fn merge(&mut self, o: &RequestStats) {
         self.latency
             .add(&o.latency)
             .expect("histograms share bounds");
@@ -65,6 +64,16 @@ pub struct TrendStats {
     pub max: f64,
 }
 
+impl TrendStats {
+    pub fn merge(&mut self, o: &TrendStats) {
+        self.scaled.add(&o.scaled).expect("histograms share bounds");
+        self.count += o.count;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+}
+
 impl Default for TrendStats {
     fn default() -> Self {
         TrendStats {
@@ -86,6 +95,7 @@ pub struct ScenarioStats {
     pub init_failed: u64,
     pub init_messages: BTreeMap<String, u64>,
     pub duration: Histogram<u64>,
+    pub dropped: u64,
 }
 
 impl Default for ScenarioStats {
@@ -98,6 +108,7 @@ impl Default for ScenarioStats {
             init_failed: 0,
             init_messages: BTreeMap::new(),
             duration: histogram(),
+            dropped: 0,
         }
     }
 }
@@ -106,9 +117,9 @@ impl Default for ScenarioStats {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub requests: BTreeMap<(String, String), RequestStats>,
-    pub checks: BTreeMap<String, CheckStats>,
-    pub counters: BTreeMap<String, f64>,
-    pub trends: BTreeMap<String, TrendStats>,
+    pub checks: BTreeMap<(String, String), CheckStats>,
+    pub counters: BTreeMap<(String, String), f64>,
+    pub trends: BTreeMap<(String, String), TrendStats>,
     pub scenarios: BTreeMap<String, ScenarioStats>,
 }
 
@@ -158,7 +169,6 @@ impl Latency {
     }
 }
 
-#[allow(dead_code)]
 fn add_all<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (k, v) in from {
         *into.entry(k.clone()).or_default() += v;
@@ -202,12 +212,17 @@ impl Metrics {
                 }
             }
             Event::Check { name, passed } => {
-                let c = self.checks.entry(name).or_default();
+                let c = self.checks.entry((scenario.to_owned(), name)).or_default();
                 if passed { c.passes += 1 } else { c.fails += 1 }
             }
-            Event::Counter { name, value } => *self.counters.entry(name).or_default() += value,
+            Event::Counter { name, value } => {
+                *self
+                    .counters
+                    .entry((scenario.to_owned(), name))
+                    .or_default() += value
+            }
             Event::Trend { name, value } => {
-                let t = self.trends.entry(name).or_default();
+                let t = self.trends.entry((scenario.to_owned(), name)).or_default();
                 t.count += 1;
                 t.sum += value;
                 t.min = t.min.min(value);
@@ -224,6 +239,12 @@ impl Metrics {
                     bump_limited(&mut s.messages, message);
                 }
             }
+            Event::Dropped => {
+                self.scenarios
+                    .entry(scenario.to_owned())
+                    .or_default()
+                    .dropped += 1
+            }
             Event::InitFailed { message } => {
                 let s = self.scenarios.entry(scenario.to_owned()).or_default();
                 s.init_failed += 1;
@@ -233,8 +254,6 @@ impl Metrics {
     }
 
     /// Adds another node's or interval's metrics to these, exactly.
-    // The cluster's aggregation is its user; until then its tests are.
-    #[allow(dead_code)]
     pub fn merge(&mut self, o: &Metrics) {
         for (k, v) in &o.requests {
             self.requests.entry(k.clone()).or_default().merge(v);
@@ -248,18 +267,14 @@ impl Metrics {
             *self.counters.entry(k.clone()).or_default() += v;
         }
         for (k, v) in &o.trends {
-            let t = self.trends.entry(k.clone()).or_default();
-            t.scaled.add(&v.scaled).expect("histograms share bounds");
-            t.count += v.count;
-            t.sum += v.sum;
-            t.min = t.min.min(v.min);
-            t.max = t.max.max(v.max);
+            self.trends.entry(k.clone()).or_default().merge(v);
         }
         for (k, v) in &o.scenarios {
             let s = self.scenarios.entry(k.clone()).or_default();
             s.iterations += v.iterations;
             s.failed += v.failed;
             s.init_failed += v.init_failed;
+            s.dropped += v.dropped;
             add_all(&mut s.failures, &v.failures);
             for (m, n) in &v.messages {
                 *s.messages.entry(m.clone()).or_default() += n;

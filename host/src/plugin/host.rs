@@ -17,6 +17,11 @@ pub struct VuHost {
     pub scenario: Arc<str>,
     pub iteration: u64,
     pub recorder: Recorder,
+    /// The intended start of this iteration in open models; the first
+    /// request's latency is measured from it, so a late start shows.
+    pub scheduled: Option<Instant>,
+    /// The `exec` name picked for this iteration.
+    pub exec: String,
     client: Client,
     rng: SmallRng,
     epoch: Instant,
@@ -37,11 +42,19 @@ impl VuHost {
             scenario,
             iteration: 0,
             recorder,
+            scheduled: None,
+            exec: String::new(),
             client,
             rng: SmallRng::from_os_rng(),
             epoch,
             waited: false,
         }
+    }
+}
+
+impl VuHost {
+    pub fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
     }
 }
 
@@ -58,9 +71,14 @@ impl http::Host for VuHost {
             timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
             keep_body: !req.discard_body,
         };
+        let sent = Instant::now();
         let exchange = self.client.send(outgoing).await;
         self.waited = true;
-        let micros = exchange.elapsed.as_micros() as u64;
+        let late = self
+            .scheduled
+            .take()
+            .map_or(Duration::ZERO, |s| sent.saturating_duration_since(s));
+        let micros = (exchange.elapsed + late).as_micros() as u64;
         match exchange.result {
             Ok(incoming) => {
                 self.recorder.record(Event::Request {
@@ -123,6 +141,10 @@ impl vu::Host for VuHost {
 
     fn scenario(&mut self) -> String {
         self.scenario.to_string()
+    }
+
+    fn exec(&mut self) -> String {
+        self.exec.clone()
     }
 
     async fn sleep(&mut self, ms: u32) {

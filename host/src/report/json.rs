@@ -1,19 +1,25 @@
-use crate::metrics::{CheckStats, Latency, Metrics, ScenarioStats};
+use crate::config::Config;
+use crate::metrics::{CheckStats, Latency, Metrics, ScenarioStats, TrendStats};
+use crate::threshold::Verdict;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// The run's results in the shape of the JSON report.
+/// The run's results in the shape of the JSON report; the table, the HTML
+/// report and the exit code are all read from it.
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub name: String,
     pub duration_secs: f64,
     pub stopped_early: bool,
+    /// Set when an `abortOnFail` threshold ended the run.
+    pub aborted_by_threshold: bool,
     pub totals: Totals,
     pub scenarios: BTreeMap<String, ScenarioSummary>,
     pub checks: BTreeMap<String, CheckSummary>,
     pub counters: BTreeMap<String, f64>,
     pub trends: BTreeMap<String, TrendSummary>,
+    pub thresholds: Vec<Verdict>,
 }
 
 #[derive(Debug, Serialize)]
@@ -25,14 +31,17 @@ pub struct Totals {
     pub rate: f64,
     pub iterations: u64,
     pub iterations_failed: u64,
+    pub dropped_iterations: u64,
     pub init_failed: u64,
     pub bytes_received: u64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ScenarioSummary {
+    pub executor: String,
     pub iterations: u64,
     pub iterations_failed: u64,
+    pub dropped_iterations: u64,
     pub failures: BTreeMap<String, u64>,
     pub failure_messages: BTreeMap<String, u64>,
     pub init_failed: u64,
@@ -72,10 +81,12 @@ pub struct TrendSummary {
 }
 
 impl ScenarioSummary {
-    fn of(s: &ScenarioStats) -> Self {
+    fn of(executor: &str, s: &ScenarioStats) -> Self {
         ScenarioSummary {
+            executor: executor.to_owned(),
             iterations: s.iterations,
             iterations_failed: s.failed,
+            dropped_iterations: s.dropped,
             failures: s
                 .failures
                 .iter()
@@ -90,25 +101,61 @@ impl ScenarioSummary {
     }
 }
 
+impl TrendSummary {
+    fn of(t: &TrendStats) -> Self {
+        let q = |q: f64| t.scaled.value_at_quantile(q) as f64 / 1000.0;
+        TrendSummary {
+            count: t.count,
+            min: t.min,
+            mean: if t.count == 0 {
+                0.0
+            } else {
+                t.sum / t.count as f64
+            },
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            max: t.max,
+        }
+    }
+}
+
 fn per_sec(n: u64, secs: f64) -> f64 {
     if secs > 0.0 { n as f64 / secs } else { 0.0 }
 }
 
+/// What a summary is built from.
+pub struct RunFacts<'a> {
+    pub name: &'a str,
+    pub config: &'a Config,
+    pub metrics: &'a Metrics,
+    pub elapsed: Duration,
+    pub stopped_early: bool,
+    pub aborted_by_threshold: bool,
+}
+
 impl Summary {
-    pub fn new(name: &str, m: &Metrics, elapsed: Duration, stopped_early: bool) -> Summary {
-        let secs = elapsed.as_secs_f64();
+    pub fn new(f: RunFacts<'_>) -> Summary {
+        let (m, secs) = (f.metrics, f.elapsed.as_secs_f64());
         let empty = ScenarioStats::default();
-        let names: BTreeSet<&String> = m
+        let names: BTreeSet<&String> = f
+            .config
             .scenarios
             .keys()
-            .chain(m.requests.keys().map(|(s, _)| s))
+            .chain(m.scenarios.keys())
             .collect();
         let mut scenarios: BTreeMap<String, ScenarioSummary> = names
             .into_iter()
             .map(|name| {
+                let executor = f
+                    .config
+                    .scenarios
+                    .get(name)
+                    .map_or("", |s| s.executor.name());
                 (
                     name.clone(),
-                    ScenarioSummary::of(m.scenarios.get(name).unwrap_or(&empty)),
+                    ScenarioSummary::of(executor, m.scenarios.get(name).unwrap_or(&empty)),
                 )
             })
             .collect();
@@ -126,66 +173,60 @@ impl Summary {
                 s.requests.insert(name.clone(), request);
             }
         }
-        let checks = m
-            .checks
-            .iter()
-            .map(|(k, c)| {
-                let total = c.passes + c.fails;
-                let rate = if total == 0 {
-                    0.0
-                } else {
-                    c.passes as f64 / total as f64
-                };
-                (
-                    k.clone(),
-                    CheckSummary {
-                        counts: c.clone(),
-                        rate,
-                    },
-                )
-            })
-            .collect();
-        let trends = m
-            .trends
-            .iter()
-            .map(|(k, t)| {
-                let q = |q: f64| t.scaled.value_at_quantile(q) as f64 / 1000.0;
-                let mean = if t.count == 0 {
-                    0.0
-                } else {
-                    t.sum / t.count as f64
-                };
-                let summary = TrendSummary {
-                    count: t.count,
-                    min: t.min,
-                    mean,
-                    p50: q(0.5),
-                    p90: q(0.9),
-                    p95: q(0.95),
-                    p99: q(0.99),
-                    max: t.max,
-                };
-                (k.clone(), summary)
-            })
-            .collect();
+        let mut checks: BTreeMap<String, CheckStats> = BTreeMap::new();
+        for ((_, name), c) in &m.checks {
+            let e = checks.entry(name.clone()).or_default();
+            e.passes += c.passes;
+            e.fails += c.fails;
+        }
+        let mut counters: BTreeMap<String, f64> = BTreeMap::new();
+        for ((_, name), v) in &m.counters {
+            *counters.entry(name.clone()).or_default() += v;
+        }
+        let mut trends: BTreeMap<String, TrendStats> = BTreeMap::new();
+        for ((_, name), t) in &m.trends {
+            trends.entry(name.clone()).or_default().merge(t);
+        }
         let requests = m.total_requests();
+        let sum = |f: fn(&ScenarioStats) -> u64| m.scenarios.values().map(f).sum::<u64>();
         Summary {
-            name: name.to_owned(),
+            name: f.name.to_owned(),
             duration_secs: secs,
-            stopped_early,
+            stopped_early: f.stopped_early,
+            aborted_by_threshold: f.aborted_by_threshold,
             totals: Totals {
                 requests,
                 failed: m.total_failed(),
                 rate: per_sec(requests, secs),
-                iterations: m.scenarios.values().map(|s| s.iterations).sum(),
-                iterations_failed: m.scenarios.values().map(|s| s.failed).sum(),
-                init_failed: m.scenarios.values().map(|s| s.init_failed).sum(),
+                iterations: sum(|s| s.iterations),
+                iterations_failed: sum(|s| s.failed),
+                dropped_iterations: sum(|s| s.dropped),
+                init_failed: sum(|s| s.init_failed),
                 bytes_received: m.requests.values().map(|r| r.bytes).sum(),
             },
             scenarios,
-            checks,
-            counters: m.counters.clone(),
-            trends,
+            checks: checks
+                .into_iter()
+                .map(|(k, c)| {
+                    let total = c.passes + c.fails;
+                    let rate = if total == 0 {
+                        0.0
+                    } else {
+                        c.passes as f64 / total as f64
+                    };
+                    (k, CheckSummary { counts: c, rate })
+                })
+                .collect(),
+            counters,
+            trends: trends
+                .iter()
+                .map(|(k, t)| (k.clone(), TrendSummary::of(t)))
+                .collect(),
+            thresholds: crate::threshold::evaluate_all(&f.config.thresholds.0, m, f.elapsed),
         }
+    }
+
+    pub fn thresholds_failed(&self) -> bool {
+        self.thresholds.iter().any(|v| !v.passed)
     }
 }

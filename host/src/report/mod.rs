@@ -1,9 +1,13 @@
-//! What a run tells its user: the summary table on stdout and the JSON
-//! report for machines. Both are views of one [`Summary`], so they never
-//! disagree.
+//! What a run tells its user: the summary table on stdout, the JSON
+//! report, the per-second series, the HTML report and a Prometheus
+//! endpoint. All are views of one [`Summary`] (and the series), so they
+//! never disagree.
 
+pub mod html;
 mod json;
+pub mod prometheus;
+pub mod series;
 mod table;
 
-pub use json::Summary;
+pub use json::{RunFacts, Summary};
 pub use table::render as render_table;

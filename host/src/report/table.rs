@@ -19,12 +19,20 @@ pub fn render(s: &Summary) -> String {
     for (name, sc) in &s.scenarios {
         let _ = writeln!(
             out,
-            "\n  scenario {name}: {} iterations, {} failed, iteration p50 {} p95 {}",
+            "\n  scenario {name} ({}): {} iterations, {} failed, iteration p50 {} p95 {}",
+            sc.executor,
             sc.iterations,
             sc.iterations_failed,
             ms(sc.iteration_duration_ms.p50),
             ms(sc.iteration_duration_ms.p95)
         );
+        if sc.dropped_iterations > 0 {
+            let _ = writeln!(
+                out,
+                "    {} iterations dropped: no VU was free at their scheduled start (raise maxVUs)",
+                sc.dropped_iterations
+            );
+        }
         for (kind, n) in &sc.failures {
             let _ = writeln!(out, "    {n} failed with {kind}");
         }
@@ -96,6 +104,12 @@ pub fn render(s: &Summary) -> String {
             "    trend {name}: count {} min {:.3} p50 {:.3} p95 {:.3} max {:.3}",
             t.count, t.min, t.p50, t.p95, t.max
         );
+    }
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(out, "\n    thresholds");
+        for v in &s.thresholds {
+            let _ = writeln!(out, "    {v}");
+        }
     }
     let t = &s.totals;
     let failed_pct = if t.requests == 0 {

@@ -1,0 +1,173 @@
+//! Cuts the run into one-second intervals. VUs hand over events tagged
+//! with the interval they happened in; an interval is closed two seconds
+//! after it ends (late buffers still count, in the oldest open interval),
+//! folded into the total, and summarised as a row of the time series.
+//! Closed intervals are what a cluster node will stream to its leader.
+
+use super::{Event, Latency, Metrics};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long after its end an interval waits for stragglers.
+const GRACE: u64 = 2;
+
+/// One second of the run, summarised for charts and the JSON-lines series.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    /// Seconds since the run's clock started (end of the interval).
+    pub t: u64,
+    pub requests: u64,
+    pub failed: u64,
+    pub iterations: u64,
+    pub iterations_failed: u64,
+    pub dropped_iterations: u64,
+    /// VUs in an iteration when the interval was closed.
+    pub vus: u64,
+    pub latency_ms: Latency,
+}
+
+pub struct Collector {
+    epoch: Instant,
+    open: BTreeMap<u64, Metrics>,
+    /// Intervals below this index are closed.
+    closed_below: u64,
+    total: Metrics,
+    rows: Vec<Row>,
+}
+
+impl Collector {
+    pub fn new(epoch: Instant) -> Collector {
+        Collector {
+            epoch,
+            open: BTreeMap::new(),
+            closed_below: 0,
+            total: Metrics::default(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The interval `at` falls in.
+    pub fn interval_of(epoch: Instant, at: Instant) -> u64 {
+        at.saturating_duration_since(epoch).as_secs()
+    }
+
+    /// Folds a VU's buffered events from interval `idx` in.
+    pub fn apply(&mut self, idx: u64, scenario: &str, events: impl IntoIterator<Item = Event>) {
+        let idx = idx.max(self.closed_below);
+        let m = self.open.entry(idx).or_default();
+        for e in events {
+            m.apply(scenario, e);
+        }
+    }
+
+    /// Closes every interval that ended more than the grace period before
+    /// `now`; returns them in order, for streaming. `vus` is recorded as
+    /// the busy-VU gauge of the closed rows.
+    pub fn close_due(&mut self, now: Instant, vus: u64) -> Vec<(u64, Metrics)> {
+        let current = Self::interval_of(self.epoch, now);
+        self.close_below(current.saturating_sub(GRACE), vus)
+    }
+
+    /// Closes everything (the run is over).
+    pub fn close_all(&mut self, vus: u64) -> Vec<(u64, Metrics)> {
+        let last = self
+            .open
+            .keys()
+            .next_back()
+            .map_or(self.closed_below, |k| k + 1);
+        self.close_below(last, vus)
+    }
+
+    fn close_below(&mut self, below: u64, vus: u64) -> Vec<(u64, Metrics)> {
+        let mut closed = Vec::new();
+        while self.closed_below < below {
+            let idx = self.closed_below;
+            let m = self.open.remove(&idx).unwrap_or_default();
+            self.total.merge(&m);
+            self.rows.push(row(idx, &m, vus));
+            closed.push((idx, m));
+            self.closed_below += 1;
+        }
+        closed
+    }
+
+    /// Everything so far, closed and open: for live views and thresholds.
+    pub fn cumulative(&self) -> Metrics {
+        let mut m = self.total.clone();
+        for open in self.open.values() {
+            m.merge(open);
+        }
+        m
+    }
+
+    /// The closed total; equal to [`cumulative`](Self::cumulative) after `close_all`.
+    pub fn total(&self) -> &Metrics {
+        &self.total
+    }
+
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+}
+
+fn row(idx: u64, m: &Metrics, vus: u64) -> Row {
+    let mut latency = super::stats::histogram();
+    for r in m.requests.values() {
+        latency.add(&r.latency).expect("histograms share bounds");
+    }
+    let scenarios = m.scenarios.values();
+    Row {
+        t: idx + 1,
+        requests: m.total_requests(),
+        failed: m.total_failed(),
+        iterations: scenarios.clone().map(|s| s.iterations).sum(),
+        iterations_failed: scenarios.clone().map(|s| s.failed).sum(),
+        dropped_iterations: scenarios.map(|s| s.dropped).sum(),
+        vus,
+        latency_ms: Latency::of_micros(&latency),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ms: u64) -> Event {
+        Event::Request {
+            name: "r".into(),
+            status: Some(200),
+            error: None,
+            micros: ms * 1000,
+            bytes: 1,
+        }
+    }
+
+    #[test]
+    fn intervals_close_after_grace_and_add_up_to_the_total() {
+        let epoch = Instant::now();
+        let mut c = Collector::new(epoch);
+        c.apply(0, "s", [req(1), req(2)]);
+        c.apply(1, "s", [req(3)]);
+        c.apply(3, "s", [req(4)]);
+        let closed = c.close_due(epoch + Duration::from_millis(3500), 7);
+        assert_eq!(closed.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(c.rows()[0].requests, 2);
+        assert_eq!(c.rows()[0].vus, 7);
+        // A straggler for a closed interval lands in the oldest open one.
+        c.apply(0, "s", [req(5)]);
+        assert_eq!(c.cumulative().total_requests(), 5);
+        c.close_all(0);
+        assert_eq!(
+            c.rows().iter().map(|r| r.requests).collect::<Vec<_>>(),
+            vec![2, 2, 0, 1]
+        );
+        assert_eq!(c.total().total_requests(), 5);
+    }
+}
