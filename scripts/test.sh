@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/test-deps.sh
 scripts/build-plugins.sh
 cargo test --workspace --locked "$@"

@@ -115,17 +115,17 @@ impl Live {
     }
 }
 
-/// Closes finished one-second intervals while the run goes.
+/// Samples the busy-VU gauge and closes finished one-second intervals
+/// while the run goes.
 fn spawn_interval_closer(live: Live) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::metrics::INTERVAL);
+        let mut tick = tokio::time::interval(crate::metrics::INTERVAL / 4);
         loop {
             tick.tick().await;
             let vus = live.busy_vus();
-            live.sink
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .close_due(Instant::now(), vus);
+            let mut c = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+            c.observe_vus(Instant::now(), vus);
+            c.close_due(Instant::now());
         }
     })
 }
@@ -211,7 +211,7 @@ pub async fn run(
     let elapsed = start.elapsed();
     closer.abort();
     let mut collector = live.sink.lock().unwrap_or_else(|p| p.into_inner());
-    collector.close_all(0);
+    collector.close_all();
     Ok(Outcome {
         metrics: collector.total().clone(),
         rows: collector.rows().to_vec(),

@@ -36,6 +36,8 @@ pub struct Collector {
     closed_below: u64,
     total: Metrics,
     rows: Vec<Row>,
+    /// Most busy VUs seen in each open interval.
+    vus: BTreeMap<u64, u64>,
 }
 
 impl Collector {
@@ -46,6 +48,7 @@ impl Collector {
             closed_below: 0,
             total: Metrics::default(),
             rows: Vec::new(),
+            vus: BTreeMap::new(),
         }
     }
 
@@ -67,29 +70,39 @@ impl Collector {
         }
     }
 
+    /// Samples the busy-VU gauge; an interval's row shows its highest sample.
+    pub fn observe_vus(&mut self, now: Instant, busy: u64) {
+        let v = self
+            .vus
+            .entry(Self::interval_of(self.epoch, now))
+            .or_default();
+        *v = (*v).max(busy);
+    }
+
     /// Closes every interval that ended more than the grace period before
-    /// `now`; returns them in order, for streaming. `vus` is recorded as
-    /// the busy-VU gauge of the closed rows.
-    pub fn close_due(&mut self, now: Instant, vus: u64) -> Vec<(u64, Metrics)> {
+    /// `now`; returns them in order, for streaming.
+    pub fn close_due(&mut self, now: Instant) -> Vec<(u64, Metrics)> {
         let current = Self::interval_of(self.epoch, now);
-        self.close_below(current.saturating_sub(GRACE), vus)
+        self.close_below(current.saturating_sub(GRACE))
     }
 
     /// Closes everything (the run is over).
-    pub fn close_all(&mut self, vus: u64) -> Vec<(u64, Metrics)> {
+    pub fn close_all(&mut self) -> Vec<(u64, Metrics)> {
         let last = self
             .open
             .keys()
-            .next_back()
+            .chain(self.vus.keys())
+            .max()
             .map_or(self.closed_below, |k| k + 1);
-        self.close_below(last, vus)
+        self.close_below(last)
     }
 
-    fn close_below(&mut self, below: u64, vus: u64) -> Vec<(u64, Metrics)> {
+    fn close_below(&mut self, below: u64) -> Vec<(u64, Metrics)> {
         let mut closed = Vec::new();
         while self.closed_below < below {
             let idx = self.closed_below;
             let m = self.open.remove(&idx).unwrap_or_default();
+            let vus = self.vus.remove(&idx).unwrap_or(0);
             self.total.merge(&m);
             self.rows.push(row(idx, &m, vus));
             closed.push((idx, m));
@@ -156,14 +169,15 @@ mod tests {
         c.apply(0, "s", [req(1), req(2)]);
         c.apply(1, "s", [req(3)]);
         c.apply(3, "s", [req(4)]);
-        let closed = c.close_due(epoch + Duration::from_millis(3500), 7);
+        c.observe_vus(epoch, 7);
+        let closed = c.close_due(epoch + Duration::from_millis(3500));
         assert_eq!(closed.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0]);
         assert_eq!(c.rows()[0].requests, 2);
         assert_eq!(c.rows()[0].vus, 7);
         // A straggler for a closed interval lands in the oldest open one.
         c.apply(0, "s", [req(5)]);
         assert_eq!(c.cumulative().total_requests(), 5);
-        c.close_all(0);
+        c.close_all();
         assert_eq!(
             c.rows().iter().map(|r| r.requests).collect::<Vec<_>>(),
             vec![2, 2, 0, 1]

@@ -1,6 +1,7 @@
-//! Sends one request per iteration, then misbehaves as `mode` says on
-//! every `every`-th iteration (counted by the host, so it survives the fresh
-//! instance a trap brings). Modes: ok, error, trap, loop, oom, init-fail.
+//! Sends one request (to `path`, default `/`) per iteration, then
+//! misbehaves as `mode` says on every `every`-th iteration (counted by the
+//! host, so it survives the fresh instance a trap brings). Modes: ok, error,
+//! trap, loop, oom, init-fail. `init_sleep_ms` makes `init` slow.
 
 use loadtest_sdk::{Params, Result, Scenario, fail, http, vu};
 use serde::Deserialize;
@@ -11,6 +12,12 @@ struct Config {
     mode: String,
     #[serde(default = "one")]
     every: u64,
+    /// Think time inside `init`: makes new VUs slow to get ready.
+    #[serde(default)]
+    init_sleep_ms: u64,
+    /// Request path (default `/`).
+    #[serde(default)]
+    path: Option<String>,
 }
 
 fn one() -> u64 {
@@ -22,6 +29,9 @@ struct Hostile(Config);
 impl Scenario for Hostile {
     fn init(params: &Params) -> Result<Self> {
         let config: Config = params.deserialize()?;
+        if config.init_sleep_ms > 0 {
+            vu::sleep(std::time::Duration::from_millis(config.init_sleep_ms));
+        }
         if config.mode == "init-fail" {
             fail!("init refused: no credentials for this VU");
         }
@@ -29,7 +39,9 @@ impl Scenario for Hostile {
     }
 
     fn iteration(&mut self) -> Result<()> {
-        http::get("/").name("hostile").send()?;
+        http::get(self.0.path.as_deref().unwrap_or("/"))
+            .name("hostile")
+            .send()?;
         if !(vu::iteration() + 1).is_multiple_of(self.0.every.max(1)) {
             return Ok(());
         }
