@@ -5,7 +5,7 @@
 //! crate as a `cdylib` for `wasm32-wasip2` and point a config's `plugins` entry
 //! at the `.wasm` file.
 //!
-//! ```ignore
+//! ```no_run
 //! use loadtest_sdk::{check, http, Params, Result, Scenario};
 //!
 //! struct Home;
@@ -14,7 +14,7 @@
 //!     fn init(_params: &Params) -> Result<Self> { Ok(Home) }
 //!     fn iteration(&mut self) -> Result<()> {
 //!         let res = http::get("/").name("home").send()?;
-//!         check("home is 200", res.status == 200);
+//!         check("home is 200", res.status() == 200);
 //!         Ok(())
 //!     }
 //! }
