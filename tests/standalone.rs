@@ -276,3 +276,21 @@ fn the_quickstart_example_validates() {
         run.stdout
     );
 }
+
+#[test]
+fn connections_the_server_closes_are_replaced_without_losing_requests() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 2\n    iterations: 20\n    params: { mode: ok, path: /close }\n";
+    let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(40));
+    assert_eq!(
+        run.report["totals"]["failed"].as_u64(),
+        Some(0),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(target.received(), 40);
+}

@@ -3,7 +3,8 @@
 //! can compare the generator's numbers with the server's.
 //!
 //! Routes: `/` (a short fixed body), `/bytes/{n}`, `/delay/{ms}`,
-//! `/status/{code}`, `/echo` (the request body back), `/json`; `/__stats`
+//! `/status/{code}`, `/echo` (the request body back), `/json`, `/close`
+//! (answers, then closes the connection); `/__stats`
 //! reports `{"requests": N}` and `/__reset` zeroes it (neither is counted).
 
 use bytes::Bytes;
@@ -88,6 +89,14 @@ async fn handle(req: Request<Incoming>, stats: Arc<Stats>) -> Result<Reply, hype
                 .to_owned();
             let body = req.into_body().collect().await?.to_bytes();
             reply(StatusCode::OK, &ctype, body)
+        }
+        ("close", None) => {
+            let mut r = reply(StatusCode::OK, "text/plain", "closing\n");
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            r
         }
         ("json", None) => reply(
             StatusCode::OK,

@@ -35,6 +35,7 @@ impl Request {
             name: None,
             timeout_ms: None,
             discard_body: false,
+            discard_headers: false,
         })
     }
 
@@ -68,6 +69,12 @@ impl Request {
     /// The host counts the body but does not copy it into the guest.
     pub fn discard_body(mut self) -> Self {
         self.0.discard_body = true;
+        self
+    }
+
+    /// The response's headers are not copied into the guest.
+    pub fn discard_headers(mut self) -> Self {
+        self.0.discard_headers = true;
         self
     }
 

@@ -55,6 +55,7 @@ impl Vu {
         let Some(host) = self.host.take() else {
             return Flow::Dead;
         };
+        let started = Instant::now();
         let inst = match VuInstance::new(&self.ctx.runtime, &self.ctx.plugin, host, self.ctx.limits)
             .await
         {
@@ -68,8 +69,16 @@ impl Vu {
             }
         };
         let mut inst = inst;
+        let instantiated = started.elapsed();
         match inst.init(&self.ctx.params).await {
             Ok(()) => {
+                let init = started.elapsed() - instantiated;
+                let (scenario, vu) = (&*self.ctx.name, self.id);
+                tracing::debug!(
+                    scenario,
+                    vu,
+                    "instantiated in {instantiated:?}, init took {init:?}"
+                );
                 self.instance = Some(inst);
                 Flow::Continue
             }

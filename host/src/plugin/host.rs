@@ -3,7 +3,7 @@
 //! network comes through here and is recorded.
 
 use super::bindings::loadtest::scenario::{http, log, metrics, vu};
-use crate::client::{self, Client, Outgoing, RequestError};
+use crate::client::{self, Client, Connections, Outgoing, RequestError};
 use crate::metrics::{Event, Recorder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -22,7 +22,7 @@ pub struct VuHost {
     pub scheduled: Option<Instant>,
     /// The `exec` name picked for this iteration.
     pub exec: String,
-    client: Client,
+    conns: Connections,
     rng: SmallRng,
     epoch: Instant,
     /// Set when an async import returns; the sandbox meter reads and clears it.
@@ -44,7 +44,7 @@ impl VuHost {
             recorder,
             scheduled: None,
             exec: String::new(),
-            client,
+            conns: Connections::new(client),
             rng: SmallRng::from_os_rng(),
             epoch,
             waited: false,
@@ -70,9 +70,10 @@ impl http::Host for VuHost {
             body: req.body,
             timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
             keep_body: !req.discard_body,
+            keep_headers: !req.discard_headers,
         };
         let sent = Instant::now();
-        let exchange = self.client.send(outgoing).await;
+        let exchange = self.conns.send(outgoing).await;
         self.waited = true;
         let late = self
             .scheduled

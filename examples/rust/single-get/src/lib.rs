@@ -11,7 +11,7 @@ impl Scenario for SingleGet {
     fn init(params: &Params) -> Result<Self> {
         let path = params.str("path").unwrap_or("/").to_owned();
         Ok(SingleGet {
-            request: http::get(path).name("get").discard_body(),
+            request: http::get(path).name("get").discard_body().discard_headers(),
         })
     }
 

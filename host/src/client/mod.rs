@@ -1,0 +1,218 @@
+//! HTTP for the VUs. Every VU owns its connections (as in k6), and drives
+//! them inside its own task: no shared pool, no lock, no hand-off to a
+//! connection task per request. What the VUs share is the configuration
+//! here: base URL, timeouts, TLS roots. Timing is taken around the whole
+//! exchange, so the number a user sees is what their server cost, body
+//! included.
+
+mod conn;
+
+pub use conn::Connections;
+
+use bytes::Bytes;
+use hyper::Uri;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a request produced no response; the kinds are what reports group by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    Invalid(String),
+    Connect(String),
+    Timeout,
+    Transport(String),
+}
+
+impl RequestError {
+    /// Short stable name used as the error kind in reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RequestError::Invalid(_) => "invalid_request",
+            RequestError::Connect(_) => "connect",
+            RequestError::Timeout => "timeout",
+            RequestError::Transport(_) => "transport",
+        }
+    }
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Invalid(m) => write!(f, "invalid request: {m}"),
+            RequestError::Connect(m) => write!(f, "connect: {m}"),
+            RequestError::Timeout => f.write_str("timeout"),
+            RequestError::Transport(m) => write!(f, "transport: {m}"),
+        }
+    }
+}
+
+pub struct Outgoing {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+    pub keep_body: bool,
+    pub keep_headers: bool,
+}
+
+pub struct Incoming {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub body_len: u64,
+}
+
+/// The outcome of one exchange, timed.
+pub struct Exchange {
+    pub result: Result<Incoming, RequestError>,
+    pub elapsed: Duration,
+}
+
+/// What every VU's connections share.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    base: Option<Uri>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    http2_prior_knowledge: bool,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub base: Option<String>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub http2_prior_knowledge: bool,
+}
+
+impl Client {
+    pub fn new(opts: &ClientOptions) -> anyhow::Result<Client> {
+        let base = opts
+            .base
+            .as_deref()
+            .map(parse_base_url)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        Ok(Client {
+            inner: Arc::new(Shared {
+                base,
+                timeout: opts.timeout,
+                connect_timeout: opts.connect_timeout,
+                http2_prior_knowledge: opts.http2_prior_knowledge,
+                tls: Arc::new(tls_config()?),
+            }),
+        })
+    }
+
+    /// Joins a path to the base URL; absolute URLs pass through.
+    pub fn resolve(&self, url: &str) -> Result<Uri, RequestError> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return url
+                .parse()
+                .map_err(|e| RequestError::Invalid(format!("`{url}`: {e}")));
+        }
+        let base = self.inner.base.as_ref().ok_or_else(|| {
+            RequestError::Invalid(format!(
+                "`{url}` is a path but the config has no `target` to join it to"
+            ))
+        })?;
+        let path = if url.starts_with('/') {
+            url.to_owned()
+        } else {
+            format!("/{url}")
+        };
+        let scheme = base.scheme_str().unwrap_or("http");
+        let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
+        let prefix = base.path().trim_end_matches('/');
+        format!("{scheme}://{authority}{prefix}{path}")
+            .parse()
+            .map_err(|e| RequestError::Invalid(format!("`{url}`: {e}")))
+    }
+}
+
+/// TLS with the system's roots, offering HTTP/2 and HTTP/1.1 by ALPN. A
+/// machine without a CA store can still test plain HTTP.
+fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        tracing::debug!("no system CA certificates found; https targets will fail verification");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+/// Checks a base URL: absolute http(s) with a host.
+pub fn parse_base_url(s: &str) -> Result<Uri, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(uri),
+        _ => Err(format!(
+            "`{s}` must be an absolute http:// or https:// URL, like http://127.0.0.1:8080"
+        )),
+    }
+}
+
+/// The name a request is recorded under when the guest gives none:
+/// method and path without the query, so ids in query strings don't
+/// explode the number of series.
+pub fn default_name(method: &str, url: &str) -> String {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = if url.contains("://") {
+        without_scheme
+            .find('/')
+            .map_or("/", |i| &without_scheme[i..])
+    } else {
+        url
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    format!(
+        "{} {}",
+        method.to_ascii_uppercase(),
+        if path.is_empty() { "/" } else { path }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_drop_query_and_host() {
+        assert_eq!(default_name("get", "/a/b?x=1"), "GET /a/b");
+        assert_eq!(default_name("POST", "http://h:1/p#f"), "POST /p");
+        assert_eq!(default_name("GET", "https://h"), "GET /");
+    }
+
+    #[test]
+    fn base_urls_must_be_absolute_http() {
+        assert!(parse_base_url("http://127.0.0.1:8080").is_ok());
+        assert!(parse_base_url("127.0.0.1:8080").is_err());
+        assert!(parse_base_url("ftp://x").is_err());
+    }
+}
