@@ -1,6 +1,7 @@
 //! `loadtest`: HTTP load testing with scenarios as WebAssembly components.
 
 mod client;
+mod cluster;
 mod config;
 mod engine;
 mod metrics;
@@ -68,6 +69,17 @@ enum Command {
     },
     /// Check a config and its plugins without sending any load.
     Validate { config: PathBuf },
+    /// Run as a cluster node (configured by the CLUSTER_* environment variables).
+    Node,
+    /// Write a key to the cluster's replicated state (through any node;
+    /// uses CLUSTER_TOKEN).
+    ClusterWrite {
+        key: String,
+        value: String,
+        /// A node's Raft/gRPC address.
+        #[arg(long)]
+        node: String,
+    },
     /// Serve the embedded HTTP target (for trying things out and for tests).
     Target {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -112,7 +124,13 @@ fn main() -> ExitCode {
                 segment,
                 quiet,
             } => {
-                refuse_cluster_mode()?;
+                if cluster_enabled() {
+                    tracing::warn!(
+                        "CLUSTER_ENABLED=true: starting as a cluster node; running {} across the cluster is not built yet",
+                        config.display()
+                    );
+                    return cluster::run(cluster::Settings::from_env()?).await.map(|()| exit::OK);
+                }
                 let out = run::Outputs {
                     json,
                     html,
@@ -123,6 +141,13 @@ fn main() -> ExitCode {
                 run::run(config, segment, out).await
             }
             Command::Validate { config } => validate(config),
+            Command::Node => cluster::run(cluster::Settings::from_env()?).await.map(|()| exit::OK),
+            Command::ClusterWrite { key, value, node } => {
+                let token = std::env::var("CLUSTER_TOKEN").ok().filter(|t| !t.is_empty());
+                let applied = cluster::write_remote(&node, token.as_deref(), cluster::Command::Set { key, value }).await?;
+                println!("ok (previous value: {})", applied.previous.as_deref().unwrap_or("none"));
+                Ok(exit::OK)
+            }
             Command::Target { addr } => target::serve(addr).await.map(|()| exit::OK),
         }
     });
@@ -140,8 +165,10 @@ fn fail(msg: String) -> ExitCode {
 }
 
 fn init_tracing() {
+    // openraft logs every unreachable peer at error level; the node logs
+    // leadership and membership changes itself.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,loadtest=info,openraft=off"));
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -150,13 +177,8 @@ fn init_tracing() {
         .init();
 }
 
-fn refuse_cluster_mode() -> anyhow::Result<()> {
-    if std::env::var("CLUSTER_ENABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
-        anyhow::bail!(
-            "CLUSTER_ENABLED=true: cluster mode is not part of this build yet; unset it to run standalone"
-        );
-    }
-    Ok(())
+fn cluster_enabled() -> bool {
+    std::env::var("CLUSTER_ENABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 fn validate(path: PathBuf) -> anyhow::Result<u8> {

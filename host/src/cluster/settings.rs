@@ -1,0 +1,181 @@
+//! A node's settings, from the environment variables SPEC.md fixes. Every
+//! problem is reported with the variable's name and what a good value
+//! looks like.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub node_id: String,
+    pub bind: SocketAddr,
+    pub health: SocketAddr,
+    /// Every node's Raft/gRPC address, this one's included.
+    pub peers: Vec<String>,
+    /// This node's address as the others reach it, when it cannot be
+    /// found by asking the peers (`CLUSTER_ADVERTISE_ADDR`).
+    pub advertise: Option<String>,
+    pub data_dir: PathBuf,
+    pub token: Option<String>,
+    /// How many voters at most; further nodes are learners.
+    pub max_voters: usize,
+    pub election_timeout: Duration,
+}
+
+fn var(vars: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    vars(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn addr(
+    vars: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: &str,
+) -> anyhow::Result<SocketAddr> {
+    let v = var(vars, name).unwrap_or_else(|| default.to_owned());
+    v.parse().map_err(|_| {
+        anyhow::anyhow!("{name}=`{v}` is not an address; write it like 127.0.0.1:7000")
+    })
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_vars(vars: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let bind = addr(&vars, "CLUSTER_BIND_ADDR", "0.0.0.0:7000")?;
+        let health = addr(&vars, "CLUSTER_HEALTH_ADDR", "0.0.0.0:8080")?;
+        let mode = var(&vars, "DISCOVERY_MODE").unwrap_or_else(|| "static".into());
+        if mode != "static" {
+            anyhow::bail!(
+                "DISCOVERY_MODE=`{mode}` is not supported by this build; use DISCOVERY_MODE=static with CLUSTER_NODES"
+            );
+        }
+        let peers = parse_peers(var(&vars, "CLUSTER_NODES").as_deref())?;
+        let node_id = var(&vars, "CLUSTER_NODE_ID").unwrap_or_else(|| default_node_id(&vars));
+        let data_dir = var(&vars, "CLUSTER_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("loadtest-data").join(&node_id));
+        let max_voters = match var(&vars, "CLUSTER_MAX_VOTERS") {
+            None => 5,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1 && n % 2 == 1 => n,
+                _ => anyhow::bail!("CLUSTER_MAX_VOTERS=`{v}` must be an odd number like 3 or 5"),
+            },
+        };
+        let election_ms = match var(&vars, "CLUSTER_ELECTION_TIMEOUT_MS") {
+            None => 1500,
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n >= 100).ok_or_else(|| {
+                anyhow::anyhow!("CLUSTER_ELECTION_TIMEOUT_MS=`{v}` must be a whole number of milliseconds, at least 100")
+            })?,
+        };
+        Ok(Settings {
+            node_id,
+            bind,
+            health,
+            peers,
+            advertise: var(&vars, "CLUSTER_ADVERTISE_ADDR"),
+            data_dir,
+            token: var(&vars, "CLUSTER_TOKEN"),
+            max_voters,
+            election_timeout: Duration::from_millis(election_ms),
+        })
+    }
+}
+
+/// `CLUSTER_NODES=host1:7000,host2:7000`: non-empty, each entry a
+/// host:port, no duplicates.
+fn parse_peers(raw: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let raw = raw.ok_or_else(|| {
+        anyhow::anyhow!("CLUSTER_NODES is not set; list every node's Raft address, e.g. CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000")
+    })?;
+    let mut peers = Vec::new();
+    for entry in raw.split(',').map(str::trim) {
+        if entry.is_empty() {
+            anyhow::bail!(
+                "CLUSTER_NODES=`{raw}` has an empty entry; separate addresses with single commas"
+            );
+        }
+        let (host, port) = entry.rsplit_once(':').ok_or_else(|| {
+            anyhow::anyhow!("CLUSTER_NODES entry `{entry}` has no port; write it like {entry}:7000")
+        })?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            anyhow::bail!("CLUSTER_NODES entry `{entry}` is not host:port");
+        }
+        if peers.iter().any(|p| p == entry) {
+            anyhow::bail!("CLUSTER_NODES lists `{entry}` twice");
+        }
+        peers.push(entry.to_owned());
+    }
+    Ok(peers)
+}
+
+/// Hostname plus region tag: stable across restarts of the same machine.
+fn default_node_id(vars: &impl Fn(&str) -> Option<String>) -> String {
+    let host = var(vars, "HOSTNAME")
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    let region = var(vars, "CLUSTER_REGION").unwrap_or_else(|| "local".into());
+    format!("{host}-{region}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_vars(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = settings(&[
+            ("CLUSTER_NODES", "a:7000,b:7000,c:7000"),
+            ("HOSTNAME", "h1"),
+        ])
+        .unwrap();
+        assert_eq!(s.bind.to_string(), "0.0.0.0:7000");
+        assert_eq!(s.health.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.node_id, "h1-local");
+        assert_eq!(s.peers.len(), 3);
+        assert_eq!(s.max_voters, 5);
+    }
+
+    #[test]
+    fn bad_peer_lists_say_what_is_wrong() {
+        let err = |v: &str| settings(&[("CLUSTER_NODES", v)]).unwrap_err().to_string();
+        assert!(err("").contains("not set"));
+        assert!(err("a:7000,,b:7000").contains("empty entry"));
+        assert!(err("a:7000,b").contains("no port"));
+        assert!(err("a:7000,a:7000").contains("twice"));
+        assert!(err("a:http").contains("not host:port"));
+        assert!(
+            settings(&[])
+                .unwrap_err()
+                .to_string()
+                .contains("CLUSTER_NODES is not set")
+        );
+    }
+
+    #[test]
+    fn bad_addresses_name_the_variable() {
+        let e = settings(&[
+            ("CLUSTER_NODES", "a:1"),
+            ("CLUSTER_BIND_ADDR", "everywhere"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("CLUSTER_BIND_ADDR=`everywhere`"));
+    }
+}

@@ -1,0 +1,423 @@
+//! Cluster core with real node processes on loopback: election, failover,
+//! restart with durable state, learners, the token, bad settings. Every
+//! wait is on a condition (a node's health) with a deadline.
+
+mod common;
+
+use common::{BIN, wait_bounded};
+use serde_json::Value;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Node {
+    name: String,
+    raft: String,
+    health: String,
+    data: PathBuf,
+    child: Option<Child>,
+}
+
+/// N nodes on loopback sharing one peer list; every process is killed on drop.
+struct Cluster {
+    nodes: Vec<Node>,
+    peers: String,
+    token: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(n: usize, token: Option<&str>) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Node> = (1..=n)
+            .map(|i| Node {
+                name: format!("node-{i}"),
+                raft: format!("127.0.0.1:{}", free_port()),
+                health: format!("127.0.0.1:{}", free_port()),
+                data: dir.path().join(format!("n{i}")),
+                child: None,
+            })
+            .collect();
+        let peers = nodes
+            .iter()
+            .map(|n| n.raft.clone())
+            .collect::<Vec<_>>()
+            .join(",");
+        Cluster {
+            nodes,
+            peers,
+            token: token.map(str::to_owned),
+            _dir: dir,
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        let mut cmd = Command::new(BIN);
+        cmd.arg("node")
+            .env("CLUSTER_ENABLED", "true")
+            .env("CLUSTER_NODE_ID", &n.name)
+            .env("CLUSTER_BIND_ADDR", &n.raft)
+            .env("CLUSTER_HEALTH_ADDR", &n.health)
+            .env("CLUSTER_NODES", &self.peers)
+            .env("CLUSTER_DATA_DIR", &n.data)
+            .env("CLUSTER_ELECTION_TIMEOUT_MS", "500")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match &self.token {
+            Some(t) => cmd.env("CLUSTER_TOKEN", t),
+            None => cmd.env_remove("CLUSTER_TOKEN"),
+        };
+        n.child = Some(cmd.spawn().expect("starting a node"));
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn health(&self, i: usize) -> Option<Value> {
+        get_json(&self.nodes[i].health, "/health/cluster")
+    }
+
+    fn state(&self, i: usize) -> Option<Value> {
+        get_json(&self.nodes[i].health, "/cluster/state")
+    }
+
+    fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].child.is_some())
+            .collect()
+    }
+
+    /// Waits until every running node names the same leader in the same
+    /// term and exactly one says it leads; returns (leader index, term).
+    fn await_agreement(&self, deadline: Duration) -> (usize, u64) {
+        let until = Instant::now() + deadline;
+        loop {
+            let healths: Vec<(usize, Value)> = self
+                .running()
+                .into_iter()
+                .filter_map(|i| self.health(i).map(|h| (i, h)))
+                .collect();
+            if healths.len() == self.running().len() {
+                let leaders: Vec<usize> = healths
+                    .iter()
+                    .filter(|(_, h)| h["state"] == "leader")
+                    .map(|(i, _)| *i)
+                    .collect();
+                let names: Vec<&Value> = healths.iter().map(|(_, h)| &h["leader_id"]).collect();
+                let terms: Vec<&Value> = healths.iter().map(|(_, h)| &h["term"]).collect();
+                if leaders.len() == 1
+                    && names
+                        .iter()
+                        .all(|n| **n == Value::String(self.nodes[leaders[0]].name.clone()))
+                    && terms.iter().all(|t| *t == terms[0])
+                {
+                    return (leaders[0], terms[0].as_u64().unwrap());
+                }
+            }
+            assert!(
+                Instant::now() < until,
+                "no agreement on a leader: {healths:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn write(&self, via: usize, key: &str, value: &str, token: Option<&str>) -> (i32, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["cluster-write", key, value, "--node", &self.nodes[via].raft])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match token {
+            Some(t) => cmd.env("CLUSTER_TOKEN", t),
+            None => cmd.env_remove("CLUSTER_TOKEN"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        let code = wait_bounded(&mut child, LIMIT);
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        (code, out)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+fn get_json(addr: &str, path: &str) -> Option<Value> {
+    use std::io::Write;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(300))
+            .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    serde_json::from_str(resp.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// A fixed shuffle, so a failure can be replayed.
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut x = seed;
+    for i in (1..n).rev() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        order.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    order
+}
+
+#[test]
+fn three_nodes_started_in_any_order_elect_exactly_one_leader() {
+    for seed in [1u64, 7, 42] {
+        let mut c = Cluster::new(3, None);
+        for (k, i) in shuffled(3, seed).into_iter().enumerate() {
+            c.start(i);
+            if k == 0 {
+                // The first node alone is below quorum: it must wait, not lead.
+                let until = Instant::now() + Duration::from_secs(5);
+                while c.health(i).is_none() {
+                    assert!(Instant::now() < until, "node did not come up");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                assert_eq!(c.health(i).unwrap()["state"], "forming");
+            }
+        }
+        let started = Instant::now();
+        let (leader, term) = c.await_agreement(LIMIT);
+        eprintln!(
+            "seed {seed}: leader {} in term {term}, agreed after {:?}",
+            c.nodes[leader].name,
+            started.elapsed()
+        );
+        for i in 0..3 {
+            assert_eq!(c.health(i).unwrap()["peers"], 3);
+        }
+    }
+}
+
+#[test]
+fn a_killed_leader_is_replaced_and_rejoins_with_the_committed_state() {
+    let mut c = Cluster::new(3, None);
+    for i in 0..3 {
+        c.start(i);
+    }
+    let (leader, term) = c.await_agreement(LIMIT);
+    let (code, out) = c.write((leader + 1) % 3, "plan", "v1", None);
+    assert_eq!(code, 0, "{out}");
+
+    let killed = Instant::now();
+    c.kill(leader);
+    let (new_leader, new_term) = c.await_agreement(LIMIT);
+    eprintln!("failover took {:?}", killed.elapsed());
+    assert_ne!(new_leader, leader);
+    assert!(new_term > term);
+
+    c.start(leader);
+    let until = Instant::now() + LIMIT;
+    loop {
+        let s = c.state(leader);
+        if let Some(s) = &s
+            && s["state"] == "follower"
+            && s["data"]["plan"] == "v1"
+            && s["leader_id"] == Value::String(c.nodes[new_leader].name.clone())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the restarted node did not rejoin: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A write after the restart reaches it too.
+    assert_eq!(c.write(leader, "plan", "v2", None).0, 0);
+    let until = Instant::now() + LIMIT;
+    while c.state(leader).is_none_or(|s| s["data"]["plan"] != "v2") {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn voters_are_capped_and_a_learner_replaces_a_lost_voter() {
+    let mut c = Cluster::new(7, None);
+    for i in 0..7 {
+        c.start(i);
+    }
+    let (leader, _) = c.await_agreement(LIMIT);
+    let until = Instant::now() + LIMIT;
+    let mut state = c.state(leader).unwrap();
+    while state["learners"].as_array().unwrap().len() != 2 {
+        assert!(Instant::now() < until, "learners were not added: {state}");
+        std::thread::sleep(Duration::from_millis(100));
+        state = c.state(leader).unwrap();
+    }
+    assert_eq!(state["voters"].as_array().unwrap().len(), 5);
+    let learners: Vec<String> = state["learners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    // Kill a voter that is not the leader.
+    let victim = (0..7)
+        .find(|i| {
+            *i != leader
+                && state["voters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v == c.nodes[*i].raft.as_str())
+        })
+        .unwrap();
+    c.kill(victim);
+    let until = Instant::now() + LIMIT;
+    loop {
+        let s = c.await_agreement(LIMIT).0;
+        let st = c.state(s).unwrap();
+        let voters: Vec<&str> = st["voters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        if voters.len() == 5
+            && voters.iter().any(|v| learners.iter().any(|l| l == v))
+            && !voters.contains(&c.nodes[victim].raft.as_str())
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "no learner was promoted: {st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn cluster_rpcs_without_the_token_are_rejected() {
+    let mut c = Cluster::new(3, Some("s3cret"));
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.await_agreement(LIMIT);
+    let (code, out) = c.write(0, "k", "v", None);
+    assert_ne!(code, 0);
+    assert!(out.contains("requires a token"), "{out}");
+    let (code, out) = c.write(0, "k", "v", Some("wrong"));
+    assert_ne!(code, 0);
+    assert!(out.contains("wrong cluster token"), "{out}");
+    let (code, out) = c.write(0, "k", "v", Some("s3cret"));
+    assert_eq!(code, 0, "{out}");
+}
+
+fn node_error(envs: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("node")
+        .env("CLUSTER_DATA_DIR", dir.path())
+        .env("NO_COLOR", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = wait_bounded(&mut child, LIMIT);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (code, err)
+}
+
+#[test]
+fn bad_settings_are_clear_errors_not_panics() {
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let health = format!("127.0.0.1:{}", free_port());
+    for (nodes, needle) in [
+        ("", "CLUSTER_NODES is not set"),
+        ("a:1,,b:2", "empty entry"),
+        ("a:1,b", "no port"),
+    ] {
+        let (code, err) = node_error(&[
+            ("CLUSTER_NODES", nodes),
+            ("CLUSTER_BIND_ADDR", &bind),
+            ("CLUSTER_HEALTH_ADDR", &health),
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(needle) && !err.contains("panicked"), "{err}");
+    }
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let (code, err) = node_error(&[
+        ("CLUSTER_NODES", &busy_addr),
+        ("CLUSTER_BIND_ADDR", &busy_addr),
+        ("CLUSTER_HEALTH_ADDR", &health),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+}
+
+#[test]
+fn a_node_whose_peers_are_unreachable_stays_forming_and_says_why() {
+    let mut c = Cluster::new(3, None);
+    c.start(0);
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut seen = None;
+    while Instant::now() < until {
+        seen = c.health(0);
+        if seen.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let h = seen.expect("health endpoint up");
+    assert_eq!(h["state"], "forming");
+    assert_eq!(h["leader_id"], Value::Null);
+    // Still forming a while later: one of three is no quorum.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.health(0).unwrap()["state"], "forming");
+}
