@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// Elections run on timers; on two cores, clusters of several tests at
+/// once would starve each other, so these tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -206,6 +214,7 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 
 #[test]
 fn three_nodes_started_in_any_order_elect_exactly_one_leader() {
+    let _turn = serial();
     for seed in [1u64, 7, 42] {
         let mut c = Cluster::new(3, None);
         for (k, i) in shuffled(3, seed).into_iter().enumerate() {
@@ -235,6 +244,7 @@ fn three_nodes_started_in_any_order_elect_exactly_one_leader() {
 
 #[test]
 fn a_killed_leader_is_replaced_and_rejoins_with_the_committed_state() {
+    let _turn = serial();
     let mut c = Cluster::new(3, None);
     for i in 0..3 {
         c.start(i);
@@ -278,6 +288,7 @@ fn a_killed_leader_is_replaced_and_rejoins_with_the_committed_state() {
 
 #[test]
 fn voters_are_capped_and_a_learner_replaces_a_lost_voter() {
+    let _turn = serial();
     let mut c = Cluster::new(7, None);
     for i in 0..7 {
         c.start(i);
@@ -332,6 +343,7 @@ fn voters_are_capped_and_a_learner_replaces_a_lost_voter() {
 
 #[test]
 fn cluster_rpcs_without_the_token_are_rejected() {
+    let _turn = serial();
     let mut c = Cluster::new(3, Some("s3cret"));
     for i in 0..3 {
         c.start(i);
@@ -374,6 +386,7 @@ fn node_error(envs: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn bad_settings_are_clear_errors_not_panics() {
+    let _turn = serial();
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     let health = format!("127.0.0.1:{}", free_port());
@@ -403,6 +416,7 @@ fn bad_settings_are_clear_errors_not_panics() {
 
 #[test]
 fn a_node_whose_peers_are_unreachable_stays_forming_and_says_why() {
+    let _turn = serial();
     let mut c = Cluster::new(3, None);
     c.start(0);
     let until = Instant::now() + Duration::from_secs(10);
