@@ -71,6 +71,10 @@ impl Cluster {
     }
 
     fn start(&mut self, i: usize) {
+        self.start_with(i, &[]);
+    }
+
+    fn start_with(&mut self, i: usize, extra: &[(&str, &str)]) {
         let n = &mut self.nodes[i];
         let mut cmd = Command::new(BIN);
         cmd.arg("node")
@@ -88,6 +92,7 @@ impl Cluster {
             Some(t) => cmd.env("CLUSTER_TOKEN", t),
             None => cmd.env_remove("CLUSTER_TOKEN"),
         };
+        cmd.envs(extra.iter().copied());
         n.child = Some(cmd.spawn().expect("starting a node"));
     }
 
@@ -434,4 +439,48 @@ fn a_node_whose_peers_are_unreachable_stays_forming_and_says_why() {
     // Still forming a while later: one of three is no quorum.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(c.health(0).unwrap()["state"], "forming");
+}
+
+#[test]
+fn logs_are_compacted_and_a_late_node_catches_up_from_a_snapshot() {
+    let _turn = serial();
+    let mut c = Cluster::new(3, None);
+    let small = [("CLUSTER_SNAPSHOT_LOGS", "10")];
+    c.start_with(0, &small);
+    c.start_with(1, &small);
+    let (leader, _) = c.await_agreement(LIMIT);
+    for k in 0..25 {
+        let (code, out) = c.write(leader, &format!("key{k}"), &format!("value{k}"), None);
+        assert_eq!(code, 0, "{out}");
+    }
+    let until = Instant::now() + LIMIT;
+    let mut s = c.state(leader).unwrap();
+    while s["purged_index"].is_null() || s["snapshot_index"].is_null() {
+        assert!(Instant::now() < until, "no snapshot or purge: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+        s = c.state(leader).unwrap();
+    }
+    // The third node starts empty; the entries it lacks are gone from the
+    // log, so it can only catch up by installing a snapshot.
+    c.start_with(2, &small);
+    let until = Instant::now() + LIMIT;
+    loop {
+        if let Some(s) = c.state(2)
+            && s["data"]["key24"] == "value24"
+            && s["data"]["key0"] == "value0"
+            && s["state"] == "follower"
+        {
+            assert!(
+                !s["snapshot_index"].is_null(),
+                "caught up without a snapshot: {s}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the late node did not catch up: {:?}",
+            c.state(2)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -4,6 +4,7 @@ mod client;
 mod cluster;
 mod config;
 mod engine;
+mod httpd;
 mod metrics;
 mod plugin;
 mod progress;

@@ -144,8 +144,9 @@ fn raft_config(s: &Settings) -> anyhow::Result<Arc<openraft::Config>> {
         heartbeat_interval: (election / 5).max(50),
         election_timeout_min: election,
         election_timeout_max: election * 2,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
-        max_in_snapshot_log_to_keep: 100,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(s.snapshot_every),
+        max_in_snapshot_log_to_keep: (s.snapshot_every / 10).min(100),
+        purge_batch_size: 1,
         ..Default::default()
     };
     Ok(Arc::new(

@@ -21,6 +21,8 @@ pub struct Settings {
     /// How many voters at most; further nodes are learners.
     pub max_voters: usize,
     pub election_timeout: Duration,
+    /// Log entries between snapshots; older entries are then purged.
+    pub snapshot_every: u64,
 }
 
 fn var(vars: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
@@ -72,7 +74,16 @@ impl Settings {
                 anyhow::anyhow!("CLUSTER_ELECTION_TIMEOUT_MS=`{v}` must be a whole number of milliseconds, at least 100")
             })?,
         };
+        let snapshot_every = match var(&vars, "CLUSTER_SNAPSHOT_LOGS") {
+            None => 1000,
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n >= 2).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "CLUSTER_SNAPSHOT_LOGS=`{v}` must be a whole number of log entries, at least 2"
+                )
+            })?,
+        };
         Ok(Settings {
+            snapshot_every,
             node_id,
             bind,
             health,

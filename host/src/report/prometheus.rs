@@ -5,49 +5,16 @@
 
 use crate::engine::Live;
 use crate::metrics::Metrics;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use tokio::net::TcpListener;
 
 /// Binds `addr` and serves `/metrics` until the task is aborted.
 pub async fn bind(addr: SocketAddr, live: Live) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: cannot listen: {e}"))?;
-    Ok(tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let live = live.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let live = live.clone();
-                    async move { Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &live)) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    }))
-}
-
-fn respond(path: &str, live: &Live) -> Response<Full<Bytes>> {
-    if path != "/metrics" {
-        let mut r = Response::new(Full::new(Bytes::from_static(b"try /metrics\n")));
-        *r.status_mut() = StatusCode::NOT_FOUND;
-        return r;
-    }
-    let mut r = Response::new(Full::new(Bytes::from(exposition(live))));
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
+    crate::httpd::serve("--metrics-addr", addr, move |path| {
+        (path == "/metrics").then(|| ("text/plain; version=0.0.4", exposition(&live).into_bytes()))
+    })
+    .await
 }
 
 fn exposition(live: &Live) -> String {
