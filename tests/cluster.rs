@@ -34,6 +34,7 @@ struct Node {
     raft: String,
     health: String,
     data: PathBuf,
+    log: PathBuf,
     child: Option<Child>,
 }
 
@@ -54,6 +55,7 @@ impl Cluster {
                 raft: format!("127.0.0.1:{}", free_port()),
                 health: format!("127.0.0.1:{}", free_port()),
                 data: dir.path().join(format!("n{i}")),
+                log: dir.path().join(format!("n{i}.log")),
                 child: None,
             })
             .collect();
@@ -87,7 +89,7 @@ impl Cluster {
             .env("CLUSTER_ELECTION_TIMEOUT_MS", "500")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(&n.log).expect("node log file"));
         match &self.token {
             Some(t) => cmd.env("CLUSTER_TOKEN", t),
             None => cmd.env_remove("CLUSTER_TOKEN"),
@@ -436,8 +438,19 @@ fn a_node_whose_peers_are_unreachable_stays_forming_and_says_why() {
     let h = seen.expect("health endpoint up");
     assert_eq!(h["state"], "forming");
     assert_eq!(h["leader_id"], Value::Null);
-    // Still forming a while later: one of three is no quorum.
-    std::thread::sleep(Duration::from_secs(2));
+    // The log says what the node waits for; one of three is no quorum, so
+    // it is still forming after saying so.
+    let until = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&c.nodes[0].log).unwrap_or_default();
+        if log.contains("waiting for") {
+            break log;
+        }
+        assert!(Instant::now() < until, "no forming message: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(log.contains(&c.nodes[1].raft) && log.contains(&c.nodes[2].raft), "{log}");
+    assert!(log.contains("1 of 3 voters reachable, need 2"), "{log}");
     assert_eq!(c.health(0).unwrap()["state"], "forming");
 }
 
