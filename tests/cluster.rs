@@ -449,7 +449,10 @@ fn a_node_whose_peers_are_unreachable_stays_forming_and_says_why() {
         assert!(Instant::now() < until, "no forming message: {log}");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(log.contains(&c.nodes[1].raft) && log.contains(&c.nodes[2].raft), "{log}");
+    assert!(
+        log.contains(&c.nodes[1].raft) && log.contains(&c.nodes[2].raft),
+        "{log}"
+    );
     assert!(log.contains("1 of 3 voters reachable, need 2"), "{log}");
     assert_eq!(c.health(0).unwrap()["state"], "forming");
 }

@@ -294,3 +294,28 @@ fn connections_the_server_closes_are_replaced_without_losing_requests() {
     );
     assert_eq!(target.received(), 40);
 }
+
+#[test]
+fn http2_prior_knowledge_talks_h2c_to_the_target() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{}http: {{ http2PriorKnowledge: true }}\n",
+        config(
+            &target.url,
+            "quickstart",
+            "    executor: per-vu-iterations\n    vus: 3\n    iterations: 10\n"
+        )
+    );
+    let cfg = write_config(&dir, &yaml);
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(60));
+    assert_eq!(
+        run.report["totals"]["failed"].as_u64(),
+        Some(0),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(target.received(), 60);
+}

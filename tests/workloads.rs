@@ -499,3 +499,112 @@ fn the_html_report_renders_its_charts_in_headless_chromium() {
     );
     let _ = std::fs::copy(&shot, std::env::temp_dir().join("loadtest-report.png"));
 }
+
+#[test]
+fn exec_weights_pick_flows_in_proportion() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        &dir,
+        &yaml(
+            &target.url,
+            "scenarios:
+  mixed:
+    plugin: hostile
+    executor: shared-iterations
+    vus: 4
+    iterations: 800
+    exec: { browse: 3, buy: 1 }
+    params: { mode: ok }
+",
+        ),
+    );
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = &scenario(&run.report, "mixed")["requests"];
+    let (browse, buy) = (
+        requests["browse"]["count"].as_u64().unwrap(),
+        requests["buy"]["count"].as_u64().unwrap(),
+    );
+    assert_eq!(browse + buy, 800);
+    // Expected 600 / 200; a binomial spread over 800 draws has sd ~12, so
+    // 100 either way is far outside chance.
+    assert!((500..=700).contains(&browse), "browse {browse}, buy {buy}");
+}
+
+#[test]
+fn the_prometheus_endpoint_serves_live_metrics_during_the_run() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = write_config(
+        &dir,
+        &yaml(
+            &target.url,
+            "scenarios:\n  s: { plugin: get, executor: constant-vus, vus: 2, duration: 20s }\n",
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "-q",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            cfg.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let scraped = loop {
+        if let Some(body) = scrape(port)
+            && let Some(line) = body
+                .lines()
+                .find(|l| l.starts_with("loadtest_http_reqs_total{scenario=\"s\",name=\"get\"}"))
+            && line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live request count at /metrics"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    wait_bounded(&mut child, Duration::from_secs(30));
+    assert!(
+        scraped.contains("# TYPE loadtest_http_req_duration_seconds summary"),
+        "{scraped}"
+    );
+    assert!(scraped.contains("quantile=\"0.99\""), "{scraped}");
+    assert!(
+        scraped.contains("loadtest_vus{scenario=\"s\"}"),
+        "{scraped}"
+    );
+}
+
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}

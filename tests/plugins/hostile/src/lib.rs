@@ -39,8 +39,15 @@ impl Scenario for Hostile {
     }
 
     fn iteration(&mut self) -> Result<()> {
+        // With `exec` weights in the config, the pick names the request.
+        let exec = vu::exec();
+        let name = if exec.is_empty() {
+            "hostile".to_string()
+        } else {
+            exec
+        };
         http::get(self.0.path.as_deref().unwrap_or("/"))
-            .name("hostile")
+            .name(name)
             .send()?;
         if !(vu::iteration() + 1).is_multiple_of(self.0.every.max(1)) {
             return Ok(());
