@@ -319,3 +319,47 @@ fn http2_prior_knowledge_talks_h2c_to_the_target() {
     );
     assert_eq!(target.received(), 60);
 }
+
+#[test]
+fn https_targets_work_and_unverifiable_certificates_are_connect_errors() {
+    let target = Target::start_tls();
+    assert!(target.url.starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 2\n    iterations: 5\n";
+    let trusting = format!(
+        "{}http: {{ insecureSkipTLSVerify: true }}\n",
+        config(&target.url, "quickstart", executor)
+    );
+    let run = run_loadtest(
+        &dir,
+        &["run", "-q", write_config(&dir, &trusting).to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(20));
+    assert_eq!(
+        run.report["totals"]["failed"].as_u64(),
+        Some(0),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(target.received(), 20);
+
+    // Without the flag the self-signed certificate is refused.
+    let strict = config(&target.url, "quickstart", executor);
+    let run = run_loadtest(
+        &dir,
+        &["run", "-q", write_config(&dir, &strict).to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.report["totals"]["failed"].as_u64(),
+        Some(10),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.report["scenarios"]["s"]["requests"]["home"]["errors"]["connect"].as_u64(),
+        Some(10)
+    );
+    assert_eq!(target.received(), 20);
+}

@@ -85,6 +85,9 @@ enum Command {
     Target {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// Serve HTTPS with a fresh self-signed certificate.
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -149,7 +152,7 @@ fn main() -> ExitCode {
                 println!("ok (previous value: {})", applied.previous.as_deref().unwrap_or("none"));
                 Ok(exit::OK)
             }
-            Command::Target { addr } => target::serve(addr).await.map(|()| exit::OK),
+            Command::Target { addr, tls } => target::serve(addr, tls).await.map(|()| exit::OK),
         }
     });
     // VU tasks still parked in the runtime must not keep the process up.

@@ -25,13 +25,19 @@ struct Stats {
 }
 
 /// Serves until the process ends. Prints the bound address on stdout
-/// first, so a caller that asked for port 0 learns the real port.
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+/// first, so a caller that asked for port 0 learns the real port. With
+/// `tls`, serves HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with a fresh
+/// self-signed certificate for `localhost` and `127.0.0.1`.
+pub async fn serve(addr: SocketAddr, tls: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    println!("listening on http://{local}");
+    let acceptor = if tls { Some(tls_acceptor()?) } else { None };
+    println!(
+        "listening on {}://{local}",
+        if tls { "https" } else { "http" }
+    );
     let stats = Arc::new(Stats::default());
     loop {
         let (stream, _) = match listener.accept().await {
@@ -44,13 +50,37 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let stats = stats.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(req, stats.clone()));
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(a) => {
+                    if let Ok(tls) = a.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                    }
+                }
+            }
         });
     }
+}
+
+fn tls_acceptor() -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let key =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let cert = key.cert.der().clone();
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], private)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 type Reply = Response<Full<Bytes>>;

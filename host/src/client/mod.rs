@@ -89,6 +89,7 @@ pub struct ClientOptions {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub http2_prior_knowledge: bool,
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl Client {
@@ -105,7 +106,7 @@ impl Client {
                 timeout: opts.timeout,
                 connect_timeout: opts.connect_timeout,
                 http2_prior_knowledge: opts.http2_prior_knowledge,
-                tls: Arc::new(tls_config()?),
+                tls: Arc::new(tls_config(opts.insecure_skip_tls_verify)?),
             }),
         })
     }
@@ -136,9 +137,10 @@ impl Client {
     }
 }
 
-/// TLS with the system's roots, offering HTTP/2 and HTTP/1.1 by ALPN. A
-/// machine without a CA store can still test plain HTTP.
-fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
+/// TLS with the system's roots (or, when asked, no verification at all),
+/// offering HTTP/2 and HTTP/1.1 by ALPN. A machine without a CA store can
+/// still test plain HTTP.
+fn tls_config(insecure: bool) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {
@@ -148,12 +150,68 @@ fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
         tracing::debug!("no system CA certificates found; https targets will fail verification");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth()
+    } else {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// `insecureSkipTLSVerify`: accepts any certificate, but still checks
+/// that the handshake signatures are valid for the certificate presented.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -58,6 +58,10 @@ pub struct HttpOptions {
     /// Speak HTTP/2 without TLS (h2c) instead of HTTP/1.1; TLS targets
     /// negotiate HTTP/2 through ALPN regardless.
     pub http2_prior_knowledge: bool,
+    /// Accept any server certificate (k6's `insecureSkipTLSVerify`): for
+    /// test environments with self-signed certificates only.
+    #[serde(rename = "insecureSkipTLSVerify")]
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl Default for HttpOptions {
@@ -66,6 +70,7 @@ impl Default for HttpOptions {
             timeout: HumanDuration(Duration::from_secs(60)),
             connect_timeout: HumanDuration(Duration::from_secs(10)),
             http2_prior_knowledge: false,
+            insecure_skip_tls_verify: false,
         }
     }
 }

@@ -146,6 +146,7 @@ pub async fn run(
         timeout: config.http.timeout.0,
         connect_timeout: config.http.connect_timeout.0,
         http2_prior_knowledge: config.http.http2_prior_knowledge,
+        insecure_skip_tls_verify: config.http.insecure_skip_tls_verify,
     })?;
     let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
     let epoch = Instant::now();
