@@ -109,6 +109,7 @@ fn parse_segment(s: &str) -> Result<engine::Segment, String> {
 
 fn main() -> ExitCode {
     init_tracing();
+    raise_fd_limit();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -160,6 +161,26 @@ fn main() -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+/// Every VU holds a connection, and the embedded target one per client:
+/// lift the soft open-files limit to the hard one, as Go programs do, so
+/// thousands of VUs do not fail on a default of 1024.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
     }
 }
 

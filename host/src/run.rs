@@ -27,6 +27,7 @@ pub struct Outputs {
 
 pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Result<u8> {
     let bundle = Bundle::load(&path)?;
+    warn_if_map_count_is_low(&bundle, segment);
     let runtime = Arc::new(Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let stop_tx = Arc::new(stop_tx);
@@ -69,6 +70,36 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     print!("{}", report::render_table(&summary));
     write_reports(&out, &summary, &outcome.rows)?;
     Ok(exit_code(&summary, interrupted.load(Ordering::Relaxed)))
+}
+
+/// Memory mappings one VU's instance takes (memories, tables, its async
+/// stack and their guard pages), measured with the example scenarios.
+const MAPS_PER_VU: u64 = 7;
+
+/// Linux caps a process's memory mappings (`vm.max_map_count`, 65530 by
+/// default), which caps VUs near 9k; say so before the run, not as
+/// hundreds of failed inits.
+fn warn_if_map_count_is_low(bundle: &Bundle, segment: Segment) {
+    let Some(limit) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    else {
+        return;
+    };
+    let vus: u64 = bundle
+        .config
+        .scenarios
+        .values()
+        .map(|s| segment.share(s.executor.max_vus().into()))
+        .sum();
+    let needed = vus * MAPS_PER_VU + 2000;
+    if needed > limit {
+        eprintln!(
+            "warning: up to {vus} VUs need about {needed} memory mappings, but vm.max_map_count is {limit}; \
+             VUs beyond the limit will fail to start. Raise it first: sysctl -w vm.max_map_count={}",
+            (needed * 2).next_power_of_two()
+        );
+    }
 }
 
 fn write_reports(

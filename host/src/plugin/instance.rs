@@ -156,6 +156,11 @@ fn describe(store: &Store<StoreState>, e: &wasmtime::Error) -> String {
             None => format!("{e:#}"),
         },
     };
+    let cause = if cause.contains("Cannot allocate memory") {
+        format!("{cause} (the process may be out of memory mappings: raise vm.max_map_count)")
+    } else {
+        cause
+    };
     let printed = String::from_utf8_lossy(&store.data().stderr.contents())
         .trim()
         .replace('\n', " | ");
