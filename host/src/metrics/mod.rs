@@ -6,6 +6,7 @@
 mod collector;
 mod recorder;
 mod stats;
+mod wire;
 
 pub use collector::{Collector, INTERVAL, Row};
 pub use recorder::{Event, FailureKind, Recorder, Sink};

@@ -1,6 +1,7 @@
+use super::wire::{entries, hist};
 use super::{Event, FailureKind};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Latencies are kept in microseconds, 1 µs to 1 h, 3 significant digits.
@@ -12,8 +13,9 @@ pub(super) fn histogram() -> Histogram<u64> {
 /// under their kind only, so a message with an id in it cannot eat memory.
 const MAX_MESSAGES: usize = 50;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestStats {
+    #[serde(with = "hist")]
     pub latency: Histogram<u64>,
     pub count: u64,
     pub failed: u64,
@@ -48,15 +50,16 @@ impl RequestStats {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CheckStats {
     pub passes: u64,
     pub fails: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrendStats {
     /// Samples scaled by 1000 and clamped at 0, for percentiles.
+    #[serde(with = "hist")]
     pub scaled: Histogram<u64>,
     pub count: u64,
     pub sum: f64,
@@ -86,14 +89,16 @@ impl Default for TrendStats {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioStats {
     pub iterations: u64,
     pub failed: u64,
+    #[serde(with = "entries")]
     pub failures: BTreeMap<FailureKind, u64>,
     pub messages: BTreeMap<String, u64>,
     pub init_failed: u64,
     pub init_messages: BTreeMap<String, u64>,
+    #[serde(with = "hist")]
     pub duration: Histogram<u64>,
     pub dropped: u64,
 }
@@ -113,12 +118,17 @@ impl Default for ScenarioStats {
     }
 }
 
-/// Everything measured, keyed by scenario and then by name.
-#[derive(Debug, Clone, Default)]
+/// Everything measured, keyed by scenario and then by name. It is also
+/// what nodes send their leader, so it serializes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Metrics {
+    #[serde(with = "entries")]
     pub requests: BTreeMap<(String, String), RequestStats>,
+    #[serde(with = "entries")]
     pub checks: BTreeMap<(String, String), CheckStats>,
+    #[serde(with = "entries")]
     pub counters: BTreeMap<(String, String), f64>,
+    #[serde(with = "entries")]
     pub trends: BTreeMap<(String, String), TrendStats>,
     pub scenarios: BTreeMap<String, ScenarioStats>,
 }

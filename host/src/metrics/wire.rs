@@ -1,0 +1,131 @@
+//! How metrics travel between nodes: serde for the stats types, with HDR
+//! histograms in their standard V2 encoding (compact for sparse data, and
+//! readable by other HDR tools) and tuple-keyed maps as entry lists.
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer as HdrDeserializer, Serializer as _, V2Serializer};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+pub mod hist {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = Vec::new();
+        V2Serializer::new()
+            .serialize(h, &mut buf)
+            .map_err(|e| S::Error::custom(format!("histogram: {e:?}")))?;
+        buf.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        let bytes: Vec<u8> = Vec::deserialize(d)?;
+        let h: Histogram<u64> = HdrDeserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| D::Error::custom(format!("histogram: {e:?}")))?;
+        // Merging needs the bounds every local histogram has.
+        let mut out = super::super::stats::histogram();
+        out.add(&h)
+            .map_err(|e| D::Error::custom(format!("histogram bounds: {e:?}")))?;
+        Ok(out)
+    }
+}
+
+/// A map whose keys are not strings, as a list of entries.
+pub mod entries {
+    use super::*;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        m: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::{Event, FailureKind, Latency, Metrics};
+
+    fn sample(seed: u64) -> Metrics {
+        let mut m = Metrics::default();
+        for i in 1..=500u64 {
+            let micros = (i * 7919 + seed) % 90_000 + 1;
+            m.apply(
+                "s",
+                Event::Request {
+                    name: format!("r{}", i % 3),
+                    status: Some(200),
+                    error: None,
+                    micros,
+                    bytes: 3,
+                },
+            );
+            m.apply(
+                "s",
+                Event::Check {
+                    name: "ok".into(),
+                    passed: i % 10 != 0,
+                },
+            );
+            m.apply(
+                "t",
+                Event::Trend {
+                    name: "cart".into(),
+                    value: i as f64 / 3.0,
+                },
+            );
+            m.apply(
+                "t",
+                Event::Iteration {
+                    micros,
+                    failure: (i % 50 == 0).then(|| (FailureKind::Trap, "boom".into())),
+                },
+            );
+        }
+        m.apply("t", Event::Dropped);
+        m
+    }
+
+    #[test]
+    fn metrics_survive_the_wire_exactly() {
+        let (a, b) = (sample(1), sample(99));
+        let wire_a: Metrics = serde_json::from_slice(&serde_json::to_vec(&a).unwrap()).unwrap();
+        let wire_b: Metrics = serde_json::from_slice(&serde_json::to_vec(&b).unwrap()).unwrap();
+        let (mut local, mut remote) = (a.clone(), wire_a);
+        local.merge(&b);
+        remote.merge(&wire_b);
+        assert_eq!(local.total_requests(), remote.total_requests());
+        for (k, r) in &local.requests {
+            let w = &remote.requests[k];
+            assert_eq!(
+                Latency::of_micros(&r.latency),
+                Latency::of_micros(&w.latency),
+                "{k:?}"
+            );
+            assert_eq!((r.count, r.failed, r.bytes), (w.count, w.failed, w.bytes));
+        }
+        assert_eq!(local.checks, remote.checks);
+        assert_eq!(
+            local.scenarios["t"].failures,
+            remote.scenarios["t"].failures
+        );
+        assert_eq!(local.scenarios["t"].dropped, 2);
+        assert_eq!(remote.scenarios["t"].dropped, 2);
+        assert_eq!(
+            local.trends[&("t".into(), "cart".into())].count,
+            remote.trends[&("t".into(), "cart".into())].count
+        );
+    }
+}
