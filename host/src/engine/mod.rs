@@ -194,8 +194,11 @@ pub async fn run(
             )
         });
     }
+    let init_started = Instant::now();
     let mut ready: Vec<_> = inits.join_all().await;
     ready.sort_by_key(|(i, _)| *i);
+    let vus: usize = ready.iter().map(|(_, v)| v.len()).sum();
+    tracing::info!("initialised {vus} VUs in {:.0?}", init_started.elapsed());
 
     let start = Instant::now();
     *live.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);

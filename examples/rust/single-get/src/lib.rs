@@ -1,10 +1,13 @@
 //! One GET of `path` (default `/`) per iteration, body counted but not
-//! copied: the cheapest useful scenario, for comparing with wrk.
+//! copied: the cheapest useful scenario, for comparing with wrk. With
+//! `think_ms`, each iteration first sleeps that long (memory benchmarks).
 
-use loadtest_sdk::{Params, Result, Scenario, http};
+use loadtest_sdk::{Params, Result, Scenario, http, vu};
+use std::time::Duration;
 
 struct SingleGet {
     request: http::Request,
+    think: Duration,
 }
 
 impl Scenario for SingleGet {
