@@ -13,12 +13,15 @@ struct SingleGet {
 impl Scenario for SingleGet {
     fn init(params: &Params) -> Result<Self> {
         let path = params.str("path").unwrap_or("/").to_owned();
-        Ok(SingleGet {
-            request: http::get(path).name("get").discard_body().discard_headers(),
-        })
+        let think = Duration::from_millis(params.get::<u64>("think_ms")?.unwrap_or(0));
+        let request = http::get(path).name("get").discard_body().discard_headers();
+        Ok(SingleGet { request, think })
     }
 
     fn iteration(&mut self) -> Result<()> {
+        if !self.think.is_zero() {
+            vu::sleep(self.think);
+        }
         self.request.send()?;
         Ok(())
     }
