@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust: the wasm guest toolchain and
 # Debian's Chromium (the HTML report is checked in a headless browser), and
-# curl (the TLS test reads the HTTPS target's count with it).
+# curl (the TLS test reads the HTTPS target's count with it) and iproute2
+# (the partition test builds network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/wasm-toolchain.sh >/dev/null
-if ! command -v curl >/dev/null; then
-  apt-get update -q >&2 && apt-get install -y -q curl >&2
-fi
+for tool in curl:curl ip:iproute2; do
+  if ! command -v "${tool%%:*}" >/dev/null; then
+    apt-get update -q >&2 && apt-get install -y -q "${tool##*:}" >&2
+  fi
+done
 if ! command -v chromium >/dev/null; then
   echo "installing chromium for the HTML report test" >&2
   export DEBIAN_FRONTEND=noninteractive
