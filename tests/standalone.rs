@@ -92,7 +92,9 @@ fn hostile_run(mode: &str) -> Value {
 }
 
 fn has_message(scenario: &Value, needle: &str) -> bool {
-    scenario["failure_messages"].as_object().is_some_and(|m| m.keys().any(|k| k.contains(needle)))
+    scenario["failure_messages"]
+        .as_object()
+        .is_some_and(|m| m.keys().any(|k| k.contains(needle)))
 }
 
 #[test]
@@ -352,4 +354,41 @@ fn https_targets_work_and_unverifiable_certificates_are_connect_errors() {
         Some(10)
     );
     assert_eq!(target.received(), 20);
+}
+
+#[test]
+fn inspect_lists_the_interface_and_says_whether_it_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = component("quickstart");
+    let run = run_loadtest(&dir, &["inspect", good.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("loadtest:scenario/http@0.1.0 (interface)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("iteration (function)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("runs as a loadtest:scenario plugin: yes"),
+        "{}",
+        run.stdout
+    );
+
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, b"\0asm\x0d\0\x01\0").unwrap();
+    let run = run_loadtest(&dir, &["inspect", empty.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("runs as a loadtest:scenario plugin: no"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("must export `init"), "{}", run.stderr);
 }

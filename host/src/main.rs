@@ -81,6 +81,9 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// Show what a component imports and exports, and whether it can run
+    /// as a scenario.
+    Inspect { plugin: PathBuf },
     /// Serve the embedded HTTP target (for trying things out and for tests).
     Target {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
                 run::run(config, segment, out).await
             }
             Command::Validate { config } => validate(config),
+            Command::Inspect { plugin } => inspect(plugin),
             Command::Node => cluster::run(cluster::Settings::from_env()?).await.map(|()| exit::OK),
             Command::ClusterWrite { key, value, node } => {
                 let token = std::env::var("CLUSTER_TOKEN").ok().filter(|t| !t.is_empty());
@@ -204,6 +208,38 @@ fn init_tracing() {
 
 fn cluster_enabled() -> bool {
     std::env::var("CLUSTER_ENABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn inspect(path: PathBuf) -> anyhow::Result<u8> {
+    let bytes =
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let plugin = config::PluginBytes::new(bytes);
+    let runtime = plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let name = path.display().to_string();
+    let d = runtime.describe(&name, &plugin)?;
+    println!(
+        "{name}: {} bytes, sha256 {}",
+        plugin.bytes.len(),
+        plugin.digest
+    );
+    println!("imports:");
+    for (n, k) in &d.imports {
+        println!("  {n} ({k})");
+    }
+    println!("exports:");
+    for (n, k) in &d.exports {
+        println!("  {n} ({k})");
+    }
+    match d.fits {
+        Ok(()) => {
+            println!("runs as a loadtest:scenario plugin: yes");
+            Ok(exit::OK)
+        }
+        Err(why) => {
+            println!("runs as a loadtest:scenario plugin: no");
+            anyhow::bail!("{name} {why}")
+        }
+    }
 }
 
 fn validate(path: PathBuf) -> anyhow::Result<u8> {

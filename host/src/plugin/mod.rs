@@ -118,8 +118,50 @@ impl Runtime {
         Ok(compiled)
     }
 
+    /// What a component imports and exports, for `loadtest inspect`; a file
+    /// that is not a component at all is an error.
+    pub fn describe(&self, name: &str, plugin: &PluginBytes) -> Result<Description, PluginError> {
+        let err = |message: String| PluginError {
+            name: name.to_owned(),
+            message,
+        };
+        check_header(&plugin.bytes).map_err(err)?;
+        let component = Component::new(&self.engine, &plugin.bytes)
+            .map_err(|e| err(format!("is not a valid component: {e:#}")))?;
+        let ty = component.component_type();
+        let list = |items: &mut dyn Iterator<
+            Item = (&str, wasmtime::component::types::ComponentItem),
+        >| { items.map(|(n, item)| (n.to_owned(), kind(&item))).collect() };
+        Ok(Description {
+            imports: list(&mut ty.imports(&self.engine).map(|(n, e)| (n, e.ty))),
+            exports: list(&mut ty.exports(&self.engine).map(|(n, e)| (n, e.ty))),
+            fits: self.load(name, plugin).map(|_| ()).map_err(|e| e.message),
+        })
+    }
+
     pub(crate) fn new_store(&self, host: VuHost, limits: Limits) -> Store<instance::StoreState> {
         instance::new_store(&self.engine, host, limits)
+    }
+}
+
+/// A component's interface, as `loadtest inspect` prints it.
+pub struct Description {
+    pub imports: Vec<(String, &'static str)>,
+    pub exports: Vec<(String, &'static str)>,
+    /// `Ok` when it can run as a scenario, else why not.
+    pub fits: Result<(), String>,
+}
+
+fn kind(item: &wasmtime::component::types::ComponentItem) -> &'static str {
+    use wasmtime::component::types::ComponentItem as I;
+    match item {
+        I::ComponentFunc(_) => "function",
+        I::CoreFunc(_) => "core function",
+        I::Module(_) => "core module",
+        I::Component(_) => "component",
+        I::ComponentInstance(_) => "interface",
+        I::Type(_) => "type",
+        I::Resource(_) => "resource",
     }
 }
 
