@@ -13,6 +13,41 @@ pub(super) fn histogram() -> Histogram<u64> {
 /// under their kind only, so a message with an id in it cannot eat memory.
 const MAX_MESSAGES: usize = 50;
 
+/// Distinct names kept per kind of series (requests, checks, counters,
+/// trends). A plugin that puts ids into names gets the rest folded into
+/// one series instead of growing the host's memory without bound.
+pub const MAX_SERIES: usize = 1000;
+pub const OVERFLOW_NAME: &str = "(other names)";
+
+/// Longest name or message kept, in characters.
+const MAX_TEXT: usize = 300;
+
+fn clip(mut s: String) -> String {
+    if s.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// The key a new series goes under: its own while there is room.
+fn series<V>(
+    map: &BTreeMap<(String, String), V>,
+    scenario: &str,
+    name: String,
+) -> (String, String) {
+    let key = (scenario.to_owned(), clip(name));
+    if map.len() >= MAX_SERIES && !map.contains_key(&key) {
+        (scenario.to_owned(), OVERFLOW_NAME.to_owned())
+    } else {
+        key
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestStats {
     #[serde(with = "hist")]
@@ -204,10 +239,8 @@ impl Metrics {
                 micros,
                 bytes,
             } => {
-                let s = self
-                    .requests
-                    .entry((scenario.to_owned(), name))
-                    .or_default();
+                let key = series(&self.requests, scenario, name);
+                let s = self.requests.entry(key).or_default();
                 s.count += 1;
                 s.bytes += bytes;
                 s.latency.saturating_record(micros.max(1));
@@ -222,17 +255,17 @@ impl Metrics {
                 }
             }
             Event::Check { name, passed } => {
-                let c = self.checks.entry((scenario.to_owned(), name)).or_default();
+                let key = series(&self.checks, scenario, name);
+                let c = self.checks.entry(key).or_default();
                 if passed { c.passes += 1 } else { c.fails += 1 }
             }
             Event::Counter { name, value } => {
-                *self
-                    .counters
-                    .entry((scenario.to_owned(), name))
-                    .or_default() += value
+                let key = series(&self.counters, scenario, name);
+                *self.counters.entry(key).or_default() += value
             }
             Event::Trend { name, value } => {
-                let t = self.trends.entry((scenario.to_owned(), name)).or_default();
+                let key = series(&self.trends, scenario, name);
+                let t = self.trends.entry(key).or_default();
                 t.count += 1;
                 t.sum += value;
                 t.min = t.min.min(value);
@@ -246,7 +279,7 @@ impl Metrics {
                 if let Some((kind, message)) = failure {
                     s.failed += 1;
                     *s.failures.entry(kind).or_default() += 1;
-                    bump_limited(&mut s.messages, message);
+                    bump_limited(&mut s.messages, clip(message));
                 }
             }
             Event::Dropped => {
@@ -258,26 +291,30 @@ impl Metrics {
             Event::InitFailed { message } => {
                 let s = self.scenarios.entry(scenario.to_owned()).or_default();
                 s.init_failed += 1;
-                bump_limited(&mut s.init_messages, message);
+                bump_limited(&mut s.init_messages, clip(message));
             }
         }
     }
 
     /// Adds another node's or interval's metrics to these, exactly.
     pub fn merge(&mut self, o: &Metrics) {
-        for (k, v) in &o.requests {
-            self.requests.entry(k.clone()).or_default().merge(v);
+        for ((s, n), v) in &o.requests {
+            let key = series(&self.requests, s, n.clone());
+            self.requests.entry(key).or_default().merge(v);
         }
-        for (k, v) in &o.checks {
-            let c = self.checks.entry(k.clone()).or_default();
+        for ((s, n), v) in &o.checks {
+            let key = series(&self.checks, s, n.clone());
+            let c = self.checks.entry(key).or_default();
             c.passes += v.passes;
             c.fails += v.fails;
         }
-        for (k, v) in &o.counters {
-            *self.counters.entry(k.clone()).or_default() += v;
+        for ((s, n), v) in &o.counters {
+            let key = series(&self.counters, s, n.clone());
+            *self.counters.entry(key).or_default() += v;
         }
-        for (k, v) in &o.trends {
-            self.trends.entry(k.clone()).or_default().merge(v);
+        for ((s, n), v) in &o.trends {
+            let key = series(&self.trends, s, n.clone());
+            self.trends.entry(key).or_default().merge(v);
         }
         for (k, v) in &o.scenarios {
             let s = self.scenarios.entry(k.clone()).or_default();
@@ -353,6 +390,40 @@ mod tests {
             Latency::of_micros(&a.requests[&key].latency),
             Latency::of_micros(&all.requests[&key].latency)
         );
+    }
+
+    #[test]
+    fn invented_names_fold_into_one_series_and_long_texts_are_clipped() {
+        let (mut a, mut b) = (Metrics::default(), Metrics::default());
+        for i in 0..(MAX_SERIES as u64 + 500) {
+            a.apply("s", req(&format!("/item/{i}"), Some(200), 10));
+            b.apply(
+                "s",
+                Event::Check {
+                    name: format!("check {i}"),
+                    passed: true,
+                },
+            );
+        }
+        assert_eq!(a.requests.len(), MAX_SERIES + 1);
+        assert_eq!(a.requests[&("s".into(), OVERFLOW_NAME.into())].count, 500);
+        assert_eq!(a.total_requests(), MAX_SERIES as u64 + 500);
+        // Merging respects the cap too.
+        let mut total = Metrics::default();
+        total.merge(&a);
+        total.merge(&a);
+        assert!(total.requests.len() <= MAX_SERIES + 1);
+        assert_eq!(total.total_requests(), 2 * (MAX_SERIES as u64 + 500));
+        let mut m = Metrics::default();
+        m.apply(
+            "s",
+            Event::Iteration {
+                micros: 1,
+                failure: Some((FailureKind::Error, "x".repeat(1 << 20))),
+            },
+        );
+        assert!(m.scenarios["s"].messages.keys().all(|k| k.len() < 400));
+        assert_eq!(b.checks.len(), MAX_SERIES + 1);
     }
 
     #[test]
