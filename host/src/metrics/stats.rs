@@ -15,8 +15,9 @@ const MAX_MESSAGES: usize = 50;
 
 /// Distinct names kept per kind of series (requests, checks, counters,
 /// trends). A plugin that puts ids into names gets the rest folded into
-/// one series instead of growing the host's memory without bound.
-pub const MAX_SERIES: usize = 1000;
+/// one series instead of growing the host's memory without bound: each
+/// series holds a ~190 KiB histogram per open interval and in the total.
+pub const MAX_SERIES: usize = 200;
 pub const OVERFLOW_NAME: &str = "(other names)";
 
 /// Longest name or message kept, in characters.
