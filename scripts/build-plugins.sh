@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 eval "$(scripts/wasm-toolchain.sh)"
 
 # Every guest crate of the workspace: a cdylib depending on the SDK.
-guests=(quickstart single-get hostile)
+guests=(http-steps quickstart single-get hostile)
 args=()
 for g in "${guests[@]}"; do args+=(-p "$g"); done
 

@@ -148,7 +148,7 @@ fn main() -> ExitCode {
                 };
                 run::run(config, segment, out).await
             }
-            Command::Validate { config } => validate(config),
+            Command::Validate { config } => validate(config).await,
             Command::Inspect { plugin } => inspect(plugin),
             Command::Node => cluster::run(cluster::Settings::from_env()?).await.map(|()| exit::OK),
             Command::ClusterWrite { key, value, node } => {
@@ -242,9 +242,10 @@ fn inspect(path: PathBuf) -> anyhow::Result<u8> {
     }
 }
 
-fn validate(path: PathBuf) -> anyhow::Result<u8> {
+async fn validate(path: PathBuf) -> anyhow::Result<u8> {
     let bundle = config::Bundle::load(&path)?;
-    let runtime = plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime =
+        std::sync::Arc::new(plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
     for (name, bytes) in &bundle.plugins {
         let plugin = runtime.load(name, bytes)?;
         println!(
@@ -253,6 +254,16 @@ fn validate(path: PathBuf) -> anyhow::Result<u8> {
             bytes.bytes.len(),
             &plugin.digest[..16],
             plugin.compile_time
+        );
+    }
+    let failures = engine::check_inits(&bundle, runtime).await?;
+    if !failures.is_empty() {
+        for (scenario, why) in &failures {
+            eprintln!("error: {}: scenario `{scenario}`: {why}", path.display());
+        }
+        anyhow::bail!(
+            "{} scenario(s) cannot start; nothing was sent",
+            failures.len()
         );
     }
     println!(

@@ -50,17 +50,13 @@ impl Bundle {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut plugins = BTreeMap::new();
         for (name, source) in &config.plugins {
-            let file = resolve(base, &source.path);
-            let bytes = std::fs::read(&file).map_err(|e| {
-                ConfigError::new(
-                    path,
-                    Some(format!("plugins.{name}.path")),
-                    format!(
-                        "cannot read plugin file {}: {e}; build it first (scripts/build-plugins.sh builds the bundled ones) or fix the path, which is relative to the config file",
-                        file.display()
-                    ),
-                )
-            })?;
+            let bytes = match source {
+                super::schema::PluginSource::Path(p) => read_plugin(path, base, name, p)?,
+                super::schema::PluginSource::Builtin(b) => crate::plugin::builtin::bytes(b)
+                    .map_err(|e| {
+                        ConfigError::new(path, Some(format!("plugins.{name}.builtin")), e)
+                    })?,
+            };
             plugins.insert(name.clone(), PluginBytes::new(bytes));
         }
         Ok(Bundle {
@@ -69,6 +65,20 @@ impl Bundle {
             plugins,
         })
     }
+}
+
+fn read_plugin(config: &Path, base: &Path, name: &str, p: &Path) -> Result<Vec<u8>, ConfigError> {
+    let file = resolve(base, p);
+    std::fs::read(&file).map_err(|e| {
+        ConfigError::new(
+            config,
+            Some(format!("plugins.{name}.path")),
+            format!(
+                "cannot read plugin file {}: {e}; build it first (scripts/build-plugins.sh builds the bundled ones) or fix the path, which is relative to the config file",
+                file.display()
+            ),
+        )
+    })
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {

@@ -42,11 +42,42 @@ impl TryFrom<BTreeMap<String, Vec<ThresholdSpec>>> for Thresholds {
     }
 }
 
-/// Where a plugin's bytes come from. Paths are relative to the config file.
+/// Where a plugin's bytes come from: a file (relative to the config file)
+/// or one of the plugins built into the binary.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, try_from = "RawPluginSource")]
+pub enum PluginSource {
+    Path(PathBuf),
+    Builtin(String),
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PluginSource {
-    pub path: PathBuf,
+struct RawPluginSource {
+    path: Option<PathBuf>,
+    builtin: Option<String>,
+}
+
+impl TryFrom<RawPluginSource> for PluginSource {
+    type Error = String;
+    fn try_from(r: RawPluginSource) -> Result<Self, String> {
+        match (r.path, r.builtin) {
+            (Some(p), None) => Ok(PluginSource::Path(p)),
+            (None, Some(b)) => {
+                if crate::plugin::builtin::names().contains(&b.as_str()) {
+                    Ok(PluginSource::Builtin(b))
+                } else {
+                    Err(format!(
+                        "`{b}` is not a builtin plugin; builtins: {}",
+                        crate::plugin::builtin::names().join(", ")
+                    ))
+                }
+            }
+            _ => Err(
+                "a plugin needs exactly one of `path: file.wasm` or `builtin: http-steps`".into(),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -115,31 +115,15 @@ impl Live {
     }
 }
 
-/// Samples the busy-VU gauge and closes finished one-second intervals
-/// while the run goes.
-fn spawn_interval_closer(live: Live) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::metrics::INTERVAL / 4);
-        loop {
-            tick.tick().await;
-            let vus = live.busy_vus();
-            let mut c = live.sink.lock().unwrap_or_else(|p| p.into_inner());
-            c.observe_vus(Instant::now(), vus);
-            c.close_due(Instant::now());
-        }
-    })
-}
-
-/// Compiles every plugin, initialises every scenario's first VUs, then
-/// starts all scenarios on one clock. Plugin problems surface before any
-/// load is sent.
-pub async fn run(
+/// One context per scenario: its plugin compiled, its share of the load
+/// cut, and what its VUs share.
+fn contexts(
     bundle: &Bundle,
-    runtime: Arc<Runtime>,
+    runtime: &Arc<Runtime>,
     segment: Segment,
-    stop: watch::Receiver<Stop>,
-    live: Live,
-) -> anyhow::Result<Outcome> {
+    stop: &watch::Receiver<Stop>,
+    live: &Live,
+) -> anyhow::Result<Vec<Arc<ScenarioCtx>>> {
     let config = &bundle.config;
     let client = Client::new(&ClientOptions {
         base: config.target.clone(),
@@ -177,12 +161,81 @@ pub async fn run(
             vu_ids: vu_ids.clone(),
             active: Arc::new(AtomicU32::new(0)),
         });
+        let entry = (ctx.name.clone(), ctx.executor.clone(), ctx.active.clone());
         live.scenarios
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((ctx.name.clone(), ctx.executor.clone(), ctx.active.clone()));
+            .push(entry);
         ctxs.push(ctx);
     }
+    Ok(ctxs)
+}
+
+/// Starts one VU of every scenario (instantiate and `init` with its
+/// params) without sending load, for `loadtest validate`: a plugin's own
+/// checks of its params surface before a run. Returns why any failed.
+pub async fn check_inits(
+    bundle: &Bundle,
+    runtime: Arc<Runtime>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let (_tx, stop) = watch::channel(Stop::No);
+    let live = Live::new();
+    let mut failures = Vec::new();
+    for ctx in contexts(
+        bundle,
+        &runtime,
+        Segment { index: 0, count: 1 },
+        &stop,
+        &live,
+    )? {
+        let mut vu = vu::Vu::new(ctx.clone(), 1);
+        let flow = vu.ready().await;
+        vu.finish();
+        if flow != vu::Flow::Continue {
+            let m = live
+                .sink
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cumulative();
+            let why = m
+                .scenarios
+                .get(&*ctx.name)
+                .and_then(|s| s.init_messages.keys().next().cloned());
+            failures.push((
+                ctx.name.to_string(),
+                why.unwrap_or_else(|| "init failed".into()),
+            ));
+        }
+    }
+    Ok(failures)
+}
+
+/// Samples the busy-VU gauge and closes finished one-second intervals
+/// while the run goes.
+fn spawn_interval_closer(live: Live) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::metrics::INTERVAL / 4);
+        loop {
+            tick.tick().await;
+            let vus = live.busy_vus();
+            let mut c = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+            c.observe_vus(Instant::now(), vus);
+            c.close_due(Instant::now());
+        }
+    })
+}
+
+/// Compiles every plugin, initialises every scenario's first VUs, then
+/// starts all scenarios on one clock. Plugin problems surface before any
+/// load is sent.
+pub async fn run(
+    bundle: &Bundle,
+    runtime: Arc<Runtime>,
+    segment: Segment,
+    stop: watch::Receiver<Stop>,
+    live: Live,
+) -> anyhow::Result<Outcome> {
+    let ctxs = contexts(bundle, &runtime, segment, &stop, &live)?;
 
     let mut inits = JoinSet::new();
     for (i, ctx) in ctxs.iter().enumerate() {

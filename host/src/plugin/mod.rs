@@ -4,6 +4,7 @@
 //! so a plugin can fail its own iterations but never the process.
 
 mod bindings;
+pub mod builtin;
 mod host;
 mod instance;
 mod sandbox;

@@ -1,0 +1,242 @@
+//! The `http-steps` plugin: declarative HTTP scenarios written in the
+//! config (`params`), interpreted by a WASM component like any other
+//! scenario, so the host has no special code for them.
+
+mod program;
+mod spec;
+
+use loadtest_sdk::{Params, Result, Scenario, check, http, vu};
+use program::{CAssert, CRequest, Program, Source};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use program::{JsonPath, compile};
+pub use spec::Spec;
+
+/// Parses and checks params; errors name the field path.
+pub fn load(json: &serde_json::Value) -> std::result::Result<Program, String> {
+    let spec: Spec = serde_path_to_error::deserialize(json.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        format!("params.{path}: {}", e.into_inner())
+    })?;
+    compile(spec)
+}
+
+struct Steps {
+    program: Program,
+}
+
+impl Scenario for Steps {
+    fn init(params: &Params) -> Result<Self> {
+        Ok(Steps {
+            program: load(&params.0)?,
+        })
+    }
+
+    fn iteration(&mut self) -> Result<()> {
+        let mut vars = self.row();
+        let flow = self.pick_flow();
+        for step in &self.program.flows[flow].steps {
+            if let Some(req) = &step.request {
+                let res = send(req, &vars)?;
+                for a in &step.asserts {
+                    assert_one(req, a, &res, &vars);
+                }
+                for (var, src) in &step.extract {
+                    let v = extract(src, &res)
+                        .ok_or_else(|| format!("{}: could not extract `{var}`", req.name))?;
+                    vars.insert(var.clone(), v);
+                }
+            }
+            if let Some((lo, hi)) = step.think {
+                vu::sleep(Duration::from_millis(vu::random_range(lo, hi + 1)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Steps {
+    fn row(&self) -> BTreeMap<String, String> {
+        let rows = &self.program.rows;
+        if rows.is_empty() {
+            return BTreeMap::new();
+        }
+        let k = match self.program.per {
+            spec::Per::Vu => u64::from(vu::id().saturating_sub(1)),
+            // Spread VUs over the rows, then walk on per iteration.
+            spec::Per::Iteration => u64::from(vu::id().saturating_sub(1)) + vu::iteration(),
+        };
+        rows[(k % rows.len() as u64) as usize].clone()
+    }
+
+    fn pick_flow(&self) -> usize {
+        let flows = &self.program.flows;
+        let total: u64 = flows.iter().map(|f| u64::from(f.weight)).sum();
+        let mut roll = vu::random_range(0, total);
+        for (i, f) in flows.iter().enumerate() {
+            if roll < u64::from(f.weight) {
+                return i;
+            }
+            roll -= u64::from(f.weight);
+        }
+        0
+    }
+}
+
+fn send(req: &CRequest, vars: &BTreeMap<String, String>) -> Result<http::Response> {
+    let mut url = req.path.render(vars);
+    for (i, (k, v)) in req.query.iter().enumerate() {
+        url.push(if i == 0 && !url.contains('?') {
+            '?'
+        } else {
+            '&'
+        });
+        url.push_str(&format!("{k}={}", encode(&v.render(vars))));
+    }
+    let mut r = http::Request::new(&req.method, url).name(req.name.clone());
+    for (k, v) in &req.headers {
+        r = r.header(k.clone(), v.render(vars));
+    }
+    if let Some(b) = &req.body {
+        if req.json {
+            r = r.header("content-type", "application/json");
+        }
+        r = r.body(b.render(vars));
+    }
+    Ok(r.send()?)
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn assert_one(req: &CRequest, a: &CAssert, res: &http::Response, vars: &BTreeMap<String, String>) {
+    let (label, passed) = match a {
+        CAssert::Status(code) => (format!("status is {code}"), res.status() == *code),
+        CAssert::Header {
+            name,
+            equals,
+            contains,
+        } => {
+            let v = res.header(name);
+            let ok = v.is_some()
+                && equals.as_ref().is_none_or(|e| v == Some(e.as_str()))
+                && contains
+                    .as_ref()
+                    .is_none_or(|c| v.is_some_and(|v| v.contains(c.as_str())));
+            (format!("header {name}"), ok)
+        }
+        CAssert::BodyContains(t) => {
+            let needle = t.render(vars);
+            (
+                format!("body contains {needle}"),
+                res.text().contains(&needle),
+            )
+        }
+        CAssert::Json {
+            path,
+            raw,
+            equals,
+            exists,
+        } => {
+            let body: Option<serde_json::Value> = res.json().ok();
+            let found = body.as_ref().and_then(|b| path.find(b));
+            let ok = match (equals, exists) {
+                (Some(e), _) => found == Some(e),
+                (None, Some(false)) => found.is_none(),
+                _ => found.is_some(),
+            };
+            (format!("json {raw}"), ok)
+        }
+        CAssert::LatencyMs(max) => (
+            format!("latency under {max} ms"),
+            res.duration() <= Duration::from_millis(*max),
+        ),
+    };
+    check(&format!("{}: {label}", req.name), passed);
+}
+
+fn extract(src: &Source, res: &http::Response) -> Option<String> {
+    match src {
+        Source::Json(path) => {
+            let body: serde_json::Value = res.json().ok()?;
+            let v = path.find(&body)?;
+            Some(v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        }
+        Source::Regex(re) => re
+            .captures(&res.text())?
+            .get(1)
+            .map(|m| m.as_str().to_owned()),
+        Source::Header(h) => res.header(h).map(str::to_owned),
+    }
+}
+
+loadtest_sdk::export_scenario!(Steps);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(v: serde_json::Value) -> String {
+        load(&v).unwrap_err()
+    }
+
+    #[test]
+    fn a_good_program_compiles() {
+        let p = load(&json!({
+            "data": { "rows": [{"user": "a"}, {"user": "b"}] },
+            "flows": [
+                { "weight": 3, "steps": [
+                    { "request": { "path": "/json" }, "assert": [{ "status": 200 }], "extract": [{ "var": "id", "json": "$.id" }] },
+                    { "request": { "method": "post", "path": "/echo", "json": { "id": "${id}", "user": "${user}" } } },
+                    { "think": { "min_ms": 1, "max_ms": 5 } }
+                ]},
+                { "steps": [{ "request": { "path": "/" } }] }
+            ]
+        }))
+        .unwrap();
+        assert_eq!(p.flows.len(), 2);
+        assert_eq!(p.rows.len(), 2);
+    }
+
+    #[test]
+    fn mistakes_name_their_field() {
+        assert!(
+            err(json!({ "steps": [{ "request": { "path": "/", "stauts": 1 } }] }))
+                .contains("params.steps[0].request")
+        );
+        assert!(
+            err(json!({ "steps": [{ "request": { "path": "/a/${nope}" } }] }))
+                .contains("steps[0].request.path: `${nope}` is not defined")
+        );
+        assert!(err(json!({ "steps": [{ "request": { "path": "/" }, "extract": [{ "var": "x", "json": "items[0]" }] }] }))
+            .contains("steps[0].extract[0].json: `items[0]` is not a JSON path"));
+        assert!(err(json!({ "data": { "rows": [{"a": 1}, {"b": 2}] }, "steps": [{ "request": { "path": "/" } }] }))
+            .contains("data.rows[1]: has columns [b] but row 0 has [a]"));
+        assert!(err(json!({ "steps": [{ "request": { "path": "/" }, "extract": [{ "var": "t", "regex": "token" }] }] }))
+            .contains("needs a capture group"));
+    }
+
+    #[test]
+    fn json_paths_find_values() {
+        let v = json!({ "items": [{ "id": 7 }], "odd key": true });
+        assert_eq!(
+            JsonPath::parse("$.items[0].id", "t").unwrap().find(&v),
+            Some(&json!(7))
+        );
+        assert_eq!(
+            JsonPath::parse("$['odd key']", "t").unwrap().find(&v),
+            Some(&json!(true))
+        );
+        assert_eq!(JsonPath::parse("$.missing", "t").unwrap().find(&v), None);
+    }
+}

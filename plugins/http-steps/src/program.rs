@@ -1,0 +1,393 @@
+//! A checked steps program: templates parsed, JSON paths parsed, regexes
+//! compiled, and every `${var}` known to be defined before it is used. All
+//! of this happens in `init`, so `loadtest validate` reports mistakes with
+//! their field path before any load is sent.
+
+use crate::spec::{Assert, Data, Extract, Per, Request, Spec, Step, Think};
+use regex_lite::Regex;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Text with `${var}` placeholders.
+#[derive(Debug, Clone)]
+pub struct Template(Vec<Part>);
+
+#[derive(Debug, Clone)]
+enum Part {
+    Lit(String),
+    Var(String),
+}
+
+impl Template {
+    fn parse(s: &str, at: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = s;
+        while let Some(start) = rest.find("${") {
+            if start > 0 {
+                parts.push(Part::Lit(rest[..start].to_owned()));
+            }
+            let end = rest[start..]
+                .find('}')
+                .ok_or_else(|| format!("{at}: `${{` without a closing `}}` in `{s}`"))?;
+            let name = &rest[start + 2..start + end];
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "{at}: `${{{name}}}` is not a variable name (letters, digits, _)"
+                ));
+            }
+            parts.push(Part::Var(name.to_owned()));
+            rest = &rest[start + end + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Lit(rest.to_owned()));
+        }
+        Ok(Template(parts))
+    }
+
+    fn vars(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| {
+            if let Part::Var(v) = p {
+                Some(v.as_str())
+            } else {
+                None
+            }
+        })
+    }
+
+    pub fn render(&self, vars: &BTreeMap<String, String>) -> String {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Part::Lit(s) => s.as_str(),
+                Part::Var(v) => vars.get(v).map_or("", String::as_str),
+            })
+            .collect()
+    }
+}
+
+/// A JSON path subset: `$`, `.key`, `['key']`, `[index]`.
+#[derive(Debug, Clone)]
+pub struct JsonPath(Vec<Seg>);
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl JsonPath {
+    pub fn parse(s: &str, at: &str) -> Result<JsonPath, String> {
+        let bad = |why: &str| {
+            format!("{at}: `{s}` is not a JSON path ({why}); write it like $.items[0].id")
+        };
+        let mut rest = s
+            .strip_prefix('$')
+            .ok_or_else(|| bad("it must start with $"))?;
+        let mut segs = Vec::new();
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('.') {
+                let end = r.find(['.', '[']).unwrap_or(r.len());
+                if end == 0 {
+                    return Err(bad("empty key"));
+                }
+                segs.push(Seg::Key(r[..end].to_owned()));
+                rest = &r[end..];
+            } else if let Some(r) = rest.strip_prefix('[') {
+                let end = r.find(']').ok_or_else(|| bad("`[` without `]`"))?;
+                let inner = &r[..end];
+                let seg =
+                    if let Some(q) = inner.strip_prefix('\'').and_then(|q| q.strip_suffix('\'')) {
+                        Seg::Key(q.to_owned())
+                    } else {
+                        Seg::Index(
+                            inner
+                                .parse()
+                                .map_err(|_| bad("an index must be a number"))?,
+                        )
+                    };
+                segs.push(seg);
+                rest = &r[end + 1..];
+            } else {
+                return Err(bad("expected `.` or `[`"));
+            }
+        }
+        Ok(JsonPath(segs))
+    }
+
+    pub fn find<'a>(&self, mut v: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+        for seg in &self.0 {
+            v = match seg {
+                Seg::Key(k) => v.get(k)?,
+                Seg::Index(i) => v.get(*i)?,
+            };
+        }
+        Some(v)
+    }
+}
+
+#[derive(Debug)]
+pub struct CRequest {
+    pub method: String,
+    pub path: Template,
+    pub name: String,
+    pub headers: Vec<(String, Template)>,
+    pub query: Vec<(String, Template)>,
+    pub body: Option<Template>,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub enum CAssert {
+    Status(u16),
+    Header {
+        name: String,
+        equals: Option<String>,
+        contains: Option<String>,
+    },
+    BodyContains(Template),
+    Json {
+        path: JsonPath,
+        raw: String,
+        equals: Option<serde_json::Value>,
+        exists: Option<bool>,
+    },
+    LatencyMs(u64),
+}
+
+#[derive(Debug)]
+pub enum Source {
+    Json(JsonPath),
+    Regex(Regex),
+    Header(String),
+}
+
+#[derive(Debug)]
+pub struct CStep {
+    pub request: Option<CRequest>,
+    pub asserts: Vec<CAssert>,
+    pub extract: Vec<(String, Source)>,
+    pub think: Option<(u64, u64)>,
+}
+
+#[derive(Debug)]
+pub struct CFlow {
+    pub weight: u32,
+    pub steps: Vec<CStep>,
+}
+
+#[derive(Debug)]
+pub struct Program {
+    pub flows: Vec<CFlow>,
+    pub rows: Vec<BTreeMap<String, String>>,
+    pub per: Per,
+}
+
+pub fn compile(spec: Spec) -> Result<Program, String> {
+    let (rows, per, columns) = data(spec.data)?;
+    let flows = match (spec.steps.is_empty(), spec.flows.is_empty()) {
+        (false, true) => vec![(String::from("steps"), 1, spec.steps)],
+        (true, false) => spec
+            .flows
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| (format!("flows[{i}].steps"), f.weight, f.steps))
+            .collect(),
+        (true, true) => {
+            return Err("params need `steps` (one flow) or `flows` (weighted flows)".into());
+        }
+        (false, false) => return Err("give either `steps` or `flows`, not both".into()),
+    };
+    let mut out = Vec::new();
+    for (at, weight, steps) in flows {
+        let mut defined = columns.clone();
+        let steps = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| step(s, &format!("{at}[{i}]"), &mut defined))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(CFlow { weight, steps });
+    }
+    if out.iter().all(|f| f.weight == 0) {
+        return Err("every flow has weight 0".into());
+    }
+    Ok(Program {
+        flows: out,
+        rows,
+        per,
+    })
+}
+
+/// Data rows as strings, how they are taken, and their column names.
+type Rows = (Vec<BTreeMap<String, String>>, Per, BTreeSet<String>);
+
+fn data(d: Option<Data>) -> Result<Rows, String> {
+    let Some(d) = d else {
+        return Ok((Vec::new(), Per::Iteration, BTreeSet::new()));
+    };
+    if d.rows.is_empty() {
+        return Err("data.rows is empty".into());
+    }
+    let columns: BTreeSet<String> = d.rows[0].keys().cloned().collect();
+    let mut rows = Vec::new();
+    for (i, row) in d.rows.into_iter().enumerate() {
+        let keys: BTreeSet<String> = row.keys().cloned().collect();
+        if keys != columns {
+            let cols: Vec<_> = columns.iter().map(String::as_str).collect();
+            let got: Vec<_> = keys.iter().map(String::as_str).collect();
+            return Err(format!(
+                "data.rows[{i}]: has columns [{}] but row 0 has [{}]; every row needs the same columns",
+                got.join(", "),
+                cols.join(", ")
+            ));
+        }
+        rows.push(
+            row.into_iter()
+                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .collect(),
+        );
+    }
+    Ok((rows, d.per, columns))
+}
+
+fn check_defined(t: &Template, at: &str, defined: &BTreeSet<String>) -> Result<(), String> {
+    for v in t.vars() {
+        if !defined.contains(v) {
+            let known: Vec<&str> = defined.iter().map(String::as_str).collect();
+            return Err(format!(
+                "{at}: `${{{v}}}` is not defined here (defined: {}); extract it in an earlier step or add it to data.rows",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn template(s: &str, at: &str, defined: &BTreeSet<String>) -> Result<Template, String> {
+    let t = Template::parse(s, at)?;
+    check_defined(&t, at, defined)?;
+    Ok(t)
+}
+
+fn step(s: Step, at: &str, defined: &mut BTreeSet<String>) -> Result<CStep, String> {
+    if s.request.is_none() && s.think.is_none() {
+        return Err(format!("{at}: a step needs a `request` or a `think`"));
+    }
+    if s.request.is_none() && (!s.asserts.is_empty() || !s.extract.is_empty()) {
+        return Err(format!(
+            "{at}: `assert` and `extract` need a `request` in the same step"
+        ));
+    }
+    let request = s
+        .request
+        .map(|r| request(r, &format!("{at}.request"), defined))
+        .transpose()?;
+    let asserts = s
+        .asserts
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| assertion(a, &format!("{at}.assert[{i}]"), defined))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut extract = Vec::new();
+    for (i, e) in s.extract.into_iter().enumerate() {
+        let src = source(&e, &format!("{at}.extract[{i}]"))?;
+        defined.insert(e.var.clone());
+        extract.push((e.var, src));
+    }
+    let think = s.think.map(|t| match t {
+        Think::Fixed(ms) => (ms, ms),
+        Think::Range { min_ms, max_ms } => (min_ms.min(max_ms), max_ms.max(min_ms)),
+    });
+    Ok(CStep {
+        request,
+        asserts,
+        extract,
+        think,
+    })
+}
+
+fn request(r: Request, at: &str, defined: &BTreeSet<String>) -> Result<CRequest, String> {
+    if r.body.is_some() && r.json.is_some() {
+        return Err(format!("{at}: give `body` or `json`, not both"));
+    }
+    let pairs =
+        |m: BTreeMap<String, String>, what: &str| -> Result<Vec<(String, Template)>, String> {
+            m.into_iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        template(&v, &format!("{at}.{what}.{k}"), defined)?,
+                    ))
+                })
+                .collect()
+        };
+    let json = r.json.is_some();
+    let body = match (r.body, r.json) {
+        (Some(b), _) => Some(template(&b, &format!("{at}.body"), defined)?),
+        (_, Some(j)) => Some(template(&j.to_string(), &format!("{at}.json"), defined)?),
+        _ => None,
+    };
+    let method = r.method.to_ascii_uppercase();
+    Ok(CRequest {
+        name: r
+            .name
+            .unwrap_or_else(|| format!("{method} {}", r.path.split('?').next().unwrap_or(""))),
+        path: template(&r.path, &format!("{at}.path"), defined)?,
+        method,
+        headers: pairs(r.headers, "headers")?,
+        query: pairs(r.query, "query")?,
+        body,
+        json,
+    })
+}
+
+fn assertion(a: Assert, at: &str, defined: &BTreeSet<String>) -> Result<CAssert, String> {
+    Ok(match a {
+        Assert::Status(code) => CAssert::Status(code),
+        Assert::Header {
+            name,
+            equals,
+            contains,
+        } => CAssert::Header {
+            name,
+            equals,
+            contains,
+        },
+        Assert::BodyContains(s) => {
+            CAssert::BodyContains(template(&s, &format!("{at}.body_contains"), defined)?)
+        }
+        Assert::Json {
+            path,
+            equals,
+            exists,
+        } => CAssert::Json {
+            path: JsonPath::parse(&path, &format!("{at}.json.path"))?,
+            raw: path,
+            equals,
+            exists,
+        },
+        Assert::LatencyMs { max } => CAssert::LatencyMs(max),
+    })
+}
+
+fn source(e: &Extract, at: &str) -> Result<Source, String> {
+    match (&e.json, &e.regex, &e.header) {
+        (Some(p), None, None) => Ok(Source::Json(JsonPath::parse(p, &format!("{at}.json"))?)),
+        (None, Some(r), None) => {
+            let re =
+                Regex::new(r).map_err(|err| format!("{at}.regex: `{r}` is not a regex: {err}"))?;
+            if re.captures_len() < 2 {
+                return Err(format!(
+                    "{at}.regex: `{r}` needs a capture group, like token=(\\w+)"
+                ));
+            }
+            Ok(Source::Regex(re))
+        }
+        (None, None, Some(h)) => Ok(Source::Header(h.to_ascii_lowercase())),
+        _ => Err(format!(
+            "{at}: give exactly one of `json`, `regex` or `header`"
+        )),
+    }
+}
