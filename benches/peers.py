@@ -6,7 +6,7 @@ generator CPU per request (user+sys of its process / requests), peak RSS,
 p99, and ratios to wrk. Then loadtest's memory for VUs that sleep.
 Writes the tables to docs/BENCHMARKS.md.
 
-Usage: benches/peers.py [connections=50] [seconds=10] [vu counts=1000,10000,50000]
+Usage: benches/peers.py [connections=50] [seconds=10] [vu counts=1000,10000,50000 (0: skip)]
 Peers found on PATH or in ~/.cache/loadtest-bench/bin are used; missing
 ones are listed as such (install: wrk, hey from Debian; oha with cargo
 install; k6 with go install; locust with pip).
@@ -15,7 +15,7 @@ import datetime, json, os, re, shutil, socket, subprocess, sys, tempfile, time
 
 conns = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 secs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-vu_counts = [int(v) for v in (sys.argv[3] if len(sys.argv) > 3 else "1000,10000,50000").split(",")]
+vu_counts = [int(v) for v in (sys.argv[3] if len(sys.argv) > 3 else "1000,10000,50000").split(",") if int(v) > 0]
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 extra_bin = os.path.expanduser("~/.cache/loadtest-bench/bin")
 os.environ["PATH"] = os.environ["PATH"] + os.pathsep + extra_bin
@@ -90,18 +90,21 @@ def run_locust():
     row = dict(zip(header, agg))
     return int(row["Request Count"]), cpu, rss, float(row["99%"])
 
-def run_loadtest():
+def run_loadtest(plugin=None, params=""):
     cfg = os.path.join(work, "lt.yaml")
+    plugin = plugin or f"{{ path: {component} }}"
     with open(cfg, "w") as f:
-        f.write(f"target: {url}\nplugins:\n  get: {{ path: {component} }}\nscenarios:\n"
-                f"  get: {{ plugin: get, executor: constant-vus, vus: {conns}, duration: {secs}s }}\n")
+        f.write(f"target: {url}\nplugins:\n  get: {plugin}\nscenarios:\n"
+                f"  get: {{ plugin: get, executor: constant-vus, vus: {conns}, duration: {secs}s{params} }}\n")
     report = os.path.join(work, "lt.json")
     _, cpu, rss = timed([loadtest, "run", "-q", cfg, "--json", report])
     r = json.load(open(report))
     return r["totals"]["requests"], cpu, rss, r["scenarios"]["get"]["requests"]["get"]["latency_ms"]["p99"]
 
 tools = [("wrk", "wrk", run_wrk), ("hey", "hey", run_hey), ("oha", "oha", run_oha), ("k6", "k6", run_k6),
-         ("locust (FastHttpUser, 1 process)", "locust", run_locust), ("loadtest (Rust scenario)", None, run_loadtest)]
+         ("locust (FastHttpUser, 1 process)", "locust", run_locust), ("loadtest (Rust scenario)", None, run_loadtest),
+         ("loadtest (http-steps)", None, lambda: run_loadtest("{ builtin: http-steps }",
+                                                             ", params: { steps: [{ request: { path: /, name: get } }] }"))]
 results, missing = [], []
 for name, exe, fn in tools:
     if exe and not shutil.which(exe):
