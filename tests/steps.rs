@@ -131,3 +131,58 @@ fn the_steps_example_validates() {
     let run = run_loadtest(&dir, &["validate", example]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn data_rows_come_from_a_csv_file_that_travels_with_the_config() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        "user,password\nada,pw1\ngrace,pw2\n",
+    )
+    .unwrap();
+    let params = r#"      data: { file: users, per: vu }
+      steps:
+        - request: { method: POST, path: /echo, name: login, body: "${user}:${password}" }
+          assert: [{ body_contains: "${user}:${password}" }]
+"#;
+    let yaml = format!(
+        "files:\n  users: users.csv\n{}",
+        config(
+            &target.url,
+            "    executor: per-vu-iterations\n    vus: 2\n    iterations: 4\n",
+            params
+        )
+    );
+    let cfg = write_config(&dir, &yaml);
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let c = checks(&run.report);
+    assert_eq!(c["login: body contains ada:pw1"]["passes"], 4, "{c:?}");
+    assert_eq!(c["login: body contains grace:pw2"]["passes"], 4, "{c:?}");
+    assert_eq!(target.received(), 8);
+
+    // A ragged CSV is caught by validate, with its line.
+    std::fs::write(
+        dir.path().join("users.csv"),
+        "user,password\nada,pw1\ngrace\n",
+    )
+    .unwrap();
+    let run = run_loadtest(&dir, &["validate", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("data file `users` line 3: 1 fields, but the header has 2"),
+        "{}",
+        run.stderr
+    );
+    // A file the config lists but that is missing is a config error.
+    std::fs::remove_file(dir.path().join("users.csv")).unwrap();
+    let run = run_loadtest(&dir, &["validate", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("field `files.users`: cannot read"),
+        "{}",
+        run.stderr
+    );
+}

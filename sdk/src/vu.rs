@@ -35,6 +35,11 @@ pub fn monotonic() -> Duration {
     Duration::from_micros(wit::monotonic_us())
 }
 
+/// A data file the config lists under `files`, by its name there.
+pub fn file(name: &str) -> Option<Vec<u8>> {
+    wit::file(name)
+}
+
 pub fn random() -> u64 {
     wit::random_u64()
 }

@@ -30,6 +30,8 @@ pub struct Bundle {
     pub name: String,
     pub config: Config,
     pub plugins: BTreeMap<String, PluginBytes>,
+    /// The config's `files`, by name.
+    pub files: Arc<BTreeMap<String, Arc<[u8]>>>,
 }
 
 impl Bundle {
@@ -59,10 +61,26 @@ impl Bundle {
             };
             plugins.insert(name.clone(), PluginBytes::new(bytes));
         }
+        let mut files = BTreeMap::new();
+        for (name, p) in &config.files {
+            let file = resolve(base, p);
+            let bytes = std::fs::read(&file).map_err(|e| {
+                ConfigError::new(
+                    path,
+                    Some(format!("files.{name}")),
+                    format!(
+                        "cannot read {}: {e}; the path is relative to the config file",
+                        file.display()
+                    ),
+                )
+            })?;
+            files.insert(name.clone(), Arc::from(bytes));
+        }
         Ok(Bundle {
             name: config.display_name(path),
             config,
             plugins,
+            files: Arc::new(files),
         })
     }
 }

@@ -17,6 +17,10 @@ pub struct Config {
     pub target: Option<String>,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginSource>,
+    /// Data files plugins read by name (`vu::file`); paths are relative to
+    /// the config file and the bytes travel with the test.
+    #[serde(default)]
+    pub files: BTreeMap<String, PathBuf>,
     pub scenarios: BTreeMap<String, Scenario>,
     #[serde(default)]
     pub http: HttpOptions,

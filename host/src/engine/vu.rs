@@ -35,6 +35,7 @@ impl Vu {
             id,
             ctx.name.clone(),
             ctx.client.clone(),
+            ctx.files.clone(),
             ctx.recorder(),
             ctx.epoch,
         );

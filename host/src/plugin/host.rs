@@ -12,6 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One VU's state that outlives its instances: a trapped instance is
 /// replaced, but the VU's id, iteration count and metric buffer carry on.
+/// The test's data files, shared by every VU.
+pub type Files = Arc<std::collections::BTreeMap<String, Arc<[u8]>>>;
+
 pub struct VuHost {
     pub id: u32,
     pub scenario: Arc<str>,
@@ -23,6 +26,7 @@ pub struct VuHost {
     /// The `exec` name picked for this iteration.
     pub exec: String,
     conns: Connections,
+    files: Files,
     rng: SmallRng,
     epoch: Instant,
     /// Set when an async import returns; the sandbox meter reads and clears it.
@@ -34,6 +38,7 @@ impl VuHost {
         id: u32,
         scenario: Arc<str>,
         client: Client,
+        files: Files,
         recorder: Recorder,
         epoch: Instant,
     ) -> Self {
@@ -45,6 +50,7 @@ impl VuHost {
             scheduled: None,
             exec: String::new(),
             conns: Connections::new(client),
+            files,
             rng: SmallRng::from_os_rng(),
             epoch,
             waited: false,
@@ -165,6 +171,10 @@ impl vu::Host for VuHost {
 
     fn random_u64(&mut self) -> u64 {
         self.rng.next_u64()
+    }
+
+    fn file(&mut self, name: String) -> Option<Vec<u8>> {
+        self.files.get(&name).map(|b| b.to_vec())
     }
 }
 

@@ -9,7 +9,7 @@ mod host;
 mod instance;
 mod sandbox;
 
-pub use host::VuHost;
+pub use host::{Files, VuHost};
 pub use instance::{CallFailure, VuInstance};
 pub use sandbox::Limits;
 

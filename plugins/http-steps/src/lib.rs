@@ -13,12 +13,27 @@ use std::time::Duration;
 pub use program::{JsonPath, compile};
 pub use spec::Spec;
 
-/// Parses and checks params; errors name the field path.
-pub fn load(json: &serde_json::Value) -> std::result::Result<Program, String> {
-    let spec: Spec = serde_path_to_error::deserialize(json.clone()).map_err(|e| {
+/// Parses and checks params; errors name the field path. `read_file`
+/// fetches a data file by its name under the config's `files`.
+pub fn load(
+    json: &serde_json::Value,
+    read_file: impl Fn(&str) -> Option<Vec<u8>>,
+) -> std::result::Result<Program, String> {
+    let mut spec: Spec = serde_path_to_error::deserialize(json.clone()).map_err(|e| {
         let path = e.path().to_string();
         format!("params.{path}: {}", e.into_inner())
     })?;
+    if let Some(data) = spec.data.as_mut()
+        && let Some(name) = data.file.take()
+    {
+        if !data.rows.is_empty() {
+            return Err("data: give `rows` or `file`, not both".into());
+        }
+        let bytes = read_file(&name).ok_or_else(|| {
+            format!("data.file: `{name}` is not listed under the config's `files`")
+        })?;
+        data.rows = program::parse_rows(&name, &bytes)?;
+    }
     compile(spec)
 }
 
@@ -29,7 +44,7 @@ struct Steps {
 impl Scenario for Steps {
     fn init(params: &Params) -> Result<Self> {
         Ok(Steps {
-            program: load(&params.0)?,
+            program: load(&params.0, vu::file)?,
         })
     }
 
@@ -187,7 +202,7 @@ mod tests {
     use serde_json::json;
 
     fn err(v: serde_json::Value) -> String {
-        load(&v).unwrap_err()
+        load(&v, |_| None).unwrap_err()
     }
 
     #[test]
@@ -202,7 +217,7 @@ mod tests {
                 ]},
                 { "steps": [{ "request": { "path": "/" } }] }
             ]
-        }))
+        }), |_| None)
         .unwrap();
         assert_eq!(p.flows.len(), 2);
         assert_eq!(p.rows.len(), 2);
@@ -224,6 +239,29 @@ mod tests {
             .contains("data.rows[1]: has columns [b] but row 0 has [a]"));
         assert!(err(json!({ "steps": [{ "request": { "path": "/" }, "extract": [{ "var": "t", "regex": "token" }] }] }))
             .contains("needs a capture group"));
+    }
+
+    #[test]
+    fn data_files_are_csv_or_json_and_ragged_csv_names_the_line() {
+        let files = |name: &str| match name {
+            "users" => Some(b"user,pass\nada,x\ngrace,y\n".to_vec()),
+            "json" => Some(br#"[{"user":"linus"}]"#.to_vec()),
+            "ragged" => Some(b"user,pass\nada,x\ngrace\n".to_vec()),
+            _ => None,
+        };
+        let spec = |file: &str| json!({ "data": { "file": file }, "steps": [{ "request": { "path": "/${user}" } }] });
+        assert_eq!(load(&spec("users"), files).unwrap().rows.len(), 2);
+        assert_eq!(load(&spec("json"), files).unwrap().rows[0]["user"], "linus");
+        let ragged = load(&spec("ragged"), files).unwrap_err();
+        assert!(
+            ragged.contains("data file `ragged` line 3: 1 fields, but the header has 2"),
+            "{ragged}"
+        );
+        assert!(
+            load(&spec("nope"), files)
+                .unwrap_err()
+                .contains("`nope` is not listed under the config's `files`")
+        );
     }
 
     #[test]

@@ -181,6 +181,54 @@ pub struct Program {
     pub per: Per,
 }
 
+/// Parses a data file into rows: a JSON array of objects, or CSV with a
+/// header line. A row with the wrong number of fields names its line.
+pub fn parse_rows(
+    name: &str,
+    bytes: &[u8],
+) -> Result<Vec<BTreeMap<String, serde_json::Value>>, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| format!("data file `{name}` is not UTF-8 text"))?;
+    if text.trim_start().starts_with('[') {
+        return serde_json::from_str(text)
+            .map_err(|e| format!("data file `{name}`: not a JSON array of objects: {e}"));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("data file `{name}`: {e}"))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("data file `{name}`: {e}"))?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != header.len() {
+            return Err(format!(
+                "data file `{name}` line {line}: {} fields, but the header has {} ({})",
+                record.len(),
+                header.len(),
+                header.join(",")
+            ));
+        }
+        rows.push(
+            header
+                .iter()
+                .cloned()
+                .zip(
+                    record
+                        .iter()
+                        .map(|v| serde_json::Value::String(v.to_owned())),
+                )
+                .collect(),
+        );
+    }
+    Ok(rows)
+}
+
 pub fn compile(spec: Spec) -> Result<Program, String> {
     let (rows, per, columns) = data(spec.data)?;
     let flows = match (spec.steps.is_empty(), spec.flows.is_empty()) {

@@ -31,10 +31,15 @@ fn one() -> u32 {
 }
 
 /// Rows of variables: each VU (or each iteration) takes the next row.
+/// Inline `rows`, or a `file` the config lists under `files` (CSV with a
+/// header line, or a JSON array of objects).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Data {
+    #[serde(default)]
     pub rows: Vec<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub file: Option<String>,
     #[serde(default)]
     pub per: Per,
 }
