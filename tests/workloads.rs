@@ -27,6 +27,14 @@ fn scenario<'a>(report: &'a Value, name: &str) -> &'a Value {
     &report["scenarios"][name]
 }
 
+/// A scenario's iterations started and dropped, from its report.
+fn started_and_dropped(s: &Value) -> (u64, u64) {
+    (
+        s["iterations"].as_u64().unwrap(),
+        s["dropped_iterations"].as_u64().unwrap(),
+    )
+}
+
 fn read_series(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .expect("time series written")
@@ -75,10 +83,7 @@ fn constant_arrival_rate_starts_exactly_rate_times_duration() {
     // The schedule has exactly 150 x 3 starts. The target answers in well
     // under a millisecond and 50 VUs may exist, so none should be dropped;
     // even so, count started plus dropped so the test states the schedule.
-    let (iterations, dropped) = (
-        s["iterations"].as_u64().unwrap(),
-        s["dropped_iterations"].as_u64().unwrap(),
-    );
+    let (iterations, dropped) = started_and_dropped(s);
     assert_eq!(iterations + dropped, 450);
     assert_eq!(dropped, 0, "{s}");
     assert_eq!(target.received(), 450);
@@ -117,10 +122,8 @@ fn a_ramping_arrival_rate_rises_and_falls_in_the_series() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The ramp's area: 0->300/s over 3 s and back: 900 starts exactly.
     let s = scenario(&run.report, "ramp");
-    assert_eq!(
-        s["iterations"].as_u64().unwrap() + s["dropped_iterations"].as_u64().unwrap(),
-        900
-    );
+    let (started, dropped) = started_and_dropped(s);
+    assert_eq!(started + dropped, 900);
     let rows: Vec<u64> = read_series(&series)
         .iter()
         .map(|r| r["requests"].as_u64().unwrap())
@@ -219,10 +222,7 @@ fn a_slow_target_under_arrival_rate_drops_iterations() {
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let s = scenario(&run.report, "slow");
-    let (iterations, dropped) = (
-        s["iterations"].as_u64().unwrap(),
-        s["dropped_iterations"].as_u64().unwrap(),
-    );
+    let (iterations, dropped) = started_and_dropped(s);
     assert_eq!(iterations + dropped, 100);
     assert!((60..=95).contains(&dropped), "dropped {dropped}");
     assert!(run.stdout.contains("iterations dropped"), "{}", run.stdout);
@@ -287,7 +287,8 @@ fn segments_add_up_to_exactly_the_whole() {
         );
         assert_eq!(run.code, 0, "{seg}: {}", run.stderr);
         for (name, s) in run.report["scenarios"].as_object().unwrap() {
-            let n = s["iterations"].as_u64().unwrap() + s["dropped_iterations"].as_u64().unwrap();
+            let (started, dropped) = started_and_dropped(s);
+            let n = started + dropped;
             *sums.entry(name.clone()).or_default() += n;
         }
     }
