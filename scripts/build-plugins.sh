@@ -22,4 +22,18 @@ for g in "${guests[@]}"; do
   f=${g//-/_}
   cp "$target_dir/wasm32-wasip2/wasm/$f.wasm" "$out/$f.wasm"
 done
+# JavaScript guests: componentize-js (SpiderMonkey inside the component),
+# installed once into a cache outside the repository.
+js_tools="${XDG_CACHE_HOME:-$HOME/.cache}/loadtest/js"
+componentize="$js_tools/node_modules/.bin/componentize-js"
+if [ ! -x "$componentize" ]; then
+  echo "installing componentize-js into $js_tools" >&2
+  mkdir -p "$js_tools"
+  npm install --prefix "$js_tools" --no-audit --no-fund @bytecodealliance/componentize-js@0.23.0 >&2
+fi
+js_out="$out/js_quickstart.wasm"
+if [ ! -f "$js_out" ] || [ examples/js/scenario.js -nt "$js_out" ] || [ wit/scenario.wit -nt "$js_out" ]; then
+  "$componentize" examples/js/scenario.js --wit wit --world-name scenario --disable http fetch-event -o "$js_out"
+fi
+
 ls -l "$out"/*.wasm | awk '{print $5, $9}'

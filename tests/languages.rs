@@ -1,0 +1,33 @@
+//! Scenarios written in other languages run like Rust ones: the same
+//! quickstart scenario, built by scripts/build-plugins.sh, against the
+//! embedded target, with the target's count as the check.
+
+mod common;
+
+use common::{Target, component, run_loadtest, write_config};
+
+fn quickstart_in(plugin: &str) {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "target: {}\nplugins:\n  p: {{ path: {} }}\nscenarios:\n  s: {{ plugin: p, executor: per-vu-iterations, vus: 3, iterations: 20 }}\n",
+        target.url,
+        component(plugin).display()
+    );
+    let cfg = write_config(&dir, &yaml);
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.report["scenarios"]["s"]["iterations"], 60);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(120));
+    assert_eq!(target.received(), 120);
+    assert_eq!(
+        run.report["checks"]["order echoed"]["passes"], 60,
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn the_javascript_quickstart_runs_and_its_counts_match_the_target() {
+    quickstart_in("js_quickstart");
+}
