@@ -91,6 +91,18 @@ fn hostile_run(mode: &str) -> Value {
     s
 }
 
+/// Every one of `n` requests was sent, none failed, and the target got them.
+fn assert_clean_run(run: &common::RunResult, target: &Target, n: u64) {
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(n));
+    assert_eq!(
+        run.report["totals"]["failed"].as_u64(),
+        Some(0),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(target.received(), n);
+}
+
 fn has_message(scenario: &Value, needle: &str) -> bool {
     scenario["failure_messages"]
         .as_object()
@@ -277,14 +289,7 @@ fn connections_the_server_closes_are_replaced_without_losing_requests() {
     let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(40));
-    assert_eq!(
-        run.report["totals"]["failed"].as_u64(),
-        Some(0),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(target.received(), 40);
+    assert_clean_run(&run, &target, 40);
 }
 
 #[test]
@@ -302,14 +307,7 @@ fn http2_prior_knowledge_talks_h2c_to_the_target() {
     let cfg = write_config(&dir, &yaml);
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(60));
-    assert_eq!(
-        run.report["totals"]["failed"].as_u64(),
-        Some(0),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(target.received(), 60);
+    assert_clean_run(&run, &target, 60);
 }
 
 #[test]
@@ -327,14 +325,7 @@ fn https_targets_work_and_unverifiable_certificates_are_connect_errors() {
         &["run", "-q", write_config(&dir, &trusting).to_str().unwrap()],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(20));
-    assert_eq!(
-        run.report["totals"]["failed"].as_u64(),
-        Some(0),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(target.received(), 20);
+    assert_clean_run(&run, &target, 20);
 
     // Without the flag the self-signed certificate is refused.
     let strict = config(&target.url, "quickstart", executor);
