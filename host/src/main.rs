@@ -81,6 +81,41 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// Run a test across a cluster: send the config, its plugins and data
+    /// files to a node (it forwards them to the leader), wait for the run,
+    /// and print the merged report. Uses CLUSTER_TOKEN.
+    Submit {
+        config: PathBuf,
+        /// Nodes' Raft/gRPC addresses, comma-separated; the next is tried
+        /// when one does not answer.
+        #[arg(long, value_name = "ADDR[,ADDR...]")]
+        node: String,
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        timeseries: Option<PathBuf>,
+        /// Print the run id and return without waiting for the run.
+        #[arg(long)]
+        detach: bool,
+        /// Print no progress (the summary is still printed).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Show the cluster, the current run's plan and each node's progress.
+    Status {
+        #[arg(long, value_name = "ADDR[,ADDR...]")]
+        node: String,
+        /// Print the whole status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the cluster's current run gracefully.
+    Stop {
+        #[arg(long, value_name = "ADDR[,ADDR...]")]
+        node: String,
+    },
     /// Show what a component imports and exports, and whether it can run
     /// as a scenario.
     Inspect { plugin: PathBuf },
@@ -134,7 +169,8 @@ fn main() -> ExitCode {
             } => {
                 if cluster_enabled() {
                     tracing::warn!(
-                        "CLUSTER_ENABLED=true: starting as a cluster node; running {} across the cluster is not built yet",
+                        "CLUSTER_ENABLED=true: starting as a cluster node; send {} to the cluster with `loadtest submit {} --node <addr>`",
+                        config.display(),
                         config.display()
                     );
                     return cluster::run(cluster::Settings::from_env()?).await.map(|()| exit::OK);
@@ -158,6 +194,12 @@ fn main() -> ExitCode {
                 Ok(exit::OK)
             }
             Command::Target { addr, tls } => target::serve(addr, tls).await.map(|()| exit::OK),
+            Command::Submit { config, node, json, html, timeseries, detach, quiet } => {
+                let out = run::Outputs { json, html, timeseries, metrics_addr: None, quiet };
+                cluster::submit(&config, &node, out, detach).await
+            }
+            Command::Status { node, json } => cluster::status(&node, json).await,
+            Command::Stop { node } => cluster::stop(&node).await,
         }
     });
     // VU tasks still parked in the runtime must not keep the process up.

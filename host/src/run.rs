@@ -47,7 +47,15 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         stop_tx.clone(),
         aborted.clone(),
     ));
-    let outcome = engine::run(&bundle, runtime, segment, stop_rx, live).await;
+    let outcome = engine::run(
+        &bundle,
+        runtime,
+        segment,
+        stop_rx,
+        live,
+        engine::Timing::default(),
+    )
+    .await;
     abort_watch.abort();
     if let Some(p) = progress {
         p.abort();
@@ -102,7 +110,7 @@ fn warn_if_map_count_is_low(bundle: &Bundle, segment: Segment) {
     }
 }
 
-fn write_reports(
+pub fn write_reports(
     out: &Outputs,
     summary: &Summary,
     rows: &[crate::metrics::Row],
@@ -124,7 +132,7 @@ fn write_reports(
     Ok(())
 }
 
-fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
+pub fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
     if interrupted {
         exit::INTERRUPTED
     } else if summary.thresholds_failed() {

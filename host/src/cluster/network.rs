@@ -27,6 +27,15 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_lazy())
 }
 
+/// A channel without a per-call deadline, for calls whose time depends
+/// on their size (blobs, compiling a plugin); callers bound them.
+pub fn long_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_millis(1000))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
 #[derive(Clone)]
 pub struct Network {
     pub token: AddToken,

@@ -3,6 +3,8 @@
 //! shape while leading, and report health.
 
 use super::health::{self, Health};
+use super::local::Local;
+use super::plan::Status;
 use super::network::{Network, channel};
 use super::rpc::{AddToken, CheckToken, pb};
 use super::service::{CoordinatorService, RaftService};
@@ -25,11 +27,40 @@ pub struct NodeCtx {
     addr: OnceLock<String>,
     /// Human node ids of peers, by address, learned from hellos.
     names: Mutex<HashMap<String, String>>,
+    pub settings: Settings,
+    pub local: Local,
 }
 
 impl NodeCtx {
     pub fn raft(&self) -> Option<&Raft> {
         self.raft.get()
+    }
+
+    pub fn sm(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    /// This node's Raft address, once known.
+    pub fn addr(&self) -> Option<String> {
+        self.addr.get().cloned()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft()
+            .is_some_and(|r| r.metrics().borrow().state == ServerState::Leader)
+    }
+
+    /// Every member's address (voters and learners).
+    pub fn members(&self) -> Vec<String> {
+        let Some(raft) = self.raft() else {
+            return Vec::new();
+        };
+        let m = raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(_, n)| n.addr.clone())
+            .collect()
     }
 
     /// Whether this node belongs to a cluster's membership.
@@ -50,7 +81,7 @@ impl NodeCtx {
             .map(|n| n.addr.clone())
     }
 
-    fn name_of(&self, addr: &str) -> String {
+    pub fn name_of(&self, addr: &str) -> String {
         if self.addr.get().is_some_and(|a| a == addr) {
             return self.node_id.clone();
         }
@@ -92,8 +123,18 @@ impl NodeCtx {
             leader_id,
             term: m.current_term,
             peers: membership.nodes().count(),
-            cluster_ready: false,
+            cluster_ready: self.config_acknowledged(),
         }
+    }
+
+    /// Whether every node has acknowledged the current run's config.
+    fn config_acknowledged(&self) -> bool {
+        super::coordinator::current_plan(self).is_some_and(|p| {
+            matches!(
+                p.status,
+                Status::Running | Status::Stopping | Status::Finished
+            )
+        })
     }
 
     pub fn detail(&self) -> Detail {
@@ -117,7 +158,11 @@ impl NodeCtx {
             last_applied_index: m.as_ref().and_then(|m| m.last_applied.map(|l| l.index)),
             snapshot_index: m.as_ref().and_then(|m| m.snapshot.map(|l| l.index)),
             purged_index: m.as_ref().and_then(|m| m.purged.map(|l| l.index)),
-            data: state.data,
+            data: state
+                .data
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("run/") && k != super::plan::PLAN)
+                .collect(),
         }
     }
 }
@@ -180,6 +225,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         sm: StateMachine::open(db.clone())?,
         addr: OnceLock::new(),
         names: Mutex::new(HashMap::new()),
+        settings: settings.clone(),
+        local: Local::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -229,6 +276,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(maintain(settings.clone(), ctx.clone(), me));
+    tokio::spawn(super::coordinator::drive(ctx.clone()));
+    tokio::spawn(super::worker::follow(ctx.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -267,7 +316,7 @@ async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::Hell
             .ok()?;
         Some((addr.clone(), reply.into_inner()))
     });
-    let replies: BTreeMap<_, _> = futures_join_all(calls)
+    let replies: BTreeMap<_, _> = futures_util::future::join_all(calls)
         .await
         .into_iter()
         .flatten()
@@ -277,41 +326,6 @@ async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::Hell
         names.insert(addr.clone(), r.node_id.clone());
     }
     replies
-}
-
-async fn futures_join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(f);
-    }
-    let mut out = Vec::with_capacity(set.len());
-    // The peer list is small; awaiting them together keeps one slow peer
-    // from delaying the rest.
-    let mut pinned: Vec<_> = set.into_iter().map(Box::pin).collect();
-    let results = std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if out.len() <= i {
-                out.resize_with(i + 1, || None);
-            }
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(std::mem::take(&mut out))
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    results
-        .into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
 }
 
 /// Finds this node's own entry in the peer list: the one whose hello

@@ -23,6 +23,38 @@ pub struct Settings {
     pub election_timeout: Duration,
     /// Log entries between snapshots; older entries are then purged.
     pub snapshot_every: u64,
+    /// How long a follower has to acknowledge a run's config (per attempt).
+    pub config_timeout: Duration,
+    /// How far ahead of the acknowledgements the common start is set.
+    pub start_delay: Duration,
+    /// Silence after which a node running load counts as lost.
+    pub node_lost_after: Duration,
+    /// Whether a lost node's share is handed to the remaining nodes.
+    pub redistribute: bool,
+}
+
+fn number(
+    vars: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    unit: &str,
+) -> anyhow::Result<u64> {
+    match var(vars, name) {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().ok().filter(|n| *n >= min).ok_or_else(|| {
+            anyhow::anyhow!("{name}=`{v}` must be a whole number of {unit}, at least {min}")
+        }),
+    }
+}
+
+fn flag(vars: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> anyhow::Result<bool> {
+    match var(vars, name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => anyhow::bail!("{name}=`{v}` must be true or false"),
+    }
 }
 
 fn var(vars: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
@@ -82,7 +114,14 @@ impl Settings {
                 )
             })?,
         };
+        let config_timeout = number(&vars, "CLUSTER_CONFIG_TIMEOUT_SECS", 30, 1, "seconds")?;
+        let start_delay = number(&vars, "CLUSTER_START_DELAY_MS", 2000, 100, "milliseconds")?;
+        let node_lost = number(&vars, "CLUSTER_NODE_LOST_SECS", 5, 2, "seconds")?;
         Ok(Settings {
+            config_timeout: Duration::from_secs(config_timeout),
+            start_delay: Duration::from_millis(start_delay),
+            node_lost_after: Duration::from_secs(node_lost),
+            redistribute: flag(&vars, "CLUSTER_REDISTRIBUTE", true)?,
             snapshot_every,
             node_id,
             bind,

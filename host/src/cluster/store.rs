@@ -5,6 +5,7 @@
 // openraft's traits fix the (large) storage error type.
 #![allow(clippy::result_large_err)]
 
+use super::plan;
 use super::types::{Applied, Command, NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -215,6 +216,33 @@ impl LogStore {
     }
 }
 
+/// One command on the map. Deterministic: every node applies the same
+/// entries to the same map and gets the same result.
+fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> Applied {
+    match cmd {
+        Command::Set { key, value } => Applied {
+            previous: data.insert(key, value),
+            ..Applied::default()
+        },
+        Command::Delete { key } => Applied {
+            previous: data.remove(&key),
+            ..Applied::default()
+        },
+        Command::Plan(plan) => {
+            plan::apply_plan(data, &plan);
+            Applied::default()
+        }
+        Command::Metrics(batch) => Applied {
+            acked: Some(plan::apply_batch(data, &batch)),
+            ..Applied::default()
+        },
+        Command::Stop { run_id } => Applied {
+            changed: plan::apply_stop(data, &run_id),
+            ..Applied::default()
+        },
+    }
+}
+
 /// The replicated state: a map, plus what Raft needs to resume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
@@ -233,6 +261,9 @@ struct StoredSnapshot {
 pub struct StateMachine {
     db: Arc<Database>,
     state: Arc<std::sync::RwLock<State>>,
+    /// Bumped after every apply or installed snapshot, so node tasks can
+    /// wait for the state to change instead of polling it.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl StateMachine {
@@ -241,7 +272,32 @@ impl StateMachine {
         Ok(StateMachine {
             db,
             state: Arc::new(std::sync::RwLock::new(state)),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
         })
+    }
+
+    /// One value of the map.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        s.data.get(key).cloned()
+    }
+
+    /// The entries whose keys start with `prefix`, in key order.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        s.data
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// A read-only view of the applied state, for health and status.
@@ -310,18 +366,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         s.membership = StoredMembership::new(Some(entry.log_id), m);
                         Applied::default()
                     }
-                    EntryPayload::Normal(Command::Set { key, value }) => Applied {
-                        previous: s.data.insert(key, value),
-                    },
-                    EntryPayload::Normal(Command::Delete { key }) => Applied {
-                        previous: s.data.remove(&key),
-                    },
+                    EntryPayload::Normal(cmd) => apply_command(&mut s.data, cmd),
                 };
                 out.push(applied);
             }
             s.clone()
         };
         self.save(&snapshot)?;
+        self.changed();
         Ok(out)
     }
 
@@ -351,6 +403,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         put_meta(&self.db, "snapshot", &stored)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), io(e)))?;
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        self.changed();
         Ok(())
     }
 

@@ -2,20 +2,32 @@
 //! commands. The state machine is small on purpose: it holds what every
 //! node must agree on (a key-value map the coordinator builds plans in).
 
+use super::plan::{Batch, Plan};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
 /// A write to the replicated state.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
     Set { key: String, value: String },
     Delete { key: String },
+    /// Replace the current plan (a new run, or a new status).
+    Plan(Box<Plan>),
+    /// Merge a node's metric batch into its run.
+    Metrics(Box<Batch>),
+    /// An operator's graceful stop of the run (empty id: whatever runs).
+    Stop { run_id: String },
 }
 
-/// What a write returns: the previous value of the key.
+/// What a write returns: the previous value of a key, or for a metric
+/// batch the next interval the node should send.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Applied {
     pub previous: Option<String>,
+    #[serde(default)]
+    pub acked: Option<u64>,
+    #[serde(default)]
+    pub changed: bool,
 }
 
 openraft::declare_raft_types!(

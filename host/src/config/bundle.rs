@@ -85,6 +85,68 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// Rebuilds a Bundle on a cluster node from the YAML and the bytes
+    /// that travelled with it (plugins by name, files by name). Builtin
+    /// plugins come from this binary. No environment overrides apply:
+    /// every node must parse the same config the same way.
+    pub fn from_shipped(
+        name: &str,
+        yaml: &str,
+        mut shipped: BTreeMap<String, Arc<[u8]>>,
+        files: BTreeMap<String, Arc<[u8]>>,
+    ) -> Result<Bundle, ConfigError> {
+        let path = Path::new(name);
+        let config = super::parse_with_env(path, yaml, |_| None)?;
+        let mut plugins = BTreeMap::new();
+        for (pname, source) in &config.plugins {
+            let bytes = match source {
+                super::schema::PluginSource::Path(_) => shipped
+                    .remove(pname)
+                    .map(|b| b.to_vec())
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            path,
+                            Some(format!("plugins.{pname}")),
+                            "the plugin's bytes did not travel with the config",
+                        )
+                    })?,
+                super::schema::PluginSource::Builtin(b) => crate::plugin::builtin::bytes(b)
+                    .map_err(|e| {
+                        ConfigError::new(path, Some(format!("plugins.{pname}.builtin")), e)
+                    })?,
+            };
+            plugins.insert(pname.clone(), PluginBytes::new(bytes));
+        }
+        for fname in config.files.keys() {
+            if !files.contains_key(fname) {
+                return Err(ConfigError::new(
+                    path,
+                    Some(format!("files.{fname}")),
+                    "the file did not travel with the config",
+                ));
+            }
+        }
+        Ok(Bundle {
+            name: name.to_owned(),
+            config,
+            plugins,
+            files: Arc::new(files),
+        })
+    }
+
+    /// The plugins read from files (not builtin), by name: what must
+    /// travel with the config to other machines.
+    pub fn shipped_plugins(&self) -> BTreeMap<String, &PluginBytes> {
+        self.config
+            .plugins
+            .iter()
+            .filter(|(_, s)| matches!(s, super::schema::PluginSource::Path(_)))
+            .filter_map(|(n, _)| self.plugins.get(n).map(|p| (n.clone(), p)))
+            .collect()
+    }
+}
+
 fn read_plugin(config: &Path, base: &Path, name: &str, p: &Path) -> Result<Vec<u8>, ConfigError> {
     let file = resolve(base, p);
     std::fs::read(&file).map_err(|e| {

@@ -12,7 +12,7 @@ mod error;
 mod scenario;
 mod schema;
 
-pub use bundle::{Bundle, PluginBytes};
+pub use bundle::{Bundle, PluginBytes, hex};
 pub use duration::HumanDuration;
 pub use error::ConfigError;
 pub use scenario::{Executor, Scenario, Stage};

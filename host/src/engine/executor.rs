@@ -220,6 +220,9 @@ async fn arrival_rate(
     let mut running = JoinSet::new();
     let mut recorder = ctx.recorder();
     for (offset, _k) in arrivals {
+        if offset < ctx.resume_from {
+            continue;
+        }
         let at = begin + offset;
         if at > Instant::now() {
             let mut stop = ctx.stop.clone();

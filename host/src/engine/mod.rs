@@ -29,6 +29,17 @@ pub enum Stop {
     Now,
 }
 
+/// When a run's clock starts. Standalone runs start as soon as their VUs
+/// are ready; cluster nodes start on the plan's common `start_at`, and a
+/// node taking over a lost node's segment joins a clock already running.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    /// The shared start; `None` starts right after init.
+    pub start_at: Option<Instant>,
+    /// Skip this much of the schedule (load before it was someone else's).
+    pub resume_from: Duration,
+}
+
 /// Everything a VU of one scenario shares with the others.
 pub struct ScenarioCtx {
     pub name: Arc<str>,
@@ -37,6 +48,8 @@ pub struct ScenarioCtx {
     pub start_time: Duration,
     pub graceful_stop: Duration,
     pub exec: Vec<(String, u32)>,
+    /// Arrivals scheduled before this offset are not this run's to make.
+    pub resume_from: Duration,
     plugin: Arc<Plugin>,
     params: Arc<str>,
     runtime: Arc<Runtime>,
@@ -80,14 +93,28 @@ pub struct Live {
     pub sink: Sink,
     pub scenarios: Arc<Mutex<Vec<LiveScenario>>>,
     pub started: Arc<Mutex<Option<Instant>>>,
+    /// When the clock actually began here (after waiting for a shared
+    /// start): what start skew across nodes is measured with.
+    pub began: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Live {
     pub fn new() -> Live {
+        Self::with_collector(Collector::new(Instant::now()))
+    }
+
+    /// A live view whose intervals count from `epoch` and are kept for a
+    /// cluster node's metric stream.
+    pub fn streaming(epoch: Instant) -> Live {
+        Self::with_collector(Collector::new(epoch).streaming())
+    }
+
+    fn with_collector(c: Collector) -> Live {
         Live {
-            sink: Arc::new(Mutex::new(Collector::new(Instant::now()))),
+            sink: Arc::new(Mutex::new(c)),
             scenarios: Arc::default(),
             started: Arc::default(),
+            began: Arc::default(),
         }
     }
 
@@ -124,6 +151,7 @@ fn contexts(
     segment: Segment,
     stop: &watch::Receiver<Stop>,
     live: &Live,
+    resume_from: Duration,
 ) -> anyhow::Result<Vec<Arc<ScenarioCtx>>> {
     let config = &bundle.config;
     let client = Client::new(&ClientOptions {
@@ -151,6 +179,7 @@ fn contexts(
             start_time: scenario.start_time,
             graceful_stop: scenario.graceful_stop,
             exec: scenario.exec.clone(),
+            resume_from,
             plugin: runtime.load(&scenario.plugin, bytes)?,
             params: serde_json::to_string(&scenario.params)?.into(),
             runtime: runtime.clone(),
@@ -189,6 +218,7 @@ pub async fn check_inits(
         Segment { index: 0, count: 1 },
         &stop,
         &live,
+        Duration::ZERO,
     )? {
         let mut vu = vu::Vu::new(ctx.clone(), 1);
         let flow = vu.ready().await;
@@ -227,6 +257,24 @@ fn spawn_interval_closer(live: Live) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Waits for the shared start; a start already past is kept (the
+/// schedule stays aligned with the other nodes) and logged.
+async fn wait_for_start(start_at: Option<Instant>, resume_from: Duration) -> Instant {
+    let Some(at) = start_at else {
+        return Instant::now();
+    };
+    let now = Instant::now();
+    if at > now {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    } else if now - at > resume_from + Duration::from_millis(50) {
+        tracing::warn!(
+            "the run's start was {:.0?} ago when the VUs were ready; joining its schedule late",
+            now - at
+        );
+    }
+    at
+}
+
 /// Compiles every plugin, initialises every scenario's first VUs, then
 /// starts all scenarios on one clock. Plugin problems surface before any
 /// load is sent.
@@ -236,8 +284,9 @@ pub async fn run(
     segment: Segment,
     stop: watch::Receiver<Stop>,
     live: Live,
+    timing: Timing,
 ) -> anyhow::Result<Outcome> {
-    let ctxs = contexts(bundle, &runtime, segment, &stop, &live)?;
+    let ctxs = contexts(bundle, &runtime, segment, &stop, &live, timing.resume_from)?;
 
     let mut inits = JoinSet::new();
     for (i, ctx) in ctxs.iter().enumerate() {
@@ -255,7 +304,8 @@ pub async fn run(
     let vus: usize = ready.iter().map(|(_, v)| v.len()).sum();
     tracing::info!("initialised {vus} VUs in {:.0?}", init_started.elapsed());
 
-    let start = Instant::now();
+    let start = wait_for_start(timing.start_at, timing.resume_from).await;
+    *live.began.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     *live.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
     let closer = spawn_interval_closer(live.clone());
     let mut runs = JoinSet::new();

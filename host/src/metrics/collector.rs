@@ -5,7 +5,7 @@
 //! Closed intervals are what a cluster node will stream to its leader.
 
 use super::{Event, Latency, Metrics};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 const GRACE: u64 = 2;
 
 /// One second of the run, summarised for charts and the JSON-lines series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     /// Seconds since the run's clock started (end of the interval).
     pub t: u64,
@@ -38,6 +38,17 @@ pub struct Collector {
     rows: Vec<Row>,
     /// Most busy VUs seen in each open interval.
     vus: BTreeMap<u64, u64>,
+    /// Closed intervals not yet taken by a cluster node's metric stream
+    /// (kept only when streaming is on).
+    outbox: Option<Vec<Closed>>,
+}
+
+/// A closed interval as a cluster node streams it to the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Closed {
+    pub idx: u64,
+    pub vus: u64,
+    pub metrics: Metrics,
 }
 
 impl Collector {
@@ -49,7 +60,19 @@ impl Collector {
             total: Metrics::default(),
             rows: Vec::new(),
             vus: BTreeMap::new(),
+            outbox: None,
         }
+    }
+
+    /// Keeps every closed interval for [`take_closed`](Self::take_closed).
+    pub fn streaming(mut self) -> Self {
+        self.outbox = Some(Vec::new());
+        self
+    }
+
+    /// The intervals closed since the last call (streaming collectors).
+    pub fn take_closed(&mut self) -> Vec<Closed> {
+        self.outbox.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn epoch(&self) -> Instant {
@@ -105,6 +128,13 @@ impl Collector {
             let vus = self.vus.remove(&idx).unwrap_or(0);
             self.total.merge(&m);
             self.rows.push(row(idx, &m, vus));
+            if let Some(out) = &mut self.outbox {
+                out.push(Closed {
+                    idx,
+                    vus,
+                    metrics: m.clone(),
+                });
+            }
             closed.push((idx, m));
             self.closed_below += 1;
         }
@@ -130,7 +160,8 @@ impl Collector {
     }
 }
 
-fn row(idx: u64, m: &Metrics, vus: u64) -> Row {
+/// The time-series row of interval `idx`.
+pub fn row(idx: u64, m: &Metrics, vus: u64) -> Row {
     let mut latency = super::stats::histogram();
     for r in m.requests.values() {
         latency.add(&r.latency).expect("histograms share bounds");

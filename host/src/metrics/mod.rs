@@ -8,6 +8,6 @@ mod recorder;
 mod stats;
 mod wire;
 
-pub use collector::{Collector, INTERVAL, Row};
+pub use collector::{Closed, Collector, INTERVAL, Row, row};
 pub use recorder::{Event, FailureKind, Recorder, Sink};
 pub use stats::{CheckStats, Latency, Metrics, ScenarioStats, TrendStats};

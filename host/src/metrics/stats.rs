@@ -170,7 +170,7 @@ pub struct Metrics {
 }
 
 /// A latency distribution summarised in milliseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     pub min: f64,
     pub mean: f64,

@@ -11,17 +11,31 @@ use std::collections::BTreeMap;
 
 pub mod hist {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
 
     pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = Vec::new();
         V2Serializer::new()
             .serialize(h, &mut buf)
             .map_err(|e| S::Error::custom(format!("histogram: {e:?}")))?;
-        buf.serialize(s)
+        // JSON (the Raft log, status replies) gets base64, a quarter the
+        // size of a list of numbers; binary formats get the bytes.
+        if s.is_human_readable() {
+            s.serialize_str(&B64.encode(&buf))
+        } else {
+            buf.serialize(s)
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
-        let bytes: Vec<u8> = Vec::deserialize(d)?;
+        let bytes: Vec<u8> = if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            B64.decode(text.as_bytes())
+                .map_err(|e| D::Error::custom(format!("histogram: {e}")))?
+        } else {
+            Vec::deserialize(d)?
+        };
         let h: Histogram<u64> = HdrDeserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| D::Error::custom(format!("histogram: {e:?}")))?;

@@ -1,7 +1,7 @@
 use crate::config::Config;
 use crate::metrics::{CheckStats, Latency, Metrics, ScenarioStats, TrendStats};
 use crate::threshold::Verdict;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -20,6 +20,67 @@ pub struct Summary {
     pub counters: BTreeMap<String, f64>,
     pub trends: BTreeMap<String, TrendSummary>,
     pub thresholds: Vec<Verdict>,
+    /// Set for a run spread over a cluster: who ran what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterSummary {
+    pub run_id: String,
+    /// Short SHA-256 of the config that ran.
+    pub config_version: String,
+    pub nodes: Vec<NodeSummary>,
+    /// Latest minus earliest start of the nodes' first iterations.
+    pub start_spread_ms: Option<u64>,
+    /// What happened during the run: distribution, lost nodes, handovers.
+    pub events: Vec<String>,
+}
+
+/// One node's share of a cluster run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeSummary {
+    pub node_id: String,
+    pub addr: String,
+    /// Which equal part of the load, as `i/n`.
+    pub segment: String,
+    pub requests: u64,
+    pub failed: u64,
+    pub iterations: u64,
+    pub dropped_iterations: u64,
+    /// When the node's first iteration began (Unix ms).
+    pub started_at_ms: Option<u64>,
+    /// finished, stopped, lost or running.
+    pub status: String,
+    /// The node whose share this one took over mid-run.
+    pub took_over_from: Option<String>,
+}
+
+impl ClusterSummary {
+    pub fn new(
+        run_id: String,
+        config_version: String,
+        nodes: Vec<NodeSummary>,
+        events: Vec<String>,
+    ) -> Self {
+        let starts: Vec<u64> = nodes
+            .iter()
+            .filter(|n| n.took_over_from.is_none())
+            .filter_map(|n| n.started_at_ms)
+            .collect();
+        let spread = starts
+            .iter()
+            .max()
+            .zip(starts.iter().min())
+            .map(|(a, b)| a - b);
+        ClusterSummary {
+            run_id,
+            config_version,
+            nodes,
+            start_spread_ms: spread,
+            events,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -223,6 +284,7 @@ impl Summary {
                 .map(|(k, t)| (k.clone(), TrendSummary::of(t)))
                 .collect(),
             thresholds: crate::threshold::evaluate_all(&f.config.thresholds.0, m, f.elapsed),
+            cluster: None,
         }
     }
 

@@ -9,5 +9,5 @@ pub mod prometheus;
 pub mod series;
 mod table;
 
-pub use json::{RunFacts, Summary};
+pub use json::{ClusterSummary, NodeSummary, RunFacts, Summary};
 pub use table::render as render_table;

@@ -111,6 +111,9 @@ pub fn render(s: &Summary) -> String {
             let _ = writeln!(out, "    {v}");
         }
     }
+    if let Some(c) = &s.cluster {
+        cluster(&mut out, c);
+    }
     let t = &s.totals;
     let failed_pct = if t.requests == 0 {
         0.0
@@ -129,6 +132,32 @@ pub fn render(s: &Summary) -> String {
         bytes(t.bytes_received)
     );
     out
+}
+
+fn cluster(out: &mut String, c: &super::ClusterSummary) {
+    let spread = c
+        .start_spread_ms
+        .map_or(String::new(), |s| format!(", start spread {s} ms"));
+    let _ = writeln!(out, "\n    nodes (run {}, config {}{spread})", c.run_id, c.config_version);
+    for n in &c.nodes {
+        let from = n
+            .took_over_from
+            .as_ref()
+            .map_or(String::new(), |f| format!("  (took over from {f})"));
+        let _ = writeln!(
+            out,
+            "    {:<24} {:>5} {:>10} requests {:>8} failed {:>10} iterations  {}{from}",
+            clip(&n.node_id, 24),
+            n.segment,
+            n.requests,
+            n.failed,
+            n.iterations,
+            n.status
+        );
+    }
+    for e in &c.events {
+        let _ = writeln!(out, "    · {e}");
+    }
 }
 
 fn ms(v: f64) -> String {

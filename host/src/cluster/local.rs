@@ -1,0 +1,94 @@
+//! What a node keeps for runs outside the replicated state: shipped
+//! bytes, Bundles built and compiled from them, the WASM runtime, and
+//! (on the leader) when each assignment last reported.
+
+use super::blobs::BlobStore;
+use super::plan::Plan;
+use crate::config::Bundle;
+use crate::plugin::Runtime;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct Local {
+    pub blobs: BlobStore,
+    runtime: OnceLock<Arc<Runtime>>,
+    /// Bundles compiled for a run, by run id.
+    prepared: Mutex<HashMap<String, Arc<Bundle>>>,
+    /// Leader only: when each (run, assignment) last reported.
+    pub last_seen: Mutex<HashMap<(String, u32), Instant>>,
+    /// Leader only: the run this node is distributing right now.
+    pub distributing: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Local {
+    pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
+        if let Some(r) = self.runtime.get() {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
+        Ok(self.runtime.get_or_init(|| r).clone())
+    }
+
+    pub fn seen(&self, run: &str, assignment: u32) {
+        lock(&self.last_seen).insert((run.to_owned(), assignment), Instant::now());
+    }
+
+    pub fn last_seen(&self, run: &str, assignment: u32) -> Option<Instant> {
+        lock(&self.last_seen)
+            .get(&(run.to_owned(), assignment))
+            .copied()
+    }
+
+    pub fn set_distributing(&self, run: Option<String>) {
+        *lock(&self.distributing) = run;
+    }
+
+    pub fn is_distributing(&self, run: &str) -> bool {
+        lock(&self.distributing).as_deref() == Some(run)
+    }
+
+    /// The plan's Bundle, built from the shipped blobs and compiled once
+    /// per run; later calls get the same one.
+    pub async fn prepare(&self, plan: &Plan) -> Result<Arc<Bundle>, String> {
+        if let Some(b) = lock(&self.prepared).get(&plan.run_id) {
+            return Ok(b.clone());
+        }
+        let fetch = |what: &str, m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(name, d)| {
+                    self.blobs.get(d).map(|b| (name.clone(), b)).ok_or_else(|| {
+                        format!("{what} `{name}` ({d}) has not arrived on this node")
+                    })
+                })
+                .collect::<Result<BTreeMap<_, _>, String>>()
+        };
+        let plugins = fetch("plugin", &plan.plugins)?;
+        let files = fetch("data file", &plan.files)?;
+        let bundle = Bundle::from_shipped(&plan.name, &plan.yaml, plugins, files)
+            .map_err(|e| e.to_string())?;
+        let runtime = self.runtime().map_err(|e| format!("{e:#}"))?;
+        let compiled = bundle.clone();
+        tokio::task::spawn_blocking(move || {
+            for (name, p) in &compiled.plugins {
+                runtime.load(name, p).map_err(|e| format!("plugin `{name}`: {e}"))?;
+            }
+            Ok::<_, String>(())
+        })
+        .await
+        .map_err(|e| format!("compiling plugins: {e}"))??;
+        let bundle = Arc::new(bundle);
+        let mut prepared = lock(&self.prepared);
+        // One run's Bundle at a time is all a node needs.
+        prepared.retain(|run, _| run == &plan.run_id);
+        Ok(prepared
+            .entry(plan.run_id.clone())
+            .or_insert(bundle)
+            .clone())
+    }
+}

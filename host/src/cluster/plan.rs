@@ -1,0 +1,367 @@
+//! The replicated record of a distributed run: the Plan (what runs,
+//! where, from when), each assignment's progress, the merged per-second
+//! metrics, and the final result. It lives in the Raft state machine, so
+//! a new leader finds everything the old one knew, and the state machine
+//! itself merges metric batches, so a replayed batch is never counted twice.
+
+use crate::engine::Segment;
+use crate::metrics::{Closed, Metrics, Row};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The state-machine key of the current plan.
+pub const PLAN: &str = "plan";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The leader is shipping the Bundle; nodes compile and acknowledge.
+    Distributing,
+    /// Every node acknowledged; load starts at `start_at_ms`.
+    Running,
+    /// An operator asked for a graceful stop.
+    Stopping,
+    Finished,
+    Aborted,
+}
+
+impl Status {
+    pub fn is_over(self) -> bool {
+        matches!(self, Status::Finished | Status::Aborted)
+    }
+}
+
+/// A share of the load given to one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Assignment {
+    pub id: u32,
+    /// The node's Raft address.
+    pub node: String,
+    pub node_id: String,
+    pub index: u32,
+    pub count: u32,
+    /// Offset into the schedule this assignment starts at (non-zero when
+    /// it took over a lost node's share mid-run).
+    pub resume_from_ms: u64,
+    /// The assignment whose share this one took over.
+    pub takeover_of: Option<u32>,
+    /// The node stopped reporting; its share is no longer produced here.
+    pub lost: bool,
+}
+
+impl Assignment {
+    pub fn segment(&self) -> Segment {
+        Segment {
+            index: self.index,
+            count: self.count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub run_id: String,
+    /// The config's name, as reports show it.
+    pub name: String,
+    /// Short SHA-256 of the YAML: which version of the config runs.
+    pub version: String,
+    pub yaml: String,
+    /// Plugin bytes shipped with the config, by plugin name (builtin
+    /// plugins travel inside every binary and are not listed).
+    pub plugins: BTreeMap<String, String>,
+    /// Data files by name, as digests.
+    pub files: BTreeMap<String, String>,
+    pub status: Status,
+    /// Wall-clock start (Unix ms), common to every node.
+    pub start_at_ms: u64,
+    pub assignments: Vec<Assignment>,
+    /// What happened during the run, for the report.
+    pub events: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl Plan {
+    pub fn mine<'a>(&'a self, addr: &'a str) -> impl Iterator<Item = &'a Assignment> + 'a {
+        self.assignments.iter().filter(move |a| a.node == addr)
+    }
+}
+
+/// A node's report of closed intervals for one assignment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Batch {
+    pub run_id: String,
+    pub assignment: u32,
+    /// Consecutive intervals from the oldest one not yet acknowledged.
+    pub intervals: Vec<Closed>,
+    /// When the node's clock started its first iteration (Unix ms).
+    pub started_at_ms: Option<u64>,
+    /// Set on the last batch: the assignment's engine has finished.
+    pub finished: Option<Finished>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Finished {
+    pub elapsed_ms: u64,
+    pub stopped_early: bool,
+    pub init_failed: u64,
+}
+
+/// What the state machine knows of one assignment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// The next interval index expected: everything below is merged.
+    pub next: u64,
+    pub requests: u64,
+    pub failed: u64,
+    pub iterations: u64,
+    pub dropped: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished: Option<Finished>,
+}
+
+/// The merged result of a run, written once by the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub metrics: Metrics,
+    pub rows: Vec<Row>,
+    pub elapsed_ms: u64,
+    pub stopped_early: bool,
+    pub nodes: Vec<NodeReport>,
+    pub events: Vec<String>,
+}
+
+/// One assignment's line in the report's per-node breakdown.
+pub type NodeReport = crate::report::NodeSummary;
+
+pub fn progress_key(run: &str, assignment: u32) -> String {
+    format!("run/{run}/a/{assignment:04}")
+}
+
+pub fn interval_key(run: &str, idx: u64) -> String {
+    format!("run/{run}/i/{idx:08}")
+}
+
+pub fn interval_prefix(run: &str) -> String {
+    format!("run/{run}/i/")
+}
+
+pub fn result_key(run: &str) -> String {
+    format!("run/{run}/result")
+}
+
+/// Applies a batch to the state-machine map: intervals at or after the
+/// assignment's `next` are merged in order; earlier ones (a replay after
+/// a lost acknowledgement) are skipped. Returns the new `next`, the
+/// acknowledgement the node gets back.
+pub fn apply_batch(data: &mut BTreeMap<String, String>, b: &Batch) -> u64 {
+    let current = data
+        .get(PLAN)
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+        .is_some_and(|p| p.run_id == b.run_id && !p.status.is_over());
+    if !current {
+        // Nobody waits for this run any more: acknowledge everything.
+        return u64::MAX;
+    }
+    let key = progress_key(&b.run_id, b.assignment);
+    let mut p: Progress = data
+        .get(&key)
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default();
+    let mut complete = true;
+    for c in &b.intervals {
+        if c.idx < p.next {
+            continue;
+        }
+        if c.idx > p.next {
+            complete = false;
+            break;
+        }
+        merge_interval(data, &b.run_id, c);
+        let m = &c.metrics;
+        p.requests += m.total_requests();
+        p.failed += m.total_failed();
+        p.iterations += m.scenarios.values().map(|s| s.iterations).sum::<u64>();
+        p.dropped += m.scenarios.values().map(|s| s.dropped).sum::<u64>();
+        p.next += 1;
+    }
+    if p.started_at_ms.is_none() {
+        p.started_at_ms = b.started_at_ms;
+    }
+    if complete && b.finished.is_some() {
+        p.finished = b.finished;
+    }
+    let next = p.next;
+    data.insert(key, serde_json::to_string(&p).unwrap_or_default());
+    next
+}
+
+fn merge_interval(data: &mut BTreeMap<String, String>, run: &str, c: &Closed) {
+    let key = interval_key(run, c.idx);
+    let mut merged: Closed = data
+        .get(&key)
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or(Closed {
+            idx: c.idx,
+            vus: 0,
+            metrics: Metrics::default(),
+        });
+    merged.vus += c.vus;
+    merged.metrics.merge(&c.metrics);
+    data.insert(key, serde_json::to_string(&merged).unwrap_or_default());
+}
+
+/// A new plan replaces the old one; the old run's per-second intervals
+/// go (its result stays), so the state machine does not grow run by run.
+pub fn apply_plan(data: &mut BTreeMap<String, String>, plan: &Plan) {
+    if let Some(old) = data
+        .get(PLAN)
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+        .filter(|old| old.run_id != plan.run_id)
+    {
+        let prefix = interval_prefix(&old.run_id);
+        let stale: Vec<String> = data
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            data.remove(&k);
+        }
+    }
+    data.insert(
+        PLAN.to_owned(),
+        serde_json::to_string(plan).unwrap_or_default(),
+    );
+}
+
+/// An operator's stop: a running plan stops gracefully, one still being
+/// distributed is aborted. Returns whether anything changed.
+pub fn apply_stop(data: &mut BTreeMap<String, String>, run_id: &str) -> bool {
+    let Some(mut plan) = data
+        .get(PLAN)
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+    else {
+        return false;
+    };
+    if plan.run_id != run_id && !run_id.is_empty() {
+        return false;
+    }
+    match plan.status {
+        Status::Running => plan.status = Status::Stopping,
+        Status::Distributing => {
+            plan.status = Status::Aborted;
+            plan.error = Some("stopped by an operator before the load started".into());
+        }
+        _ => return false,
+    }
+    plan.events.push("stop requested by an operator".into());
+    data.insert(
+        PLAN.to_owned(),
+        serde_json::to_string(&plan).unwrap_or_default(),
+    );
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Event;
+
+    fn plan(run: &str) -> Plan {
+        Plan {
+            run_id: run.into(),
+            name: "t".into(),
+            version: "v".into(),
+            yaml: String::new(),
+            plugins: BTreeMap::new(),
+            files: BTreeMap::new(),
+            status: Status::Running,
+            start_at_ms: 0,
+            assignments: vec![],
+            events: vec![],
+            error: None,
+        }
+    }
+
+    fn interval(idx: u64, requests: u64) -> Closed {
+        let mut m = Metrics::default();
+        for _ in 0..requests {
+            m.apply(
+                "s",
+                Event::Request {
+                    name: "r".into(),
+                    status: Some(200),
+                    error: None,
+                    micros: 100,
+                    bytes: 1,
+                },
+            );
+        }
+        Closed {
+            idx,
+            vus: 1,
+            metrics: m,
+        }
+    }
+
+    fn batch(intervals: Vec<Closed>) -> Batch {
+        Batch {
+            run_id: "r1".into(),
+            assignment: 0,
+            intervals,
+            started_at_ms: Some(5),
+            finished: None,
+        }
+    }
+
+    #[test]
+    fn replayed_intervals_are_counted_once() {
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r1"));
+        assert_eq!(
+            apply_batch(&mut data, &batch(vec![interval(0, 3), interval(1, 4)])),
+            2
+        );
+        // The acknowledgement was lost: the node sends 1 again, then 2.
+        assert_eq!(
+            apply_batch(&mut data, &batch(vec![interval(1, 4), interval(2, 5)])),
+            3
+        );
+        let p: Progress = serde_json::from_str(&data[&progress_key("r1", 0)]).unwrap();
+        assert_eq!(p.requests, 12);
+        let i1: Closed = serde_json::from_str(&data[&interval_key("r1", 1)]).unwrap();
+        assert_eq!(i1.metrics.total_requests(), 4);
+    }
+
+    #[test]
+    fn a_gap_stops_the_merge_and_finish_waits_for_it() {
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r1"));
+        let mut b = batch(vec![interval(1, 1)]);
+        b.finished = Some(Finished {
+            elapsed_ms: 1,
+            stopped_early: false,
+            init_failed: 0,
+        });
+        assert_eq!(apply_batch(&mut data, &b), 0);
+        let p: Progress = serde_json::from_str(&data[&progress_key("r1", 0)]).unwrap();
+        assert!(p.finished.is_none());
+    }
+
+    #[test]
+    fn batches_of_another_run_are_acknowledged_and_dropped() {
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r2"));
+        assert_eq!(apply_batch(&mut data, &batch(vec![interval(0, 1)])), u64::MAX);
+        assert!(!data.contains_key(&progress_key("r1", 0)));
+    }
+
+    #[test]
+    fn a_new_plan_drops_the_old_intervals() {
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r1"));
+        apply_batch(&mut data, &batch(vec![interval(0, 1)]));
+        apply_plan(&mut data, &plan("r2"));
+        assert!(!data.keys().any(|k| k.starts_with("run/r1/i/")));
+    }
+}

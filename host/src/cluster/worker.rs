@@ -1,0 +1,232 @@
+//! Every node's part of a distributed run: follow the Plan in the
+//! replicated state, run this node's shares on the common clock, stop
+//! when asked, and stream each closed second of metrics to whoever leads,
+//! keeping it until that leader acknowledges it.
+
+use super::coordinator::{current_plan, now_ms};
+use super::node::NodeCtx;
+use super::plan::{Assignment, Batch, Finished, Plan, Status};
+use super::rpc::{decode, encode, pb};
+use crate::engine::{self, Live, Stop, Timing};
+use crate::metrics::Closed;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Intervals per metric batch: a node that was cut off for a while
+/// catches up in several calls rather than one huge one.
+const BATCH: usize = 20;
+
+/// Follows the plan for as long as the node runs.
+pub async fn follow(ctx: Arc<NodeCtx>) {
+    let mut changes = ctx.sm().changes();
+    let mut started: HashSet<(String, u32)> = HashSet::new();
+    let mut stops: HashMap<String, Arc<watch::Sender<Stop>>> = HashMap::new();
+    loop {
+        if let Some(plan) = current_plan(&ctx) {
+            act(&ctx, &plan, &mut started, &mut stops).await;
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn act(
+    ctx: &Arc<NodeCtx>,
+    plan: &Plan,
+    started: &mut HashSet<(String, u32)>,
+    stops: &mut HashMap<String, Arc<watch::Sender<Stop>>>,
+) {
+    stops.retain(|run, _| *run == plan.run_id);
+    let stop = stops
+        .entry(plan.run_id.clone())
+        .or_insert_with(|| Arc::new(watch::channel(Stop::No).0))
+        .clone();
+    match plan.status {
+        Status::Stopping => {
+            stop.send_if_modified(|s| upgrade(s, Stop::Graceful));
+        }
+        Status::Aborted => {
+            stop.send_if_modified(|s| upgrade(s, Stop::Now));
+        }
+        _ => {}
+    }
+    if plan.status != Status::Running {
+        return;
+    }
+    let Some(me) = ctx.addr() else { return };
+    for a in plan.mine(&me) {
+        if a.lost || !started.insert((plan.run_id.clone(), a.id)) {
+            continue;
+        }
+        match ctx.local.prepare(plan).await {
+            Ok(bundle) => {
+                tokio::spawn(run_share(ctx.clone(), plan.clone(), a.clone(), bundle, stop.clone()));
+            }
+            Err(e) => tracing::error!(run = %plan.run_id, "cannot run share {}/{}: {e}", a.index + 1, a.count),
+        }
+    }
+}
+
+fn upgrade(s: &mut Stop, to: Stop) -> bool {
+    let stronger = matches!((*s, to), (Stop::No, _) | (Stop::Graceful, Stop::Now));
+    if stronger {
+        *s = to;
+    }
+    stronger
+}
+
+/// The Instant of a wall-clock time in Unix ms (in the past if it has passed).
+fn instant_of(unix_ms: u64) -> Instant {
+    let now = now_ms();
+    let now_i = Instant::now();
+    if unix_ms >= now {
+        now_i + Duration::from_millis(unix_ms - now)
+    } else {
+        now_i
+            .checked_sub(Duration::from_millis(now - unix_ms))
+            .unwrap_or(now_i)
+    }
+}
+
+async fn run_share(
+    ctx: Arc<NodeCtx>,
+    plan: Plan,
+    a: Assignment,
+    bundle: Arc<crate::config::Bundle>,
+    stop: Arc<watch::Sender<Stop>>,
+) {
+    let runtime = match ctx.local.runtime() {
+        Ok(r) => r,
+        Err(e) => return tracing::error!("{e:#}"),
+    };
+    let start = instant_of(plan.start_at_ms);
+    let live = Live::streaming(start);
+    let timing = Timing {
+        start_at: Some(start),
+        resume_from: Duration::from_millis(a.resume_from_ms),
+    };
+    tracing::info!(
+        run = %plan.run_id,
+        "running share {}/{}{} from {}",
+        a.index + 1,
+        a.count,
+        a.takeover_of.map_or(String::new(), |_| " (taken over)".into()),
+        plan.start_at_ms
+    );
+    let engine = {
+        let (live, stop_rx, segment) = (live.clone(), stop.subscribe(), a.segment());
+        tokio::spawn(async move {
+            engine::run(&bundle, runtime, segment, stop_rx, live, timing).await
+        })
+    };
+    stream_metrics(&ctx, &plan.run_id, &a, live, engine).await;
+}
+
+/// Sends closed intervals to the leader every second until the engine is
+/// done and everything is acknowledged. Unacknowledged intervals are
+/// sent again, to whichever node leads by then.
+async fn stream_metrics(
+    ctx: &Arc<NodeCtx>,
+    run: &str,
+    a: &Assignment,
+    live: Live,
+    mut engine: tokio::task::JoinHandle<anyhow::Result<engine::Outcome>>,
+) {
+    let mut outbox: VecDeque<Closed> = VecDeque::new();
+    let mut finished: Option<Finished> = None;
+    let mut engine_done = false;
+    let mut logged_start = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = &mut engine, if !engine_done => {
+                engine_done = true;
+                finished = Some(finish_of(r, a));
+            }
+        }
+        outbox.extend(live.sink.lock().unwrap_or_else(|p| p.into_inner()).take_closed());
+        let started_at_ms = started_at(&live);
+        if let Some(ms) = started_at_ms.filter(|_| !logged_start) {
+            tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
+            logged_start = true;
+        }
+        let batch = Batch {
+            run_id: run.to_owned(),
+            assignment: a.id,
+            intervals: outbox.iter().take(BATCH).cloned().collect(),
+            started_at_ms,
+            finished: finished.filter(|_| outbox.len() <= BATCH),
+        };
+        match send(ctx, &batch).await {
+            Ok(acked) => {
+                while outbox.front().is_some_and(|c| c.idx < acked) {
+                    outbox.pop_front();
+                }
+                if acked == u64::MAX || (batch.finished.is_some() && outbox.is_empty()) {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(run = %run, "metrics not delivered yet: {e}"),
+        }
+        if engine_done && plan_is_over(ctx, run) {
+            tracing::warn!(run = %run, "the run ended before all metrics were acknowledged");
+            return;
+        }
+    }
+}
+
+fn plan_is_over(ctx: &NodeCtx, run: &str) -> bool {
+    current_plan(ctx).is_none_or(|p| p.run_id != run || p.status.is_over())
+}
+
+fn started_at(live: &Live) -> Option<u64> {
+    let started = (*live.began.lock().unwrap_or_else(|p| p.into_inner()))?;
+    let since = Instant::now().saturating_duration_since(started);
+    let wall = std::time::SystemTime::now().checked_sub(since)?;
+    wall.duration_since(UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+}
+
+fn finish_of(
+    r: Result<anyhow::Result<engine::Outcome>, tokio::task::JoinError>,
+    a: &Assignment,
+) -> Finished {
+    match r {
+        Ok(Ok(o)) => Finished {
+            elapsed_ms: o.elapsed.as_millis() as u64,
+            stopped_early: o.stopped_early,
+            init_failed: o.metrics.scenarios.values().map(|s| s.init_failed).sum(),
+        },
+        Ok(Err(e)) => {
+            tracing::error!("share {}/{} failed: {e:#}", a.index + 1, a.count);
+            Finished {
+                elapsed_ms: 0,
+                stopped_early: true,
+                init_failed: 0,
+            }
+        }
+        Err(e) => {
+            tracing::error!("share {}/{} panicked: {e}", a.index + 1, a.count);
+            Finished {
+                elapsed_ms: 0,
+                stopped_early: true,
+                init_failed: 0,
+            }
+        }
+    }
+}
+
+async fn send(ctx: &NodeCtx, batch: &Batch) -> anyhow::Result<u64> {
+    let leader = ctx
+        .leader_addr()
+        .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
+    let channel = super::network::channel(&leader)?;
+    let mut client =
+        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, ctx.token.clone());
+    let reply = client.report_metrics(encode(batch)?).await?;
+    let acked: Result<u64, String> = decode(reply.get_ref())?;
+    acked.map_err(|e| anyhow::anyhow!(e))
+}
