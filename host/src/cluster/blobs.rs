@@ -47,7 +47,10 @@ impl BlobStore {
 
     /// Receives a PutBlobs stream: every blob must arrive whole and match
     /// its digest, or nothing of it is kept.
-    pub async fn receive(&self, mut stream: tonic::Streaming<pb::BlobChunk>) -> Result<usize, Status> {
+    pub async fn receive(
+        &self,
+        mut stream: tonic::Streaming<pb::BlobChunk>,
+    ) -> Result<usize, Status> {
         let mut current: Option<(String, u64, Vec<u8>)> = None;
         let mut stored = 0;
         while let Some(chunk) = stream.message().await? {
@@ -59,13 +62,21 @@ impl BlobStore {
                 if chunk.size > 1 << 30 {
                     return Err(Status::invalid_argument("blobs over 1 GiB are refused"));
                 }
-                current = Some((chunk.digest, chunk.size, Vec::with_capacity(chunk.size as usize)));
+                current = Some((
+                    chunk.digest,
+                    chunk.size,
+                    Vec::with_capacity(chunk.size as usize),
+                ));
             }
             let Some((_, size, buf)) = current.as_mut() else {
-                return Err(Status::invalid_argument("a blob chunk came before any digest"));
+                return Err(Status::invalid_argument(
+                    "a blob chunk came before any digest",
+                ));
             };
             if (buf.len() + chunk.data.len()) as u64 > *size {
-                return Err(Status::invalid_argument("a blob is longer than its stated size"));
+                return Err(Status::invalid_argument(
+                    "a blob is longer than its stated size",
+                ));
             }
             buf.extend_from_slice(&chunk.data);
         }
@@ -85,7 +96,10 @@ impl BlobStore {
         }
         let got = self.insert(bytes.into());
         if got != want {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&got);
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&got);
             return Err(Status::data_loss(format!(
                 "blob arrived with digest {got}, expected {want}"
             )));
@@ -108,8 +122,9 @@ pub async fn push(
         return Ok(0);
     }
     let channel = long_channel(addr)?;
-    let mut client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone())
-        .max_decoding_message_size(16 << 20);
+    let mut client =
+        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone())
+            .max_decoding_message_size(16 << 20);
     let digests: Vec<String> = blobs.keys().cloned().collect();
     let reply = client.missing_blobs(encode(&digests)?).await?;
     let missing: Vec<String> = decode(reply.get_ref())?;

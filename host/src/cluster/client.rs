@@ -24,9 +24,11 @@ fn token() -> anyhow::Result<AddToken> {
 
 fn client(
     addr: &str,
-) -> anyhow::Result<pb::coordinator_client::CoordinatorClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>,
->> {
+) -> anyhow::Result<
+    pb::coordinator_client::CoordinatorClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>,
+    >,
+> {
     Ok(
         pb::coordinator_client::CoordinatorClient::with_interceptor(long_channel(addr)?, token()?)
             .max_decoding_message_size(256 << 20),
@@ -45,12 +47,7 @@ pub fn node_list(nodes: &str) -> Vec<String> {
 
 /// Sends the config to the first node that takes it, then waits for the
 /// run to end and reports it as a standalone run would.
-pub async fn submit(
-    path: &Path,
-    nodes: &str,
-    out: Outputs,
-    detach: bool,
-) -> anyhow::Result<u8> {
+pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> anyhow::Result<u8> {
     let nodes = node_list(nodes);
     let bundle = Bundle::load(path)?;
     let yaml = std::fs::read_to_string(path)?;
@@ -275,11 +272,17 @@ pub async fn stop(nodes: &str) -> anyhow::Result<u8> {
         let cmd = Command::Stop {
             run_id: String::new(),
         };
-        match super::service::write_remote(node, std::env::var("CLUSTER_TOKEN").ok().as_deref(), cmd)
-            .await
+        match super::service::write_remote(
+            node,
+            std::env::var("CLUSTER_TOKEN").ok().as_deref(),
+            cmd,
+        )
+        .await
         {
             Ok(a) if a.changed => {
-                eprintln!("stopping the run: no new iterations; running ones finish within gracefulStop");
+                eprintln!(
+                    "stopping the run: no new iterations; running ones finish within gracefulStop"
+                );
                 return Ok(crate::exit::OK);
             }
             Ok(_) => anyhow::bail!("no run is going"),

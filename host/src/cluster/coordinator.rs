@@ -33,7 +33,11 @@ pub struct Submission {
 
 impl Submission {
     pub fn digests(&self) -> Vec<String> {
-        self.plugins.values().chain(self.files.values()).cloned().collect()
+        self.plugins
+            .values()
+            .chain(self.files.values())
+            .cloned()
+            .collect()
     }
 }
 
@@ -239,7 +243,11 @@ pub async fn drive(ctx: Arc<NodeCtx>) {
         let leader = ctx.is_leader();
         if leader && !was_leader {
             // Nodes get a full grace period to report to a new leader.
-            ctx.local.last_seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            ctx.local
+                .last_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
         }
         was_leader = leader;
         if !leader {
@@ -249,9 +257,10 @@ pub async fn drive(ctx: Arc<NodeCtx>) {
             continue;
         };
         let next = match plan.status {
-            Status::Distributing if !ctx.local.is_distributing(&plan.run_id) => {
-                Some(abort(plan, "the leader changed while the config was being distributed; submit it again"))
-            }
+            Status::Distributing if !ctx.local.is_distributing(&plan.run_id) => Some(abort(
+                plan,
+                "the leader changed while the config was being distributed; submit it again",
+            )),
             Status::Running | Status::Stopping => watch_nodes(&ctx, plan).await,
             _ => None,
         };
@@ -330,9 +339,9 @@ fn lose(ctx: &NodeCtx, plan: &mut Plan, lost: &Assignment) {
     let survivor = survivors(plan, &lost.node).into_iter().next();
     match survivor {
         _ if !ctx.settings.redistribute => event.push_str("; redistribution is off"),
-        _ if !time_based(plan) => {
-            event.push_str("; its share is not redistributed (iteration-count scenarios would repeat work)")
-        }
+        _ if !time_based(plan) => event.push_str(
+            "; its share is not redistributed (iteration-count scenarios would repeat work)",
+        ),
         None => event.push_str("; no node is left to take its share"),
         Some((node, node_id)) => {
             let id = plan.assignments.iter().map(|a| a.id).max().unwrap_or(0) + 1;
@@ -360,7 +369,11 @@ fn lose(ctx: &NodeCtx, plan: &mut Plan, lost: &Assignment) {
 /// Nodes still running shares (other than `gone`), fewest shares first.
 fn survivors(plan: &Plan, gone: &str) -> Vec<(String, String)> {
     let mut load: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for a in plan.assignments.iter().filter(|a| !a.lost && a.node != gone) {
+    for a in plan
+        .assignments
+        .iter()
+        .filter(|a| !a.lost && a.node != gone)
+    {
         *load.entry((a.node.clone(), a.node_id.clone())).or_default() += 1;
     }
     let mut v: Vec<_> = load.into_iter().collect();

@@ -76,7 +76,9 @@ impl Local {
         let compiled = bundle.clone();
         tokio::task::spawn_blocking(move || {
             for (name, p) in &compiled.plugins {
-                runtime.load(name, p).map_err(|e| format!("plugin `{name}`: {e}"))?;
+                runtime
+                    .load(name, p)
+                    .map_err(|e| format!("plugin `{name}`: {e}"))?;
             }
             Ok::<_, String>(())
         })

@@ -4,8 +4,8 @@
 
 use super::health::{self, Health};
 use super::local::Local;
-use super::plan::Status;
 use super::network::{Network, channel};
+use super::plan::Status;
 use super::rpc::{AddToken, CheckToken, pb};
 use super::service::{CoordinatorService, RaftService};
 use super::settings::Settings;

@@ -352,7 +352,10 @@ mod tests {
     fn batches_of_another_run_are_acknowledged_and_dropped() {
         let mut data = BTreeMap::new();
         apply_plan(&mut data, &plan("r2"));
-        assert_eq!(apply_batch(&mut data, &batch(vec![interval(0, 1)])), u64::MAX);
+        assert_eq!(
+            apply_batch(&mut data, &batch(vec![interval(0, 1)])),
+            u64::MAX
+        );
         assert!(!data.contains_key(&progress_key("r1", 0)));
     }
 

@@ -7,9 +7,9 @@ use super::node::NodeCtx;
 use super::plan::{self, Batch, Plan};
 use super::rpc::{AddToken, decode, encode, pb};
 use super::types::{Applied, Command};
+use openraft::error::{ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -171,7 +171,9 @@ async fn report_metrics(ctx: &Arc<NodeCtx>, batch: Batch) -> Result<u64, String>
         return Ok(progress.map_or(0, |p| p.next));
     }
     let applied = write(ctx, Command::Metrics(Box::new(batch))).await?;
-    applied.acked.ok_or_else(|| "the state machine did not acknowledge".into())
+    applied
+        .acked
+        .ok_or_else(|| "the state machine did not acknowledge".into())
 }
 
 #[derive(Debug, Serialize, Deserialize, Default)]

@@ -9,14 +9,21 @@ use std::io::Cursor;
 /// A write to the replicated state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
-    Set { key: String, value: String },
-    Delete { key: String },
+    Set {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
     /// Replace the current plan (a new run, or a new status).
     Plan(Box<Plan>),
     /// Merge a node's metric batch into its run.
     Metrics(Box<Batch>),
     /// An operator's graceful stop of the run (empty id: whatever runs).
-    Stop { run_id: String },
+    Stop {
+        run_id: String,
+    },
 }
 
 /// What a write returns: the previous value of a key, or for a metric

@@ -63,9 +63,17 @@ async fn act(
         }
         match ctx.local.prepare(plan).await {
             Ok(bundle) => {
-                tokio::spawn(run_share(ctx.clone(), plan.clone(), a.clone(), bundle, stop.clone()));
+                tokio::spawn(run_share(
+                    ctx.clone(),
+                    plan.clone(),
+                    a.clone(),
+                    bundle,
+                    stop.clone(),
+                ));
             }
-            Err(e) => tracing::error!(run = %plan.run_id, "cannot run share {}/{}: {e}", a.index + 1, a.count),
+            Err(e) => {
+                tracing::error!(run = %plan.run_id, "cannot run share {}/{}: {e}", a.index + 1, a.count)
+            }
         }
     }
 }
@@ -118,9 +126,9 @@ async fn run_share(
     );
     let engine = {
         let (live, stop_rx, segment) = (live.clone(), stop.subscribe(), a.segment());
-        tokio::spawn(async move {
-            engine::run(&bundle, runtime, segment, stop_rx, live, timing).await
-        })
+        tokio::spawn(
+            async move { engine::run(&bundle, runtime, segment, stop_rx, live, timing).await },
+        )
     };
     stream_metrics(&ctx, &plan.run_id, &a, live, engine).await;
 }
@@ -148,7 +156,12 @@ async fn stream_metrics(
                 finished = Some(finish_of(r, a));
             }
         }
-        outbox.extend(live.sink.lock().unwrap_or_else(|p| p.into_inner()).take_closed());
+        outbox.extend(
+            live.sink
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take_closed(),
+        );
         let started_at_ms = started_at(&live);
         if let Some(ms) = started_at_ms.filter(|_| !logged_start) {
             tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
@@ -187,7 +200,9 @@ fn started_at(live: &Live) -> Option<u64> {
     let started = (*live.began.lock().unwrap_or_else(|p| p.into_inner()))?;
     let since = Instant::now().saturating_duration_since(started);
     let wall = std::time::SystemTime::now().checked_sub(since)?;
-    wall.duration_since(UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+    wall.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
 }
 
 fn finish_of(

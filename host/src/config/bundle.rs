@@ -101,16 +101,15 @@ impl Bundle {
         let mut plugins = BTreeMap::new();
         for (pname, source) in &config.plugins {
             let bytes = match source {
-                super::schema::PluginSource::Path(_) => shipped
-                    .remove(pname)
-                    .map(|b| b.to_vec())
-                    .ok_or_else(|| {
+                super::schema::PluginSource::Path(_) => {
+                    shipped.remove(pname).map(|b| b.to_vec()).ok_or_else(|| {
                         ConfigError::new(
                             path,
                             Some(format!("plugins.{pname}")),
                             "the plugin's bytes did not travel with the config",
                         )
-                    })?,
+                    })?
+                }
                 super::schema::PluginSource::Builtin(b) => crate::plugin::builtin::bytes(b)
                     .map_err(|e| {
                         ConfigError::new(path, Some(format!("plugins.{pname}.builtin")), e)

@@ -138,7 +138,11 @@ fn cluster(out: &mut String, c: &super::ClusterSummary) {
     let spread = c
         .start_spread_ms
         .map_or(String::new(), |s| format!(", start spread {s} ms"));
-    let _ = writeln!(out, "\n    nodes (run {}, config {}{spread})", c.run_id, c.config_version);
+    let _ = writeln!(
+        out,
+        "\n    nodes (run {}, config {}{spread})",
+        c.run_id, c.config_version
+    );
     for n in &c.nodes {
         let from = n
             .took_over_from

@@ -1,0 +1,204 @@
+//! Real node processes on loopback: start, kill, read health, agree on a
+//! leader. Every process is killed when the Cluster is dropped.
+
+use super::{BIN, wait_bounded};
+use serde_json::Value;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// Elections run on timers; on two cores, clusters of several tests at
+/// once would starve each other, so these tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Node {
+    pub name: String,
+    pub raft: String,
+    pub health: String,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+}
+
+/// N nodes on loopback sharing one peer list; every process is killed on drop.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub peers: String,
+    pub token: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn new(n: usize, token: Option<&str>) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Node> = (1..=n)
+            .map(|i| Node {
+                name: format!("node-{i}"),
+                raft: format!("127.0.0.1:{}", free_port()),
+                health: format!("127.0.0.1:{}", free_port()),
+                data: dir.path().join(format!("n{i}")),
+                log: dir.path().join(format!("n{i}.log")),
+                child: None,
+            })
+            .collect();
+        let peers = nodes
+            .iter()
+            .map(|n| n.raft.clone())
+            .collect::<Vec<_>>()
+            .join(",");
+        Cluster {
+            nodes,
+            peers,
+            token: token.map(str::to_owned),
+            _dir: dir,
+        }
+    }
+
+    pub fn start(&mut self, i: usize) {
+        self.start_with(i, &[]);
+    }
+
+    pub fn start_with(&mut self, i: usize, extra: &[(&str, &str)]) {
+        let n = &mut self.nodes[i];
+        let mut cmd = Command::new(BIN);
+        cmd.arg("node")
+            .env("CLUSTER_ENABLED", "true")
+            .env("CLUSTER_NODE_ID", &n.name)
+            .env("CLUSTER_BIND_ADDR", &n.raft)
+            .env("CLUSTER_HEALTH_ADDR", &n.health)
+            .env("CLUSTER_NODES", &self.peers)
+            .env("CLUSTER_DATA_DIR", &n.data)
+            .env("CLUSTER_ELECTION_TIMEOUT_MS", "500")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&n.log).expect("node log file"));
+        match &self.token {
+            Some(t) => cmd.env("CLUSTER_TOKEN", t),
+            None => cmd.env_remove("CLUSTER_TOKEN"),
+        };
+        cmd.envs(extra.iter().copied());
+        n.child = Some(cmd.spawn().expect("starting a node"));
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn health(&self, i: usize) -> Option<Value> {
+        get_json(&self.nodes[i].health, "/health/cluster")
+    }
+
+    pub fn state(&self, i: usize) -> Option<Value> {
+        get_json(&self.nodes[i].health, "/cluster/state")
+    }
+
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].child.is_some())
+            .collect()
+    }
+
+    /// Waits until every running node names the same leader in the same
+    /// term and exactly one says it leads; returns (leader index, term).
+    pub fn await_agreement(&self, deadline: Duration) -> (usize, u64) {
+        let until = Instant::now() + deadline;
+        loop {
+            let healths: Vec<(usize, Value)> = self
+                .running()
+                .into_iter()
+                .filter_map(|i| self.health(i).map(|h| (i, h)))
+                .collect();
+            if healths.len() == self.running().len() {
+                let leaders: Vec<usize> = healths
+                    .iter()
+                    .filter(|(_, h)| h["state"] == "leader")
+                    .map(|(i, _)| *i)
+                    .collect();
+                let names: Vec<&Value> = healths.iter().map(|(_, h)| &h["leader_id"]).collect();
+                let terms: Vec<&Value> = healths.iter().map(|(_, h)| &h["term"]).collect();
+                if leaders.len() == 1
+                    && names
+                        .iter()
+                        .all(|n| **n == Value::String(self.nodes[leaders[0]].name.clone()))
+                    && terms.iter().all(|t| *t == terms[0])
+                {
+                    return (leaders[0], terms[0].as_u64().unwrap());
+                }
+            }
+            assert!(
+                Instant::now() < until,
+                "no agreement on a leader: {healths:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn write(&self, via: usize, key: &str, value: &str, token: Option<&str>) -> (i32, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["cluster-write", key, value, "--node", &self.nodes[via].raft])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match token {
+            Some(t) => cmd.env("CLUSTER_TOKEN", t),
+            None => cmd.env_remove("CLUSTER_TOKEN"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        let code = wait_bounded(&mut child, LIMIT);
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        (code, out)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+pub fn get_json(addr: &str, path: &str) -> Option<Value> {
+    use std::io::Write;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(300))
+            .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    serde_json::from_str(resp.split_once("\r\n\r\n")?.1).ok()
+}

@@ -1,0 +1,420 @@
+//! Distributed runs with real node processes on loopback and the embedded
+//! target in its own process: a shared run whose merged report matches
+//! the target's count, a killed leader, a killed follower, a follower
+//! that cannot take the config, the token, status and stop. Every wait is
+//! on a condition with a deadline.
+
+mod common;
+
+use common::cluster::{Cluster, LIMIT, serial};
+use common::{BIN, Target, component, wait_bounded};
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest a submitted run may take, distribution and failover included.
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+
+struct Submitted {
+    child: Child,
+    json: PathBuf,
+    series: PathBuf,
+}
+
+struct Outcome {
+    code: i32,
+    output: String,
+    report: Value,
+    series: Vec<Value>,
+}
+
+fn config(dir: &Path, target: &Target, plugin: &Path, executor: &str) -> PathBuf {
+    let yaml = format!(
+        "name: shared\ntarget: {}\nplugins:\n  shop: {{ path: {} }}\nscenarios:\n  browse:\n    plugin: shop\n{executor}\n    params: {{ think_ms: 0 }}\n",
+        target.url,
+        plugin.display()
+    );
+    let p = dir.join("test.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+fn arrival(rate: u32, secs: u32) -> String {
+    format!(
+        "    executor: constant-arrival-rate\n    rate: {rate}\n    duration: {secs}s\n    preAllocatedVUs: 10\n    maxVUs: 40"
+    )
+}
+
+fn submit(dir: &Path, cfg: &Path, nodes: &str, token: Option<&str>) -> Submitted {
+    let json = dir.join("report.json");
+    let series = dir.join("series.jsonl");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("submit")
+        .arg(cfg)
+        .args(["--node", nodes, "--json"])
+        .arg(&json)
+        .arg("--timeseries")
+        .arg(&series)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match token {
+        Some(t) => cmd.env("CLUSTER_TOKEN", t),
+        None => cmd.env_remove("CLUSTER_TOKEN"),
+    };
+    Submitted {
+        child: cmd.spawn().expect("starting submit"),
+        json,
+        series,
+    }
+}
+
+impl Submitted {
+    fn finish(mut self) -> Outcome {
+        let (mut out, mut err) = (
+            self.child.stdout.take().unwrap(),
+            self.child.stderr.take().unwrap(),
+        );
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let code = wait_bounded(&mut self.child, RUN_LIMIT);
+        let output = reader.join().unwrap();
+        let report = std::fs::read_to_string(&self.json)
+            .ok()
+            .map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
+        let series = std::fs::read_to_string(&self.series)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        Outcome {
+            code,
+            output,
+            report,
+            series,
+        }
+    }
+}
+
+fn start_cluster(n: usize, token: Option<&str>, extra: &[(&str, &str)]) -> (Cluster, usize) {
+    let mut c = Cluster::new(n, token);
+    for i in 0..n {
+        c.start_with(i, extra);
+    }
+    let (leader, _) = c.await_agreement(LIMIT);
+    (c, leader)
+}
+
+fn all_nodes(c: &Cluster) -> String {
+    c.peers.clone()
+}
+
+/// Waits until the target has seen more than `n` requests.
+fn await_requests(target: &Target, n: u64) {
+    let until = Instant::now() + LIMIT;
+    while target.received() <= n {
+        assert!(Instant::now() < until, "the target never saw {n} requests");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The quickstart component with a custom section of `pad` bytes
+/// appended: a large plugin without a large build.
+fn padded_component(dir: &Path, pad: usize) -> PathBuf {
+    let mut bytes = std::fs::read(component("quickstart")).unwrap();
+    let name = b"padding";
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name);
+    body.resize(body.len() + pad, 0xab);
+    bytes.push(0);
+    let mut len = body.len();
+    loop {
+        let b = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            bytes.push(b);
+            break;
+        }
+        bytes.push(b | 0x80);
+    }
+    bytes.extend_from_slice(&body);
+    let p = dir.join("padded.wasm");
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn nodes_of(report: &Value) -> &Vec<Value> {
+    report["cluster"]["nodes"]
+        .as_array()
+        .expect("per-node breakdown")
+}
+
+#[test]
+fn three_nodes_share_an_arrival_rate_and_the_merged_report_matches_the_target() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let plugin = padded_component(dir.path(), 20 << 20);
+    let cfg = config(dir.path(), &target, &plugin, &arrival(300, 4));
+    let (c, leader) = start_cluster(3, None, &[]);
+    let follower = (leader + 1) % 3;
+
+    let out = submit(dir.path(), &cfg, &c.nodes[follower].raft, None).finish();
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    let requests = r["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(requests, target.received(), "merged report vs target");
+    // 300/s for 4 s cut exactly across the shares; 2 requests each.
+    assert_eq!(r["totals"]["iterations"], 1200, "{}", out.output);
+    assert_eq!(r["totals"]["dropped_iterations"], 0);
+    assert_eq!(requests, 2400);
+    let rate = r["totals"]["iterations"].as_f64().unwrap() / 4.0;
+    assert!((rate - 300.0).abs() < 1.0, "rate {rate}");
+    // The leader coordinates; the two followers ran one half each.
+    let nodes = nodes_of(r);
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    let per_node: u64 = nodes.iter().map(|n| n["requests"].as_u64().unwrap()).sum();
+    assert_eq!(per_node, requests);
+    assert!(nodes.iter().all(|n| n["status"] == "finished"));
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["node_id"] != c.nodes[leader].name.as_str())
+    );
+    let spread = r["cluster"]["start_spread_ms"].as_u64().unwrap();
+    eprintln!("start spread across nodes: {spread} ms");
+    assert!(spread < 100, "start spread {spread} ms");
+    // Every second of the series is the sum of both nodes' seconds.
+    let series_iterations: u64 = out
+        .series
+        .iter()
+        .map(|row| row["iterations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(series_iterations, 1200);
+    assert!(
+        out.output.contains("distributed to 2 node(s)"),
+        "{}",
+        out.output
+    );
+}
+
+#[test]
+fn a_killed_leader_is_replaced_and_the_run_loses_nothing() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let cfg = config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(100, 8),
+    );
+    let (mut c, leader) = start_cluster(3, None, &[]);
+
+    let run = submit(dir.path(), &cfg, &all_nodes(&c), None);
+    await_requests(&target, 200);
+    c.kill(leader);
+    let out = run.finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    assert_eq!(
+        r["totals"]["requests"].as_u64().unwrap(),
+        target.received(),
+        "{}",
+        out.output
+    );
+    assert_eq!(r["totals"]["iterations"], 800);
+    let nodes = nodes_of(r);
+    assert!(nodes.iter().all(|n| n["status"] == "finished"), "{nodes:?}");
+    let (new_leader, _) = c.await_agreement(LIMIT);
+    assert_ne!(new_leader, leader);
+}
+
+#[test]
+fn a_killed_follower_is_reported_and_its_share_moves_to_a_survivor() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let cfg = config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(200, 10),
+    );
+    let (mut c, leader) = start_cluster(3, None, &[("CLUSTER_NODE_LOST_SECS", "2")]);
+    let victim = (leader + 1) % 3;
+    let victim_name = c.nodes[victim].name.clone();
+
+    let run = submit(dir.path(), &cfg, &c.nodes[leader].raft, None);
+    await_requests(&target, 400);
+    c.kill(victim);
+    let out = run.finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let nodes = nodes_of(&out.report);
+    let lost: Vec<&Value> = nodes.iter().filter(|n| n["status"] == "lost").collect();
+    assert_eq!(lost.len(), 1, "{nodes:?}");
+    assert_eq!(lost[0]["node_id"], victim_name.as_str());
+    let heir = nodes
+        .iter()
+        .find(|n| n["took_over_from"] == victim_name.as_str())
+        .expect("a node took the lost share over");
+    assert_eq!(heir["status"], "finished");
+    let events = out.report["cluster"]["events"].to_string();
+    assert!(
+        events.contains(&format!("node {victim_name} lost")),
+        "{events}"
+    );
+    // After the handover the whole rate is back: the last full seconds
+    // (merged over nodes) carry at least 90% of 200 iterations each.
+    let tail: Vec<u64> = out
+        .series
+        .iter()
+        .filter(|row| (8..=10).contains(&row["t"].as_u64().unwrap()))
+        .map(|row| row["iterations"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tail.len(), 3, "{:?}", out.series);
+    assert!(
+        tail.iter().all(|n| *n >= 180),
+        "iterations per second at the end: {tail:?}"
+    );
+}
+
+#[test]
+fn a_follower_that_cannot_take_the_config_aborts_the_run_by_name() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let cfg = config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(50, 2),
+    );
+    let (c, leader) = start_cluster(3, None, &[("CLUSTER_CONFIG_TIMEOUT_SECS", "1")]);
+    let frozen = (leader + 1) % 3;
+    let pid = c.nodes[frozen].child.as_ref().unwrap().id().to_string();
+    signal("-STOP", &pid);
+
+    let out = submit(dir.path(), &cfg, &c.nodes[leader].raft, None).finish();
+    signal("-CONT", &pid);
+
+    assert_eq!(out.code, 1, "{}", out.output);
+    let name = &c.nodes[frozen].name;
+    assert!(
+        out.output.contains(&format!(
+            "node {name} ({}) did not acknowledge the config after 3 attempts",
+            c.nodes[frozen].raft
+        )),
+        "{}",
+        out.output
+    );
+    assert_eq!(target.received(), 0, "no load without every node");
+    let log = std::fs::read_to_string(&c.nodes[leader].log).unwrap();
+    for attempt in 1..=3 {
+        assert!(
+            log.contains(&format!("attempt {attempt} of 3")),
+            "leader log lacks attempt {attempt}: {log}"
+        );
+    }
+}
+
+fn signal(sig: &str, pid: &str) {
+    let status = Command::new("kill").args([sig, pid]).status().unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[test]
+fn submit_needs_the_cluster_token() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let cfg = config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(50, 1),
+    );
+    let (c, _) = start_cluster(3, Some("s3cret"), &[]);
+    let nodes = all_nodes(&c);
+
+    let none = submit(dir.path(), &cfg, &nodes, None).finish();
+    assert_eq!(none.code, 1);
+    assert!(none.output.contains("requires a token"), "{}", none.output);
+    let wrong = submit(dir.path(), &cfg, &nodes, Some("guess")).finish();
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.output.contains("wrong cluster token"),
+        "{}",
+        wrong.output
+    );
+    assert_eq!(target.received(), 0);
+
+    let right = submit(dir.path(), &cfg, &nodes, Some("s3cret")).finish();
+    assert_eq!(right.code, 0, "{}", right.output);
+    assert_eq!(right.report["totals"]["iterations"], 50);
+}
+
+#[test]
+fn stop_ends_the_run_early_and_status_shows_it() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let vus = "    executor: constant-vus\n    vus: 4\n    duration: 60s";
+    let cfg = config(dir.path(), &target, &component("quickstart"), vus);
+    let (c, leader) = start_cluster(3, None, &[]);
+    let follower = c.nodes[(leader + 1) % 3].raft.clone();
+
+    let started = Instant::now();
+    let run = submit(dir.path(), &cfg, &follower, None);
+    await_requests(&target, 100);
+    let status = cli(&["status", "--node", &follower]);
+    assert!(status.contains("Running"), "{status}");
+    assert!(status.contains(&c.nodes[leader].name), "{status}");
+    cli(&["stop", "--node", &follower]);
+    let out = run.finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    assert!(started.elapsed() < Duration::from_secs(40));
+    assert_eq!(out.report["stopped_early"], true);
+    assert_eq!(
+        out.report["totals"]["requests"].as_u64().unwrap(),
+        target.received()
+    );
+    let after = cli(&["status", "--node", &follower]);
+    assert!(after.contains("Finished"), "{after}");
+}
+
+/// Runs a short CLI command that must succeed; returns its output.
+fn cli(args: &[&str]) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("CLUSTER_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = wait_bounded(&mut child, LIMIT);
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(code, 0, "{args:?}: {text}");
+    text
+}
