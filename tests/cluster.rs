@@ -62,7 +62,7 @@ fn a_killed_leader_is_replaced_and_rejoins_with_the_committed_state() {
         c.start(i);
     }
     let (leader, term) = c.await_agreement(LIMIT);
-    let (code, out) = c.write((leader + 1) % 3, "plan", "v1", None);
+    let (code, out) = c.write((leader + 1) % 3, "setting", "v1", None);
     assert_eq!(code, 0, "{out}");
 
     let killed = Instant::now();
@@ -78,7 +78,7 @@ fn a_killed_leader_is_replaced_and_rejoins_with_the_committed_state() {
         let s = c.state(leader);
         if let Some(s) = &s
             && s["state"] == "follower"
-            && s["data"]["plan"] == "v1"
+            && s["data"]["setting"] == "v1"
             && s["leader_id"] == Value::String(c.nodes[new_leader].name.clone())
         {
             break;
@@ -90,9 +90,9 @@ fn a_killed_leader_is_replaced_and_rejoins_with_the_committed_state() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // A write after the restart reaches it too.
-    assert_eq!(c.write(leader, "plan", "v2", None).0, 0);
+    assert_eq!(c.write(leader, "setting", "v2", None).0, 0);
     let until = Instant::now() + LIMIT;
-    while c.state(leader).is_none_or(|s| s["data"]["plan"] != "v2") {
+    while c.state(leader).is_none_or(|s| s["data"]["setting"] != "v2") {
         assert!(Instant::now() < until);
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -314,7 +314,7 @@ fn restarting_every_node_keeps_one_cluster_and_its_state() {
         c.start(i);
     }
     let (leader, term) = c.await_agreement(LIMIT);
-    assert_eq!(c.write(leader, "plan", "kept", None).0, 0);
+    assert_eq!(c.write(leader, "setting", "kept", None).0, 0);
     for i in 0..3 {
         c.kill(i);
     }
@@ -330,7 +330,7 @@ fn restarting_every_node_keeps_one_cluster_and_its_state() {
     for i in 0..3 {
         while c
             .state(i)
-            .is_none_or(|s| s["data"]["plan"] != "kept" || s["peers"] != 3)
+            .is_none_or(|s| s["data"]["setting"] != "kept" || s["peers"] != 3)
         {
             assert!(
                 Instant::now() < until,

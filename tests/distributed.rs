@@ -375,6 +375,10 @@ fn stop_ends_the_run_early_and_status_shows_it() {
     let started = Instant::now();
     let run = submit(dir.path(), &cfg, &follower, None);
     await_requests(&target, 100);
+    for i in 0..3 {
+        let h = c.health(i).expect("health");
+        assert_eq!(h["cluster_ready"], true, "node {i}: {h}");
+    }
     let status = cli(&["status", "--node", &follower]);
     assert!(status.contains("Running"), "{status}");
     assert!(status.contains(&c.nodes[leader].name), "{status}");

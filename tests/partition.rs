@@ -186,7 +186,7 @@ fn write(net: &Net, via: usize, value: &str) -> i32 {
     let mut child = Command::new(BIN)
         .args([
             "cluster-write",
-            "plan",
+            "setting",
             value,
             "--node",
             &format!("{}:{RAFT_PORT}", net.addr(via)),
@@ -275,7 +275,7 @@ fn a_minority_partition_cannot_lead_or_commit_and_rejoins_after_healing() {
     agree(&net, &all);
     let until = Instant::now() + LIMIT;
     for i in &minority {
-        while health(&net, *i).is_none_or(|h| h["data"]["plan"] != "during-partition") {
+        while health(&net, *i).is_none_or(|h| h["data"]["setting"] != "during-partition") {
             assert!(
                 Instant::now() < until,
                 "node {i} did not catch up after healing"

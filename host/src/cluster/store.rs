@@ -22,6 +22,10 @@ use std::sync::Arc;
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The state machine's map, one row per key: an apply writes only the
+/// keys it changed, so a long run's per-second metrics cost what they
+/// add, not the size of everything before them.
+const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -35,6 +39,7 @@ pub fn open(dir: &Path) -> anyhow::Result<Arc<Database>> {
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
     txn.open_table(META)?;
+    txn.open_table(KV)?;
     txn.commit()?;
     Ok(Arc::new(db))
 }
@@ -216,6 +221,44 @@ impl LogStore {
     }
 }
 
+/// The keys a command may change (a superset is fine: unchanged keys are
+/// rewritten as they are, absent ones removed again), known before it runs.
+fn touched_by(data: &BTreeMap<String, String>, cmd: &Command) -> Vec<String> {
+    match cmd {
+        Command::Set { key, .. } | Command::Delete { key } => vec![key.clone()],
+        Command::Stop { .. } => vec![plan::PLAN.to_owned()],
+        Command::Plan(_) => {
+            let mut keys = vec![plan::PLAN.to_owned()];
+            if let Some(old) = data
+                .get(plan::PLAN)
+                .and_then(|p| serde_json::from_str::<plan::Plan>(p).ok())
+            {
+                let prefix = plan::interval_prefix(&old.run_id);
+                keys.extend(
+                    data.range(prefix.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&prefix))
+                        .map(|(k, _)| k.clone()),
+                );
+            }
+            keys
+        }
+        Command::Metrics(b) => std::iter::once(plan::progress_key(&b.run_id, b.assignment))
+            .chain(
+                b.intervals
+                    .iter()
+                    .map(|c| plan::interval_key(&b.run_id, c.idx)),
+            )
+            .collect(),
+    }
+}
+
+/// What Raft needs besides the map to resume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AppliedMeta {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, openraft::BasicNode>,
+}
+
 /// One command on the map. Deterministic: every node applies the same
 /// entries to the same map and gets the same result.
 fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> Applied {
@@ -268,12 +311,41 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn open(db: Arc<Database>) -> anyhow::Result<Self> {
-        let state: State = get_meta(&db, "state")?.unwrap_or_default();
-        Ok(StateMachine {
+        let Some(meta) = get_meta::<AppliedMeta>(&db, "applied")? else {
+            // A data dir from before the per-key table kept the whole state
+            // in one value: move it into the table once.
+            let state: State = get_meta(&db, "state")?.unwrap_or_default();
+            let sm = Self::with_state(db, state.clone());
+            let meta = AppliedMeta {
+                last_applied: state.last_applied,
+                membership: state.membership,
+            };
+            sm.persist(&meta, None, Some(&state.data))
+                .map_err(|e| anyhow::anyhow!("moving the state into its table: {e}"))?;
+            return Ok(sm);
+        };
+        let mut state = State {
+            last_applied: meta.last_applied,
+            membership: meta.membership,
+            data: BTreeMap::new(),
+        };
+        let txn = db.begin_read()?;
+        for row in txn.open_table(KV)?.iter()? {
+            let (k, v) = row?;
+            state
+                .data
+                .insert(k.value().to_owned(), v.value().to_owned());
+        }
+        drop(txn);
+        Ok(Self::with_state(db, state))
+    }
+
+    fn with_state(db: Arc<Database>, state: State) -> Self {
+        StateMachine {
             db,
             state: Arc::new(std::sync::RwLock::new(state)),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
-        })
+        }
     }
 
     /// One value of the map.
@@ -305,9 +377,37 @@ impl StateMachine {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn save(&self, state: &State) -> StorageResult<()> {
-        put_meta(&self.db, "state", state)
-            .map_err(|e| StorageIOError::write_state_machine(io(e)).into())
+    /// Writes the given keys' current values (absent: removed) and the
+    /// applied position in one transaction; `None` rewrites the whole map.
+    fn persist(
+        &self,
+        meta: &AppliedMeta,
+        rows: Option<Vec<(String, Option<String>)>>,
+        all: Option<&BTreeMap<String, String>>,
+    ) -> StorageResult<()> {
+        let write = || -> anyhow::Result<()> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut kv = txn.open_table(KV)?;
+                if let Some(all) = all {
+                    kv.retain(|_, _| false)?;
+                    for (k, v) in all {
+                        kv.insert(k.as_str(), v.as_str())?;
+                    }
+                }
+                for (k, v) in rows.into_iter().flatten() {
+                    match v {
+                        Some(v) => kv.insert(k.as_str(), v.as_str())?,
+                        None => kv.remove(k.as_str())?,
+                    };
+                }
+                let bytes = serde_json::to_vec(meta)?;
+                txn.open_table(META)?.insert("applied", bytes.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| StorageIOError::write_state_machine(io(e)).into())
     }
 }
 
@@ -356,8 +456,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let mut out = Vec::new();
-        let snapshot = {
+        let (meta, rows) = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut touched = std::collections::BTreeSet::new();
             for entry in entries {
                 s.last_applied = Some(entry.log_id);
                 let applied = match entry.payload {
@@ -366,13 +467,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         s.membership = StoredMembership::new(Some(entry.log_id), m);
                         Applied::default()
                     }
-                    EntryPayload::Normal(cmd) => apply_command(&mut s.data, cmd),
+                    EntryPayload::Normal(cmd) => {
+                        touched.extend(touched_by(&s.data, &cmd));
+                        apply_command(&mut s.data, cmd)
+                    }
                 };
                 out.push(applied);
             }
-            s.clone()
+            let rows: Vec<(String, Option<String>)> = touched
+                .into_iter()
+                .map(|k| {
+                    let v = s.data.get(&k).cloned();
+                    (k, v)
+                })
+                .collect();
+            let meta = AppliedMeta {
+                last_applied: s.last_applied,
+                membership: s.membership.clone(),
+            };
+            (meta, rows)
         };
-        self.save(&snapshot)?;
+        self.persist(&meta, Some(rows), None)?;
         self.changed();
         Ok(out)
     }
@@ -395,7 +510,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), io(e)))?;
         state.last_applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
-        self.save(&state)?;
+        let applied = AppliedMeta {
+            last_applied: state.last_applied,
+            membership: state.membership.clone(),
+        };
+        self.persist(&applied, None, Some(&state.data))?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
