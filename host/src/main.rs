@@ -10,6 +10,7 @@ mod plugin;
 mod progress;
 mod report;
 mod run;
+mod source;
 mod target;
 mod threshold;
 
@@ -100,6 +101,32 @@ enum Command {
         #[arg(long)]
         detach: bool,
         /// Print no progress (the summary is still printed).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Put a config and everything it references (plugin bytes, data
+    /// files) into Consul KV, for a cluster with CLUSTER_CONFIG_SOURCE=consul-kv.
+    Push {
+        config: PathBuf,
+        /// The Consul agent (default: CONSUL_ADDR, CONSUL_HTTP_ADDR, or
+        /// http://127.0.0.1:8500); CONSUL_HTTP_TOKEN is sent when set.
+        #[arg(long, value_name = "ADDR")]
+        consul: Option<String>,
+        /// The key the cluster reads (CONSUL_CONFIG_KEY on the nodes).
+        #[arg(long, default_value = "loadtest/config")]
+        key: String,
+    },
+    /// Wait for the cluster's current run (however it was started) and
+    /// print its merged report, like `submit` does.
+    Report {
+        #[arg(long, value_name = "ADDR[,ADDR...]")]
+        node: String,
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        timeseries: Option<PathBuf>,
         #[arg(long, short)]
         quiet: bool,
     },
@@ -199,6 +226,11 @@ fn main() -> ExitCode {
                 cluster::submit(&config, &node, out, detach).await
             }
             Command::Status { node, json } => cluster::status(&node, json).await,
+            Command::Push { config, consul, key } => push(&config, consul.as_deref(), &key).await,
+            Command::Report { node, json, html, timeseries, quiet } => {
+                let out = run::Outputs { json, html, timeseries, metrics_addr: None, quiet };
+                cluster::report(&node, out).await
+            }
             Command::Stop { node } => cluster::stop(&node).await,
         }
     });
@@ -208,6 +240,21 @@ fn main() -> ExitCode {
         Ok(c) => ExitCode::from(c),
         Err(e) => fail(format!("{e:#}")),
     }
+}
+
+async fn push(config: &std::path::Path, consul: Option<&str>, key: &str) -> anyhow::Result<u8> {
+    let (shipped, _) = source::Shipped::from_file(config)?;
+    let addr = source::consul::address(consul);
+    let started = std::time::Instant::now();
+    let chunks = source::consul::Kv::new(&addr).push(key, &shipped).await?;
+    let bytes: usize = shipped.blobs.values().map(|b| b.len()).sum();
+    eprintln!(
+        "pushed `{}` to {addr} at `{key}`: the config and {} byte(s) in {chunks} chunk(s) under `{key}.blobs/`, in {:.0?}",
+        shipped.name,
+        bytes,
+        started.elapsed()
+    );
+    Ok(exit::OK)
 }
 
 /// Every VU holds a connection, and the embedded target one per client:

@@ -10,9 +10,9 @@ use super::plan::{RunResult, Status};
 use super::rpc::{AddToken, decode, encode, pb};
 use super::service::{StatusReply, StatusRequest};
 use super::types::Command;
-use crate::config::Bundle;
 use crate::report::{self, ClusterSummary, RunFacts, Summary};
 use crate::run::Outputs;
+use crate::source::Shipped;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,33 +49,44 @@ pub fn node_list(nodes: &str) -> Vec<String> {
 /// run to end and reports it as a standalone run would.
 pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> anyhow::Result<u8> {
     let nodes = node_list(nodes);
-    let bundle = Bundle::load(path)?;
-    let yaml = std::fs::read_to_string(path)?;
-    let mut blobs: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
-    let mut plugins = BTreeMap::new();
-    for (name, p) in bundle.shipped_plugins() {
-        plugins.insert(name, p.digest.clone());
-        blobs.insert(p.digest.clone(), p.bytes.clone());
-    }
-    let mut files = BTreeMap::new();
-    for (name, bytes) in bundle.files.iter() {
-        let d = blobs::digest(bytes);
-        files.insert(name.clone(), d.clone());
-        blobs.insert(d, bytes.clone());
-    }
+    let (shipped, bundle) = Shipped::from_file(path)?;
     let sub = Submission {
-        name: bundle.name.clone(),
-        yaml,
-        plugins,
-        files,
+        name: shipped.name.clone(),
+        yaml: shipped.yaml.clone(),
+        plugins: shipped.plugins.clone(),
+        files: shipped.files.clone(),
     };
-    let run_id = send_submission(&nodes, &sub, &blobs).await?;
+    let run_id = send_submission(&nodes, &sub, &shipped.blobs).await?;
     eprintln!("submitted `{}` as run {run_id}", bundle.name);
     if detach {
         println!("{run_id}");
         return Ok(crate::exit::OK);
     }
-    let (reply, result) = wait_for(&nodes, &run_id, out.quiet).await?;
+    report_run(&nodes, &run_id, out).await
+}
+
+/// `loadtest report`: waits for the cluster's current (or last) run to
+/// end and reports it, for runs started from a config source.
+pub async fn report(nodes: &str, out: Outputs) -> anyhow::Result<u8> {
+    let nodes = node_list(nodes);
+    let until = Instant::now() + Duration::from_secs(120);
+    let run_id = loop {
+        match ask(&nodes, false).await {
+            Ok(StatusReply { plan: Some(p), .. }) => break p.run_id,
+            Err(e) if Instant::now() > until => return Err(e),
+            _ => {}
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "no run has started on the cluster within 120s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    report_run(&nodes, &run_id, out).await
+}
+
+async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Result<u8> {
+    let (reply, result) = wait_for(nodes, run_id, out.quiet).await?;
     let plan = reply.plan.expect("a finished run has a plan");
     if plan.status == Status::Aborted {
         anyhow::bail!(
@@ -84,16 +95,17 @@ pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> any
         );
     }
     let result = result.ok_or_else(|| anyhow::anyhow!("run {run_id} finished without a result"))?;
+    let config = crate::config::parse_with_env(Path::new(&plan.name), &plan.yaml, |_| None)?;
     let mut summary = Summary::new(RunFacts {
-        name: &bundle.name,
-        config: &bundle.config,
+        name: &plan.name,
+        config: &config,
         metrics: &result.metrics,
         elapsed: Duration::from_millis(result.elapsed_ms),
         stopped_early: result.stopped_early,
         aborted_by_threshold: false,
     });
     summary.cluster = Some(ClusterSummary::new(
-        run_id,
+        run_id.to_owned(),
         plan.version,
         result.nodes.clone(),
         result.events.clone(),
@@ -126,14 +138,19 @@ async fn send_submission(
 }
 
 /// An answer that another node would give too (a wrong token, a bad
-/// config): no point asking the next node.
+/// config): no point asking the next node. A node without a leader yet,
+/// or one that could not reach it, is worth passing over.
 fn refused(e: &anyhow::Error) -> bool {
     match e.downcast_ref::<tonic::Status>() {
         Some(s) => matches!(
             s.code(),
             tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
         ),
-        None => e.downcast_ref::<tonic::transport::Error>().is_none(),
+        None if e.downcast_ref::<tonic::transport::Error>().is_some() => false,
+        None => {
+            let m = e.to_string();
+            !(m.contains("try again") || m.contains("forwarding to the leader"))
+        }
     }
 }
 
@@ -188,6 +205,10 @@ async fn wait_for(
             }
         };
         let Some(plan) = reply.plan.as_ref().filter(|p| p.run_id == run_id) else {
+            anyhow::ensure!(
+                said.0.is_none(),
+                "run {run_id} was replaced by another run before its end was seen"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
             continue;
         };

@@ -53,10 +53,26 @@ pub fn current_plan(ctx: &NodeCtx) -> Option<Plan> {
         .and_then(|p| serde_json::from_str(&p).ok())
 }
 
-async fn write_plan(ctx: &Arc<NodeCtx>, plan: &Plan) -> Result<(), String> {
-    service::write(ctx, Command::Plan(Box::new(plan.clone())))
-        .await
-        .map(|_| ())
+/// Writes a new run's plan; refused while another run is going.
+async fn create_plan(ctx: &Arc<NodeCtx>, plan: &Plan) -> Result<(), String> {
+    let applied = service::write(ctx, Command::Plan(Box::new(plan.clone()))).await?;
+    if applied.changed {
+        Ok(())
+    } else {
+        Err("another run was started meanwhile; stop it first with `loadtest stop`".into())
+    }
+}
+
+/// Writes the next revision of a plan read from the state; refused (and
+/// to be re-read) when the plan changed since.
+async fn update_plan(ctx: &Arc<NodeCtx>, plan: &mut Plan) -> Result<(), String> {
+    plan.revision += 1;
+    let applied = service::write(ctx, Command::Plan(Box::new(plan.clone()))).await?;
+    if applied.changed {
+        Ok(())
+    } else {
+        Err("the plan changed meanwhile".into())
+    }
 }
 
 /// The leader accepts a submission: checks it as a run would (parse,
@@ -84,11 +100,15 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission) -> Result<String, Strin
         assignments: Vec::new(),
         events: Vec::new(),
         error: None,
+        revision: 0,
     };
     ctx.local.prepare(&plan).await?;
     plan.assignments = assign(ctx);
     ctx.local.set_distributing(Some(run_id.clone()));
-    write_plan(ctx, &plan).await?;
+    if let Err(e) = create_plan(ctx, &plan).await {
+        ctx.local.set_distributing(None);
+        return Err(e);
+    }
     tracing::info!(
         run = %run_id,
         "accepted `{}` (config {}); distributing to {} node(s)",
@@ -133,7 +153,7 @@ fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
 
 /// Ships the Bundle to every assigned follower in parallel; when all
 /// have compiled it, sets the start. One that cannot take it aborts the run.
-async fn distribute(ctx: &Arc<NodeCtx>, mut plan: Plan) {
+async fn distribute(ctx: &Arc<NodeCtx>, plan: Plan) {
     let started = Instant::now();
     let me = ctx.addr().unwrap_or_default();
     let mut nodes: Vec<(String, String)> = plan
@@ -148,6 +168,13 @@ async fn distribute(ctx: &Arc<NodeCtx>, mut plan: Plan) {
         async move { deliver_with_retries(&ctx, &plan, addr, name).await }
     });
     let results = futures_util::future::join_all(deliveries).await;
+    // Re-read: an operator may have stopped the run meanwhile.
+    let Some(mut plan) =
+        current_plan(ctx).filter(|p| p.run_id == plan.run_id && p.status == Status::Distributing)
+    else {
+        tracing::warn!(run = %plan.run_id, "the run was stopped or replaced while its config was being distributed");
+        return;
+    };
     if let Some(err) = results.into_iter().find_map(Result::err) {
         tracing::error!(run = %plan.run_id, "aborting the run: {err}");
         plan.status = Status::Aborted;
@@ -168,8 +195,8 @@ async fn distribute(ctx: &Arc<NodeCtx>, mut plan: Plan) {
         plan.status = Status::Running;
         plan.start_at_ms = now_ms() + ctx.settings.start_delay.as_millis() as u64;
     }
-    if let Err(e) = write_plan(ctx, &plan).await {
-        tracing::error!(run = %plan.run_id, "could not record the plan: {e}");
+    if let Err(e) = update_plan(ctx, &mut plan).await {
+        tracing::error!(run = %plan.run_id, "could not record the end of distribution: {e}");
     }
 }
 
@@ -264,10 +291,10 @@ pub async fn drive(ctx: Arc<NodeCtx>) {
             Status::Running | Status::Stopping => watch_nodes(&ctx, plan).await,
             _ => None,
         };
-        if let Some(next) = next
-            && let Err(e) = write_plan(&ctx, &next).await
+        if let Some(mut next) = next
+            && let Err(e) = update_plan(&ctx, &mut next).await
         {
-            tracing::warn!("could not update the plan: {e}");
+            tracing::debug!("plan not updated, will look again: {e}");
         }
     }
 }
@@ -338,6 +365,7 @@ fn lose(ctx: &NodeCtx, plan: &mut Plan, lost: &Assignment) {
     }
     let survivor = survivors(plan, &lost.node).into_iter().next();
     match survivor {
+        _ if plan.status != Status::Running => event.push_str("; the run is stopping"),
         _ if !ctx.settings.redistribute => event.push_str("; redistribution is off"),
         _ if !time_based(plan) => event.push_str(
             "; its share is not redistributed (iteration-count scenarios would repeat work)",
@@ -350,13 +378,16 @@ fn lose(ctx: &NodeCtx, plan: &mut Plan, lost: &Assignment) {
                 lost.index + 1,
                 lost.count
             ));
+            // The heir needs a moment to set up its VUs; starting its part
+            // of the schedule then avoids a burst of overdue arrivals.
+            let resume = at + ctx.settings.start_delay.as_millis() as u64;
             plan.assignments.push(Assignment {
                 id,
                 node,
                 node_id,
                 index: lost.index,
                 count: lost.count,
-                resume_from_ms: at,
+                resume_from_ms: resume,
                 takeover_of: Some(lost.id),
                 lost: false,
             });

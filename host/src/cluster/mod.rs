@@ -14,11 +14,12 @@ mod plan;
 mod rpc;
 mod service;
 mod settings;
+mod sources;
 mod store;
 mod types;
 mod worker;
 
-pub use client::{status, stop, submit};
+pub use client::{report, status, stop, submit};
 pub use node::run;
 pub use service::write_remote;
 pub use settings::Settings;

@@ -278,6 +278,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(maintain(settings.clone(), ctx.clone(), me));
     tokio::spawn(super::coordinator::drive(ctx.clone()));
     tokio::spawn(super::worker::follow(ctx.clone()));
+    tokio::spawn(super::sources::watch(ctx.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down");

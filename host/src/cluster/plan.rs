@@ -78,6 +78,11 @@ pub struct Plan {
     /// What happened during the run, for the report.
     pub events: Vec<String>,
     pub error: Option<String>,
+    /// Bumped by every change: a write based on an older copy is refused,
+    /// so a stale writer (an old leader, a slow distribution) cannot undo
+    /// a stop, a loss or a newer run.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Plan {
@@ -154,12 +159,20 @@ pub fn result_key(run: &str) -> String {
 /// a lost acknowledgement) are skipped. Returns the new `next`, the
 /// acknowledgement the node gets back.
 pub fn apply_batch(data: &mut BTreeMap<String, String>, b: &Batch) -> u64 {
-    let current = data
+    let plan = data
         .get(PLAN)
-        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
-        .is_some_and(|p| p.run_id == b.run_id && !p.status.is_over());
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok());
+    let current = plan.as_ref().is_some_and(|p| {
+        p.run_id == b.run_id
+            && !p.status.is_over()
+            && p.assignments
+                .iter()
+                .any(|a| a.id == b.assignment && !a.lost)
+    });
     if !current {
-        // Nobody waits for this run any more: acknowledge everything.
+        // Nobody counts this share any more (its run is over, or it was
+        // declared lost and handed on): acknowledge and drop it, so a
+        // node that comes back after its share moved adds nothing twice.
         return u64::MAX;
     }
     let key = progress_key(&b.run_id, b.assignment);
@@ -210,28 +223,51 @@ fn merge_interval(data: &mut BTreeMap<String, String>, run: &str, c: &Closed) {
     data.insert(key, serde_json::to_string(&merged).unwrap_or_default());
 }
 
-/// A new plan replaces the old one; the old run's per-second intervals
-/// go (its result stays), so the state machine does not grow run by run.
-pub fn apply_plan(data: &mut BTreeMap<String, String>, plan: &Plan) {
-    if let Some(old) = data
+/// Every key a run keeps (intervals, progress, result).
+pub fn run_prefix(run: &str) -> String {
+    format!("run/{run}/")
+}
+
+/// The keys of the run a new plan would replace, if it replaces one.
+pub fn replaced_keys(data: &BTreeMap<String, String>, plan: &Plan) -> Vec<String> {
+    let Some(old) = data
         .get(PLAN)
         .and_then(|p| serde_json::from_str::<Plan>(p).ok())
         .filter(|old| old.run_id != plan.run_id)
-    {
-        let prefix = interval_prefix(&old.run_id);
-        let stale: Vec<String> = data
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in stale {
-            data.remove(&k);
-        }
+    else {
+        return Vec::new();
+    };
+    let prefix = run_prefix(&old.run_id);
+    data.range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Takes a plan if it follows the current one: the next revision of the
+/// same run, or a new run once the current one is over. A new run drops
+/// everything the old one kept, so the state does not grow run by run.
+/// Returns whether the plan was taken.
+pub fn apply_plan(data: &mut BTreeMap<String, String>, plan: &Plan) -> bool {
+    let current = data
+        .get(PLAN)
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok());
+    let follows = match &current {
+        None => true,
+        Some(c) if c.run_id == plan.run_id => plan.revision == c.revision + 1,
+        Some(c) => c.status.is_over() && plan.revision == 0,
+    };
+    if !follows {
+        return false;
+    }
+    for k in replaced_keys(data, plan) {
+        data.remove(&k);
     }
     data.insert(
         PLAN.to_owned(),
         serde_json::to_string(plan).unwrap_or_default(),
     );
+    true
 }
 
 /// An operator's stop: a running plan stops gracefully, one still being
@@ -255,6 +291,7 @@ pub fn apply_stop(data: &mut BTreeMap<String, String>, run_id: &str) -> bool {
         _ => return false,
     }
     plan.events.push("stop requested by an operator".into());
+    plan.revision += 1;
     data.insert(
         PLAN.to_owned(),
         serde_json::to_string(&plan).unwrap_or_default(),
@@ -277,9 +314,19 @@ mod tests {
             files: BTreeMap::new(),
             status: Status::Running,
             start_at_ms: 0,
-            assignments: vec![],
+            assignments: vec![Assignment {
+                id: 0,
+                node: "n".into(),
+                node_id: "n".into(),
+                index: 0,
+                count: 1,
+                resume_from_ms: 0,
+                takeover_of: None,
+                lost: false,
+            }],
             events: vec![],
             error: None,
+            revision: 0,
         }
     }
 
@@ -360,11 +407,43 @@ mod tests {
     }
 
     #[test]
-    fn a_new_plan_drops_the_old_intervals() {
+    fn a_new_run_replaces_a_finished_one_and_drops_its_keys() {
         let mut data = BTreeMap::new();
         apply_plan(&mut data, &plan("r1"));
         apply_batch(&mut data, &batch(vec![interval(0, 1)]));
-        apply_plan(&mut data, &plan("r2"));
-        assert!(!data.keys().any(|k| k.starts_with("run/r1/i/")));
+        assert!(!apply_plan(&mut data, &plan("r2")), "r1 is still running");
+        let mut done = plan("r1");
+        done.status = Status::Finished;
+        done.revision = 1;
+        assert!(apply_plan(&mut data, &done));
+        assert!(apply_plan(&mut data, &plan("r2")));
+        assert!(!data.keys().any(|k| k.starts_with("run/r1/")));
+    }
+
+    #[test]
+    fn a_stale_revision_cannot_undo_a_stop() {
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r1"));
+        assert!(apply_stop(&mut data, "r1"));
+        // A writer still holding revision 0 tries to write revision 1.
+        let mut stale = plan("r1");
+        stale.revision = 1;
+        stale.events.push("late".into());
+        assert!(!apply_plan(&mut data, &stale));
+        let now: Plan = serde_json::from_str(&data[PLAN]).unwrap();
+        assert_eq!(now.status, Status::Stopping);
+    }
+
+    #[test]
+    fn a_lost_share_is_acknowledged_and_not_counted() {
+        let mut data = BTreeMap::new();
+        let mut p = plan("r1");
+        p.assignments[0].lost = true;
+        apply_plan(&mut data, &p);
+        assert_eq!(
+            apply_batch(&mut data, &batch(vec![interval(0, 5)])),
+            u64::MAX
+        );
+        assert!(!data.contains_key(&interval_key("r1", 0)));
     }
 }

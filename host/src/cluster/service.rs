@@ -155,9 +155,12 @@ async fn report_metrics(ctx: &Arc<NodeCtx>, batch: Batch) -> Result<u64, String>
         return Err("this node is not the leader".into());
     }
     ctx.local.seen(&batch.run_id, batch.assignment);
-    let known = coordinator::current_plan(ctx).is_some_and(|p| p.run_id == batch.run_id);
-    if !known {
-        return Ok(u64::MAX);
+    match coordinator::current_plan(ctx) {
+        // A newer run replaced this one, which means it is over.
+        Some(p) if p.run_id != batch.run_id => return Ok(u64::MAX),
+        Some(_) => {}
+        // A new leader that has not applied the plan yet: ask again later.
+        None => return Err("this leader has not caught up with the plan yet".into()),
     }
     let progress = ctx
         .sm()
@@ -216,10 +219,7 @@ fn status(ctx: &NodeCtx, ask: &StatusRequest) -> StatusReply {
         leader: health.leader_id,
         term: health.term,
         members: ctx.members(),
-        plan: plan.map(|mut p| {
-            p.yaml.clear();
-            p
-        }),
+        plan,
         progress,
         result,
     }

@@ -31,6 +31,32 @@ pub struct Settings {
     pub node_lost_after: Duration,
     /// Whether a lost node's share is handed to the remaining nodes.
     pub redistribute: bool,
+    /// Where the leader reads a config to run by itself, if anywhere.
+    pub config_source: Option<ConfigSource>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigSource {
+    ConsulKv { addr: String, key: String },
+}
+
+fn config_source(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<ConfigSource>> {
+    match var(vars, "CLUSTER_CONFIG_SOURCE").as_deref() {
+        None | Some("none") => Ok(None),
+        Some("consul-kv") => {
+            let explicit = var(vars, "CONSUL_ADDR").or_else(|| var(vars, "CONSUL_HTTP_ADDR"));
+            Ok(Some(ConfigSource::ConsulKv {
+                addr: crate::source::consul::address(explicit.as_deref()),
+                key: var(vars, "CONSUL_CONFIG_KEY").unwrap_or_else(|| "loadtest/config".into()),
+            }))
+        }
+        Some("gcs") => anyhow::bail!(
+            "CLUSTER_CONFIG_SOURCE=gcs is not supported by this build yet; use consul-kv, or loadtest submit"
+        ),
+        Some(other) => anyhow::bail!(
+            "CLUSTER_CONFIG_SOURCE=`{other}` is not a config source; use consul-kv (or leave it unset and use loadtest submit)"
+        ),
+    }
 }
 
 fn number(
@@ -116,12 +142,13 @@ impl Settings {
         };
         let config_timeout = number(&vars, "CLUSTER_CONFIG_TIMEOUT_SECS", 30, 1, "seconds")?;
         let start_delay = number(&vars, "CLUSTER_START_DELAY_MS", 2000, 100, "milliseconds")?;
-        let node_lost = number(&vars, "CLUSTER_NODE_LOST_SECS", 5, 2, "seconds")?;
+        let node_lost = number(&vars, "CLUSTER_NODE_LOST_SECS", 10, 2, "seconds")?;
         Ok(Settings {
             config_timeout: Duration::from_secs(config_timeout),
             start_delay: Duration::from_millis(start_delay),
             node_lost_after: Duration::from_secs(node_lost),
             redistribute: flag(&vars, "CLUSTER_REDISTRIBUTE", true)?,
+            config_source: config_source(&vars)?,
             snapshot_every,
             node_id,
             bind,

@@ -227,21 +227,9 @@ fn touched_by(data: &BTreeMap<String, String>, cmd: &Command) -> Vec<String> {
     match cmd {
         Command::Set { key, .. } | Command::Delete { key } => vec![key.clone()],
         Command::Stop { .. } => vec![plan::PLAN.to_owned()],
-        Command::Plan(_) => {
-            let mut keys = vec![plan::PLAN.to_owned()];
-            if let Some(old) = data
-                .get(plan::PLAN)
-                .and_then(|p| serde_json::from_str::<plan::Plan>(p).ok())
-            {
-                let prefix = plan::interval_prefix(&old.run_id);
-                keys.extend(
-                    data.range(prefix.clone()..)
-                        .take_while(|(k, _)| k.starts_with(&prefix))
-                        .map(|(k, _)| k.clone()),
-                );
-            }
-            keys
-        }
+        Command::Plan(p) => std::iter::once(plan::PLAN.to_owned())
+            .chain(plan::replaced_keys(data, p))
+            .collect(),
         Command::Metrics(b) => std::iter::once(plan::progress_key(&b.run_id, b.assignment))
             .chain(
                 b.intervals
@@ -271,10 +259,10 @@ fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> Applied {
             previous: data.remove(&key),
             ..Applied::default()
         },
-        Command::Plan(plan) => {
-            plan::apply_plan(data, &plan);
-            Applied::default()
-        }
+        Command::Plan(plan) => Applied {
+            changed: plan::apply_plan(data, &plan),
+            ..Applied::default()
+        },
         Command::Metrics(batch) => Applied {
             acked: Some(plan::apply_batch(data, &batch)),
             ..Applied::default()

@@ -3,7 +3,7 @@
 //! when asked, and stream each closed second of metrics to whoever leads,
 //! keeping it until that leader acknowledges it.
 
-use super::coordinator::{current_plan, now_ms};
+use super::coordinator::{self, current_plan, now_ms};
 use super::node::NodeCtx;
 use super::plan::{Assignment, Batch, Finished, Plan, Status};
 use super::rpc::{decode, encode, pb};
@@ -18,11 +18,14 @@ use tokio::sync::watch;
 /// catches up in several calls rather than one huge one.
 const BATCH: usize = 20;
 
+/// A share's stop switch, by (run, assignment).
+type Stops = HashMap<(String, u32), Arc<watch::Sender<Stop>>>;
+
 /// Follows the plan for as long as the node runs.
 pub async fn follow(ctx: Arc<NodeCtx>) {
     let mut changes = ctx.sm().changes();
     let mut started: HashSet<(String, u32)> = HashSet::new();
-    let mut stops: HashMap<String, Arc<watch::Sender<Stop>>> = HashMap::new();
+    let mut stops: Stops = HashMap::new();
     loop {
         if let Some(plan) = current_plan(&ctx) {
             act(&ctx, &plan, &mut started, &mut stops).await;
@@ -37,23 +40,30 @@ async fn act(
     ctx: &Arc<NodeCtx>,
     plan: &Plan,
     started: &mut HashSet<(String, u32)>,
-    stops: &mut HashMap<String, Arc<watch::Sender<Stop>>>,
+    stops: &mut Stops,
 ) {
-    stops.retain(|run, _| *run == plan.run_id);
-    let stop = stops
-        .entry(plan.run_id.clone())
-        .or_insert_with(|| Arc::new(watch::channel(Stop::No).0))
-        .clone();
-    match plan.status {
-        Status::Stopping => {
-            stop.send_if_modified(|s| upgrade(s, Stop::Graceful));
-        }
-        Status::Aborted => {
+    // Shares of an older run, or declared lost here, stop now: their load
+    // is no longer counted (or is someone else's).
+    stops.retain(|(run, id), stop| {
+        let keep = *run == plan.run_id && plan.assignments.iter().any(|a| a.id == *id && !a.lost);
+        if !keep {
             stop.send_if_modified(|s| upgrade(s, Stop::Now));
         }
-        _ => {}
+        keep
+    });
+    let wanted = match plan.status {
+        Status::Stopping => Some(Stop::Graceful),
+        Status::Aborted => Some(Stop::Now),
+        _ => None,
+    };
+    if let Some(w) = wanted {
+        for stop in stops.values() {
+            stop.send_if_modified(|s| upgrade(s, w));
+        }
     }
-    if plan.status != Status::Running {
+    // A stopping run still starts its shares: they end at once and report,
+    // which is how the leader learns they are done.
+    if !matches!(plan.status, Status::Running | Status::Stopping) {
         return;
     }
     let Some(me) = ctx.addr() else { return };
@@ -61,6 +71,17 @@ async fn act(
         if a.lost || !started.insert((plan.run_id.clone(), a.id)) {
             continue;
         }
+        if coordinator::progress_of(ctx, &plan.run_id, a)
+            .started_at_ms
+            .is_some()
+        {
+            // This node restarted mid-run: replaying the share from the
+            // start would repeat load; the leader hands it on instead.
+            tracing::warn!(run = %plan.run_id, "share {}/{} was started before this node restarted; leaving it to be handed over", a.index + 1, a.count);
+            continue;
+        }
+        let stop = Arc::new(watch::channel(wanted.unwrap_or(Stop::No)).0);
+        stops.insert((plan.run_id.clone(), a.id), stop.clone());
         match ctx.local.prepare(plan).await {
             Ok(bundle) => {
                 tokio::spawn(run_share(
@@ -68,7 +89,7 @@ async fn act(
                     plan.clone(),
                     a.clone(),
                     bundle,
-                    stop.clone(),
+                    stop,
                 ));
             }
             Err(e) => {
@@ -124,13 +145,18 @@ async fn run_share(
         a.takeover_of.map_or(String::new(), |_| " (taken over)".into()),
         plan.start_at_ms
     );
-    let engine = {
+    let mut engine = {
         let (live, stop_rx, segment) = (live.clone(), stop.subscribe(), a.segment());
         tokio::spawn(
             async move { engine::run(&bundle, runtime, segment, stop_rx, live, timing).await },
         )
     };
-    stream_metrics(&ctx, &plan.run_id, &a, live, engine).await;
+    stream_metrics(&ctx, &plan.run_id, &a, live, &mut engine).await;
+    if !engine.is_finished() {
+        // Nobody counts this share any more: stop its load too.
+        stop.send_if_modified(|s| upgrade(s, Stop::Now));
+        let _ = engine.await;
+    }
 }
 
 /// Sends closed intervals to the leader every second until the engine is
@@ -141,7 +167,7 @@ async fn stream_metrics(
     run: &str,
     a: &Assignment,
     live: Live,
-    mut engine: tokio::task::JoinHandle<anyhow::Result<engine::Outcome>>,
+    engine: &mut tokio::task::JoinHandle<anyhow::Result<engine::Outcome>>,
 ) {
     let mut outbox: VecDeque<Closed> = VecDeque::new();
     let mut finished: Option<Finished> = None;
@@ -151,7 +177,7 @@ async fn stream_metrics(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            r = &mut engine, if !engine_done => {
+            r = &mut *engine, if !engine_done => {
                 engine_done = true;
                 finished = Some(finish_of(r, a));
             }
