@@ -6,100 +6,23 @@
 
 mod common;
 
-use common::cluster::{Cluster, LIMIT, serial};
+use common::cluster::{
+    Cluster, LIMIT, Reported, arrival, padded_component, serial, shared_config, with_reports,
+};
 use common::{BIN, Target, component, wait_bounded};
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Longest a submitted run may take, distribution and failover included.
-const RUN_LIMIT: Duration = Duration::from_secs(90);
-
-struct Submitted {
-    child: Child,
-    json: PathBuf,
-    series: PathBuf,
-}
-
-struct Outcome {
-    code: i32,
-    output: String,
-    report: Value,
-    series: Vec<Value>,
-}
-
 fn config(dir: &Path, target: &Target, plugin: &Path, executor: &str) -> PathBuf {
-    let yaml = format!(
-        "name: shared\ntarget: {}\nplugins:\n  shop: {{ path: {} }}\nscenarios:\n  browse:\n    plugin: shop\n{executor}\n    params: {{ think_ms: 0 }}\n",
-        target.url,
-        plugin.display()
-    );
-    let p = dir.join("test.yaml");
-    std::fs::write(&p, yaml).unwrap();
-    p
+    shared_config(dir, target, plugin, executor)
 }
 
-fn arrival(rate: u32, secs: u32) -> String {
-    format!(
-        "    executor: constant-arrival-rate\n    rate: {rate}\n    duration: {secs}s\n    preAllocatedVUs: 10\n    maxVUs: 40"
-    )
-}
-
-fn submit(dir: &Path, cfg: &Path, nodes: &str, token: Option<&str>) -> Submitted {
-    let json = dir.join("report.json");
-    let series = dir.join("series.jsonl");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("submit")
-        .arg(cfg)
-        .args(["--node", nodes, "--json"])
-        .arg(&json)
-        .arg("--timeseries")
-        .arg(&series)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    match token {
-        Some(t) => cmd.env("CLUSTER_TOKEN", t),
-        None => cmd.env_remove("CLUSTER_TOKEN"),
-    };
-    Submitted {
-        child: cmd.spawn().expect("starting submit"),
-        json,
-        series,
-    }
-}
-
-impl Submitted {
-    fn finish(mut self) -> Outcome {
-        let (mut out, mut err) = (
-            self.child.stdout.take().unwrap(),
-            self.child.stderr.take().unwrap(),
-        );
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let code = wait_bounded(&mut self.child, RUN_LIMIT);
-        let output = reader.join().unwrap();
-        let report = std::fs::read_to_string(&self.json)
-            .ok()
-            .map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
-        let series = std::fs::read_to_string(&self.series)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        Outcome {
-            code,
-            output,
-            report,
-            series,
-        }
-    }
+fn submit(dir: &Path, cfg: &Path, nodes: &str, token: Option<&str>) -> Reported {
+    let cfg = cfg.display().to_string();
+    with_reports(dir, &["submit", &cfg, "--node", nodes], token)
 }
 
 fn start_cluster(n: usize, token: Option<&str>, extra: &[(&str, &str)]) -> (Cluster, usize) {
@@ -122,31 +45,6 @@ fn await_requests(target: &Target, n: u64) {
         assert!(Instant::now() < until, "the target never saw {n} requests");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The quickstart component with a custom section of `pad` bytes
-/// appended: a large plugin without a large build.
-fn padded_component(dir: &Path, pad: usize) -> PathBuf {
-    let mut bytes = std::fs::read(component("quickstart")).unwrap();
-    let name = b"padding";
-    let mut body = vec![name.len() as u8];
-    body.extend_from_slice(name);
-    body.resize(body.len() + pad, 0xab);
-    bytes.push(0);
-    let mut len = body.len();
-    loop {
-        let b = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            bytes.push(b);
-            break;
-        }
-        bytes.push(b | 0x80);
-    }
-    bytes.extend_from_slice(&body);
-    let p = dir.join("padded.wasm");
-    std::fs::write(&p, bytes).unwrap();
-    p
 }
 
 fn nodes_of(report: &Value) -> &Vec<Value> {

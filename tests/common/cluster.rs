@@ -4,7 +4,7 @@
 use super::{BIN, wait_bounded};
 use serde_json::Value;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -201,4 +201,121 @@ pub fn get_json(addr: &str, path: &str) -> Option<Value> {
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     serde_json::from_str(resp.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// A CLI run that writes its reports (`submit`, `report`).
+pub struct Reported {
+    child: Child,
+    json: PathBuf,
+    series: PathBuf,
+}
+
+pub struct Outcome {
+    pub code: i32,
+    /// stderr, then stdout.
+    pub output: String,
+    pub report: Value,
+    pub series: Vec<Value>,
+}
+
+/// Longest a cluster run may take, distribution and failover included.
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+
+/// Starts `loadtest <args> --json .. --timeseries ..` with the token (or none).
+pub fn with_reports(dir: &Path, args: &[&str], token: Option<&str>) -> Reported {
+    let json = dir.join("report.json");
+    let series = dir.join("series.jsonl");
+    let _ = std::fs::remove_file(&json);
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--timeseries")
+        .arg(&series)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match token {
+        Some(t) => cmd.env("CLUSTER_TOKEN", t),
+        None => cmd.env_remove("CLUSTER_TOKEN"),
+    };
+    Reported {
+        child: cmd.spawn().expect("starting loadtest"),
+        json,
+        series,
+    }
+}
+
+impl Reported {
+    pub fn finish(mut self) -> Outcome {
+        let (mut out, mut err) = (
+            self.child.stdout.take().unwrap(),
+            self.child.stderr.take().unwrap(),
+        );
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let code = wait_bounded(&mut self.child, RUN_LIMIT);
+        let output = reader.join().unwrap();
+        let report = std::fs::read_to_string(&self.json)
+            .ok()
+            .map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
+        let series = std::fs::read_to_string(&self.series)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        Outcome {
+            code,
+            output,
+            report,
+            series,
+        }
+    }
+}
+
+/// A config with one scenario of the given executor lines.
+pub fn shared_config(dir: &Path, target: &super::Target, plugin: &Path, executor: &str) -> PathBuf {
+    let yaml = format!(
+        "name: shared\ntarget: {}\nplugins:\n  shop: {{ path: {} }}\nscenarios:\n  browse:\n    plugin: shop\n{executor}\n    params: {{ think_ms: 0 }}\n",
+        target.url,
+        plugin.display()
+    );
+    let p = dir.join("test.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+pub fn arrival(rate: u32, secs: u32) -> String {
+    format!(
+        "    executor: constant-arrival-rate\n    rate: {rate}\n    duration: {secs}s\n    preAllocatedVUs: 10\n    maxVUs: 40"
+    )
+}
+
+/// The quickstart component with a custom section of `pad` bytes
+/// appended: a large plugin without a large build.
+pub fn padded_component(dir: &Path, pad: usize) -> PathBuf {
+    let mut bytes = std::fs::read(super::component("quickstart")).unwrap();
+    let name = b"padding";
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name);
+    body.resize(body.len() + pad, 0xab);
+    bytes.push(0);
+    let mut len = body.len();
+    loop {
+        let b = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            bytes.push(b);
+            break;
+        }
+        bytes.push(b | 0x80);
+    }
+    bytes.extend_from_slice(&body);
+    let p = dir.join("padded.wasm");
+    std::fs::write(&p, bytes).unwrap();
+    p
 }

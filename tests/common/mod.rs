@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod consul;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -93,6 +94,14 @@ impl Drop for Target {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A GET that answers `None` when nothing listens yet.
+pub fn http_try_get(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let host = rest.split('/').next()?;
+    std::net::TcpStream::connect(host).ok()?;
+    Some(http_get(url))
 }
 
 /// A minimal blocking GET, so the harness needs no HTTP client crate.

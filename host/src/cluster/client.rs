@@ -95,9 +95,11 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
         );
     }
     let result = result.ok_or_else(|| anyhow::anyhow!("run {run_id} finished without a result"))?;
-    let config = crate::config::parse_with_env(Path::new(&plan.name), &plan.yaml, |_| None)?;
+    let source = Path::new(&plan.name);
+    let config = crate::config::parse_with_env(source, &plan.yaml, |_| None)?;
+    let name = config.display_name(source);
     let mut summary = Summary::new(RunFacts {
-        name: &plan.name,
+        name: &name,
         config: &config,
         metrics: &result.metrics,
         elapsed: Duration::from_millis(result.elapsed_ms),

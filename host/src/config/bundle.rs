@@ -127,7 +127,7 @@ impl Bundle {
             }
         }
         Ok(Bundle {
-            name: name.to_owned(),
+            name: config.display_name(path),
             config,
             plugins,
             files: Arc::new(files),

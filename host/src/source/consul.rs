@@ -1,20 +1,26 @@
 //! Configs in Consul KV. `loadtest push` writes the plugin and data bytes
 //! as content-addressed chunks under a sibling prefix (`<key>.blobs/`),
-//! base64 text small enough for Consul's 512 KiB value cap, and only then
-//! the config itself: an envelope naming the digests around the YAML as
-//! written. A plain YAML written with `consul kv put` (builtin plugins
-//! only) is read as it is. Every digest is checked when read.
+//! each well under Consul's 512 KiB value cap, and only then the config
+//! itself: an envelope naming the digests around the YAML as written. A
+//! plain YAML written with `consul kv put` (builtin plugins only) is read
+//! as it is. Every digest is checked when read.
+//!
+//! rs-consul does the writes. Reads go through `?raw` on the same hyper
+//! client stack: rs-consul's `read_key` always sends `recurse=<bool>`,
+//! which Consul takes as recursive whatever the value, so reading
+//! `loadtest/config` returned every chunk under `loadtest/config.blobs/`
+//! too, decoded through a reader whose every byte re-sums the body's
+//! buffer list (quadratic: a 20 MiB plugin took minutes); it also
+//! insists that values are UTF-8.
 
 use super::Shipped;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use rs_consul::{Config, Consul, ConsulError, CreateOrUpdateKeyRequest, ReadKeyRequest};
+use rs_consul::{Config, Consul, ConsulError, CreateOrUpdateKeyRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Raw bytes per chunk: 256 KiB is 342 KiB as base64, well under the cap.
-const CHUNK: usize = 256 << 10;
+/// Bytes per chunk, well under Consul's 512 KiB value cap.
+const CHUNK: usize = 384 << 10;
 
 /// What `push` writes at the config key.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +39,11 @@ struct Envelope {
 pub struct Kv {
     consul: Consul,
     addr: String,
+    token: Option<String>,
+    raw: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Empty<bytes::Bytes>,
+    >,
 }
 
 /// The agent's address: `CONSUL_ADDR`, else `CONSUL_HTTP_ADDR` (Consul's
@@ -60,12 +71,52 @@ impl Kv {
             .filter(|t| !t.is_empty());
         let consul = Consul::new(Config {
             address: addr.to_owned(),
-            token,
+            token: token.clone(),
             ..Config::default()
         });
+        let raw = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
         Kv {
             consul,
             addr: addr.to_owned(),
+            token,
+            raw,
+        }
+    }
+
+    /// A value's bytes as stored (`?raw`) and its index; `None` when absent.
+    async fn get_raw(&self, key: &str) -> anyhow::Result<Option<(bytes::Bytes, u64)>> {
+        use http_body_util::BodyExt as _;
+        let mut req = hyper::Request::get(format!("{}/v1/kv/{key}?raw", self.addr));
+        if let Some(t) = &self.token {
+            req = req.header("X-Consul-Token", t);
+        }
+        let fail = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("Consul at {}: reading `{key}`: {e}", self.addr)
+        };
+        let resp = self
+            .raw
+            .request(
+                req.body(http_body_util::Empty::new())
+                    .map_err(|e| fail(&e))?,
+            )
+            .await
+            .map_err(|e| fail(&e))?;
+        let status = resp.status();
+        let index = resp
+            .headers()
+            .get("x-consul-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body = resp.into_body().collect().await.map_err(|e| fail(&e))?;
+        match status.as_u16() {
+            200 => Ok(Some((body.to_bytes(), index))),
+            404 => Ok(None),
+            _ => Err(fail(&format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body.to_bytes())
+            ))),
         }
     }
 
@@ -73,35 +124,29 @@ impl Kv {
         anyhow::anyhow!("Consul at {}: {what} `{key}`: {e}", self.addr)
     }
 
-    async fn put(&self, key: &str, value: String) -> anyhow::Result<()> {
+    async fn put(&self, key: &str, value: Vec<u8>) -> anyhow::Result<()> {
         let req = CreateOrUpdateKeyRequest {
             key,
             ..Default::default()
         };
         let (ok, _) = self
             .consul
-            .create_or_update_key(req, value.into_bytes())
+            .create_or_update_key(req, value)
             .await
             .map_err(|e| self.fail("writing", key, e))?;
         anyhow::ensure!(ok, "Consul at {} refused to write `{key}`", self.addr);
         Ok(())
     }
 
-    /// The value at `key` and its modify index; `None` when absent.
+    /// The value at `key` as text and its modify index; `None` when absent.
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<(String, u64)>> {
-        let req = ReadKeyRequest {
-            key,
-            ..Default::default()
+        let Some((bytes, index)) = self.get_raw(key).await? else {
+            return Ok(None);
         };
-        match self.consul.read_key(req).await {
-            Ok(r) => Ok(r
-                .response
-                .into_iter()
-                .next()
-                .map(|e| (e.value.unwrap_or_default(), e.modify_index.max(0) as u64))),
-            Err(ConsulError::UnexpectedResponseCode(code, _)) if code.as_u16() == 404 => Ok(None),
-            Err(e) => Err(self.fail("reading", key, e)),
-        }
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            anyhow::anyhow!("the value at `{key}` is not UTF-8 text; put a YAML config there")
+        })?;
+        Ok(Some((text, index)))
     }
 
     /// Writes the bytes first, then the config that names them, so a
@@ -111,8 +156,7 @@ impl Kv {
         for (digest, bytes) in &s.blobs {
             let parts: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
             for (i, part) in parts.iter().enumerate() {
-                self.put(&chunk_key(key, digest, i), B64.encode(part))
-                    .await?;
+                self.put(&chunk_key(key, digest, i), part.to_vec()).await?;
             }
             chunks.insert(digest.clone(), parts.len());
         }
@@ -124,7 +168,8 @@ impl Kv {
             chunks: chunks.clone(),
             config: s.yaml.clone(),
         };
-        self.put(key, serde_yaml::to_string(&envelope)?).await?;
+        self.put(key, serde_yaml::to_string(&envelope)?.into_bytes())
+            .await?;
         Ok(chunks.values().sum())
     }
 
@@ -134,9 +179,9 @@ impl Kv {
             return Ok(None);
         };
         let Ok(env) = serde_yaml::from_str::<Envelope>(&value) else {
-            let name = key.rsplit('/').next().unwrap_or(key).to_owned();
+            // Errors in a plain config then read `loadtest/config:4:5: ...`.
             let plain = Shipped {
-                name,
+                name: key.to_owned(),
                 yaml: value,
                 plugins: BTreeMap::new(),
                 files: BTreeMap::new(),
@@ -162,13 +207,8 @@ impl Kv {
         let mut bytes = Vec::new();
         for i in 0..n {
             let k = chunk_key(key, digest, i);
-            let (text, _) = self.get(&k).await?.ok_or_else(|| {
+            let (part, _) = self.get_raw(&k).await?.ok_or_else(|| {
                 anyhow::anyhow!("chunk `{k}` is missing; push the config again (loadtest push)")
-            })?;
-            let part = B64.decode(text.trim()).map_err(|e| {
-                anyhow::anyhow!(
-                    "chunk `{k}` is not base64 ({e}); push the config again (loadtest push)"
-                )
             })?;
             bytes.extend_from_slice(&part);
         }

@@ -1,0 +1,125 @@
+//! A real Consul agent (`consul agent -dev`) on free loopback ports with a
+//! temp data dir, stopped on drop. The binary comes from
+//! scripts/consul.sh, which builds the pinned release once and caches it.
+
+use super::cluster::free_port;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub struct Consul {
+    child: Child,
+    pub http: String,
+    pub bin: String,
+    _dir: tempfile::TempDir,
+}
+
+fn binary() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/consul.sh");
+    let out = Command::new(script)
+        .output()
+        .expect("running scripts/consul.sh");
+    assert!(
+        out.status.success(),
+        "scripts/consul.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Consul {
+    pub fn start() -> Consul {
+        Self::start_with(&[])
+    }
+
+    /// `extra`: more agent flags (say, an ACL config).
+    pub fn start_with(extra: &[&str]) -> Consul {
+        let bin = binary();
+        let dir = tempfile::tempdir().unwrap();
+        let http_port = free_port();
+        let port = |flag: &str| vec![flag.to_owned(), free_port().to_string()];
+        let mut args: Vec<String> = [
+            "agent",
+            "-dev",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["-http-port".to_owned(), http_port.to_string()]);
+        for flag in [
+            "-dns-port",
+            "-grpc-port",
+            "-grpc-tls-port",
+            "-serf-lan-port",
+            "-serf-wan-port",
+            "-server-port",
+        ] {
+            args.extend(port(flag));
+        }
+        args.extend(["-data-dir".to_owned(), dir.path().display().to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = std::fs::File::create(dir.path().join("consul.log")).unwrap();
+        let child = Command::new(&bin)
+            .args(&args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting consul");
+        let consul = Consul {
+            child,
+            http: format!("127.0.0.1:{http_port}"),
+            bin,
+            _dir: dir,
+        };
+        consul.await_leader();
+        consul
+    }
+
+    fn await_leader(&self) {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let leader = super::http_try_get(&format!("http://{}/v1/status/leader", self.http));
+            if leader.is_some_and(|l| l.contains(':')) {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "consul did not elect itself: {}",
+                std::fs::read_to_string(self._dir.path().join("consul.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Runs the `consul` CLI against this agent; returns (success, output).
+    pub fn cli(&self, args: &[&str], token: Option<&str>) -> (bool, String) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).env("CONSUL_HTTP_ADDR", &self.http);
+        match token {
+            Some(t) => cmd.env("CONSUL_HTTP_TOKEN", t),
+            None => cmd.env_remove("CONSUL_HTTP_TOKEN"),
+        };
+        let out = cmd.output().expect("consul cli");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
+impl Drop for Consul {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

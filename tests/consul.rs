@@ -1,0 +1,228 @@
+//! Consul KV as the cluster's config source, against a real Consul agent
+//! (scripts/consul.sh) and real node processes: `push` then a run, the
+//! missing-key hint then a plain YAML put with the consul CLI, a corrupted
+//! chunk refused, a parse error with its position, and the ACL token.
+
+mod common;
+
+use common::cluster::{
+    Cluster, LIMIT, arrival, padded_component, serial, shared_config, with_reports,
+};
+use common::consul::Consul;
+use common::{BIN, Target, component, wait_bounded};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn consul_cluster(consul: &Consul) -> Cluster {
+    let mut c = Cluster::new(3, None);
+    let url = consul.url();
+    for i in 0..3 {
+        c.start_with(
+            i,
+            &[
+                ("CLUSTER_CONFIG_SOURCE", "consul-kv"),
+                ("CONSUL_ADDR", url.as_str()),
+            ],
+        );
+    }
+    c.await_agreement(LIMIT);
+    c
+}
+
+/// `loadtest push`; returns (exit code, stderr).
+fn push(cfg: &Path, consul: &str, token: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("push")
+        .arg(cfg)
+        .args(["--consul", consul])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match token {
+        Some(t) => cmd.env("CONSUL_HTTP_TOKEN", t),
+        None => cmd.env_remove("CONSUL_HTTP_TOKEN"),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let code = wait_bounded(&mut child, LIMIT);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (code, err)
+}
+
+/// Waits until some node's log contains `needle`; returns that log.
+fn await_log(c: &Cluster, needle: &str) -> String {
+    let until = Instant::now() + LIMIT;
+    loop {
+        for n in &c.nodes {
+            let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+            if log.contains(needle) {
+                return log;
+            }
+        }
+        assert!(Instant::now() < until, "no node logged `{needle}`");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_pushed_config_with_a_large_plugin_runs_from_consul_kv() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let consul = Consul::start();
+    let target = Target::start();
+    let plugin = padded_component(dir.path(), 20 << 20);
+    let cfg = shared_config(dir.path(), &target, &plugin, &arrival(200, 3));
+    let c = consul_cluster(&consul);
+
+    let (code, err) = push(&cfg, &consul.url(), None);
+    assert_eq!(code, 0, "{err}");
+    let pushed = now_ms();
+    assert!(
+        err.contains("chunk(s) under `loadtest/config.blobs/`"),
+        "{err}"
+    );
+    let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    assert_eq!(r["totals"]["iterations"], 600, "{}", out.output);
+    assert_eq!(r["totals"]["requests"].as_u64().unwrap(), target.received());
+    let first = r["cluster"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["started_at_ms"].as_u64())
+        .min()
+        .unwrap();
+    eprintln!(
+        "push to first iteration: {} ms",
+        first.saturating_sub(pushed)
+    );
+}
+
+#[test]
+fn a_missing_key_says_how_to_fix_it_and_a_plain_yaml_put_then_runs() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let consul = Consul::start();
+    let target = Target::start();
+    let c = consul_cluster(&consul);
+
+    let log = await_log(&c, "consul kv put loadtest/config @config.yaml");
+    assert_eq!(
+        log.matches("has no config at `loadtest/config`").count(),
+        1,
+        "the hint is logged once: {log}"
+    );
+    // Plain YAML with a builtin plugin, written with Consul's own CLI.
+    let yaml = format!(
+        "name: plain\ntarget: {}\nplugins:\n  steps: {{ builtin: http-steps }}\nscenarios:\n  s:\n    plugin: steps\n    executor: shared-iterations\n    vus: 2\n    iterations: 40\n    params:\n      steps:\n        - request: {{ path: / }}\n",
+        target.url
+    );
+    let file = dir.path().join("plain.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let (ok, text) = consul.cli(
+        &[
+            "kv",
+            "put",
+            "loadtest/config",
+            &format!("@{}", file.display()),
+        ],
+        None,
+    );
+    assert!(ok, "{text}");
+    let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
+    assert_eq!(out.code, 0, "{}", out.output);
+    assert_eq!(out.report["totals"]["requests"], 40);
+    assert_eq!(target.received(), 40);
+    assert_eq!(out.report["name"], "plain");
+}
+
+#[test]
+fn a_corrupted_chunk_is_refused_and_nothing_runs() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let consul = Consul::start();
+    let target = Target::start();
+    let cfg = shared_config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(50, 1),
+    );
+    let (code, err) = push(&cfg, &consul.url(), None);
+    assert_eq!(code, 0, "{err}");
+    let (ok, keys) = consul.cli(&["kv", "get", "-keys", "loadtest/config.blobs/"], None);
+    assert!(ok, "{keys}");
+    let dirs = keys
+        .lines()
+        .next()
+        .expect("a blob prefix")
+        .trim()
+        .to_owned();
+    let (ok, chunks) = consul.cli(&["kv", "get", "-keys", &dirs], None);
+    assert!(ok, "{chunks}");
+    let chunk = chunks.lines().next().expect("a chunk").trim().to_owned();
+    let (ok, text) = consul.cli(&["kv", "put", &chunk, "AAAAAAAA"], None);
+    assert!(ok, "{text}");
+
+    let c = consul_cluster(&consul);
+    let log = await_log(&c, "were changed or corrupted");
+    assert!(log.contains("push the config again"), "{log}");
+    assert_eq!(target.received(), 0);
+}
+
+#[test]
+fn a_bad_config_in_consul_is_reported_with_its_position() {
+    let _g = serial();
+    let consul = Consul::start();
+    let (ok, text) = consul.cli(
+        &[
+            "kv",
+            "put",
+            "loadtest/config",
+            "target: http://127.0.0.1:1\nscenarios:\n  s:\n    executor: constant-vus\n    vuus: 3\n",
+        ],
+        None,
+    );
+    assert!(ok, "{text}");
+    let c = consul_cluster(&consul);
+    let log = await_log(&c, "cannot run:");
+    assert!(
+        log.contains("loadtest/config:5:5") && log.contains("scenarios.s.vuus"),
+        "{log}"
+    );
+}
+
+#[test]
+fn push_sends_the_acl_token_when_set() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let acl = "acl { enabled = true\n default_policy = \"deny\"\n tokens { initial_management = \"root-token\" } }";
+    let consul = Consul::start_with(&["-hcl", acl]);
+    let target = Target::start();
+    let cfg = shared_config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(10, 1),
+    );
+
+    let (code, err) = push(&cfg, &consul.url(), None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("403") || err.contains("Permission denied"),
+        "{err}"
+    );
+    let (code, err) = push(&cfg, &consul.url(), Some("root-token"));
+    assert_eq!(code, 0, "{err}");
+    let (ok, value) = consul.cli(&["kv", "get", "loadtest/config"], Some("root-token"));
+    assert!(ok && value.contains("loadtest-bundle: 1"), "{value}");
+}
