@@ -226,3 +226,113 @@ fn push_sends_the_acl_token_when_set() {
     let (ok, value) = consul.cli(&["kv", "get", "loadtest/config"], Some("root-token"));
     assert!(ok && value.contains("loadtest-bundle: 1"), "{value}");
 }
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+/// Tags by node id, from the catalog.
+fn tags(consul: &Consul) -> Vec<(String, String)> {
+    let entries = consul.get("/v1/catalog/service/loadtest-cluster");
+    let mut tags: Vec<(String, String)> = entries
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["ServiceMeta"]["node_id"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                        e["ServiceTags"][0].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+fn await_true(what: &str, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + LIMIT;
+    while !ok() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn nodes_find_each_other_through_consul_and_tags_follow_raft() {
+    let _g = serial();
+    let consul = Consul::start();
+    let mut c = Cluster::new(3, None);
+    let url = consul.url();
+    for i in 0..3 {
+        c.start_with(
+            i,
+            &[
+                ("DISCOVERY_MODE", "consul"),
+                ("CLUSTER_NODES", ""),
+                ("CONSUL_ADDR", url.as_str()),
+            ],
+        );
+    }
+    let (leader, _) = c.await_agreement(LIMIT);
+    let names: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
+    let name = |i: usize| names[i].clone();
+    let expected = |leader: usize, alive: &[usize]| {
+        let mut v: Vec<(String, String)> = alive
+            .iter()
+            .map(|i| {
+                let tag = if *i == leader { "leader" } else { "follower" };
+                (name(*i), tag.to_owned())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    await_true("catalog tags leader/follower", || {
+        tags(&consul) == expected(leader, &[0, 1, 2])
+    });
+    let dns = "leader.loadtest-cluster.service.consul";
+    await_true("the leader in Consul DNS", || {
+        consul.srv_ports(dns) == vec![port_of(&c.nodes[leader].raft)]
+    });
+    let state = c.state(leader).unwrap();
+    assert_eq!(state["voters"].as_array().unwrap().len(), 3, "{state}");
+
+    // SIGKILL: no deregistration; its check fails and the tag moves.
+    c.kill(leader);
+    let alive: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let (next, _) = c.await_agreement(LIMIT);
+    await_true("the new leader in Consul DNS", || {
+        consul.srv_ports(dns) == vec![port_of(&c.nodes[next].raft)]
+    });
+    await_true("the survivors' tags", || {
+        let t = tags(&consul);
+        alive.iter().all(|i| {
+            t.contains(&(
+                name(*i),
+                if *i == next { "leader" } else { "follower" }.to_owned(),
+            ))
+        })
+    });
+
+    // A graceful stop deregisters.
+    let follower = *alive.iter().find(|i| **i != next).unwrap();
+    let pid = c.nodes[follower].child.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_bounded(c.nodes[follower].child.as_mut().unwrap(), LIMIT);
+    await_true("the stopped node gone from the catalog", || {
+        !tags(&consul).iter().any(|(n, _)| *n == name(follower))
+    });
+    let log = std::fs::read_to_string(&c.nodes[follower].log).unwrap();
+    assert!(log.contains("Consul: deregistered"), "{log}");
+}

@@ -3,6 +3,7 @@
 mod client;
 mod cluster;
 mod config;
+mod consul;
 mod engine;
 mod httpd;
 mod metrics;
@@ -242,11 +243,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn push(config: &std::path::Path, consul: Option<&str>, key: &str) -> anyhow::Result<u8> {
+async fn push(config: &std::path::Path, agent: Option<&str>, key: &str) -> anyhow::Result<u8> {
     let (shipped, _) = source::Shipped::from_file(config)?;
-    let addr = source::consul::address(consul);
+    let addr = consul::address(agent);
     let started = std::time::Instant::now();
-    let chunks = source::consul::Kv::new(&addr).push(key, &shipped).await?;
+    let chunks = consul::kv::Kv::new(&addr).push(key, &shipped).await?;
     let bytes: usize = shipped.blobs.values().map(|b| b.len()).sum();
     eprintln!(
         "pushed `{}` to {addr} at `{key}`: the config and {} byte(s) in {chunks} chunk(s) under `{key}.blobs/`, in {:.0?}",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub struct Consul {
     child: Child,
     pub http: String,
+    pub dns_port: u16,
     pub bin: String,
     _dir: tempfile::TempDir,
 }
@@ -49,9 +50,10 @@ impl Consul {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let dns_port = free_port();
         args.extend(["-http-port".to_owned(), http_port.to_string()]);
+        args.extend(["-dns-port".to_owned(), dns_port.to_string()]);
         for flag in [
-            "-dns-port",
             "-grpc-port",
             "-grpc-tls-port",
             "-serf-lan-port",
@@ -72,6 +74,7 @@ impl Consul {
         let consul = Consul {
             child,
             http: format!("127.0.0.1:{http_port}"),
+            dns_port,
             bin,
             _dir: dir,
         };
@@ -114,6 +117,46 @@ impl Consul {
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.success(), text)
+    }
+}
+
+impl Consul {
+    /// GET on the agent's HTTP API, as JSON (through curl: Consul answers
+    /// in chunks, which the harness's minimal GET does not decode).
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                &format!("http://{}{path}", self.http),
+            ])
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The ports of the SRV records Consul's DNS gives for `name`.
+    pub fn srv_ports(&self, name: &str) -> Vec<u16> {
+        let out = Command::new("dig")
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &self.dns_port.to_string(),
+                name,
+                "SRV",
+                "+short",
+                "+time=1",
+                "+tries=1",
+            ])
+            .output()
+            .expect("dig (Debian's dnsutils)");
+        let mut ports: Vec<u16> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+            .collect();
+        ports.sort();
+        ports
     }
 }
 

@@ -11,6 +11,7 @@ mod local;
 mod network;
 mod node;
 mod plan;
+mod registry;
 mod rpc;
 mod service;
 mod settings;

@@ -6,9 +6,10 @@ use super::health::{self, Health};
 use super::local::Local;
 use super::network::{Network, channel};
 use super::plan::Status;
+use super::registry::Registry;
 use super::rpc::{AddToken, CheckToken, pb};
 use super::service::{CoordinatorService, RaftService};
-use super::settings::Settings;
+use super::settings::{Discovery, Settings};
 use super::store::{self, LogStore, StateMachine};
 use super::types::{NodeId, Raft, raft_id};
 use openraft::{BasicNode, ServerState};
@@ -29,11 +30,25 @@ pub struct NodeCtx {
     names: Mutex<HashMap<String, String>>,
     pub settings: Settings,
     pub local: Local,
+    registry: OnceLock<Registry>,
 }
 
 impl NodeCtx {
     pub fn raft(&self) -> Option<&Raft> {
         self.raft.get()
+    }
+
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.get()
+    }
+
+    /// Everyone this node should know: the static list, or the passing
+    /// instances of the Consul service (this node included).
+    pub async fn peers(&self) -> Vec<String> {
+        match (self.registry(), self.addr()) {
+            (Some(reg), Some(me)) => reg.peers(&me).await,
+            _ => self.settings.peers.clone(),
+        }
     }
 
     pub fn sm(&self) -> &StateMachine {
@@ -227,6 +242,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         names: Mutex::new(HashMap::new()),
         settings: settings.clone(),
         local: Local::default(),
+        registry: OnceLock::new(),
     });
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -251,6 +267,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _health = health::serve(settings.health, ctx.clone()).await?;
 
     let me = identify(&settings, &ctx).await?;
+    if let Some(reg) = Registry::new(&settings, &me)? {
+        let _ = ctx.registry.set(reg);
+    }
     tracing::info!(node = %settings.node_id, addr = %me, "starting Raft");
     let raft = Raft::new(
         raft_id(&me),
@@ -265,6 +284,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("starting Raft: {e}"))?;
     let _ = ctx.raft.set(raft.clone());
     let _ = ctx.addr.set(me.clone());
+    tokio::spawn(super::registry::keep_registered(ctx.clone()));
 
     tokio::spawn(log_leadership(ctx.clone()));
     if !initialized {
@@ -275,13 +295,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         );
     }
-    tokio::spawn(maintain(settings.clone(), ctx.clone(), me));
+    tokio::spawn(maintain(ctx.clone(), me));
     tokio::spawn(super::coordinator::drive(ctx.clone()));
     tokio::spawn(super::worker::follow(ctx.clone()));
     tokio::spawn(super::sources::watch(ctx.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    super::registry::deregister(&ctx).await;
     let _ = raft.shutdown().await;
     Ok(())
 }
@@ -332,6 +353,13 @@ async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::Hell
 /// Finds this node's own entry in the peer list: the one whose hello
 /// comes back with this process's nonce.
 async fn identify(settings: &Settings, ctx: &NodeCtx) -> anyhow::Result<String> {
+    if settings.discovery != Discovery::Static {
+        // Checked by Settings: an advertised address or a specific bind.
+        return Ok(settings
+            .advertise
+            .clone()
+            .unwrap_or_else(|| settings.bind.to_string()));
+    }
     if let Some(a) = &settings.advertise {
         if !settings.peers.contains(a) {
             anyhow::bail!("CLUSTER_ADVERTISE_ADDR={a} is not in CLUSTER_NODES; list it there too");
@@ -368,6 +396,9 @@ pub fn initial_voters(peers: &[String], max_voters: usize) -> BTreeMap<NodeId, B
 
 /// Initialises the cluster once a majority of the initial voters answers.
 async fn bootstrap(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
+    if let Discovery::Consul { expect, .. } = settings.discovery {
+        return bootstrap_discovered(&settings, &ctx, &me, expect).await;
+    }
     let voters = initial_voters(&settings.peers, settings.max_voters);
     if !voters.contains_key(&raft_id(&me)) {
         tracing::info!(
@@ -430,20 +461,71 @@ async fn bootstrap(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
     }
 }
 
+/// Bootstrapping from discovered peers: nodes may see different sets
+/// while instances register, so only one node initialises: the lowest
+/// address, once it sees `expect` passing instances that all answer. The
+/// others are members of that first membership or join as learners.
+async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expect: usize) {
+    let mut last_report = String::new();
+    loop {
+        if ctx.is_member() {
+            return;
+        }
+        let peers = ctx.peers().await;
+        let replies = hello_all(&peers, ctx).await;
+        if replies
+            .values()
+            .any(|r| r.initialized && r.nonce != ctx.nonce)
+        {
+            tracing::info!(
+                "forming: a cluster already exists; waiting for its leader to add this node"
+            );
+            return;
+        }
+        let answering: Vec<String> = peers
+            .iter()
+            .filter(|p| replies.contains_key(*p))
+            .cloned()
+            .collect();
+        let report = if answering.len() < expect {
+            format!(
+                "forming: {} of {expect} expected nodes found through Consul (CLUSTER_BOOTSTRAP_EXPECT); waiting",
+                answering.len()
+            )
+        } else if answering.first().map(String::as_str) != Some(me) {
+            format!(
+                "forming: {} nodes found; {} forms the cluster",
+                answering.len(),
+                answering[0]
+            )
+        } else {
+            let voters = initial_voters(&answering, settings.max_voters);
+            tracing::info!(
+                "forming: {} nodes found through Consul; initialising the cluster",
+                answering.len()
+            );
+            if let Err(e) = ctx.raft().expect("raft started").initialize(voters).await {
+                tracing::debug!("initialise: {e}");
+            }
+            return;
+        };
+        if report != last_report {
+            tracing::info!("{report}");
+            last_report = report;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Every node keeps peer names fresh; the leader also adds listed nodes
 /// that are not members as learners, and replaces a voter that has been
 /// unreachable for a while with a reachable learner.
-async fn maintain(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
+async fn maintain(ctx: Arc<NodeCtx>, me: String) {
     let mut misses: HashMap<NodeId, u32> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let others: Vec<String> = settings
-            .peers
-            .iter()
-            .filter(|p| **p != me)
-            .cloned()
-            .collect();
+        let others: Vec<String> = ctx.peers().await.into_iter().filter(|p| *p != me).collect();
         let replies = hello_all(&others, &ctx).await;
         let Some(raft) = ctx.raft() else { continue };
         let m = raft.metrics().borrow().clone();

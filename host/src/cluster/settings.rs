@@ -11,8 +11,10 @@ pub struct Settings {
     pub node_id: String,
     pub bind: SocketAddr,
     pub health: SocketAddr,
-    /// Every node's Raft/gRPC address, this one's included.
+    /// Every node's Raft/gRPC address, this one's included (static
+    /// discovery; empty with Consul discovery).
     pub peers: Vec<String>,
+    pub discovery: Discovery,
     /// This node's address as the others reach it, when it cannot be
     /// found by asking the peers (`CLUSTER_ADVERTISE_ADDR`).
     pub advertise: Option<String>,
@@ -36,8 +38,30 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub enum Discovery {
+    /// `CLUSTER_NODES` lists everyone.
+    Static,
+    /// Peers are the passing instances of a Consul service; the cluster
+    /// forms once `expect` of them are seen.
+    Consul {
+        addr: String,
+        service: String,
+        expect: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConfigSource {
     ConsulKv { addr: String, key: String },
+}
+
+fn consul_discovery(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Discovery> {
+    let explicit = var(vars, "CONSUL_ADDR").or_else(|| var(vars, "CONSUL_HTTP_ADDR"));
+    Ok(Discovery::Consul {
+        addr: crate::consul::address(explicit.as_deref()),
+        service: var(vars, "CONSUL_SERVICE_NAME").unwrap_or_else(|| "loadtest-cluster".into()),
+        expect: number(vars, "CLUSTER_BOOTSTRAP_EXPECT", 3, 1, "nodes")? as usize,
+    })
 }
 
 fn config_source(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<ConfigSource>> {
@@ -46,7 +70,7 @@ fn config_source(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Optio
         Some("consul-kv") => {
             let explicit = var(vars, "CONSUL_ADDR").or_else(|| var(vars, "CONSUL_HTTP_ADDR"));
             Ok(Some(ConfigSource::ConsulKv {
-                addr: crate::source::consul::address(explicit.as_deref()),
+                addr: crate::consul::address(explicit.as_deref()),
                 key: var(vars, "CONSUL_CONFIG_KEY").unwrap_or_else(|| "loadtest/config".into()),
             }))
         }
@@ -109,12 +133,22 @@ impl Settings {
         let bind = addr(&vars, "CLUSTER_BIND_ADDR", "0.0.0.0:7000")?;
         let health = addr(&vars, "CLUSTER_HEALTH_ADDR", "0.0.0.0:8080")?;
         let mode = var(&vars, "DISCOVERY_MODE").unwrap_or_else(|| "static".into());
-        if mode != "static" {
+        let (discovery, peers) = match mode.as_str() {
+            "static" => (
+                Discovery::Static,
+                parse_peers(var(&vars, "CLUSTER_NODES").as_deref())?,
+            ),
+            "consul" => (consul_discovery(&vars)?, Vec::new()),
+            _ => anyhow::bail!(
+                "DISCOVERY_MODE=`{mode}` is not a discovery mode; use static (with CLUSTER_NODES) or consul"
+            ),
+        };
+        let advertise = var(&vars, "CLUSTER_ADVERTISE_ADDR");
+        if discovery != Discovery::Static && advertise.is_none() && bind.ip().is_unspecified() {
             anyhow::bail!(
-                "DISCOVERY_MODE=`{mode}` is not supported by this build; use DISCOVERY_MODE=static with CLUSTER_NODES"
+                "DISCOVERY_MODE=consul needs this node's reachable address: set CLUSTER_ADVERTISE_ADDR (like 10.0.0.5:7000) or bind CLUSTER_BIND_ADDR to a specific address"
             );
         }
-        let peers = parse_peers(var(&vars, "CLUSTER_NODES").as_deref())?;
         let node_id = var(&vars, "CLUSTER_NODE_ID").unwrap_or_else(|| default_node_id(&vars));
         let data_dir = var(&vars, "CLUSTER_DATA_DIR")
             .map(PathBuf::from)
@@ -154,7 +188,8 @@ impl Settings {
             bind,
             health,
             peers,
-            advertise: var(&vars, "CLUSTER_ADVERTISE_ADDR"),
+            advertise,
+            discovery,
             data_dir,
             token: var(&vars, "CLUSTER_TOKEN"),
             max_voters,

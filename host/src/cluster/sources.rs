@@ -9,7 +9,7 @@ use super::node::NodeCtx;
 use super::service;
 use super::settings::ConfigSource;
 use super::types::Command;
-use crate::source::consul::Kv;
+use crate::consul::kv::Kv;
 use std::sync::Arc;
 use std::time::Duration;
 

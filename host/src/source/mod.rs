@@ -1,8 +1,6 @@
-//! Where a cluster's configs come from besides `loadtest submit`: a
-//! config and every byte it references, in a form any node can rebuild
-//! the Bundle from (the YAML, plugin and file digests, the bytes).
-
-pub mod consul;
+//! A config ready to leave this machine: the YAML and every byte it
+//! references, in a form any node can rebuild the Bundle from. `submit`
+//! sends it to a node; `push` puts it into Consul KV.
 
 use crate::config::Bundle;
 use std::collections::BTreeMap;

@@ -4,17 +4,10 @@
 //! itself: an envelope naming the digests around the YAML as written. A
 //! plain YAML written with `consul kv put` (builtin plugins only) is read
 //! as it is. Every digest is checked when read.
-//!
-//! rs-consul does the writes. Reads go through `?raw` on the same hyper
-//! client stack: rs-consul's `read_key` always sends `recurse=<bool>`,
-//! which Consul takes as recursive whatever the value, so reading
-//! `loadtest/config` returned every chunk under `loadtest/config.blobs/`
-//! too, decoded through a reader whose every byte re-sums the body's
-//! buffer list (quadratic: a 20 MiB plugin took minutes); it also
-//! insists that values are UTF-8.
 
-use super::Shipped;
-use rs_consul::{Config, Consul, ConsulError, CreateOrUpdateKeyRequest};
+use super::Client;
+use crate::source::Shipped;
+use rs_consul::CreateOrUpdateKeyRequest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,92 +29,35 @@ struct Envelope {
     config: String,
 }
 
+/// Config bundles in the KV store, through one agent.
 pub struct Kv {
-    consul: Consul,
-    addr: String,
-    token: Option<String>,
-    raw: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Empty<bytes::Bytes>,
-    >,
-}
-
-/// The agent's address: `CONSUL_ADDR`, else `CONSUL_HTTP_ADDR` (Consul's
-/// own variable, with or without a scheme), else the local agent.
-pub fn address(explicit: Option<&str>) -> String {
-    let raw = explicit
-        .map(str::to_owned)
-        .or_else(|| std::env::var("CONSUL_ADDR").ok())
-        .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok())
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:8500".into());
-    let raw = raw.trim().trim_end_matches('/');
-    if raw.contains("://") {
-        raw.to_owned()
-    } else {
-        format!("http://{raw}")
-    }
+    client: Client,
 }
 
 impl Kv {
-    /// A client for the agent at `addr` with `CONSUL_HTTP_TOKEN` when set.
     pub fn new(addr: &str) -> Kv {
-        let token = std::env::var("CONSUL_HTTP_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty());
-        let consul = Consul::new(Config {
-            address: addr.to_owned(),
-            token: token.clone(),
-            ..Config::default()
-        });
-        let raw = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
         Kv {
-            consul,
-            addr: addr.to_owned(),
-            token,
-            raw,
+            client: Client::new(addr),
         }
     }
 
     /// A value's bytes as stored (`?raw`) and its index; `None` when absent.
     async fn get_raw(&self, key: &str) -> anyhow::Result<Option<(bytes::Bytes, u64)>> {
-        use http_body_util::BodyExt as _;
-        let mut req = hyper::Request::get(format!("{}/v1/kv/{key}?raw", self.addr));
-        if let Some(t) = &self.token {
-            req = req.header("X-Consul-Token", t);
-        }
-        let fail = |e: &dyn std::fmt::Display| {
-            anyhow::anyhow!("Consul at {}: reading `{key}`: {e}", self.addr)
-        };
-        let resp = self
-            .raw
-            .request(
-                req.body(http_body_util::Empty::new())
-                    .map_err(|e| fail(&e))?,
+        let what = format!("reading `{key}`");
+        let r = self
+            .client
+            .call(
+                hyper::Method::GET,
+                &format!("/v1/kv/{key}?raw"),
+                None,
+                &what,
             )
-            .await
-            .map_err(|e| fail(&e))?;
-        let status = resp.status();
-        let index = resp
-            .headers()
-            .get("x-consul-index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let body = resp.into_body().collect().await.map_err(|e| fail(&e))?;
-        match status.as_u16() {
-            200 => Ok(Some((body.to_bytes(), index))),
+            .await?;
+        match r.status {
+            200 => Ok(Some((r.body, r.index))),
             404 => Ok(None),
-            _ => Err(fail(&format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&body.to_bytes())
-            ))),
+            _ => Err(r.error(&self.client, &what)),
         }
-    }
-
-    fn fail(&self, what: &str, key: &str, e: ConsulError) -> anyhow::Error {
-        anyhow::anyhow!("Consul at {}: {what} `{key}`: {e}", self.addr)
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> anyhow::Result<()> {
@@ -130,11 +66,16 @@ impl Kv {
             ..Default::default()
         };
         let (ok, _) = self
+            .client
             .consul
             .create_or_update_key(req, value)
             .await
-            .map_err(|e| self.fail("writing", key, e))?;
-        anyhow::ensure!(ok, "Consul at {} refused to write `{key}`", self.addr);
+            .map_err(|e| anyhow::anyhow!("Consul at {}: writing `{key}`: {e}", self.client.addr))?;
+        anyhow::ensure!(
+            ok,
+            "Consul at {} refused to write `{key}`",
+            self.client.addr
+        );
         Ok(())
     }
 
