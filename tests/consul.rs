@@ -336,3 +336,120 @@ fn nodes_find_each_other_through_consul_and_tags_follow_raft() {
     let log = std::fs::read_to_string(&c.nodes[follower].log).unwrap();
     assert!(log.contains("Consul: deregistered"), "{log}");
 }
+
+/// A config with one constant-arrival-rate scenario named `scenario`.
+fn rate_config(
+    dir: &Path,
+    target: &Target,
+    name: &str,
+    scenario: &str,
+    rate: u32,
+    secs: u32,
+) -> std::path::PathBuf {
+    let yaml = format!(
+        "name: {name}\ntarget: {}\nplugins:\n  shop: {{ path: {} }}\nscenarios:\n  {scenario}:\n    plugin: shop\n{}\n    params: {{ think_ms: 0 }}\n",
+        target.url,
+        component("quickstart").display(),
+        arrival(rate, secs)
+    );
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+fn await_requests(target: &Target, n: u64) {
+    await_true(&format!("{n} requests at the target"), || {
+        target.received() > n
+    });
+}
+
+fn iterations(report: &serde_json::Value, scenario: &str) -> u64 {
+    report["scenarios"][scenario]["iterations"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_kv_update_mid_run_is_switched_in_and_marked() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let consul = Consul::start();
+    let target = Target::start();
+    let c = consul_cluster(&consul);
+    let first = rate_config(dir.path(), &target, "first", "browse", 50, 10);
+    let second = rate_config(dir.path(), &target, "second", "checkout", 100, 3);
+
+    assert_eq!(push(&first, &consul.url(), None).0, 0);
+    await_requests(&target, 100);
+    assert_eq!(push(&second, &consul.url(), None).0, 0);
+    let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    let events = r["cluster"]["events"].to_string();
+    assert!(events.contains("config switched from"), "{events}");
+    let browse = iterations(r, "browse");
+    assert!(
+        browse > 50 && browse < 500,
+        "browse ran {browse} of 500 before the switch"
+    );
+    assert_eq!(iterations(r, "checkout"), 300, "the new config ran whole");
+    assert_eq!(r["totals"]["requests"].as_u64().unwrap(), target.received());
+}
+
+#[test]
+fn an_invalid_update_is_refused_and_the_run_goes_on() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let consul = Consul::start();
+    let target = Target::start();
+    let c = consul_cluster(&consul);
+    let first = rate_config(dir.path(), &target, "first", "browse", 50, 6);
+
+    assert_eq!(push(&first, &consul.url(), None).0, 0);
+    await_requests(&target, 50);
+    let (ok, text) = consul.cli(&["kv", "put", "loadtest/config", "scenarios: [oops"], None);
+    assert!(ok, "{text}");
+    let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let events = out.report["cluster"]["events"].to_string();
+    assert!(events.contains("refused, the run goes on"), "{events}");
+    assert_eq!(
+        iterations(&out.report, "browse"),
+        300,
+        "the run was untouched"
+    );
+    assert_eq!(
+        out.report["totals"]["requests"].as_u64().unwrap(),
+        target.received()
+    );
+}
+
+#[test]
+fn the_run_survives_a_consul_restart_and_the_watcher_recovers() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut consul = Consul::start();
+    let target = Target::start();
+    let c = consul_cluster(&consul);
+    let first = rate_config(dir.path(), &target, "first", "browse", 50, 12);
+    let second = rate_config(dir.path(), &target, "second", "checkout", 50, 2);
+
+    assert_eq!(push(&first, &consul.url(), None).0, 0);
+    await_requests(&target, 50);
+    consul.restart();
+    // A dev agent comes back empty; the watcher finds it again and takes
+    // the next config written.
+    assert_eq!(push(&second, &consul.url(), None).0, 0);
+    let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let events = out.report["cluster"]["events"].to_string();
+    assert!(events.contains("config switched from"), "{events}");
+    assert_eq!(iterations(&out.report, "checkout"), 100);
+    assert_eq!(
+        out.report["totals"]["requests"].as_u64().unwrap(),
+        target.received()
+    );
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub struct Consul {
     child: Child,
+    args: Vec<String>,
     pub http: String,
     pub dns_port: u16,
     pub bin: String,
@@ -73,6 +74,7 @@ impl Consul {
             .expect("starting consul");
         let consul = Consul {
             child,
+            args,
             http: format!("127.0.0.1:{http_port}"),
             dns_port,
             bin,
@@ -96,6 +98,24 @@ impl Consul {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Stops the agent and starts it again on the same ports (a dev agent
+    /// keeps nothing: KV and registrations are gone).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self._dir.path().join("consul.log"))
+            .unwrap();
+        self.child = Command::new(&self.bin)
+            .args(&self.args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("restarting consul");
+        self.await_leader();
     }
 
     pub fn url(&self) -> String {

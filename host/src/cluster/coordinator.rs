@@ -77,7 +77,7 @@ async fn update_plan(ctx: &Arc<NodeCtx>, plan: &mut Plan) -> Result<(), String> 
 
 /// The leader accepts a submission: checks it as a run would (parse,
 /// compile), writes the Plan, and starts distributing. Returns the run id.
-pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission) -> Result<String, String> {
+pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result<String, String> {
     if let Some(p) = current_plan(ctx).filter(|p| !p.status.is_over()) {
         return Err(format!(
             "run {} ({}) is still {:?}; stop it first with `loadtest stop`",
@@ -101,9 +101,13 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission) -> Result<String, Strin
         events: Vec::new(),
         error: None,
         revision: 0,
+        origin: origin.to_owned(),
     };
     ctx.local.prepare(&plan).await?;
     plan.assignments = assign(ctx);
+    for a in &mut plan.assignments {
+        a.version = plan.version.clone();
+    }
     ctx.local.set_distributing(Some(run_id.clone()));
     if let Err(e) = create_plan(ctx, &plan).await {
         ctx.local.set_distributing(None);
@@ -147,6 +151,9 @@ fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
             resume_from_ms: 0,
             takeover_of: None,
             lost: false,
+            start_at_ms: None,
+            stop_at_ms: None,
+            version: String::new(),
         })
         .collect()
 }
@@ -255,6 +262,97 @@ async fn deliver(ctx: &Arc<NodeCtx>, plan: &Plan, addr: &str) -> Result<(), Deli
         .map_err(|s| failed(&s.message()))?;
     let answer: Result<(), String> = decode(reply.get_ref()).map_err(|e| failed(&e))?;
     answer.map_err(Delivery::Refused)
+}
+
+/// Switches a running plan to a new config at a common moment: the new
+/// config is compiled here and on every node first (a bad one is refused
+/// and the run goes on untouched); then the old shares stop gracefully
+/// and the new ones start at the same instant, on the run's clock, so
+/// the report covers both and its events mark the switch.
+pub async fn switch(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result<String, String> {
+    let Some(current) = current_plan(ctx).filter(|p| p.status == Status::Running) else {
+        return Err("no run is going to switch".into());
+    };
+    let mut candidate = current.clone();
+    candidate.version = blobs::digest(sub.yaml.as_bytes())[..12].to_owned();
+    candidate.name = sub.name;
+    candidate.yaml = sub.yaml;
+    candidate.plugins = sub.plugins;
+    candidate.files = sub.files;
+    ctx.local.prepare(&candidate).await?;
+    let me = ctx.addr().unwrap_or_default();
+    let mut nodes: Vec<(String, String)> = live_nodes(&current)
+        .into_iter()
+        .filter(|(n, _)| *n != me)
+        .collect();
+    nodes.dedup();
+    for (addr, name) in &nodes {
+        deliver_with_retries(ctx, &candidate, addr, name).await?;
+    }
+    let Some(mut plan) =
+        current_plan(ctx).filter(|p| p.run_id == current.run_id && p.status == Status::Running)
+    else {
+        return Err("the run ended while the new config was being distributed".into());
+    };
+    let at = now_ms() + ctx.settings.start_delay.as_millis() as u64;
+    let mut id = plan.assignments.iter().map(|a| a.id).max().unwrap_or(0);
+    let mut fresh = Vec::new();
+    for a in plan
+        .assignments
+        .iter_mut()
+        .filter(|a| !a.lost && a.stop_at_ms.is_none())
+    {
+        a.stop_at_ms = Some(at);
+        if a.takeover_of.is_none() {
+            id += 1;
+            fresh.push(Assignment {
+                id,
+                start_at_ms: Some(at),
+                stop_at_ms: None,
+                resume_from_ms: 0,
+                takeover_of: None,
+                version: candidate.version.clone(),
+                ..a.clone()
+            });
+        }
+    }
+    plan.assignments.extend(fresh);
+    let event = format!(
+        "config switched from {} to {} at {:.1}s ({origin})",
+        plan.version,
+        candidate.version,
+        at.saturating_sub(plan.start_at_ms) as f64 / 1000.0
+    );
+    plan.version = candidate.version;
+    plan.name = candidate.name;
+    plan.yaml = candidate.yaml;
+    plan.plugins = candidate.plugins;
+    plan.files = candidate.files;
+    plan.events.push(event.clone());
+    update_plan(ctx, &mut plan).await?;
+    tracing::info!(run = %plan.run_id, "{event}");
+    Ok(event)
+}
+
+/// Records a refused switch in the run's events.
+pub async fn note(ctx: &Arc<NodeCtx>, event: String) {
+    if let Some(mut plan) = current_plan(ctx).filter(|p| !p.status.is_over()) {
+        plan.events.push(event);
+        let _ = update_plan(ctx, &mut plan).await;
+    }
+}
+
+/// The nodes running shares now, with their names.
+fn live_nodes(plan: &Plan) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = plan
+        .assignments
+        .iter()
+        .filter(|a| !a.lost && a.stop_at_ms.is_none())
+        .map(|a| (a.node.clone(), a.node_id.clone()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// The leader's watch over a running plan: lost nodes, the end of the
@@ -390,6 +488,9 @@ fn lose(ctx: &NodeCtx, plan: &mut Plan, lost: &Assignment) {
                 resume_from_ms: resume,
                 takeover_of: Some(lost.id),
                 lost: false,
+                start_at_ms: lost.start_at_ms,
+                stop_at_ms: lost.stop_at_ms,
+                version: lost.version.clone(),
             });
         }
     }

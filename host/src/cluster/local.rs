@@ -14,7 +14,7 @@ use std::time::Instant;
 pub struct Local {
     pub blobs: BlobStore,
     runtime: OnceLock<Arc<Runtime>>,
-    /// Bundles compiled for a run, by run id.
+    /// Bundles compiled for a run, by config version.
     prepared: Mutex<HashMap<String, Arc<Bundle>>>,
     /// Leader only: when each (run, assignment) last reported.
     pub last_seen: Mutex<HashMap<(String, u32), Instant>>,
@@ -54,9 +54,9 @@ impl Local {
     }
 
     /// The plan's Bundle, built from the shipped blobs and compiled once
-    /// per run; later calls get the same one.
+    /// per config version; later calls get the same one.
     pub async fn prepare(&self, plan: &Plan) -> Result<Arc<Bundle>, String> {
-        if let Some(b) = lock(&self.prepared).get(&plan.run_id) {
+        if let Some(b) = lock(&self.prepared).get(&plan.version) {
             return Ok(b.clone());
         }
         let fetch = |what: &str, m: &BTreeMap<String, String>| {
@@ -86,10 +86,12 @@ impl Local {
         .map_err(|e| format!("compiling plugins: {e}"))??;
         let bundle = Arc::new(bundle);
         let mut prepared = lock(&self.prepared);
-        // One run's Bundle at a time is all a node needs.
-        prepared.retain(|run, _| run == &plan.run_id);
+        // A switch mid-run needs two versions at once; more are stale.
+        if prepared.len() >= 2 {
+            prepared.clear();
+        }
         Ok(prepared
-            .entry(plan.run_id.clone())
+            .entry(plan.version.clone())
             .or_insert(bundle)
             .clone())
     }

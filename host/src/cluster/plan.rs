@@ -47,6 +47,17 @@ pub struct Assignment {
     pub takeover_of: Option<u32>,
     /// The node stopped reporting; its share is no longer produced here.
     pub lost: bool,
+    /// When this share's clock starts (Unix ms), if not the plan's start:
+    /// shares of a config switched in mid-run start at the switch.
+    #[serde(default)]
+    pub start_at_ms: Option<u64>,
+    /// When this share stops gracefully (Unix ms): a config switch ends
+    /// the old config's shares at the moment the new ones start.
+    #[serde(default)]
+    pub stop_at_ms: Option<u64>,
+    /// The config version this share runs.
+    #[serde(default)]
+    pub version: String,
 }
 
 impl Assignment {
@@ -83,6 +94,10 @@ pub struct Plan {
     /// a stop, a loss or a newer run.
     #[serde(default)]
     pub revision: u64,
+    /// Where the config came from: `submit`, or `consul-kv:<key>` (whose
+    /// updates may then switch the run's config).
+    #[serde(default)]
+    pub origin: String,
 }
 
 impl Plan {
@@ -323,10 +338,14 @@ mod tests {
                 resume_from_ms: 0,
                 takeover_of: None,
                 lost: false,
+                start_at_ms: None,
+                stop_at_ms: None,
+                version: "v".into(),
             }],
             events: vec![],
             error: None,
             revision: 0,
+            origin: String::new(),
         }
     }
 

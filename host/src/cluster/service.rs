@@ -124,7 +124,7 @@ async fn submit(ctx: &Arc<NodeCtx>, sub: Submission) -> Result<String, String> {
         ));
     }
     if ctx.is_leader() {
-        return coordinator::submit(ctx, sub).await;
+        return coordinator::submit(ctx, sub, "submit").await;
     }
     let leader = ctx
         .leader_addr()

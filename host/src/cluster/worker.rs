@@ -26,9 +26,11 @@ pub async fn follow(ctx: Arc<NodeCtx>) {
     let mut changes = ctx.sm().changes();
     let mut started: HashSet<(String, u32)> = HashSet::new();
     let mut stops: Stops = HashMap::new();
+    let mut timed: HashSet<(String, u32)> = HashSet::new();
     loop {
         if let Some(plan) = current_plan(&ctx) {
-            act(&ctx, &plan, &mut started, &mut stops).await;
+            timed.retain(|(run, _)| *run == plan.run_id);
+            act(&ctx, &plan, &mut started, &mut stops, &mut timed).await;
         }
         if changes.changed().await.is_err() {
             return;
@@ -41,6 +43,7 @@ async fn act(
     plan: &Plan,
     started: &mut HashSet<(String, u32)>,
     stops: &mut Stops,
+    timed: &mut HashSet<(String, u32)>,
 ) {
     // Shares of an older run, or declared lost here, stop now: their load
     // is no longer counted (or is someone else's).
@@ -61,6 +64,7 @@ async fn act(
             stop.send_if_modified(|s| upgrade(s, w));
         }
     }
+    schedule_stops(plan, stops, timed);
     // A stopping run still starts its shares: they end at once and report,
     // which is how the leader learns they are done.
     if !matches!(plan.status, Status::Running | Status::Stopping) {
@@ -99,6 +103,25 @@ async fn act(
     }
 }
 
+/// Shares with a stop time (the old config's, at a switch) get a timer
+/// that stops them gracefully then.
+fn schedule_stops(plan: &Plan, stops: &Stops, timed: &mut HashSet<(String, u32)>) {
+    for a in &plan.assignments {
+        let key = (plan.run_id.clone(), a.id);
+        let (Some(at), Some(stop)) = (a.stop_at_ms, stops.get(&key)) else {
+            continue;
+        };
+        if !timed.insert(key) {
+            continue;
+        }
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(instant_of(at))).await;
+            stop.send_if_modified(|s| upgrade(s, Stop::Graceful));
+        });
+    }
+}
+
 fn upgrade(s: &mut Stop, to: Stop) -> bool {
     let stronger = matches!((*s, to), (Stop::No, _) | (Stop::Graceful, Stop::Now));
     if stronger {
@@ -131,8 +154,10 @@ async fn run_share(
         Ok(r) => r,
         Err(e) => return tracing::error!("{e:#}"),
     };
-    let start = instant_of(plan.start_at_ms);
-    let live = Live::streaming(start);
+    // Intervals count from the run's start on every share, so a share that
+    // starts later (a config switch) lines up with the others.
+    let start = instant_of(a.start_at_ms.unwrap_or(plan.start_at_ms));
+    let live = Live::streaming(instant_of(plan.start_at_ms));
     let timing = Timing {
         start_at: Some(start),
         resume_from: Duration::from_millis(a.resume_from_ms),
@@ -151,7 +176,7 @@ async fn run_share(
             async move { engine::run(&bundle, runtime, segment, stop_rx, live, timing).await },
         )
     };
-    stream_metrics(&ctx, &plan.run_id, &a, live, &mut engine).await;
+    stream_metrics(&ctx, &plan, &a, live, &mut engine).await;
     if !engine.is_finished() {
         // Nobody counts this share any more: stop its load too.
         stop.send_if_modified(|s| upgrade(s, Stop::Now));
@@ -164,11 +189,12 @@ async fn run_share(
 /// sent again, to whichever node leads by then.
 async fn stream_metrics(
     ctx: &Arc<NodeCtx>,
-    run: &str,
+    plan: &Plan,
     a: &Assignment,
     live: Live,
     engine: &mut tokio::task::JoinHandle<anyhow::Result<engine::Outcome>>,
 ) {
+    let run = plan.run_id.as_str();
     let mut outbox: VecDeque<Closed> = VecDeque::new();
     let mut finished: Option<Finished> = None;
     let mut engine_done = false;
@@ -179,7 +205,10 @@ async fn stream_metrics(
             _ = tick.tick() => {}
             r = &mut *engine, if !engine_done => {
                 engine_done = true;
-                finished = Some(finish_of(r, a));
+                let mut f = finish_of(r, a);
+                // Elapsed on the run's clock, whenever this share started.
+                f.elapsed_ms = now_ms().saturating_sub(plan.start_at_ms);
+                finished = Some(f);
             }
         }
         outbox.extend(

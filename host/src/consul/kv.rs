@@ -79,15 +79,62 @@ impl Kv {
         Ok(())
     }
 
-    /// The value at `key` as text and its modify index; `None` when absent.
-    pub async fn get(&self, key: &str) -> anyhow::Result<Option<(String, u64)>> {
-        let Some((bytes, index)) = self.get_raw(key).await? else {
-            return Ok(None);
+    /// A blocking query: waits (up to `wait`) for the key's index to pass
+    /// `index`, then returns its text (`None`: absent) and the new index.
+    pub async fn watch(
+        &self,
+        key: &str,
+        index: u64,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<(Option<String>, u64)> {
+        let what = format!("watching `{key}`");
+        let path = format!(
+            "/v1/kv/{key}?raw&index={index}&wait={}s",
+            wait.as_secs().max(1)
+        );
+        let r = self
+            .client
+            .call(hyper::Method::GET, &path, None, &what)
+            .await?;
+        match r.status {
+            200 => {
+                let text = String::from_utf8(r.body.to_vec()).map_err(|_| {
+                    anyhow::anyhow!(
+                        "the value at `{key}` is not UTF-8 text; put a YAML config there"
+                    )
+                })?;
+                Ok((Some(text), r.index))
+            }
+            404 => Ok((None, r.index)),
+            _ => Err(r.error(&self.client, &what)),
+        }
+    }
+
+    /// The config at `key` from text already read (see [`watch`](Self::watch)):
+    /// a pushed envelope's bytes are fetched and checked; plain YAML is
+    /// taken as it is.
+    pub async fn bundle_of(&self, key: &str, value: String) -> anyhow::Result<Shipped> {
+        let Ok(env) = serde_yaml::from_str::<Envelope>(&value) else {
+            // Errors in a plain config then read `loadtest/config:4:5: ...`.
+            return Ok(Shipped {
+                name: key.to_owned(),
+                yaml: value,
+                plugins: BTreeMap::new(),
+                files: BTreeMap::new(),
+                blobs: BTreeMap::new(),
+            });
         };
-        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-            anyhow::anyhow!("the value at `{key}` is not UTF-8 text; put a YAML config there")
-        })?;
-        Ok(Some((text, index)))
+        let mut blobs = BTreeMap::new();
+        for (digest, n) in &env.chunks {
+            blobs.insert(digest.clone(), self.read_blob(key, digest, *n).await?);
+        }
+        Ok(Shipped {
+            name: env.name,
+            yaml: env.config,
+            plugins: env.plugins,
+            files: env.files,
+            blobs,
+        })
     }
 
     /// Writes the bytes first, then the config that names them, so a
@@ -112,36 +159,6 @@ impl Kv {
         self.put(key, serde_yaml::to_string(&envelope)?.into_bytes())
             .await?;
         Ok(chunks.values().sum())
-    }
-
-    /// Reads a config and its bytes; `Ok(None)` when the key is absent.
-    pub async fn fetch(&self, key: &str) -> anyhow::Result<Option<(Shipped, u64)>> {
-        let Some((value, index)) = self.get(key).await? else {
-            return Ok(None);
-        };
-        let Ok(env) = serde_yaml::from_str::<Envelope>(&value) else {
-            // Errors in a plain config then read `loadtest/config:4:5: ...`.
-            let plain = Shipped {
-                name: key.to_owned(),
-                yaml: value,
-                plugins: BTreeMap::new(),
-                files: BTreeMap::new(),
-                blobs: BTreeMap::new(),
-            };
-            return Ok(Some((plain, index)));
-        };
-        let mut blobs = BTreeMap::new();
-        for (digest, n) in &env.chunks {
-            blobs.insert(digest.clone(), self.read_blob(key, digest, *n).await?);
-        }
-        let shipped = Shipped {
-            name: env.name,
-            yaml: env.config,
-            plugins: env.plugins,
-            files: env.files,
-            blobs,
-        };
-        Ok(Some((shipped, index)))
     }
 
     async fn read_blob(&self, key: &str, digest: &str, n: usize) -> anyhow::Result<Arc<[u8]>> {
