@@ -157,10 +157,25 @@ fn refused(e: &anyhow::Error) -> bool {
 }
 
 fn reason(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<tonic::Status>() {
-        Some(s) => s.message().to_owned(),
-        None => format!("{e:#}"),
+    let Some(s) = e.downcast_ref::<tonic::Status>() else {
+        return format!("{e:#}");
+    };
+    if s.code() != tonic::Code::Unavailable {
+        return s.message().to_owned();
     }
+    // A connection problem: the useful part (refused, timed out) is the
+    // innermost source.
+    let mut inner: Option<&dyn std::error::Error> = std::error::Error::source(s);
+    let mut last = None;
+    while let Some(err) = inner {
+        last = Some(err.to_string());
+        inner = err.source();
+    }
+    format!(
+        "{}{}; is a loadtest node running and reachable there?",
+        s.message(),
+        last.map_or(String::new(), |l| format!(" ({l})"))
+    )
 }
 
 async fn ask(nodes: &[String], with_result: bool) -> anyhow::Result<StatusReply> {

@@ -24,6 +24,14 @@ impl Shipped {
     pub fn from_file(path: &Path) -> anyhow::Result<(Shipped, Bundle)> {
         let bundle = Bundle::load(path)?;
         let yaml = std::fs::read_to_string(path)?;
+        let as_written = crate::config::parse_with_env(path, &yaml, |_| None)?;
+        if as_written != bundle.config {
+            eprintln!(
+                "warning: LOADTEST_* environment overrides apply to `loadtest run` on this machine only; \
+                 the cluster runs {} as written (edit the file to change the cluster run)",
+                path.display()
+            );
+        }
         let mut blobs: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
         let mut plugins = BTreeMap::new();
         for (name, p) in bundle.shipped_plugins() {
