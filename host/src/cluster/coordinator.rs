@@ -286,8 +286,15 @@ pub async fn switch(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         .filter(|(n, _)| *n != me)
         .collect();
     nodes.dedup();
-    for (addr, name) in &nodes {
-        deliver_with_retries(ctx, &candidate, addr, name).await?;
+    let deliveries = nodes
+        .iter()
+        .map(|(addr, name)| deliver_with_retries(ctx, &candidate, addr, name));
+    if let Some(e) = futures_util::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .find_map(Result::err)
+    {
+        return Err(e);
     }
     let Some(mut plan) =
         current_plan(ctx).filter(|p| p.run_id == current.run_id && p.status == Status::Running)
@@ -446,6 +453,9 @@ async fn watch_nodes(ctx: &Arc<NodeCtx>, mut plan: Plan) -> Option<Plan> {
 /// share to the surviving node with the fewest shares.
 fn lose(ctx: &NodeCtx, plan: &mut Plan, lost: &Assignment) {
     let at = now_ms().saturating_sub(plan.start_at_ms);
+    // Where the lost share's own schedule is now (a share of a config
+    // switched in mid-run started later than the run).
+    let share_at = now_ms().saturating_sub(lost.start_at_ms.unwrap_or(plan.start_at_ms));
     let silent = ctx.settings.node_lost_after.as_secs();
     tracing::warn!(
         run = %plan.run_id,
@@ -478,7 +488,7 @@ fn lose(ctx: &NodeCtx, plan: &mut Plan, lost: &Assignment) {
             ));
             // The heir needs a moment to set up its VUs; starting its part
             // of the schedule then avoids a burst of overdue arrivals.
-            let resume = at + ctx.settings.start_delay.as_millis() as u64;
+            let resume = share_at + ctx.settings.start_delay.as_millis() as u64;
             plan.assignments.push(Assignment {
                 id,
                 node,
@@ -550,7 +560,8 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
             let p = progress_of(ctx, &run, a);
             if let Some(f) = p.finished {
                 elapsed_ms = elapsed_ms.max(f.elapsed_ms);
-                stopped_early |= f.stopped_early;
+                // A share ended by a config switch stopped on schedule.
+                stopped_early |= f.stopped_early && a.stop_at_ms.is_none();
             }
             node_report(plan, a, &p)
         })

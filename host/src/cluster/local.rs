@@ -53,6 +53,28 @@ impl Local {
         lock(&self.distributing).as_deref() == Some(run)
     }
 
+    /// The Bundle of the config version a share runs: the plan's current
+    /// one, or (a share of the config a switch replaced) the one this
+    /// node compiled before.
+    pub async fn prepare_share(
+        &self,
+        plan: &Plan,
+        a: &super::plan::Assignment,
+    ) -> Result<Arc<Bundle>, String> {
+        if a.version.is_empty() || a.version == plan.version {
+            return self.prepare(plan).await;
+        }
+        lock(&self.prepared)
+            .get(&a.version)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "config version {} is no longer on this node (the run switched to {})",
+                    a.version, plan.version
+                )
+            })
+    }
+
     /// The plan's Bundle, built from the shipped blobs and compiled once
     /// per config version; later calls get the same one.
     pub async fn prepare(&self, plan: &Plan) -> Result<Arc<Bundle>, String> {

@@ -284,7 +284,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("starting Raft: {e}"))?;
     let _ = ctx.raft.set(raft.clone());
     let _ = ctx.addr.set(me.clone());
-    tokio::spawn(super::registry::keep_registered(ctx.clone()));
+    let registration = tokio::spawn(super::registry::keep_registered(ctx.clone()));
 
     tokio::spawn(log_leadership(ctx.clone()));
     if !initialized {
@@ -302,6 +302,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    // No renewal may re-register the node after it has left.
+    registration.abort();
     super::registry::deregister(&ctx).await;
     let _ = raft.shutdown().await;
     Ok(())
@@ -498,6 +500,8 @@ async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expe
                 answering.len(),
                 answering[0]
             )
+        } else if !still_lowest(ctx, me, &answering).await {
+            "forming: another node appeared or formed the cluster; looking again".to_owned()
         } else {
             let voters = initial_voters(&answering, settings.max_voters);
             tracing::info!(
@@ -515,6 +519,23 @@ async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expe
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A second look after a pause before initialising: nodes registering
+/// at the same moment settle, so a lower address that just appeared (or
+/// a cluster another node just formed) is seen. CLUSTER_BOOTSTRAP_EXPECT
+/// should be the number of nodes started together.
+async fn still_lowest(ctx: &NodeCtx, me: &str, seen: &[String]) -> bool {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let peers = ctx.peers().await;
+    let replies = hello_all(&peers, ctx).await;
+    let formed = replies
+        .values()
+        .any(|r| r.initialized && r.nonce != ctx.nonce);
+    let lowest = peers.iter().filter(|p| replies.contains_key(*p)).min();
+    !formed
+        && lowest.map(String::as_str) == Some(me)
+        && seen.first().map(String::as_str) == Some(me)
 }
 
 /// Every node keeps peer names fresh; the leader also adds listed nodes

@@ -17,6 +17,8 @@ const RENEW: Duration = Duration::from_secs(10);
 pub struct Registry {
     pub client: Client,
     pub service: Service,
+    /// The last error listing peers, so each is logged once.
+    last_error: std::sync::Mutex<String>,
 }
 
 impl Registry {
@@ -46,18 +48,32 @@ impl Registry {
                     settings.health.port()
                 ),
             },
+            last_error: std::sync::Mutex::new(String::new()),
         }))
     }
 
     /// This node and the passing instances of the service, sorted.
     pub async fn peers(&self, me: &str) -> Vec<String> {
+        let mut last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut peers = match self.client.passing(&self.service.name).await {
-            Ok(p) => p,
+            Ok(p) => {
+                last.clear();
+                p
+            }
             Err(e) => {
-                tracing::debug!("{e:#}");
+                let msg = format!("finding peers: {e:#}");
+                if msg != last {
+                    tracing::warn!("{msg}");
+                }
+                last = msg;
                 Vec::new()
             }
         };
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = last;
         peers.push(me.to_owned());
         peers.sort();
         peers.dedup();

@@ -54,21 +54,32 @@ pub async fn watch(ctx: Arc<NodeCtx>) {
                     &mut last_problem,
                     format!("reading the config from Consul: {e:#}; retrying"),
                 );
+                // The agent may come back restarted, its indexes counting
+                // from the start again: read afresh rather than block on an
+                // index it will not reach for a while.
+                index = 0;
                 continue;
             }
         };
-        // Consul's rule: an index that goes backwards means start over.
-        index = if new_index < index { 0 } else { new_index };
-        let problem = match value {
-            None => format!(
-                "Consul KV has no config at `{key}` (CONSUL_CONFIG_KEY; agent {addr}); put one there: \
-                 consul kv put {key} @config.yaml (builtin plugins), or loadtest push config.yaml --consul {addr} --key {key}"
+        let (problem, handled) = match value {
+            None => (
+                format!(
+                    "Consul KV has no config at `{key}` (CONSUL_CONFIG_KEY; agent {addr}); put one there: \
+                     consul kv put {key} @config.yaml (builtin plugins), or loadtest push config.yaml --consul {addr} --key {key}"
+                ),
+                true,
             ),
             Some(text) => match act(&ctx, &kv, &key, text, new_index).await {
-                Ok(()) => String::new(),
-                Err(e) => e,
+                Ok(handled) => (String::new(), handled),
+                Err(e) => (e, true),
             },
         };
+        // A value left for later (a run still being set up) is read again
+        // rather than waited past. Consul's rule: an index that goes
+        // backwards means start over.
+        if handled {
+            index = if new_index < index { 0 } else { new_index };
+        }
         report(&mut last_problem, problem);
     }
 }
@@ -85,27 +96,36 @@ fn origin_of(key: &str) -> String {
     format!("consul-kv:{key}")
 }
 
-fn version_of(key: &str, index: u64) -> String {
-    format!("consul-kv:{key}@{index}")
+/// A version of the config: where, which write, and what it says (an
+/// agent that lost its data counts indexes from the start again).
+fn version_of(key: &str, index: u64, text: &str) -> String {
+    let digest = super::blobs::digest(text.as_bytes());
+    format!("consul-kv:{key}@{index}#{}", &digest[..12])
 }
 
+/// Acts on the value read; `Ok(false)` when it must wait (a run from
+/// elsewhere, or one still being set up or stopped).
 async fn act(
     ctx: &Arc<NodeCtx>,
     kv: &Kv,
     key: &str,
     text: String,
     index: u64,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let plan = current_plan(ctx);
     let running = plan.as_ref().filter(|p| !p.status.is_over());
-    let acted = ctx.sm().get(STARTED);
+    let version = version_of(key, index, &text);
+    if ctx.sm().get(STARTED).as_deref() == Some(version.as_str()) {
+        return Ok(true);
+    }
     match running {
-        // A run from elsewhere (submit) is going: this config waits.
-        Some(p) if p.origin != origin_of(key) => Ok(()),
-        Some(p) if p.status == Status::Running => reload(ctx, kv, key, text, index, p).await,
-        Some(_) => Ok(()),
-        None if acted.as_deref() == Some(version_of(key, index).as_str()) => Ok(()),
-        None => start(ctx, kv, key, text, index).await,
+        Some(p) if p.origin != origin_of(key) || p.status != Status::Running => Ok(false),
+        Some(p) => reload(ctx, kv, key, text, index, version, p)
+            .await
+            .map(|()| true),
+        None => start(ctx, kv, key, text, index, version)
+            .await
+            .map(|()| true),
     }
 }
 
@@ -132,23 +152,28 @@ fn submission(ctx: &NodeCtx, shipped: Shipped) -> Submission {
     }
 }
 
+/// Starts a run; the version is recorded once the outcome is known, so a
+/// bad config is reported once and a leader that dies midway leaves it
+/// to the next one.
 async fn start(
     ctx: &Arc<NodeCtx>,
     kv: &Kv,
     key: &str,
     text: String,
     index: u64,
+    version: String,
 ) -> Result<(), String> {
-    // Recorded first: a config that cannot run is reported once.
-    remember(ctx, version_of(key, index)).await?;
-    let shipped = kv.bundle_of(key, text).await.map_err(|e| {
-        format!("the config at Consul KV `{key}` (modify index {index}) cannot run: {e:#}")
-    })?;
-    let run = coordinator::submit(ctx, submission(ctx, shipped), &origin_of(key))
-        .await
-        .map_err(|e| {
-            format!("the config at Consul KV `{key}` (modify index {index}) cannot run: {e}")
-        })?;
+    let cannot = |e: String| {
+        format!("the config at Consul KV `{key}` (modify index {index}) cannot run: {e}")
+    };
+    let outcome = match kv.bundle_of(key, text).await {
+        Ok(shipped) => coordinator::submit(ctx, submission(ctx, shipped), &origin_of(key))
+            .await
+            .map_err(cannot),
+        Err(e) => Err(cannot(format!("{e:#}"))),
+    };
+    remember(ctx, version).await?;
+    let run = outcome?;
     tracing::info!(run = %run, "started the config at Consul KV `{key}` (modify index {index})");
     Ok(())
 }
@@ -162,32 +187,34 @@ async fn reload(
     key: &str,
     text: String,
     index: u64,
+    version: String,
     plan: &Plan,
 ) -> Result<(), String> {
-    let version = version_of(key, index);
-    if ctx.sm().get(STARTED).as_deref() == Some(version.as_str()) {
-        return Ok(());
-    }
     let shipped = match kv.bundle_of(key, text).await {
         Ok(s) => s,
-        Err(e) => return refuse(ctx, key, index, &format!("{e:#}")).await,
+        Err(e) => return refuse(ctx, key, index, version, &format!("{e:#}")).await,
     };
     let same = super::blobs::digest(shipped.yaml.as_bytes())[..12] == plan.version
         && shipped.plugins == plan.plugins
         && shipped.files == plan.files;
-    remember(ctx, version).await?;
     if same {
-        return Ok(());
+        return remember(ctx, version).await;
     }
     let origin = format!("Consul KV `{key}` modify index {index}");
     match coordinator::switch(ctx, submission(ctx, shipped), &origin).await {
-        Ok(_) => Ok(()),
-        Err(e) => refuse(ctx, key, index, &e).await,
+        Ok(_) => remember(ctx, version).await,
+        Err(e) => refuse(ctx, key, index, version, &e).await,
     }
 }
 
-async fn refuse(ctx: &Arc<NodeCtx>, key: &str, index: u64, why: &str) -> Result<(), String> {
-    let _ = remember(ctx, version_of(key, index)).await;
+async fn refuse(
+    ctx: &Arc<NodeCtx>,
+    key: &str,
+    index: u64,
+    version: String,
+    why: &str,
+) -> Result<(), String> {
+    let _ = remember(ctx, version).await;
     let event = format!(
         "config update at Consul KV `{key}` (modify index {index}) refused, the run goes on: {why}"
     );

@@ -86,7 +86,7 @@ async fn act(
         }
         let stop = Arc::new(watch::channel(wanted.unwrap_or(Stop::No)).0);
         stops.insert((plan.run_id.clone(), a.id), stop.clone());
-        match ctx.local.prepare(plan).await {
+        match ctx.local.prepare_share(plan, a).await {
             Ok(bundle) => {
                 tokio::spawn(run_share(
                     ctx.clone(),

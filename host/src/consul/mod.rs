@@ -35,6 +35,9 @@ pub fn address(explicit: Option<&str>) -> String {
     }
 }
 
+/// How long an ordinary call to the agent may take.
+const CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One agent, with `CONSUL_HTTP_TOKEN` on every call when set.
 pub struct Client {
     consul: Consul,
@@ -87,8 +90,40 @@ impl Client {
         }
     }
 
-    /// One HTTP call to the agent; `what` names it in errors.
+    /// One HTTP call to the agent, bounded by 10 s; `what` names it in errors.
     pub async fn call(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        what: &str,
+    ) -> anyhow::Result<Answer> {
+        self.call_within(CALL_LIMIT, method, path_and_query, body, what)
+            .await
+    }
+
+    /// A call bounded by `limit`: a hung agent (a half-open connection)
+    /// must not stall the node's loops that ask it.
+    pub async fn call_within(
+        &self,
+        limit: std::time::Duration,
+        method: hyper::Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        what: &str,
+    ) -> anyhow::Result<Answer> {
+        tokio::time::timeout(limit, self.call_once(method, path_and_query, body, what))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "Consul at {}: {what}: no answer within {}s",
+                    self.addr,
+                    limit.as_secs()
+                )
+            })?
+    }
+
+    async fn call_once(
         &self,
         method: hyper::Method,
         path_and_query: &str,
