@@ -35,5 +35,19 @@ js_out="$out/js_quickstart.wasm"
 if [ ! -f "$js_out" ] || [ examples/js/scenario.js -nt "$js_out" ] || [ wit/scenario.wit -nt "$js_out" ]; then
   "$componentize" examples/js/scenario.js --wit wit --world-name scenario --disable http fetch-event -o "$js_out"
 fi
+# Python guests: componentize-py (CPython inside the component), installed
+# once into a virtualenv in the same cache.
+py_tools="${XDG_CACHE_HOME:-$HOME/.cache}/loadtest/py"
+componentize_py="$py_tools/venv/bin/componentize-py"
+if [ ! -x "$componentize_py" ]; then
+  echo "installing componentize-py into $py_tools" >&2
+  mkdir -p "$py_tools"
+  python3 -m venv "$py_tools/venv" >&2
+  "$py_tools/venv/bin/pip" install -q componentize-py==0.25.1 >&2
+fi
+py_out="$out/py_quickstart.wasm"
+if [ ! -f "$py_out" ] || [ examples/python/scenario.py -nt "$py_out" ] || [ wit/scenario.wit -nt "$py_out" ]; then
+  (cd examples/python && "$componentize_py" -d ../../wit -w scenario componentize scenario -o "$OLDPWD/$py_out" >&2)
+fi
 
 ls -l "$out"/*.wasm | awk '{print $5, $9}'

@@ -31,3 +31,8 @@ fn quickstart_in(plugin: &str) {
 fn the_javascript_quickstart_runs_and_its_counts_match_the_target() {
     quickstart_in("js_quickstart");
 }
+
+#[test]
+fn the_python_quickstart_runs_and_its_counts_match_the_target() {
+    quickstart_in("py_quickstart");
+}
