@@ -44,21 +44,43 @@ struct Cli {
     command: Command,
 }
 
+/// Where a run's reports go (`run`, `submit`, `report`).
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Write the JSON report here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts here.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Write the per-second time series here, as JSON lines.
+    #[arg(long, value_name = "PATH")]
+    timeseries: Option<PathBuf>,
+    /// Print no progress (the summary is still printed).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl ReportArgs {
+    fn outputs(self, metrics_addr: Option<SocketAddr>) -> run::Outputs {
+        run::Outputs {
+            json: self.json,
+            html: self.html,
+            timeseries: self.timeseries,
+            metrics_addr,
+            quiet: self.quiet,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a test from a config file on this machine.
     Run {
         /// The test config (YAML).
         config: PathBuf,
-        /// Write the JSON report here.
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-        /// Write a self-contained HTML report with charts here.
-        #[arg(long, value_name = "PATH")]
-        html: Option<PathBuf>,
-        /// Write the per-second time series here, as JSON lines.
-        #[arg(long, value_name = "PATH")]
-        timeseries: Option<PathBuf>,
+        #[command(flatten)]
+        reports: ReportArgs,
         /// Serve Prometheus metrics on this address during the run.
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<SocketAddr>,
@@ -66,9 +88,6 @@ enum Command {
         /// equal parts (the parts of all segments add up to the whole).
         #[arg(long, value_name = "I/N", value_parser = parse_segment, default_value = "1/1")]
         segment: engine::Segment,
-        /// Print no progress (the summary is still printed).
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Check a config and its plugins without sending any load.
     Validate { config: PathBuf },
@@ -92,18 +111,11 @@ enum Command {
         /// when one does not answer.
         #[arg(long, value_name = "ADDR[,ADDR...]")]
         node: String,
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-        #[arg(long, value_name = "PATH")]
-        html: Option<PathBuf>,
-        #[arg(long, value_name = "PATH")]
-        timeseries: Option<PathBuf>,
+        #[command(flatten)]
+        reports: ReportArgs,
         /// Print the run id and return without waiting for the run.
         #[arg(long)]
         detach: bool,
-        /// Print no progress (the summary is still printed).
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Put a config and everything it references (plugin bytes, data
     /// files) into Consul KV, for a cluster with CLUSTER_CONFIG_SOURCE=consul-kv.
@@ -122,14 +134,8 @@ enum Command {
     Report {
         #[arg(long, value_name = "ADDR[,ADDR...]")]
         node: String,
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-        #[arg(long, value_name = "PATH")]
-        html: Option<PathBuf>,
-        #[arg(long, value_name = "PATH")]
-        timeseries: Option<PathBuf>,
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        reports: ReportArgs,
     },
     /// Show the cluster, the current run's plan and each node's progress.
     Status {
@@ -188,12 +194,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run {
                 config,
-                json,
-                html,
-                timeseries,
+                reports,
                 metrics_addr,
                 segment,
-                quiet,
             } => {
                 if cluster_enabled() {
                     tracing::warn!(
@@ -203,14 +206,7 @@ fn main() -> ExitCode {
                     );
                     return cluster::run(cluster::Settings::from_env()?).await.map(|()| exit::OK);
                 }
-                let out = run::Outputs {
-                    json,
-                    html,
-                    timeseries,
-                    metrics_addr,
-                    quiet,
-                };
-                run::run(config, segment, out).await
+                run::run(config, segment, reports.outputs(metrics_addr)).await
             }
             Command::Validate { config } => validate(config).await,
             Command::Inspect { plugin } => inspect(plugin),
@@ -222,16 +218,12 @@ fn main() -> ExitCode {
                 Ok(exit::OK)
             }
             Command::Target { addr, tls } => target::serve(addr, tls).await.map(|()| exit::OK),
-            Command::Submit { config, node, json, html, timeseries, detach, quiet } => {
-                let out = run::Outputs { json, html, timeseries, metrics_addr: None, quiet };
-                cluster::submit(&config, &node, out, detach).await
+            Command::Submit { config, node, reports, detach } => {
+                cluster::submit(&config, &node, reports.outputs(None), detach).await
             }
             Command::Status { node, json } => cluster::status(&node, json).await,
             Command::Push { config, consul, key } => push(&config, consul.as_deref(), &key).await,
-            Command::Report { node, json, html, timeseries, quiet } => {
-                let out = run::Outputs { json, html, timeseries, metrics_addr: None, quiet };
-                cluster::report(&node, out).await
-            }
+            Command::Report { node, reports } => cluster::report(&node, reports.outputs(None)).await,
             Command::Stop { node } => cluster::stop(&node).await,
         }
     });

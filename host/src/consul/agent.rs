@@ -49,11 +49,7 @@ impl Client {
                 &what,
             )
             .await?;
-        if r.status == 200 {
-            Ok(())
-        } else {
-            Err(r.error(self, &what))
-        }
+        r.ok_or_error(self, &what)
     }
 
     pub async fn deregister(&self, id: &str) -> anyhow::Result<()> {
@@ -66,11 +62,7 @@ impl Client {
                 &what,
             )
             .await?;
-        if r.status == 200 {
-            Ok(())
-        } else {
-            Err(r.error(self, &what))
-        }
+        r.ok_or_error(self, &what)
     }
 
     /// The Raft addresses (`host:port`) of the service's passing instances.

@@ -55,6 +55,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// `Ok` for a 200, else the error that explains the answer.
+    fn ok_or_error(&self, client: &Client, what: &str) -> anyhow::Result<()> {
+        if self.status == 200 {
+            Ok(())
+        } else {
+            Err(self.error(client, what))
+        }
+    }
+
     fn error(&self, client: &Client, what: &str) -> anyhow::Error {
         let hint = match self.status {
             401 | 403 => " (set CONSUL_HTTP_TOKEN to a token allowed to do this)",
