@@ -320,3 +320,37 @@ fn cli(args: &[&str]) -> String {
     assert_eq!(code, 0, "{args:?}: {text}");
     text
 }
+
+#[test]
+fn an_abort_on_fail_threshold_stops_the_cluster_run() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let yaml = format!(
+        "target: {}\nplugins:\n  get: {{ path: {} }}\nscenarios:\n  errors: {{ plugin: get, executor: constant-vus, vus: 2, duration: 60s, params: {{ path: /status/500 }} }}\nthresholds:\n  http_req_failed: [{{ threshold: \"rate<0.5\", abortOnFail: true, delayAbortEval: 1s }}]\n",
+        target.url,
+        component("single_get").display()
+    );
+    let cfg = dir.path().join("abort.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let (c, _) = start_cluster(3, None, &[]);
+
+    let started = Instant::now();
+    let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
+
+    assert_eq!(out.code, 99, "{}", out.output);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the run was not aborted"
+    );
+    assert_eq!(out.report["aborted_by_threshold"], true);
+    assert!(
+        out.output.contains("failed with abortOnFail"),
+        "{}",
+        out.output
+    );
+    assert_eq!(
+        out.report["totals"]["requests"].as_u64().unwrap(),
+        target.received()
+    );
+}

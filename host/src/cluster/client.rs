@@ -104,7 +104,7 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
         metrics: &result.metrics,
         elapsed: Duration::from_millis(result.elapsed_ms),
         stopped_early: result.stopped_early,
-        aborted_by_threshold: false,
+        aborted_by_threshold: result.aborted_by_threshold,
     });
     summary.cluster = Some(ClusterSummary::new(
         run_id.to_owned(),
@@ -205,6 +205,7 @@ async fn wait_for(
     quiet: bool,
 ) -> anyhow::Result<(StatusReply, Option<RunResult>)> {
     let mut said = (None, 0usize);
+    let mut last_line = Instant::now();
     let mut unreachable_since: Option<Instant> = None;
     loop {
         let reply = match ask(nodes, true).await {
@@ -236,6 +237,10 @@ async fn wait_for(
             for e in plan.events.iter().skip(said.1) {
                 eprintln!("run {run_id}: {e}");
             }
+            if plan.status == Status::Running && last_line.elapsed() >= PROGRESS_EVERY {
+                eprintln!("run {run_id}: {}", progress_line(&reply));
+                last_line = Instant::now();
+            }
         }
         said = (Some(plan.status), plan.events.len());
         match plan.status {
@@ -248,6 +253,27 @@ async fn wait_for(
             _ => tokio::time::sleep(Duration::from_millis(300)).await,
         }
     }
+}
+
+/// How often `submit` and `report` print a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Merged counts so far, from the nodes' acknowledged seconds.
+fn progress_line(reply: &StatusReply) -> String {
+    let sum = |f: fn(&super::plan::Progress) -> u64| {
+        reply.progress.iter().map(|(_, p)| f(p)).sum::<u64>()
+    };
+    let running = reply
+        .progress
+        .iter()
+        .filter(|(a, p)| !a.lost && p.finished.is_none())
+        .count();
+    format!(
+        "{} requests ({} failed), {} iterations merged so far; {running} share(s) running",
+        sum(|p| p.requests),
+        sum(|p| p.failed),
+        sum(|p| p.iterations)
+    )
 }
 
 /// `loadtest status`: the cluster, the plan and each node's progress.

@@ -102,6 +102,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         error: None,
         revision: 0,
         origin: origin.to_owned(),
+        aborted_by_threshold: false,
     };
     ctx.local.prepare(&plan).await?;
     plan.assignments = assign(ctx);
@@ -433,6 +434,12 @@ async fn watch_nodes(ctx: &Arc<NodeCtx>, mut plan: Plan) -> Option<Plan> {
         finish(ctx, &mut plan).await;
         return Some(plan);
     }
+    if plan.status == Status::Running
+        && ctx.local.threshold_check_due()
+        && abort_threshold_failed(ctx, &mut plan)
+    {
+        return Some(plan);
+    }
     for a in &open {
         let seen = ctx.local.last_seen(&plan.run_id, a.id);
         let Some(seen) = seen else {
@@ -447,6 +454,60 @@ async fn watch_nodes(ctx: &Arc<NodeCtx>, mut plan: Plan) -> Option<Plan> {
         changed = true;
     }
     changed.then_some(plan)
+}
+
+/// Everything merged so far for the run.
+fn merged(ctx: &NodeCtx, run: &str) -> (Metrics, Vec<crate::metrics::Row>) {
+    let mut total = Metrics::default();
+    let mut rows = Vec::new();
+    for (_, v) in ctx.sm().with_prefix(&plan::interval_prefix(run)) {
+        let Ok(c) = serde_json::from_str::<Closed>(&v) else {
+            continue;
+        };
+        total.merge(&c.metrics);
+        rows.push(row(c.idx, &c.metrics, c.vus));
+    }
+    (total, rows)
+}
+
+/// `abortOnFail` thresholds on the merged metrics, as a standalone run
+/// checks them: the first that fails (past its `delayAbortEval`) stops
+/// the run gracefully. Returns whether it did.
+fn abort_threshold_failed(ctx: &NodeCtx, plan: &mut Plan) -> bool {
+    let Ok(config) =
+        crate::config::parse_with_env(std::path::Path::new(&plan.name), &plan.yaml, |_| None)
+    else {
+        return false;
+    };
+    let elapsed = Duration::from_millis(now_ms().saturating_sub(plan.start_at_ms));
+    let due: Vec<_> = config
+        .thresholds
+        .0
+        .iter()
+        .filter(|t| t.abort_on_fail && elapsed > t.delay_abort_eval)
+        .collect();
+    if due.is_empty() {
+        return false;
+    }
+    let (metrics, _) = merged(ctx, &plan.run_id);
+    let Some(v) = due
+        .iter()
+        .map(|t| t.evaluate(&metrics, elapsed))
+        .find(|v| !v.passed && v.observed.is_some())
+    else {
+        return false;
+    };
+    let event = format!(
+        "threshold {} {} failed with abortOnFail at {:.1}s: stopping the run",
+        v.metric,
+        v.threshold,
+        elapsed.as_secs_f64()
+    );
+    tracing::warn!(run = %plan.run_id, "{event}");
+    plan.events.push(event);
+    plan.status = Status::Stopping;
+    plan.aborted_by_threshold = true;
+    true
 }
 
 /// Records a lost assignment and, when allowed and possible, gives its
@@ -542,15 +603,7 @@ fn time_based(plan: &Plan) -> bool {
 /// Merges every interval into the result and marks the run finished.
 async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
     let run = plan.run_id.clone();
-    let mut total = Metrics::default();
-    let mut rows = Vec::new();
-    for (_, v) in ctx.sm().with_prefix(&plan::interval_prefix(&run)) {
-        let Ok(c) = serde_json::from_str::<Closed>(&v) else {
-            continue;
-        };
-        total.merge(&c.metrics);
-        rows.push(row(c.idx, &c.metrics, c.vus));
-    }
+    let (total, rows) = merged(ctx, &run);
     let mut elapsed_ms = 0;
     let mut stopped_early = plan.status == Status::Stopping;
     let nodes: Vec<NodeReport> = plan
@@ -573,6 +626,7 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
         stopped_early,
         nodes,
         events: plan.events.clone(),
+        aborted_by_threshold: plan.aborted_by_threshold,
     };
     let write = Command::Set {
         key: plan::result_key(&run),

@@ -20,6 +20,8 @@ pub struct Local {
     pub last_seen: Mutex<HashMap<(String, u32), Instant>>,
     /// Leader only: the run this node is distributing right now.
     pub distributing: Mutex<Option<String>>,
+    /// Leader only: when `abortOnFail` thresholds were last evaluated.
+    threshold_checked: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -43,6 +45,17 @@ impl Local {
         lock(&self.last_seen)
             .get(&(run.to_owned(), assignment))
             .copied()
+    }
+
+    /// Whether a second has passed since thresholds were last evaluated
+    /// (merging every interval is not free; the drive loop wakes often).
+    pub fn threshold_check_due(&self) -> bool {
+        let mut last = lock(&self.threshold_checked);
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     pub fn set_distributing(&self, run: Option<String>) {

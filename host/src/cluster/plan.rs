@@ -98,6 +98,9 @@ pub struct Plan {
     /// updates may then switch the run's config).
     #[serde(default)]
     pub origin: String,
+    /// An `abortOnFail` threshold stopped the run.
+    #[serde(default)]
+    pub aborted_by_threshold: bool,
 }
 
 impl Plan {
@@ -148,6 +151,8 @@ pub struct RunResult {
     pub stopped_early: bool,
     pub nodes: Vec<NodeReport>,
     pub events: Vec<String>,
+    #[serde(default)]
+    pub aborted_by_threshold: bool,
 }
 
 /// One assignment's line in the report's per-node breakdown.
@@ -346,6 +351,7 @@ mod tests {
             error: None,
             revision: 0,
             origin: String::new(),
+            aborted_by_threshold: false,
         }
     }
 

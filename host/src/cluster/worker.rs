@@ -97,7 +97,16 @@ async fn act(
                 ));
             }
             Err(e) => {
-                tracing::error!(run = %plan.run_id, "cannot run share {}/{}: {e}", a.index + 1, a.count)
+                let what = format!(
+                    "node {} cannot run share {}/{}: {e}",
+                    a.node_id,
+                    a.index + 1,
+                    a.count
+                );
+                tracing::error!(run = %plan.run_id, "{what}");
+                // The operator sees why in the report, not only in this log.
+                let ctx = ctx.clone();
+                tokio::spawn(async move { coordinator::note(&ctx, what).await });
             }
         }
     }
