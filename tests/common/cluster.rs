@@ -184,6 +184,21 @@ impl Drop for Cluster {
         for i in 0..self.nodes.len() {
             self.kill(i);
         }
+        // A failing test's node logs go with its temp dir: show their
+        // ends first, so a rare failure can be understood from CI output.
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(25)..];
+                eprintln!(
+                    "--- {} ({}), last lines:\n{}",
+                    n.name,
+                    n.raft,
+                    tail.join("\n")
+                );
+            }
+        }
     }
 }
 
