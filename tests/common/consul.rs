@@ -34,12 +34,27 @@ impl Consul {
         Self::start_with(&[])
     }
 
-    /// `extra`: more agent flags (say, an ACL config).
+    /// `extra`: more agent flags (say, an ACL config). A free port can be
+    /// taken by someone else before the agent binds it (the kernel hands
+    /// released ports out again as source ports); that start is retried
+    /// with other ports.
     pub fn start_with(extra: &[&str]) -> Consul {
         let bin = binary();
+        for _ in 0..3 {
+            let mut consul = Self::spawn(&bin, extra);
+            match consul.ready() {
+                Ok(()) => return consul,
+                Err(log) if log.contains("address already in use") => continue,
+                Err(log) => panic!("consul did not start: {log}"),
+            }
+        }
+        panic!("consul could not bind free ports in 3 attempts");
+    }
+
+    fn spawn(bin: &str, extra: &[&str]) -> Consul {
         let dir = tempfile::tempdir().unwrap();
         let http_port = free_port();
-        let port = |flag: &str| vec![flag.to_owned(), free_port().to_string()];
+        let dns_port = free_port();
         let mut args: Vec<String> = [
             "agent",
             "-dev",
@@ -51,7 +66,6 @@ impl Consul {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let dns_port = free_port();
         args.extend(["-http-port".to_owned(), http_port.to_string()]);
         args.extend(["-dns-port".to_owned(), dns_port.to_string()]);
         for flag in [
@@ -61,42 +75,52 @@ impl Consul {
             "-serf-wan-port",
             "-server-port",
         ] {
-            args.extend(port(flag));
+            args.extend([flag.to_owned(), free_port().to_string()]);
         }
         args.extend(["-data-dir".to_owned(), dir.path().display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = std::fs::File::create(dir.path().join("consul.log")).unwrap();
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .args(&args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("starting consul");
-        let consul = Consul {
+        Consul {
             child,
             args,
             http: format!("127.0.0.1:{http_port}"),
             dns_port,
-            bin,
+            bin: bin.to_owned(),
             _dir: dir,
-        };
-        consul.await_leader();
-        consul
+        }
     }
 
-    fn await_leader(&self) {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("consul.log")).unwrap_or_default()
+    }
+
+    /// Waits until the agent has elected itself; `Err(log)` if it exited
+    /// or did not within 30 s.
+    fn ready(&mut self) -> Result<(), String> {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             let leader = super::http_try_get(&format!("http://{}/v1/status/leader", self.http));
             if leader.is_some_and(|l| l.contains(':')) {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < until,
-                "consul did not elect itself: {}",
-                std::fs::read_to_string(self._dir.path().join("consul.log")).unwrap_or_default()
-            );
+            if self.child.try_wait().ok().flatten().is_some() || Instant::now() > until {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(self.log());
+            }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn await_leader(&mut self) {
+        if let Err(log) = self.ready() {
+            panic!("consul did not elect itself: {log}");
         }
     }
 
