@@ -12,13 +12,9 @@ use common::cluster::{
 use common::{BIN, Target, component, wait_bounded};
 use serde_json::Value;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn config(dir: &Path, target: &Target, plugin: &Path, executor: &str) -> PathBuf {
-    shared_config(dir, target, plugin, executor)
-}
 
 fn submit(dir: &Path, cfg: &Path, nodes: &str, token: Option<&str>) -> Reported {
     let cfg = cfg.display().to_string();
@@ -59,7 +55,7 @@ fn three_nodes_share_an_arrival_rate_and_the_merged_report_matches_the_target() 
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start();
     let plugin = padded_component(dir.path(), 20 << 20);
-    let cfg = config(dir.path(), &target, &plugin, &arrival(300, 4));
+    let cfg = shared_config(dir.path(), &target, &plugin, &arrival(300, 4));
     let (c, leader) = start_cluster(3, None, &[]);
     let follower = (leader + 1) % 3;
 
@@ -107,7 +103,7 @@ fn a_killed_leader_is_replaced_and_the_run_loses_nothing() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start();
-    let cfg = config(
+    let cfg = shared_config(
         dir.path(),
         &target,
         &component("quickstart"),
@@ -140,7 +136,7 @@ fn a_killed_follower_is_reported_and_its_share_moves_to_a_survivor() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start();
-    let cfg = config(
+    let cfg = shared_config(
         dir.path(),
         &target,
         &component("quickstart"),
@@ -190,7 +186,7 @@ fn a_follower_that_cannot_take_the_config_aborts_the_run_by_name() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start();
-    let cfg = config(
+    let cfg = shared_config(
         dir.path(),
         &target,
         &component("quickstart"),
@@ -234,7 +230,7 @@ fn submit_needs_the_cluster_token() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start();
-    let cfg = config(
+    let cfg = shared_config(
         dir.path(),
         &target,
         &component("quickstart"),
@@ -266,7 +262,7 @@ fn stop_ends_the_run_early_and_status_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start();
     let vus = "    executor: constant-vus\n    vus: 4\n    duration: 60s";
-    let cfg = config(dir.path(), &target, &component("quickstart"), vus);
+    let cfg = shared_config(dir.path(), &target, &component("quickstart"), vus);
     let (c, leader) = start_cluster(3, None, &[]);
     let follower = c.nodes[(leader + 1) % 3].raft.clone();
 

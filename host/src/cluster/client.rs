@@ -50,12 +50,7 @@ pub fn node_list(nodes: &str) -> Vec<String> {
 pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> anyhow::Result<u8> {
     let nodes = node_list(nodes);
     let (shipped, bundle) = Shipped::from_file(path)?;
-    let sub = Submission {
-        name: shipped.name.clone(),
-        yaml: shipped.yaml.clone(),
-        plugins: shipped.plugins.clone(),
-        files: shipped.files.clone(),
-    };
+    let sub = Submission::of(&shipped);
     let run_id = send_submission(&nodes, &sub, &shipped.blobs).await?;
     eprintln!("submitted `{}` as run {run_id}", bundle.name);
     if detach {

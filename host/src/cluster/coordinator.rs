@@ -32,6 +32,16 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// What travels as YAML and digests; the bytes go separately.
+    pub fn of(shipped: &crate::source::Shipped) -> Submission {
+        Submission {
+            name: shipped.name.clone(),
+            yaml: shipped.yaml.clone(),
+            plugins: shipped.plugins.clone(),
+            files: shipped.files.clone(),
+        }
+    }
+
     pub fn digests(&self) -> Vec<String> {
         self.plugins
             .values()
@@ -39,6 +49,11 @@ impl Submission {
             .cloned()
             .collect()
     }
+}
+
+/// A config's version: the short SHA-256 of its YAML.
+pub fn version_of(yaml: &str) -> String {
+    blobs::digest(yaml.as_bytes())[..12].to_owned()
 }
 
 pub fn now_ms() -> u64 {
@@ -91,7 +106,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
     let mut plan = Plan {
         run_id: run_id.clone(),
         name: sub.name,
-        version: blobs::digest(sub.yaml.as_bytes())[..12].to_owned(),
+        version: version_of(&sub.yaml),
         yaml: sub.yaml,
         plugins: sub.plugins,
         files: sub.files,
@@ -275,7 +290,7 @@ pub async fn switch(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         return Err("no run is going to switch".into());
     };
     let mut candidate = current.clone();
-    candidate.version = blobs::digest(sub.yaml.as_bytes())[..12].to_owned();
+    candidate.version = version_of(&sub.yaml);
     candidate.name = sub.name;
     candidate.yaml = sub.yaml;
     candidate.plugins = sub.plugins;

@@ -144,12 +144,7 @@ fn submission(ctx: &NodeCtx, shipped: Shipped) -> Submission {
     for bytes in shipped.blobs.values() {
         ctx.local.blobs.insert(bytes.clone());
     }
-    Submission {
-        name: shipped.name,
-        yaml: shipped.yaml,
-        plugins: shipped.plugins,
-        files: shipped.files,
-    }
+    Submission::of(&shipped)
 }
 
 /// Starts a run; the version is recorded once the outcome is known, so a
@@ -194,7 +189,7 @@ async fn reload(
         Ok(s) => s,
         Err(e) => return refuse(ctx, key, index, version, &format!("{e:#}")).await,
     };
-    let same = super::blobs::digest(shipped.yaml.as_bytes())[..12] == plan.version
+    let same = coordinator::version_of(&shipped.yaml) == plan.version
         && shipped.plugins == plan.plugins
         && shipped.files == plan.files;
     if same {
