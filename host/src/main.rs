@@ -5,6 +5,7 @@ mod cluster;
 mod config;
 mod consul;
 mod engine;
+mod gcs;
 mod httpd;
 mod metrics;
 mod plugin;
@@ -118,16 +119,22 @@ enum Command {
         detach: bool,
     },
     /// Put a config and everything it references (plugin bytes, data
-    /// files) into Consul KV, for a cluster with CLUSTER_CONFIG_SOURCE=consul-kv.
+    /// files) into Consul KV or a GCS bucket, for a cluster with
+    /// CLUSTER_CONFIG_SOURCE=consul-kv or gcs.
     Push {
         config: PathBuf,
         /// The Consul agent (default: CONSUL_ADDR, CONSUL_HTTP_ADDR, or
         /// http://127.0.0.1:8500); CONSUL_HTTP_TOKEN is sent when set.
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", conflicts_with = "gcs")]
         consul: Option<String>,
         /// The key the cluster reads (CONSUL_CONFIG_KEY on the nodes).
-        #[arg(long, default_value = "loadtest/config")]
+        #[arg(long, default_value = "loadtest/config", conflicts_with = "gcs")]
         key: String,
+        /// Upload to GCS instead, as gs://bucket/path/config.yaml (the
+        /// nodes' GCS_CONFIG_BUCKET and GCS_CONFIG_OBJECT), with
+        /// Application Default Credentials.
+        #[arg(long, value_name = "gs://BUCKET/OBJECT")]
+        gcs: Option<String>,
     },
     /// Wait for the cluster's current run (however it was started) and
     /// print its merged report, like `submit` does.
@@ -222,7 +229,8 @@ fn main() -> ExitCode {
                 cluster::submit(&config, &node, reports.outputs(None), detach).await
             }
             Command::Status { node, json } => cluster::status(&node, json).await,
-            Command::Push { config, consul, key } => push(&config, consul.as_deref(), &key).await,
+            Command::Push { config, gcs: Some(url), .. } => push_gcs(&config, &url).await,
+            Command::Push { config, consul, key, .. } => push(&config, consul.as_deref(), &key).await,
             Command::Report { node, reports } => cluster::report(&node, reports.outputs(None)).await,
             Command::Stop { node } => cluster::stop(&node).await,
         }
@@ -245,6 +253,23 @@ async fn push(config: &std::path::Path, agent: Option<&str>, key: &str) -> anyho
         "pushed `{}` to {addr} at `{key}`: the config and {} byte(s) in {chunks} chunk(s) under `{key}.blobs/`, in {:.0?}",
         shipped.name,
         bytes,
+        started.elapsed()
+    );
+    Ok(exit::OK)
+}
+
+async fn push_gcs(config: &std::path::Path, url: &str) -> anyhow::Result<u8> {
+    let (bucket, object) = gcs::parse_url(url)?;
+    let (shipped, _) = source::Shipped::from_file(config)?;
+    let started = std::time::Instant::now();
+    let client = gcs::Gcs::new().await?;
+    let pushed = client.push(&bucket, &object, &shipped).await?;
+    eprintln!(
+        "pushed `{}` to {url}: the config, and {} object(s) of {} byte(s) under {url}.blobs/ ({} already there), in {:.0?}",
+        shipped.name,
+        pushed.written,
+        pushed.bytes,
+        pushed.reused,
         started.elapsed()
     );
     Ok(exit::OK)

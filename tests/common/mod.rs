@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod consul;
+pub mod gcs;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};

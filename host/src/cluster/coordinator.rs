@@ -147,9 +147,16 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
 /// Every member but the leader runs an equal share. The leader
 /// coordinates and merges: a leader that also ran load would take its
 /// last unreported seconds with it when it dies. Alone, it runs it all.
+/// A member silent for CLUSTER_NODE_LOST_SECS (a dead node still in
+/// the membership) gets no share: it would only fail the distribution.
 fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
     let me = ctx.addr().unwrap_or_default();
-    let mut nodes: Vec<String> = ctx.members().into_iter().filter(|a| *a != me).collect();
+    let lost = ctx.settings.node_lost_after;
+    let mut nodes: Vec<String> = ctx
+        .members()
+        .into_iter()
+        .filter(|a| *a != me && !ctx.local.silent(a, lost))
+        .collect();
     if nodes.is_empty() {
         nodes.push(me);
     }

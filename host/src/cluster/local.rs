@@ -22,6 +22,9 @@ pub struct Local {
     pub distributing: Mutex<Option<String>>,
     /// Leader only: when `abortOnFail` thresholds were last evaluated.
     threshold_checked: Mutex<Option<Instant>>,
+    /// When each peer last answered a hello (every node says hello to
+    /// every peer each second).
+    answered: Mutex<HashMap<String, Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -35,6 +38,22 @@ impl Local {
         }
         let r = Arc::new(Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
         Ok(self.runtime.get_or_init(|| r).clone())
+    }
+
+    pub fn answered(&self, peers: impl Iterator<Item = String>) {
+        let now = Instant::now();
+        let mut map = lock(&self.answered);
+        for p in peers {
+            map.insert(p, now);
+        }
+    }
+
+    /// Whether a peer that used to answer has been silent for `after`
+    /// (one never heard from is not known to be gone).
+    pub fn silent(&self, peer: &str, after: std::time::Duration) -> bool {
+        lock(&self.answered)
+            .get(peer)
+            .is_some_and(|t| t.elapsed() >= after)
     }
 
     pub fn seen(&self, run: &str, assignment: u32) {

@@ -7,6 +7,7 @@ mod blobs;
 mod client;
 mod coordinator;
 mod health;
+mod heartbeats;
 mod local;
 mod network;
 mod node;

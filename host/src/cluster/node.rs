@@ -3,6 +3,7 @@
 //! shape while leading, and report health.
 
 use super::health::{self, Health};
+use super::heartbeats::{Claimed, Heartbeats};
 use super::local::Local;
 use super::network::{Network, channel};
 use super::plan::Status;
@@ -31,6 +32,7 @@ pub struct NodeCtx {
     pub settings: Settings,
     pub local: Local,
     registry: OnceLock<Registry>,
+    heartbeats: OnceLock<Heartbeats>,
 }
 
 impl NodeCtx {
@@ -42,11 +44,17 @@ impl NodeCtx {
         self.registry.get()
     }
 
-    /// Everyone this node should know: the static list, or the passing
-    /// instances of the Consul service (this node included).
+    pub fn heartbeats(&self) -> Option<&Heartbeats> {
+        self.heartbeats.get()
+    }
+
+    /// Everyone this node should know: the static list, the passing
+    /// instances of the Consul service, or the fresh heartbeats in the
+    /// bucket (this node included).
     pub async fn peers(&self) -> Vec<String> {
-        match (self.registry(), self.addr()) {
-            (Some(reg), Some(me)) => reg.peers(&me).await,
+        match (self.registry(), self.heartbeats(), self.addr()) {
+            (Some(reg), _, Some(me)) => reg.peers(&me).await,
+            (_, Some(hb), Some(me)) => hb.peers(&me).await,
             _ => self.settings.peers.clone(),
         }
     }
@@ -243,6 +251,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings: settings.clone(),
         local: Local::default(),
         registry: OnceLock::new(),
+        heartbeats: OnceLock::new(),
     });
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -270,6 +279,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(reg) = Registry::new(&settings, &me)? {
         let _ = ctx.registry.set(reg);
     }
+    if let Some(hb) = Heartbeats::new(&settings).await? {
+        let _ = ctx.heartbeats.set(hb);
+    }
     tracing::info!(node = %settings.node_id, addr = %me, "starting Raft");
     let raft = Raft::new(
         raft_id(&me),
@@ -285,6 +297,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = ctx.raft.set(raft.clone());
     let _ = ctx.addr.set(me.clone());
     let registration = tokio::spawn(super::registry::keep_registered(ctx.clone()));
+    let beating = tokio::spawn(super::heartbeats::keep_beating(ctx.clone()));
 
     tokio::spawn(log_leadership(ctx.clone()));
     if !initialized {
@@ -304,7 +317,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     // No renewal may re-register the node after it has left.
     registration.abort();
+    beating.abort();
     super::registry::deregister(&ctx).await;
+    super::heartbeats::remove(&ctx).await;
     let _ = raft.shutdown().await;
     Ok(())
 }
@@ -398,8 +413,12 @@ pub fn initial_voters(peers: &[String], max_voters: usize) -> BTreeMap<NodeId, B
 
 /// Initialises the cluster once a majority of the initial voters answers.
 async fn bootstrap(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
-    if let Discovery::Consul { expect, .. } = settings.discovery {
-        return bootstrap_discovered(&settings, &ctx, &me, expect).await;
+    match &settings.discovery {
+        Discovery::Consul { expect, .. } => {
+            return bootstrap_discovered(&settings, &ctx, &me, *expect).await;
+        }
+        Discovery::Bucket(b) => return bootstrap_discovered(&settings, &ctx, &me, b.expect).await,
+        Discovery::Static => {}
     }
     let voters = initial_voters(&settings.peers, settings.max_voters);
     if !voters.contains_key(&raft_id(&me)) {
@@ -464,9 +483,10 @@ async fn bootstrap(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
 }
 
 /// Bootstrapping from discovered peers: nodes may see different sets
-/// while instances register, so only one node initialises: the lowest
-/// address, once it sees `expect` passing instances that all answer. The
-/// others are members of that first membership or join as learners.
+/// while instances register, so only one node initialises, once it sees
+/// `expect` instances that all answer: with Consul the lowest address
+/// (looked at twice), with a bucket whoever creates the claim object.
+/// The others are members of that first membership or join as learners.
 async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expect: usize) {
     let mut last_report = String::new();
     loop {
@@ -489,11 +509,39 @@ async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expe
             .filter(|p| replies.contains_key(*p))
             .cloned()
             .collect();
+        let via = if ctx.heartbeats().is_some() {
+            "heartbeats in the bucket"
+        } else {
+            "Consul"
+        };
         let report = if answering.len() < expect {
             format!(
-                "forming: {} of {expect} expected nodes found through Consul (CLUSTER_BOOTSTRAP_EXPECT); waiting",
+                "forming: {} of {expect} expected nodes found through {via} (CLUSTER_BOOTSTRAP_EXPECT); waiting",
                 answering.len()
             )
+        } else if let Some(hb) = ctx.heartbeats() {
+            match hb.claim(me, &answering).await {
+                Ok(Claimed::Won) => {
+                    let voters = initial_voters(&answering, settings.max_voters);
+                    tracing::info!(
+                        "forming: {} nodes found through {via}; this node claimed the bootstrap and initialises the cluster",
+                        answering.len()
+                    );
+                    if let Err(e) = ctx.raft().expect("raft started").initialize(voters).await {
+                        tracing::debug!("initialise: {e}");
+                    }
+                    return;
+                }
+                Ok(Claimed::Held { by }) => {
+                    format!(
+                        "forming: {by} claimed the bootstrap; waiting for its cluster to add this node"
+                    )
+                }
+                Ok(Claimed::Cleared { by }) => {
+                    format!("forming: cleared the stale claim of {by}; trying again")
+                }
+                Err(e) => format!("forming: cannot claim the bootstrap: {e}"),
+            }
         } else if answering.first().map(String::as_str) != Some(me) {
             format!(
                 "forming: {} nodes found; {} forms the cluster",
@@ -505,7 +553,7 @@ async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expe
         } else {
             let voters = initial_voters(&answering, settings.max_voters);
             tracing::info!(
-                "forming: {} nodes found through Consul; initialising the cluster",
+                "forming: {} nodes found through {via}; initialising the cluster",
                 answering.len()
             );
             if let Err(e) = ctx.raft().expect("raft started").initialize(voters).await {
@@ -548,6 +596,7 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
         tick.tick().await;
         let others: Vec<String> = ctx.peers().await.into_iter().filter(|p| *p != me).collect();
         let replies = hello_all(&others, &ctx).await;
+        ctx.local.answered(replies.keys().cloned());
         let Some(raft) = ctx.raft() else { continue };
         let m = raft.metrics().borrow().clone();
         if m.state != ServerState::Leader {

@@ -48,11 +48,99 @@ pub enum Discovery {
         service: String,
         expect: usize,
     },
+    /// Peers are the fresh heartbeat objects under a bucket prefix; the
+    /// node that creates the bootstrap object first forms the cluster.
+    Bucket(Bucket),
+}
+
+/// `DISCOVERY_MODE=gcs`: heartbeats at `gs://<bucket>/<prefix>/nodes/<node-id>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    pub bucket: String,
+    pub prefix: String,
+    /// How often each node rewrites its heartbeat.
+    pub every: Duration,
+    /// A heartbeat older than this is stale: not a peer, and purged.
+    pub ttl: Duration,
+    pub expect: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigSource {
-    ConsulKv { addr: String, key: String },
+    ConsulKv {
+        addr: String,
+        key: String,
+    },
+    /// Read every `poll` for a new generation (`GCS_POLL_SECS`).
+    Gcs {
+        bucket: String,
+        object: String,
+        poll: Duration,
+    },
+}
+
+impl ConfigSource {
+    /// What runs from this source are marked with (`consul-kv:<key>`,
+    /// `gcs:<bucket>/<object>`), and where it is, for messages.
+    pub fn names(&self) -> (String, String) {
+        match self {
+            ConfigSource::ConsulKv { key, .. } => {
+                (format!("consul-kv:{key}"), format!("Consul KV `{key}`"))
+            }
+            ConfigSource::Gcs { bucket, object, .. } => (
+                format!("gcs:{bucket}/{object}"),
+                format!("gs://{bucket}/{object}"),
+            ),
+        }
+    }
+}
+
+fn bucket_discovery(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Discovery> {
+    let bucket = var(vars, "GCS_DISCOVERY_BUCKET")
+        .or_else(|| var(vars, "GCS_CONFIG_BUCKET"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "DISCOVERY_MODE=gcs needs a bucket for the heartbeats: set GCS_DISCOVERY_BUCKET (or GCS_CONFIG_BUCKET)"
+            )
+        })?;
+    let every = number(vars, "GCS_HEARTBEAT_SECS", 5, 1, "seconds")?;
+    let ttl = number(
+        vars,
+        "GCS_HEARTBEAT_TTL_SECS",
+        every * 3,
+        every + 1,
+        "seconds",
+    )?;
+    Ok(Discovery::Bucket(Bucket {
+        bucket,
+        prefix: var(vars, "GCS_DISCOVERY_PREFIX")
+            .unwrap_or_else(|| "loadtest-cluster".into())
+            .trim_matches('/')
+            .to_owned(),
+        every: Duration::from_secs(every),
+        ttl: Duration::from_secs(ttl),
+        expect: number(vars, "CLUSTER_BOOTSTRAP_EXPECT", 3, 1, "nodes")? as usize,
+    }))
+}
+
+fn gcs_source(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<ConfigSource> {
+    let need = |name: &str, example: &str| {
+        var(vars, name).ok_or_else(|| {
+            anyhow::anyhow!("CLUSTER_CONFIG_SOURCE=gcs needs {name} (like {name}={example})")
+        })
+    };
+    let bucket = need("GCS_CONFIG_BUCKET", "my-load-tests")?;
+    let object = need("GCS_CONFIG_OBJECT", "checkout/test.yaml")?;
+    anyhow::ensure!(
+        !bucket.starts_with("gs://") && !bucket.contains('/'),
+        "GCS_CONFIG_BUCKET=`{bucket}` must be a bare bucket name, like my-load-tests (the object goes in GCS_CONFIG_OBJECT)"
+    );
+    let poll = Duration::from_secs(number(vars, "GCS_POLL_SECS", 5, 1, "seconds")?);
+    Ok(ConfigSource::Gcs {
+        bucket,
+        object,
+        poll,
+    })
 }
 
 fn consul_discovery(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Discovery> {
@@ -74,11 +162,9 @@ fn config_source(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Optio
                 key: var(vars, "CONSUL_CONFIG_KEY").unwrap_or_else(|| "loadtest/config".into()),
             }))
         }
-        Some("gcs") => anyhow::bail!(
-            "CLUSTER_CONFIG_SOURCE=gcs is not supported by this build yet; use consul-kv, or loadtest submit"
-        ),
+        Some("gcs") => Ok(Some(gcs_source(vars)?)),
         Some(other) => anyhow::bail!(
-            "CLUSTER_CONFIG_SOURCE=`{other}` is not a config source; use consul-kv (or leave it unset and use loadtest submit)"
+            "CLUSTER_CONFIG_SOURCE=`{other}` is not a config source; use consul-kv or gcs (or leave it unset and use loadtest submit)"
         ),
     }
 }
@@ -139,14 +225,15 @@ impl Settings {
                 parse_peers(var(&vars, "CLUSTER_NODES").as_deref())?,
             ),
             "consul" => (consul_discovery(&vars)?, Vec::new()),
+            "gcs" | "bucket" => (bucket_discovery(&vars)?, Vec::new()),
             _ => anyhow::bail!(
-                "DISCOVERY_MODE=`{mode}` is not a discovery mode; use static (with CLUSTER_NODES) or consul"
+                "DISCOVERY_MODE=`{mode}` is not a discovery mode; use static (with CLUSTER_NODES), consul or gcs"
             ),
         };
         let advertise = var(&vars, "CLUSTER_ADVERTISE_ADDR");
         if discovery != Discovery::Static && advertise.is_none() && bind.ip().is_unspecified() {
             anyhow::bail!(
-                "DISCOVERY_MODE=consul needs this node's reachable address: set CLUSTER_ADVERTISE_ADDR (like 10.0.0.5:7000) or bind CLUSTER_BIND_ADDR to a specific address"
+                "DISCOVERY_MODE={mode} needs this node's reachable address: set CLUSTER_ADVERTISE_ADDR (like 10.0.0.5:7000) or bind CLUSTER_BIND_ADDR to a specific address"
             );
         }
         let node_id = var(&vars, "CLUSTER_NODE_ID").unwrap_or_else(|| default_node_id(&vars));
@@ -289,5 +376,46 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("CLUSTER_BIND_ADDR=`everywhere`"));
+    }
+
+    #[test]
+    fn gcs_settings_name_what_is_missing() {
+        let base = [("CLUSTER_NODES", "a:1"), ("CLUSTER_CONFIG_SOURCE", "gcs")];
+        let e = settings(&base).unwrap_err().to_string();
+        assert!(e.contains("GCS_CONFIG_BUCKET"), "{e}");
+        let e = settings(&[base[0], base[1], ("GCS_CONFIG_BUCKET", "gs://b/x")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GCS_CONFIG_OBJECT"), "{e}");
+        let s = settings(&[
+            base[0],
+            base[1],
+            ("GCS_CONFIG_BUCKET", "b"),
+            ("GCS_CONFIG_OBJECT", "t.yaml"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.config_source,
+            Some(ConfigSource::Gcs {
+                bucket: "b".into(),
+                object: "t.yaml".into(),
+                poll: Duration::from_secs(5),
+            })
+        );
+        let d = settings(&[
+            ("DISCOVERY_MODE", "gcs"),
+            ("CLUSTER_BIND_ADDR", "127.0.0.1:7000"),
+            ("GCS_DISCOVERY_BUCKET", "b"),
+            ("GCS_HEARTBEAT_SECS", "2"),
+        ])
+        .unwrap()
+        .discovery;
+        let Discovery::Bucket(b) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            (b.prefix.as_str(), b.ttl.as_secs()),
+            ("loadtest-cluster", 6)
+        );
     }
 }

@@ -6,28 +6,13 @@
 //! as it is. Every digest is checked when read.
 
 use super::Client;
-use crate::source::Shipped;
+use crate::source::{Envelope, Shipped};
 use rs_consul::CreateOrUpdateKeyRequest;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Bytes per chunk, well under Consul's 512 KiB value cap.
 const CHUNK: usize = 384 << 10;
-
-/// What `push` writes at the config key.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    #[serde(rename = "loadtest-bundle")]
-    version: u32,
-    name: String,
-    plugins: BTreeMap<String, String>,
-    files: BTreeMap<String, String>,
-    /// Chunks per digest.
-    chunks: BTreeMap<String, usize>,
-    config: String,
-}
 
 /// Config bundles in the KV store, through one agent.
 pub struct Kv {
@@ -114,27 +99,14 @@ impl Kv {
     /// a pushed envelope's bytes are fetched and checked; plain YAML is
     /// taken as it is.
     pub async fn bundle_of(&self, key: &str, value: String) -> anyhow::Result<Shipped> {
-        let Ok(env) = serde_yaml::from_str::<Envelope>(&value) else {
-            // Errors in a plain config then read `loadtest/config:4:5: ...`.
-            return Ok(Shipped {
-                name: key.to_owned(),
-                yaml: value,
-                plugins: BTreeMap::new(),
-                files: BTreeMap::new(),
-                blobs: BTreeMap::new(),
-            });
+        let Some(env) = Envelope::read(&value) else {
+            return Ok(Shipped::plain(key, value));
         };
         let mut blobs = BTreeMap::new();
         for (digest, n) in &env.chunks {
             blobs.insert(digest.clone(), self.read_blob(key, digest, *n).await?);
         }
-        Ok(Shipped {
-            name: env.name,
-            yaml: env.config,
-            plugins: env.plugins,
-            files: env.files,
-            blobs,
-        })
+        Ok(env.into_shipped(blobs))
     }
 
     /// Writes the bytes first, then the config that names them, so a
@@ -148,16 +120,8 @@ impl Kv {
             }
             chunks.insert(digest.clone(), parts.len());
         }
-        let envelope = Envelope {
-            version: 1,
-            name: s.name.clone(),
-            plugins: s.plugins.clone(),
-            files: s.files.clone(),
-            chunks: chunks.clone(),
-            config: s.yaml.clone(),
-        };
-        self.put(key, serde_yaml::to_string(&envelope)?.into_bytes())
-            .await?;
+        let envelope = Envelope::of(s, chunks.clone());
+        self.put(key, envelope.to_yaml()?.into_bytes()).await?;
         Ok(chunks.values().sum())
     }
 
@@ -170,12 +134,11 @@ impl Kv {
             })?;
             bytes.extend_from_slice(&part);
         }
-        let got = crate::config::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        anyhow::ensure!(
-            got == digest,
-            "the chunks under `{key}.blobs/{digest}/` add up to bytes with SHA-256 {got}, not {digest}: \
-             they were changed or corrupted; push the config again (loadtest push)"
-        );
+        crate::source::check_digest(
+            &bytes,
+            digest,
+            &format!("the chunks under `{key}.blobs/{digest}/`"),
+        )?;
         Ok(bytes.into())
     }
 }

@@ -1,8 +1,10 @@
 //! A config ready to leave this machine: the YAML and every byte it
 //! references, in a form any node can rebuild the Bundle from. `submit`
-//! sends it to a node; `push` puts it into Consul KV.
+//! sends it to a node; `push` puts it into Consul KV or a GCS bucket,
+//! both in the same envelope.
 
 use crate::config::Bundle;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -53,4 +55,77 @@ impl Shipped {
         };
         Ok((shipped, bundle))
     }
+}
+
+impl Shipped {
+    /// A config stored as plain YAML (builtin plugins only), named after
+    /// where it was read, so its errors read `loadtest/config:4:5: ...`.
+    pub fn plain(name: &str, yaml: String) -> Shipped {
+        Shipped {
+            name: name.to_owned(),
+            yaml,
+            plugins: BTreeMap::new(),
+            files: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+        }
+    }
+}
+
+/// What `push` writes where a config is kept: the YAML as written and the
+/// digests of the bytes it references, which are stored beside it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    #[serde(rename = "loadtest-bundle")]
+    version: u32,
+    name: String,
+    plugins: BTreeMap<String, String>,
+    files: BTreeMap<String, String>,
+    /// Pieces each blob is stored in, by digest.
+    pub chunks: BTreeMap<String, usize>,
+    config: String,
+}
+
+impl Envelope {
+    pub fn of(s: &Shipped, chunks: BTreeMap<String, usize>) -> Envelope {
+        Envelope {
+            version: 1,
+            name: s.name.clone(),
+            plugins: s.plugins.clone(),
+            files: s.files.clone(),
+            chunks,
+            config: s.yaml.clone(),
+        }
+    }
+
+    /// The envelope in a stored value; `None` for a plain YAML config.
+    pub fn read(text: &str) -> Option<Envelope> {
+        serde_yaml::from_str(text).ok()
+    }
+
+    pub fn to_yaml(&self) -> anyhow::Result<String> {
+        Ok(serde_yaml::to_string(self)?)
+    }
+
+    pub fn into_shipped(self, blobs: BTreeMap<String, Arc<[u8]>>) -> Shipped {
+        Shipped {
+            name: self.name,
+            yaml: self.config,
+            plugins: self.plugins,
+            files: self.files,
+            blobs,
+        }
+    }
+}
+
+/// Fails unless `bytes` have the SHA-256 `digest`; `what` names where
+/// they were read.
+pub fn check_digest(bytes: &[u8], digest: &str, what: &str) -> anyhow::Result<()> {
+    let got = crate::config::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes));
+    anyhow::ensure!(
+        got == digest,
+        "{what}: the bytes read have SHA-256 {got}, not {digest}: they were changed or corrupted; \
+         push the config again (loadtest push)"
+    );
+    Ok(())
 }
