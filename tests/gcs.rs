@@ -243,3 +243,156 @@ fn each_source_error_aborts_once_without_an_election_storm_until_fixed() {
         logs(&c)
     );
 }
+
+/// Bucket discovery settings: heartbeats every second, stale after 3.
+fn discovery(prefix: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("DISCOVERY_MODE", "gcs"),
+        ("GCS_DISCOVERY_BUCKET", "disc"),
+        ("GCS_DISCOVERY_PREFIX", prefix),
+        ("GCS_HEARTBEAT_SECS", "1"),
+        ("GCS_HEARTBEAT_TTL_SECS", "3"),
+        ("CLUSTER_BOOTSTRAP_EXPECT", "3"),
+    ]
+}
+
+fn claims(c: &Cluster) -> usize {
+    logs(c)
+        .matches("this node claimed the bootstrap and initialises the cluster")
+        .count()
+}
+
+/// Every node counts 3 members, and the leader has 3 voters.
+fn one_cluster_of_three(c: &Cluster) {
+    let (leader, _) = c.await_agreement(LIMIT);
+    await_true("3 peers everywhere", LIMIT, || {
+        c.running()
+            .iter()
+            .all(|i| c.health(*i).is_some_and(|h| h["peers"] == 3))
+    });
+    let voters = c.state(leader).unwrap()["voters"].as_array().unwrap().len();
+    assert_eq!(voters, 3, "{}", logs(c));
+}
+
+#[test]
+fn nodes_find_each_other_through_heartbeats_and_a_killed_nodes_heartbeat_expires() {
+    let _g = serial();
+    let emu = Emulator::start(&["disc"]);
+    let md = Metadata::start(Token::Grant);
+    let env = gcs_env(&emu, &md);
+    let mut c = Cluster::new(3, None);
+    start_all(&mut c, &env, &discovery("team-a"));
+    one_cluster_of_three(&c);
+    assert_eq!(claims(&c), 1, "{}", logs(&c));
+
+    let beats = emu.list("disc", "team-a/nodes/");
+    assert_eq!(beats.len(), 3, "{beats:?}");
+    let claim: serde_json::Value =
+        serde_json::from_slice(&emu.get("disc", "team-a/bootstrap").unwrap()).unwrap();
+    assert_eq!(claim["voters"].as_array().unwrap().len(), 3, "{claim}");
+
+    let (leader, _) = c.await_agreement(LIMIT);
+    let victim = (leader + 1) % 3;
+    c.kill(victim);
+    let gone = format!("team-a/nodes/{}", c.nodes[victim].name);
+    await_true("the killed node's heartbeat to be purged", LIMIT, || {
+        !emu.list("disc", "team-a/nodes/").contains(&gone)
+    });
+    assert_eq!(emu.list("disc", "team-a/nodes/").len(), 2);
+    assert!(logs(&c).contains(&format!("purged the stale heartbeat gs://disc/{gone}")));
+    assert!(md.token_requests() >= 1);
+}
+
+#[test]
+fn racing_bootstraps_form_one_cluster_every_time() {
+    let _g = serial();
+    let emu = Emulator::start(&["disc"]);
+    let md = Metadata::start(Token::Grant);
+    let env = gcs_env(&emu, &md);
+    // A claim left by a cluster that is gone: cleared once it is stale.
+    emu.put(
+        "disc",
+        "race-0/bootstrap",
+        br#"{"node_id":"old","addr":"127.0.0.1:1","voters":["127.0.0.1:1"]}"#,
+    );
+    let mut lost_races = 0;
+    for round in 0..6 {
+        let prefix = format!("race-{round}");
+        let mut c = Cluster::new(3, None);
+        start_all(&mut c, &env, &discovery(&prefix));
+        one_cluster_of_three(&c);
+        assert_eq!(claims(&c), 1, "round {round}: {}", logs(&c));
+        lost_races += logs(&c).matches("claimed the bootstrap; waiting").count();
+        if round == 0 {
+            assert!(
+                logs(&c).contains("removed the bootstrap claim of old (127.0.0.1:1)"),
+                "{}",
+                logs(&c)
+            );
+        }
+    }
+    eprintln!("claims refused by the store's precondition over 6 rounds: {lost_races}");
+}
+
+#[test]
+fn push_errors_say_what_is_wrong_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(&["configs"]);
+    let md = Metadata::start(Token::Grant);
+    let env = gcs_env(&emu, &md);
+    let target = Target::start();
+    let cfg = shared_config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(10, 1),
+    );
+
+    let (code, err) = push(&cfg, "gs://nope/test.yaml", &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bucket `nope` does not exist"), "{err}");
+
+    let (code, err) = push(&cfg, "configs/test.yaml", &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("write it as gs://bucket/path/config.yaml"),
+        "{err}"
+    );
+
+    md.set(Token::Deny);
+    let (code, err) = push(&cfg, "gs://configs/test.yaml", &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no usable Google credentials"), "{err}");
+    assert!(emu.list("configs", "").is_empty(), "nothing was written");
+}
+
+#[test]
+fn a_credentials_file_that_is_not_there_aborts_once() {
+    let _g = serial();
+    let emu = Emulator::start(&["configs"]);
+    let md = Metadata::start(Token::Grant);
+    let env = gcs_env(&emu, &md);
+    let mut c = Cluster::new(1, None);
+    start_all(
+        &mut c,
+        &env,
+        &[
+            ("CLUSTER_CONFIG_SOURCE", "gcs"),
+            ("GCS_CONFIG_BUCKET", "configs"),
+            ("GCS_CONFIG_OBJECT", "test.yaml"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json"),
+        ],
+    );
+    c.await_agreement(LIMIT);
+    await_true("the abort", LIMIT, || {
+        aborts(&c, "no Google credentials") == 1
+    });
+    let state = c.state(0).unwrap();
+    let failed = state["data"]["source/failed"].as_str().unwrap_or_default();
+    assert!(failed.contains("/nonexistent/key.json"), "{state}");
+    assert_eq!(
+        md.token_requests(),
+        0,
+        "the key file, not the metadata server, was asked for"
+    );
+}

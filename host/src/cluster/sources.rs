@@ -39,7 +39,7 @@ const MIN_GAP: Duration = Duration::from_secs(1);
 /// Where configs come from, opened.
 enum Store {
     Consul {
-        kv: Kv,
+        kv: Box<Kv>,
         addr: String,
         key: String,
     },
@@ -78,7 +78,7 @@ impl Store {
     async fn open(source: &ConfigSource) -> Result<Store, String> {
         Ok(match source.clone() {
             ConfigSource::ConsulKv { addr, key } => Store::Consul {
-                kv: Kv::new(&addr),
+                kv: Box::new(Kv::new(&addr)),
                 addr,
                 key,
             },

@@ -410,7 +410,7 @@ fn server_time(headers: &reqwest::header::HeaderMap) -> std::time::SystemTime {
     headers
         .get(reqwest::header::DATE)
         .and_then(|d| d.to_str().ok())
-        .and_then(|d| httpdate(d))
+        .and_then(httpdate)
         .unwrap_or_else(std::time::SystemTime::now)
 }
 
