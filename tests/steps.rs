@@ -91,34 +91,39 @@ fn data_rows_are_taken_per_vu_or_per_iteration() {
 }
 
 #[test]
-fn mistakes_in_steps_are_caught_by_validate_with_their_field() {
+fn mistakes_in_steps_are_caught_by_validate_with_their_field_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let executor = "    executor: per-vu-iterations\n";
     let cases = [
         (
             "      steps:\n        - request: { path: /, methd: GET }\n",
             "params.steps[0].request",
+            "10:38",
         ),
         (
             "      steps:\n        - request: { path: / }\n          extract: [{ var: x, json: items.id }]\n",
             "steps[0].extract[0].json: `items.id` is not a JSON path",
+            "11:37",
         ),
         (
             "      steps:\n        - request: { path: \"/users/${uid}\" }\n",
             "steps[0].request.path: `${uid}` is not defined",
+            "10:28",
         ),
         (
             "      data: { rows: [{ a: 1 }, { a: 1, b: 2 }] }\n      steps:\n        - request: { path: / }\n",
             "data.rows[1]: has columns [a, b] but row 0 has [a]",
+            "9:32",
         ),
     ];
-    for (params, needle) in cases {
+    for (params, needle, position) in cases {
         let cfg = write_config(&dir, &config("http://127.0.0.1:1", executor, params));
         let run = run_loadtest(&dir, &["validate", cfg.to_str().unwrap()]);
         assert_eq!(run.code, 1, "{params}: {}", run.stdout);
         assert!(
-            run.stderr.contains("scenario `s`") && run.stderr.contains(needle),
-            "{needle}: {}",
+            run.stderr.contains(&format!(":{position}: scenario `s`"))
+                && run.stderr.contains(needle),
+            "{needle} at {position}: {}",
             run.stderr
         );
     }

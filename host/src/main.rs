@@ -365,8 +365,11 @@ async fn validate(path: PathBuf) -> anyhow::Result<u8> {
     }
     let failures = engine::check_inits(&bundle, runtime).await?;
     if !failures.is_empty() {
+        let yaml = std::fs::read_to_string(&path).unwrap_or_default();
+        let file = path.display().to_string();
         for (scenario, why) in &failures {
-            eprintln!("error: {}: scenario `{scenario}`: {why}", path.display());
+            let located = config::locate_param_error(&file, &yaml, scenario, why);
+            eprintln!("error: {located}");
         }
         anyhow::bail!(
             "{} scenario(s) cannot start; nothing was sent",

@@ -9,12 +9,14 @@ mod bundle;
 mod duration;
 mod env;
 mod error;
+mod locate;
 mod scenario;
 mod schema;
 
 pub use bundle::{Bundle, PluginBytes, hex};
 pub use duration::HumanDuration;
 pub use error::ConfigError;
+pub use locate::locate_param_error;
 pub use scenario::{Executor, Scenario, Stage};
 pub use schema::Config;
 
