@@ -50,4 +50,22 @@ if [ ! -f "$py_out" ] || [ examples/python/scenario.py -nt "$py_out" ] || [ wit/
   (cd examples/python && "$componentize_py" -d ../../wit -w scenario componentize scenario -o "$OLDPWD/$py_out" >&2)
 fi
 
+# C guests: clang for wasm32-wasip1 with wasi-libc, bindings from
+# wit-bindgen's C generator, linked into a component (WASI preview1
+# reactor adapter included) by wasm-component-ld.
+c_out="$out/c_quickstart.wasm"
+if [ ! -f "$c_out" ] || [ examples/c/scenario.c -nt "$c_out" ] || [ wit/scenario.wit -nt "$c_out" ]; then
+  eval "$(scripts/c-toolchain.sh)"
+  c_tmp=$(mktemp -d)
+  "$WIT_BINDGEN" c wit --world scenario --out-dir "$c_tmp" >/dev/null 2>&1
+  cflags=(--target=wasm32-wasip1 --sysroot=/usr -isystem /usr/include/wasm32-wasi -I"$c_tmp" -O2 -Wall -Werror)
+  "$CLANG" "${cflags[@]}" -c examples/c/scenario.c -o "$c_tmp/scenario.o"
+  "$CLANG" "${cflags[@]}" -Wno-unused-function -c "$c_tmp/scenario.c" -o "$c_tmp/bindings.o"
+  builtins=$("$CLANG" --target=wasm32-wasip1 -print-libgcc-file-name)
+  "$WASM_COMPONENT_LD" --wasm-ld-path "$WASM_LD" --wasi-adapter reactor --no-entry -o "$c_out" \
+    /usr/lib/wasm32-wasi/crt1-reactor.o "$c_tmp/scenario.o" "$c_tmp/bindings.o" \
+    "$c_tmp/scenario_component_type.o" -L/usr/lib/wasm32-wasi -lc "$builtins"
+  rm -rf "$c_tmp"
+fi
+
 ls -l "$out"/*.wasm | awk '{print $5, $9}'

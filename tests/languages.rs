@@ -36,3 +36,8 @@ fn the_javascript_quickstart_runs_and_its_counts_match_the_target() {
 fn the_python_quickstart_runs_and_its_counts_match_the_target() {
     quickstart_in("py_quickstart");
 }
+
+#[test]
+fn the_c_quickstart_runs_and_its_counts_match_the_target() {
+    quickstart_in("c_quickstart");
+}
