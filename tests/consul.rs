@@ -6,7 +6,8 @@
 mod common;
 
 use common::cluster::{
-    Cluster, LIMIT, arrival, padded_component, serial, shared_config, with_reports,
+    Cluster, LIMIT, arrival, await_true, iterations, padded_component, rate_config, serial,
+    shared_config, with_reports,
 };
 use common::consul::Consul;
 use common::{BIN, Target, component, wait_bounded};
@@ -254,14 +255,6 @@ fn tags(consul: &Consul) -> Vec<(String, String)> {
     tags
 }
 
-fn await_true(what: &str, mut ok: impl FnMut() -> bool) {
-    let until = Instant::now() + LIMIT;
-    while !ok() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn nodes_find_each_other_through_consul_and_tags_follow_raft() {
     let _g = serial();
@@ -337,36 +330,10 @@ fn nodes_find_each_other_through_consul_and_tags_follow_raft() {
     assert!(log.contains("Consul: deregistered"), "{log}");
 }
 
-/// A config with one constant-arrival-rate scenario named `scenario`.
-fn rate_config(
-    dir: &Path,
-    target: &Target,
-    name: &str,
-    scenario: &str,
-    rate: u32,
-    secs: u32,
-) -> std::path::PathBuf {
-    let yaml = format!(
-        "name: {name}\ntarget: {}\nplugins:\n  shop: {{ path: {} }}\nscenarios:\n  {scenario}:\n    plugin: shop\n{}\n    params: {{ think_ms: 0 }}\n",
-        target.url,
-        component("quickstart").display(),
-        arrival(rate, secs)
-    );
-    let p = dir.join(format!("{name}.yaml"));
-    std::fs::write(&p, yaml).unwrap();
-    p
-}
-
 fn await_requests(target: &Target, n: u64) {
     await_true(&format!("{n} requests at the target"), || {
         target.received() > n
     });
-}
-
-fn iterations(report: &serde_json::Value, scenario: &str) -> u64 {
-    report["scenarios"][scenario]["iterations"]
-        .as_u64()
-        .unwrap_or(0)
 }
 
 #[test]

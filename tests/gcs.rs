@@ -7,14 +7,51 @@
 
 mod common;
 
-use common::cluster::{Cluster, LIMIT, arrival, serial, shared_config, with_reports};
+use common::cluster::{
+    Cluster, LIMIT, arrival, await_true, iterations, rate_config, serial, shared_config,
+    with_reports,
+};
 use common::gcs::{Emulator, Metadata, Token};
 use common::{BIN, Target, component, wait_bounded};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// The environment every GCS user here shares: the emulator, the token.
+/// The emulator, the metadata stand-in, and the environment every GCS
+/// user here shares.
+struct Bed {
+    emu: Emulator,
+    md: Metadata,
+    env: Vec<(String, String)>,
+}
+
+impl Bed {
+    fn start(buckets: &[&str], token: Token) -> Bed {
+        let emu = Emulator::start(buckets);
+        let md = Metadata::start(token);
+        let env = gcs_env(&emu, &md);
+        Bed { emu, md, env }
+    }
+
+    /// `n` nodes reading their config from gs://bucket/object.
+    fn source_cluster(
+        &self,
+        n: usize,
+        bucket: &str,
+        object: &str,
+        extra: &[(&str, &str)],
+    ) -> Cluster {
+        let mut c = Cluster::new(n, None);
+        let mut all = vec![
+            ("CLUSTER_CONFIG_SOURCE", "gcs"),
+            ("GCS_CONFIG_BUCKET", bucket),
+            ("GCS_CONFIG_OBJECT", object),
+        ];
+        all.extend_from_slice(extra);
+        start_all(&mut c, &self.env, &all);
+        c
+    }
+}
+
 fn gcs_env(emu: &Emulator, md: &Metadata) -> Vec<(String, String)> {
     vec![
         ("STORAGE_EMULATOR_HOST".into(), emu.host.clone()),
@@ -62,22 +99,12 @@ fn logs(c: &Cluster) -> String {
         .join("\n")
 }
 
-/// Waits (bounded) until `ok` holds.
-fn await_true(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_pushed_config_and_plugin_run_from_the_bucket_on_three_nodes() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(&["configs"]);
-    let md = Metadata::start(Token::Grant);
-    let env = gcs_env(&emu, &md);
+    let bed = Bed::start(&["configs"], Token::Grant);
+    let Bed { emu, md, env } = &bed;
     let target = Target::start();
     let cfg = shared_config(
         dir.path(),
@@ -86,7 +113,7 @@ fn a_pushed_config_and_plugin_run_from_the_bucket_on_three_nodes() {
         &arrival(100, 3),
     );
 
-    let (code, err) = push(&cfg, "gs://configs/team/test.yaml", &env);
+    let (code, err) = push(&cfg, "gs://configs/team/test.yaml", env);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("1 object(s)"), "{err}");
     let stored = emu.list("configs", "team/");
@@ -96,16 +123,7 @@ fn a_pushed_config_and_plugin_run_from_the_bucket_on_three_nodes() {
         "push took its token from the metadata server"
     );
 
-    let mut c = Cluster::new(3, None);
-    start_all(
-        &mut c,
-        &env,
-        &[
-            ("CLUSTER_CONFIG_SOURCE", "gcs"),
-            ("GCS_CONFIG_BUCKET", "configs"),
-            ("GCS_CONFIG_OBJECT", "team/test.yaml"),
-        ],
-    );
+    let c = bed.source_cluster(3, "configs", "team/test.yaml", &[]);
     c.await_agreement(LIMIT);
     let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
 
@@ -119,13 +137,47 @@ fn a_pushed_config_and_plugin_run_from_the_bucket_on_three_nodes() {
     assert!(logs(&c).contains("started the config at gs://configs/team/test.yaml (generation"));
 }
 
+#[test]
+fn a_new_generation_pushed_mid_run_is_switched_in() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let bed = Bed::start(&["configs"], Token::Grant);
+    let env = &bed.env;
+    let target = Target::start();
+    let c = bed.source_cluster(3, "configs", "test.yaml", &[("GCS_POLL_SECS", "1")]);
+    c.await_agreement(LIMIT);
+    let first = rate_config(dir.path(), &target, "first", "browse", 50, 10);
+    let second = rate_config(dir.path(), &target, "second", "checkout", 100, 3);
+
+    assert_eq!(push(&first, "gs://configs/test.yaml", env).0, 0);
+    await_true("100 requests at the target", || target.received() > 100);
+    assert_eq!(push(&second, "gs://configs/test.yaml", env).0, 0);
+    let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    let events = r["cluster"]["events"].to_string();
+    assert!(events.contains("config switched from"), "{events}");
+    assert!(
+        events.contains("gs://configs/test.yaml (generation"),
+        "{events}"
+    );
+    let browse = iterations(r, "browse");
+    assert!(
+        browse > 50 && browse < 500,
+        "browse ran {browse} of 500 before the switch"
+    );
+    assert_eq!(iterations(r, "checkout"), 300, "the new config ran whole");
+    assert_eq!(r["totals"]["requests"].as_u64().unwrap(), target.received());
+}
+
 /// Waits for `needle` in the logs, then for `polls` more looks at the
 /// source; returns how often `needle` was logged by then.
 fn logged_once_over_polls(c: &Cluster, needle: &str, polls: usize) -> usize {
-    await_true(needle, LIMIT, || aborts(c, needle) >= 1);
+    await_true(needle, || aborts(c, needle) >= 1);
     let looks = |l: &str| l.matches("looked at gs://").count();
     let base = looks(&logs(c));
-    await_true("further looks at the source", LIMIT, || {
+    await_true("further looks at the source", || {
         looks(&logs(c)) >= base + polls
     });
     aborts(c, needle)
@@ -147,18 +199,14 @@ fn term_of(c: &Cluster, i: usize) -> u64 {
 fn each_source_error_aborts_once_without_an_election_storm_until_fixed() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(&[]);
-    let md = Metadata::start(Token::Deny);
-    let env = gcs_env(&emu, &md);
+    let bed = Bed::start(&[], Token::Deny);
+    let Bed { emu, md, env } = &bed;
     let target = Target::start();
-    let mut c = Cluster::new(3, None);
-    start_all(
-        &mut c,
-        &env,
+    let mut c = bed.source_cluster(
+        3,
+        "later",
+        "test.yaml",
         &[
-            ("CLUSTER_CONFIG_SOURCE", "gcs"),
-            ("GCS_CONFIG_BUCKET", "later"),
-            ("GCS_CONFIG_OBJECT", "test.yaml"),
             ("GCS_POLL_SECS", "1"),
             ("CLUSTER_CONFIG_TIMEOUT_SECS", "3"),
             ("CLUSTER_NODE_LOST_SECS", "3"),
@@ -216,7 +264,7 @@ fn each_source_error_aborts_once_without_an_election_storm_until_fixed() {
         &component("quickstart"),
         &arrival(50, 2),
     );
-    let (code, err) = push(&cfg, "gs://later/test.yaml", &env);
+    let (code, err) = push(&cfg, "gs://later/test.yaml", env);
     assert_eq!(code, 0, "{err}");
     let live: Vec<String> = c
         .running()
@@ -265,7 +313,7 @@ fn claims(c: &Cluster) -> usize {
 /// Every node counts 3 members, and the leader has 3 voters.
 fn one_cluster_of_three(c: &Cluster) {
     let (leader, _) = c.await_agreement(LIMIT);
-    await_true("3 peers everywhere", LIMIT, || {
+    await_true("3 peers everywhere", || {
         c.running()
             .iter()
             .all(|i| c.health(*i).is_some_and(|h| h["peers"] == 3))
@@ -277,9 +325,7 @@ fn one_cluster_of_three(c: &Cluster) {
 #[test]
 fn nodes_find_each_other_through_heartbeats_and_a_killed_nodes_heartbeat_expires() {
     let _g = serial();
-    let emu = Emulator::start(&["disc"]);
-    let md = Metadata::start(Token::Grant);
-    let env = gcs_env(&emu, &md);
+    let Bed { emu, md, env } = Bed::start(&["disc"], Token::Grant);
     let mut c = Cluster::new(3, None);
     start_all(&mut c, &env, &discovery("team-a"));
     one_cluster_of_three(&c);
@@ -295,7 +341,7 @@ fn nodes_find_each_other_through_heartbeats_and_a_killed_nodes_heartbeat_expires
     let victim = (leader + 1) % 3;
     c.kill(victim);
     let gone = format!("team-a/nodes/{}", c.nodes[victim].name);
-    await_true("the killed node's heartbeat to be purged", LIMIT, || {
+    await_true("the killed node's heartbeat to be purged", || {
         !emu.list("disc", "team-a/nodes/").contains(&gone)
     });
     assert_eq!(emu.list("disc", "team-a/nodes/").len(), 2);
@@ -306,9 +352,7 @@ fn nodes_find_each_other_through_heartbeats_and_a_killed_nodes_heartbeat_expires
 #[test]
 fn racing_bootstraps_form_one_cluster_every_time() {
     let _g = serial();
-    let emu = Emulator::start(&["disc"]);
-    let md = Metadata::start(Token::Grant);
-    let env = gcs_env(&emu, &md);
+    let Bed { emu, env, md: _md } = Bed::start(&["disc"], Token::Grant);
     // A claim left by a cluster that is gone: cleared once it is stale.
     emu.put(
         "disc",
@@ -337,9 +381,7 @@ fn racing_bootstraps_form_one_cluster_every_time() {
 #[test]
 fn push_errors_say_what_is_wrong_and_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(&["configs"]);
-    let md = Metadata::start(Token::Grant);
-    let env = gcs_env(&emu, &md);
+    let Bed { emu, md, env } = Bed::start(&["configs"], Token::Grant);
     let target = Target::start();
     let cfg = shared_config(
         dir.path(),
@@ -369,29 +411,20 @@ fn push_errors_say_what_is_wrong_and_exit_non_zero() {
 #[test]
 fn a_credentials_file_that_is_not_there_aborts_once() {
     let _g = serial();
-    let emu = Emulator::start(&["configs"]);
-    let md = Metadata::start(Token::Grant);
-    let env = gcs_env(&emu, &md);
-    let mut c = Cluster::new(1, None);
-    start_all(
-        &mut c,
-        &env,
-        &[
-            ("CLUSTER_CONFIG_SOURCE", "gcs"),
-            ("GCS_CONFIG_BUCKET", "configs"),
-            ("GCS_CONFIG_OBJECT", "test.yaml"),
-            ("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json"),
-        ],
+    let bed = Bed::start(&["configs"], Token::Grant);
+    let c = bed.source_cluster(
+        1,
+        "configs",
+        "test.yaml",
+        &[("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")],
     );
     c.await_agreement(LIMIT);
-    await_true("the abort", LIMIT, || {
-        aborts(&c, "no Google credentials") == 1
-    });
+    await_true("the abort", || aborts(&c, "no Google credentials") == 1);
     let state = c.state(0).unwrap();
     let failed = state["data"]["source/failed"].as_str().unwrap_or_default();
     assert!(failed.contains("/nonexistent/key.json"), "{state}");
     assert_eq!(
-        md.token_requests(),
+        bed.md.token_requests(),
         0,
         "the key file, not the metadata server, was asked for"
     );

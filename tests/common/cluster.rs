@@ -345,3 +345,38 @@ pub fn padded_component(dir: &Path, pad: usize) -> PathBuf {
     std::fs::write(&p, bytes).unwrap();
     p
 }
+
+/// A config with one constant-arrival-rate scenario named `scenario`.
+pub fn rate_config(
+    dir: &Path,
+    target: &super::Target,
+    name: &str,
+    scenario: &str,
+    rate: u32,
+    secs: u32,
+) -> std::path::PathBuf {
+    let yaml = format!(
+        "name: {name}\ntarget: {}\nplugins:\n  shop: {{ path: {} }}\nscenarios:\n  {scenario}:\n    plugin: shop\n{}\n    params: {{ think_ms: 0 }}\n",
+        target.url,
+        super::component("quickstart").display(),
+        arrival(rate, secs)
+    );
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+pub fn iterations(report: &serde_json::Value, scenario: &str) -> u64 {
+    report["scenarios"][scenario]["iterations"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Waits (up to LIMIT) until `ok` holds.
+pub fn await_true(what: &str, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + LIMIT;
+    while !ok() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -25,8 +25,10 @@ pub struct Heartbeats {
     node_id: String,
     /// The last listing, reused for a heartbeat interval.
     cache: Mutex<Option<(Instant, Vec<Listed>)>>,
-    /// The last error, so each is logged once.
-    last_error: Mutex<String>,
+    /// The last error listing peers and writing the heartbeat, so each
+    /// is logged once.
+    list_error: Mutex<String>,
+    beat_error: Mutex<String>,
 }
 
 /// The body of a claim.
@@ -60,7 +62,8 @@ impl Heartbeats {
             cfg: cfg.clone(),
             node_id: settings.node_id.clone(),
             cache: Mutex::new(None),
-            last_error: Mutex::new(String::new()),
+            list_error: Mutex::new(String::new()),
+            beat_error: Mutex::new(String::new()),
         }))
     }
 
@@ -77,8 +80,8 @@ impl Heartbeats {
     }
 
     /// Logs a problem once; an empty one clears the memory.
-    fn report(&self, problem: String) {
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+    fn report(last: &Mutex<String>, problem: String) {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
         if !problem.is_empty() && problem != *last {
             tracing::warn!("{problem}");
         }
@@ -146,13 +149,16 @@ impl Heartbeats {
     pub async fn peers(&self, me: &str) -> Vec<String> {
         let mut peers: Vec<String> = match self.listing().await {
             Ok(l) => {
-                self.report(String::new());
+                Self::report(&self.list_error, String::new());
                 l.into_iter()
                     .filter_map(|l| l.metadata.get("addr").cloned())
                     .collect()
             }
             Err(e) => {
-                self.report(format!("finding peers in {}: {e}", self.where_()));
+                Self::report(
+                    &self.list_error,
+                    format!("finding peers in {}: {e}", self.where_()),
+                );
                 Vec::new()
             }
         };
@@ -250,12 +256,12 @@ pub async fn keep_beating(ctx: Arc<NodeCtx>) {
                     }
                     last_beat = Some(Instant::now());
                     last_state = state;
-                    hb.report(String::new());
+                    Heartbeats::report(&hb.beat_error, String::new());
                 }
-                Err(e) => hb.report(format!(
-                    "writing the heartbeat to {}: {e}; retrying",
-                    hb.where_()
-                )),
+                Err(e) => Heartbeats::report(
+                    &hb.beat_error,
+                    format!("writing the heartbeat to {}: {e}; retrying", hb.where_()),
+                ),
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
