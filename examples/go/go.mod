@@ -1,0 +1,3 @@
+module loadtest.example/quickstart
+
+go 1.24
