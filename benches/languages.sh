@@ -18,7 +18,7 @@ until curl -sf "http://127.0.0.1:$port/__stats" >/dev/null; do sleep 0.1; done
 
 echo "| language | component | validate (compile + one VU) | iterations/s |"
 echo "|---|---|---|---|"
-for lang in rust:quickstart js:js_quickstart python:py_quickstart c:c_quickstart; do
+for lang in rust:quickstart js:js_quickstart python:py_quickstart c:c_quickstart go:go_quickstart; do
   name=${lang%%:*}
   wasm="$PWD/target/components/${lang#*:}.wasm"
   cat >"$work/$name.yaml" <<YAML

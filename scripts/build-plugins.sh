@@ -68,4 +68,22 @@ if [ ! -f "$c_out" ] || [ examples/c/scenario.c -nt "$c_out" ] || [ wit/scenario
   rm -rf "$c_tmp"
 fi
 
+# Go guests: GOOS=wasip1 -buildmode=c-shared with hand-written bindings
+# (examples/go/abi.go); a small allocator for the WASI adapter is added to
+# the module (scripts/go-adapter-realloc.py says why), then wasm-tools
+# embeds the world and adapts WASI preview1 into a component.
+go_out="$out/go_quickstart.wasm"
+if [ ! -f "$go_out" ] || [ -n "$(find examples/go wit scripts/go-adapter-realloc.py -newer "$go_out" -type f | head -1)" ]; then
+  eval "$(scripts/go-toolchain.sh)"
+  go_tmp=$(mktemp -d)
+  (cd examples/go && GOOS=wasip1 GOARCH=wasm GOFLAGS=-trimpath go build -buildmode=c-shared -o "$go_tmp/core.wasm" .)
+  "$WASM_TOOLS" print "$go_tmp/core.wasm" -o "$go_tmp/core.wat"
+  python3 scripts/go-adapter-realloc.py "$go_tmp/core.wasm" "$go_tmp/core.wat" "$go_tmp/adapted.wat"
+  "$WASM_TOOLS" parse "$go_tmp/adapted.wat" -o "$go_tmp/adapted.wasm"
+  "$WASM_TOOLS" component embed wit --world scenario "$go_tmp/adapted.wasm" -o "$go_tmp/embedded.wasm"
+  "$WASM_TOOLS" component new "$go_tmp/embedded.wasm" \
+    --adapt "wasi_snapshot_preview1=$WASI_ADAPTER" -o "$go_out"
+  rm -rf "$go_tmp"
+fi
+
 ls -l "$out"/*.wasm | awk '{print $5, $9}'

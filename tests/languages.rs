@@ -41,3 +41,8 @@ fn the_python_quickstart_runs_and_its_counts_match_the_target() {
 fn the_c_quickstart_runs_and_its_counts_match_the_target() {
     quickstart_in("c_quickstart");
 }
+
+#[test]
+fn the_go_quickstart_runs_and_its_counts_match_the_target() {
+    quickstart_in("go_quickstart");
+}

@@ -24,6 +24,12 @@ func vuIteration() uint64
 //go:wasmimport loadtest:scenario/vu@0.1.0 sleep
 func vuSleep(ms uint32)
 
+// Memory for the WASI adapter's state. The adapter allocates it during
+// the runtime's first WASI call, before any Go code may run, so a small
+// wasm function added after the build (cabi_realloc_adapter) hands it out
+// from here; the marker lets the build find this array's address.
+var adapterArena = [512 << 10]byte{'l', 'o', 'a', 'd', 't', 'e', 's', 't', '-', 'a', 'r', 'e', 'n', 'a', '-', '1'}
+
 // Memory the host allocated in this instance during a call (strings and
 // lists it returns). Go's collector does not move heap objects; holding
 // them here keeps them alive until the export that asked for them ends.
@@ -150,6 +156,7 @@ func finish(err string) uint32 {
 
 //go:wasmexport init
 func exportInit(ptr, n uint32) uint32 {
+	keepAlive(&adapterArena)
 	return finish(initScenario(string(bytesAt(ptr, n))))
 }
 
