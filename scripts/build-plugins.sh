@@ -35,6 +35,11 @@ js_out="$out/js_quickstart.wasm"
 if [ ! -f "$js_out" ] || [ examples/js/scenario.js -nt "$js_out" ] || [ wit/scenario.wit -nt "$js_out" ]; then
   "$componentize" examples/js/scenario.js --wit wit --world-name scenario --disable http fetch-event -o "$js_out"
 fi
+# The same with fetch(), through wasi:http (the scenario-http world).
+fetch_out="$out/js_fetch.wasm"
+if [ ! -f "$fetch_out" ] || [ examples/js/fetch.js -nt "$fetch_out" ] || [ wit/scenario.wit -nt "$fetch_out" ]; then
+  "$componentize" examples/js/fetch.js --wit wit --world-name scenario-http --disable fetch-event -o "$fetch_out"
+fi
 # Python guests: componentize-py (CPython inside the component), installed
 # once into a virtualenv in the same cache.
 py_tools="${XDG_CACHE_HOME:-$HOME/.cache}/loadtest/py"

@@ -46,3 +46,53 @@ fn the_c_quickstart_runs_and_its_counts_match_the_target() {
 fn the_go_quickstart_runs_and_its_counts_match_the_target() {
     quickstart_in("go_quickstart");
 }
+
+/// `fetch()` goes out through `wasi:http`; the host sends and records
+/// those requests like its own import's, failures included.
+#[test]
+fn javascript_fetch_goes_through_the_host_and_is_recorded() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |base: &str| {
+        format!(
+            "target: {}\nplugins:\n  p: {{ path: {} }}\nscenarios:\n  s: {{ plugin: p, executor: per-vu-iterations, vus: 3, iterations: 20, params: {{ base: \"{base}\" }} }}\n",
+            target.url,
+            component("js_fetch").display()
+        )
+    };
+    let cfg = write_config(&dir, &config(&target.url));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.report["scenarios"]["s"]["iterations"], 60);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(120));
+    assert_eq!(target.received(), 120);
+    assert_eq!(run.report["checks"]["order echoed"]["passes"], 60);
+    let names = run.report["scenarios"]["s"]["requests"].to_string();
+    assert!(
+        names.contains("GET /") && names.contains("POST /echo"),
+        "{names}"
+    );
+
+    let closed = format!("http://127.0.0.1:{}", common::closed_port());
+    let cfg = write_config(&dir, &config(&closed));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(
+        run.report["totals"]["requests"].as_u64(),
+        Some(60),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.report["totals"]["failed"].as_u64(),
+        Some(60),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.report["scenarios"]["s"]["iterations_failed"], 60,
+        "{}",
+        run.stdout
+    );
+    let errors = run.report["scenarios"]["s"]["requests"]["GET /"]["errors"].to_string();
+    assert!(errors.contains("connect"), "{errors}");
+}

@@ -101,6 +101,11 @@ impl Recorder {
         self.boundary = self.epoch + INTERVAL * (self.interval as u32 + 1);
     }
 
+    /// Where this recorder flushes, for another recorder of the same VU.
+    pub fn sink(&self) -> Sink {
+        self.sink.clone()
+    }
+
     pub fn record(&mut self, event: Event) {
         let now = Instant::now();
         if now >= self.boundary {

@@ -31,6 +31,8 @@ pub struct VuHost {
     epoch: Instant,
     /// Set when an async import returns; the sandbox meter reads and clears it.
     pub(super) waited: bool,
+    /// `wasi:http` requests, for guests that send them that way.
+    pub(super) wasi_http: super::wasi_http::HttpHooks,
 }
 
 impl VuHost {
@@ -42,7 +44,10 @@ impl VuHost {
         recorder: Recorder,
         epoch: Instant,
     ) -> Self {
+        let wasi_http =
+            super::wasi_http::HttpHooks::new(client.clone(), scenario.clone(), recorder.sink());
         VuHost {
+            wasi_http,
             id,
             scenario,
             iteration: 0,

@@ -8,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How much of a guest's stderr (panic messages) is kept for reports.
 const STDERR_CAPACITY: usize = 4096;
@@ -15,9 +16,20 @@ const STDERR_CAPACITY: usize = 4096;
 pub struct StoreState {
     pub host: VuHost,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     meter: Meter,
     stderr: MemoryOutputPipe,
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.host.wasi_http,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
 }
 
 impl WasiView for StoreState {
@@ -45,6 +57,7 @@ pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<
         StoreState {
             host,
             wasi,
+            http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             meter,
             stderr,

@@ -8,6 +8,7 @@ pub mod builtin;
 mod host;
 mod instance;
 mod sandbox;
+mod wasi_http;
 
 pub use host::{Files, VuHost};
 pub use instance::{CallFailure, VuInstance};
@@ -63,6 +64,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Scenario::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
             |s: &mut instance::StoreState| &mut s.host,
