@@ -54,6 +54,11 @@ py_out="$out/py_quickstart.wasm"
 if [ ! -f "$py_out" ] || [ examples/python/scenario.py -nt "$py_out" ] || [ wit/scenario.wit -nt "$py_out" ]; then
   (cd examples/python && "$componentize_py" -d ../../wit -w scenario componentize scenario -o "$OLDPWD/$py_out" >&2)
 fi
+# The same through wasi:http (the scenario-http world).
+py_http_out="$out/py_fetch.wasm"
+if [ ! -f "$py_http_out" ] || [ examples/python-http/scenario.py -nt "$py_http_out" ] || [ wit/scenario.wit -nt "$py_http_out" ]; then
+  (cd examples/python-http && "$componentize_py" -d ../../wit -w scenario-http componentize scenario -o "$OLDPWD/$py_http_out" >&2)
+fi
 
 # C guests: clang for wasm32-wasip1 with wasi-libc, bindings from
 # wit-bindgen's C generator, linked into a component (WASI preview1

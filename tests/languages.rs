@@ -47,17 +47,16 @@ fn the_go_quickstart_runs_and_its_counts_match_the_target() {
     quickstart_in("go_quickstart");
 }
 
-/// `fetch()` goes out through `wasi:http`; the host sends and records
-/// those requests like its own import's, failures included.
-#[test]
-fn javascript_fetch_goes_through_the_host_and_is_recorded() {
+/// Requests made through `wasi:http` (the `scenario-http` world): the
+/// host sends and records them like its own import's, failures included.
+fn through_wasi_http(plugin: &str) {
     let target = Target::start();
     let dir = tempfile::tempdir().unwrap();
     let config = |base: &str| {
         format!(
             "target: {}\nplugins:\n  p: {{ path: {} }}\nscenarios:\n  s: {{ plugin: p, executor: per-vu-iterations, vus: 3, iterations: 20, params: {{ base: \"{base}\" }} }}\n",
             target.url,
-            component("js_fetch").display()
+            component(plugin).display()
         )
     };
     let cfg = write_config(&dir, &config(&target.url));
@@ -95,4 +94,14 @@ fn javascript_fetch_goes_through_the_host_and_is_recorded() {
     );
     let errors = run.report["scenarios"]["s"]["requests"]["GET /"]["errors"].to_string();
     assert!(errors.contains("connect"), "{errors}");
+}
+
+#[test]
+fn javascript_fetch_goes_through_the_host_and_is_recorded() {
+    through_wasi_http("js_fetch");
+}
+
+#[test]
+fn python_wasi_http_requests_go_through_the_host_and_are_recorded() {
+    through_wasi_http("py_fetch");
 }
