@@ -7,7 +7,7 @@ mod common;
 
 use common::cluster::{
     Cluster, LIMIT, arrival, await_true, iterations, padded_component, rate_config, serial,
-    shared_config, with_reports,
+    shared_config, switched_mid_run, with_reports,
 };
 use common::consul::Consul;
 use common::{BIN, Target, component, wait_bounded};
@@ -351,17 +351,7 @@ fn a_kv_update_mid_run_is_switched_in_and_marked() {
     assert_eq!(push(&second, &consul.url(), None).0, 0);
     let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
 
-    assert_eq!(out.code, 0, "{}", out.output);
-    let r = &out.report;
-    let events = r["cluster"]["events"].to_string();
-    assert!(events.contains("config switched from"), "{events}");
-    let browse = iterations(r, "browse");
-    assert!(
-        browse > 50 && browse < 500,
-        "browse ran {browse} of 500 before the switch"
-    );
-    assert_eq!(iterations(r, "checkout"), 300, "the new config ran whole");
-    assert_eq!(r["totals"]["requests"].as_u64().unwrap(), target.received());
+    switched_mid_run(&out, &target);
 }
 
 #[test]

@@ -380,3 +380,20 @@ pub fn await_true(what: &str, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A run of `rate_config`'s "first" (browse, 50/s for 10 s) switched to
+/// "second" (checkout, 100/s for 3 s) after about 100 requests: marked in
+/// the events, browse cut short, checkout whole, every request counted.
+pub fn switched_mid_run(out: &Outcome, target: &super::Target) {
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    let events = r["cluster"]["events"].to_string();
+    assert!(events.contains("config switched from"), "{events}");
+    let browse = iterations(r, "browse");
+    assert!(
+        browse > 50 && browse < 500,
+        "browse ran {browse} of 500 before the switch"
+    );
+    assert_eq!(iterations(r, "checkout"), 300, "the new config ran whole");
+    assert_eq!(r["totals"]["requests"].as_u64().unwrap(), target.received());
+}
