@@ -6,11 +6,13 @@ mod common;
 
 use common::{Target, component, run_loadtest, write_config};
 
+/// Each VU logs in once (`params.user`), then 20 iterations of two
+/// requests carry its token.
 fn quickstart_in(plugin: &str) {
     let target = Target::start();
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
-        "target: {}\nplugins:\n  p: {{ path: {} }}\nscenarios:\n  s: {{ plugin: p, executor: per-vu-iterations, vus: 3, iterations: 20 }}\n",
+        "target: {}\nplugins:\n  p: {{ path: {} }}\nscenarios:\n  s: {{ plugin: p, executor: per-vu-iterations, vus: 3, iterations: 20, params: {{ user: ada }} }}\n",
         target.url,
         component(plugin).display()
     );
@@ -18,8 +20,17 @@ fn quickstart_in(plugin: &str) {
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.report["scenarios"]["s"]["iterations"], 60);
-    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(120));
-    assert_eq!(target.received(), 120);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(123));
+    assert_eq!(target.received(), 123);
+    assert_eq!(
+        run.report["scenarios"]["s"]["requests"]["login"]["count"],
+        3
+    );
+    assert_eq!(
+        run.report["checks"]["logged in"]["passes"], 3,
+        "{}",
+        run.stdout
+    );
     assert_eq!(
         run.report["checks"]["order echoed"]["passes"], 60,
         "{}",
@@ -104,4 +115,9 @@ fn javascript_fetch_goes_through_the_host_and_is_recorded() {
 #[test]
 fn python_wasi_http_requests_go_through_the_host_and_are_recorded() {
     through_wasi_http("py_fetch");
+}
+
+#[test]
+fn the_rust_quickstart_logs_in_and_its_counts_match_the_target() {
+    quickstart_in("quickstart");
 }

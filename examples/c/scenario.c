@@ -1,5 +1,6 @@
-// The quickstart scenario in C: fetch the home page, post an order to the
-// echo route and check it comes back. Bindings come from wit-bindgen's C
+// The quickstart scenario in C: log in (when params.user is set), fetch
+// the home page, post an order to the echo route with the session's token
+// and check it comes back. Bindings come from wit-bindgen's C
 // generator (`wit-bindgen c wit --world scenario`); scripts/build-plugins.sh
 // compiles this with clang for wasm32-wasip1 and links it into a component
 // with wasm-component-ld.
@@ -16,6 +17,25 @@
 
 // Think time between iterations, from `params: { think_ms: N }`.
 static unsigned think_ms = 0;
+
+// `Bearer <token>` once logged in, or "".
+static char auth[160] = "";
+
+// The string value of `"key":"..."` in a flat JSON text (no escapes), or
+// false. Enough for the params and the login reply here.
+static bool json_string(const char *json, const char *key, char *out, size_t n) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\"", key);
+  const char *at = strstr(json, pattern);
+  if (!at) return false;
+  at = strchr(at + strlen(pattern), '"');
+  if (!at) return false;
+  const char *end = strchr(at + 1, '"');
+  if (!end || (size_t)(end - at - 1) >= n) return false;
+  memcpy(out, at + 1, end - at - 1);
+  out[end - at - 1] = 0;
+  return true;
+}
 
 static void fail(scenario_string_t *err, const char *what, const char *detail) {
   char msg[256];
@@ -43,7 +63,8 @@ static void describe(const loadtest_scenario_http_error_t *e, char *out, size_t 
 // borrowed: the host copies what it needs during the call.
 static bool send(const char *method, const char *url, const char *name, const char *json,
                  bool want_body, loadtest_scenario_http_response_t *resp, scenario_string_t *err) {
-  scenario_tuple2_string_string_t content_type;
+  scenario_tuple2_string_string_t headers[2];
+  size_t n_headers = 0;
   loadtest_scenario_http_request_t req = {0};
   scenario_string_set(&req.method, method);
   scenario_string_set(&req.url, url);
@@ -51,11 +72,17 @@ static bool send(const char *method, const char *url, const char *name, const ch
   scenario_string_set(&req.name.val, name);
   req.discard_body = !want_body;
   req.discard_headers = true;
+  if (auth[0] && strcmp(url, "/login") != 0) {
+    scenario_string_set(&headers[n_headers].f0, "authorization");
+    scenario_string_set(&headers[n_headers].f1, auth);
+    n_headers++;
+  }
+  req.headers.ptr = headers;
+  req.headers.len = n_headers;
   if (json) {
-    scenario_string_set(&content_type.f0, "content-type");
-    scenario_string_set(&content_type.f1, "application/json");
-    req.headers.ptr = &content_type;
-    req.headers.len = 1;
+    scenario_string_set(&headers[n_headers].f0, "content-type");
+    scenario_string_set(&headers[n_headers].f1, "application/json");
+    req.headers.len = ++n_headers;
     req.body.is_some = true;
     req.body.val.ptr = (uint8_t *)json;
     req.body.val.len = strlen(json);
@@ -93,6 +120,26 @@ bool exports_scenario_init(scenario_string_t *params, scenario_string_t *err) {
       return false;
     }
     think_ms = (unsigned)v;
+  }
+  char user[64];
+  if (json_string(text, "user", user, sizeof user)) {
+    char body[128], who[80];
+    snprintf(who, sizeof who, "%s-%u", user, loadtest_scenario_vu_id());
+    snprintf(body, sizeof body, "{\"user\":\"%s\"}", who);
+    loadtest_scenario_http_response_t res;
+    if (!send("POST", "/login", "login", body, true, &res, err)) {
+      return false;
+    }
+    char reply[256] = {0}, token[128];
+    memcpy(reply, res.body.ptr, res.body.len < sizeof reply - 1 ? res.body.len : sizeof reply - 1);
+    bool ok = res.status == 200 && json_string(reply, "token", token, sizeof token);
+    check("logged in", ok);
+    loadtest_scenario_http_response_free(&res);
+    if (!ok) {
+      fail(err, "login", who);
+      return false;
+    }
+    snprintf(auth, sizeof auth, "Bearer %s", token);
   }
   return true;
 }

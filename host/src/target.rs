@@ -120,6 +120,25 @@ async fn handle(req: Request<Incoming>, stats: Arc<Stats>) -> Result<Reply, hype
             let body = req.into_body().collect().await?.to_bytes();
             reply(StatusCode::OK, &ctype, body)
         }
+        // A stand-in login: any JSON body with a `user` gets a token.
+        ("login", None) => {
+            let body = req.into_body().collect().await?.to_bytes();
+            let user = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["user"].as_str().map(str::to_owned));
+            match user {
+                Some(u) if !u.is_empty() => reply(
+                    StatusCode::OK,
+                    "application/json",
+                    serde_json::json!({ "token": format!("token-{u}") }).to_string(),
+                ),
+                _ => reply(
+                    StatusCode::UNAUTHORIZED,
+                    "text/plain",
+                    "post {\"user\": \"...\"} to log in\n",
+                ),
+            }
+        }
         ("close", None) => {
             let mut r = reply(StatusCode::OK, "text/plain", "closing\n");
             r.headers_mut().insert(
