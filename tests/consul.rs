@@ -6,14 +6,14 @@
 mod common;
 
 use common::cluster::{
-    Cluster, LIMIT, arrival, await_true, iterations, padded_component, rate_config, serial,
-    shared_config, switched_mid_run, with_reports,
+    Cluster, LIMIT, arrival, await_true, first_iteration_ms, iterations, now_ms, padded_component,
+    rate_config, serial, shared_config, switched_mid_run, with_reports,
 };
 use common::consul::Consul;
 use common::{BIN, Target, component, wait_bounded};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 fn consul_cluster(consul: &Consul) -> Cluster {
     let mut c = Cluster::new(3, None);
@@ -65,13 +65,6 @@ fn await_log(c: &Cluster, needle: &str) -> String {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 #[test]
 fn a_pushed_config_with_a_large_plugin_runs_from_consul_kv() {
     let _g = serial();
@@ -95,16 +88,9 @@ fn a_pushed_config_with_a_large_plugin_runs_from_consul_kv() {
     let r = &out.report;
     assert_eq!(r["totals"]["iterations"], 600, "{}", out.output);
     assert_eq!(r["totals"]["requests"].as_u64().unwrap(), target.received());
-    let first = r["cluster"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["started_at_ms"].as_u64())
-        .min()
-        .unwrap();
     eprintln!(
         "push to first iteration: {} ms",
-        first.saturating_sub(pushed)
+        first_iteration_ms(r).saturating_sub(pushed)
     );
 }
 

@@ -8,8 +8,8 @@
 mod common;
 
 use common::cluster::{
-    Cluster, LIMIT, arrival, await_true, rate_config, serial, shared_config, switched_mid_run,
-    with_reports,
+    Cluster, LIMIT, arrival, await_true, first_iteration_ms, now_ms, rate_config, serial,
+    shared_config, switched_mid_run, with_reports,
 };
 use common::gcs::{Emulator, Metadata, Token};
 use common::{BIN, Target, component, wait_bounded};
@@ -123,10 +123,7 @@ fn a_pushed_config_and_plugin_run_from_the_bucket_on_three_nodes() {
         "push took its token from the metadata server"
     );
 
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let started = now_ms();
     let c = bed.source_cluster(3, "configs", "team/test.yaml", &[]);
     c.await_agreement(LIMIT);
     let out = with_reports(dir.path(), &["report", "--node", &c.peers], None).finish();
@@ -138,16 +135,9 @@ fn a_pushed_config_and_plugin_run_from_the_bucket_on_three_nodes() {
         target.received()
     );
     assert_eq!(out.report["cluster"]["nodes"].as_array().unwrap().len(), 2);
-    let first = out.report["cluster"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["started_at_ms"].as_u64())
-        .min()
-        .unwrap();
     eprintln!(
         "nodes up to first iteration: {} ms",
-        first.saturating_sub(started)
+        first_iteration_ms(&out.report).saturating_sub(started)
     );
     assert!(logs(&c).contains("started the config at gs://configs/team/test.yaml (generation"));
 }

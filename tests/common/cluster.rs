@@ -397,3 +397,21 @@ pub fn switched_mid_run(out: &Outcome, target: &super::Target) {
     assert_eq!(iterations(r, "checkout"), 300, "the new config ran whole");
     assert_eq!(r["totals"]["requests"].as_u64().unwrap(), target.received());
 }
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// When the first node of a cluster run began its first iteration (unix ms).
+pub fn first_iteration_ms(report: &Value) -> u64 {
+    report["cluster"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["started_at_ms"].as_u64())
+        .min()
+        .unwrap()
+}

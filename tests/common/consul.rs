@@ -3,7 +3,6 @@
 //! scripts/consul.sh, which builds the pinned release once and caches it.
 
 use super::cluster::free_port;
-use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -16,19 +15,6 @@ pub struct Consul {
     _dir: tempfile::TempDir,
 }
 
-fn binary() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/consul.sh");
-    let out = Command::new(script)
-        .output()
-        .expect("running scripts/consul.sh");
-    assert!(
-        out.status.success(),
-        "scripts/consul.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 impl Consul {
     pub fn start() -> Consul {
         Self::start_with(&[])
@@ -39,7 +25,7 @@ impl Consul {
     /// released ports out again as source ports); that start is retried
     /// with other ports.
     pub fn start_with(extra: &[&str]) -> Consul {
-        let bin = binary();
+        let bin = super::tool("consul.sh");
         for _ in 0..3 {
             let mut consul = Self::spawn(&bin, extra);
             match consul.ready() {

@@ -6,7 +6,6 @@
 use super::cluster::free_port;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -18,23 +17,10 @@ pub struct Emulator {
     pub host: String,
 }
 
-fn binary() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fake-gcs.sh");
-    let out = Command::new(script)
-        .output()
-        .expect("running scripts/fake-gcs.sh");
-    assert!(
-        out.status.success(),
-        "scripts/fake-gcs.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 impl Emulator {
     /// An empty in-memory store with the given buckets.
     pub fn start(buckets: &[&str]) -> Emulator {
-        let bin = binary();
+        let bin = super::tool("fake-gcs.sh");
         for _ in 0..3 {
             let port = free_port();
             let host = format!("127.0.0.1:{port}");

@@ -36,8 +36,16 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Queries at most this often, whatever Consul answers.
 const MIN_GAP: Duration = Duration::from_secs(1);
 
-/// Where configs come from, opened.
-enum Store {
+/// Where configs come from, opened, with the names runs and messages use.
+struct Store {
+    /// `consul-kv:<key>` or `gcs:<bucket>/<object>`: runs from this source.
+    origin: String,
+    /// Where it is, for messages.
+    place: String,
+    reader: Reader,
+}
+
+enum Reader {
     Consul {
         kv: Box<Kv>,
         addr: String,
@@ -76,8 +84,9 @@ impl Look {
 
 impl Store {
     async fn open(source: &ConfigSource) -> Result<Store, String> {
-        Ok(match source.clone() {
-            ConfigSource::ConsulKv { addr, key } => Store::Consul {
+        let (origin, place) = source.names();
+        let reader = match source.clone() {
+            ConfigSource::ConsulKv { addr, key } => Reader::Consul {
                 kv: Box::new(Kv::new(&addr)),
                 addr,
                 key,
@@ -86,55 +95,33 @@ impl Store {
                 bucket,
                 object,
                 poll,
-            } => Store::Gcs {
+            } => Reader::Gcs {
                 gcs: Gcs::new().await.map_err(|e| e.to_string())?,
                 bucket,
                 object,
                 poll,
             },
+        };
+        Ok(Store {
+            origin,
+            place,
+            reader,
         })
-    }
-
-    fn origin(&self) -> String {
-        self.source().names().0
-    }
-
-    fn place(&self) -> String {
-        self.source().names().1
-    }
-
-    fn source(&self) -> ConfigSource {
-        match self {
-            Store::Consul { addr, key, .. } => ConfigSource::ConsulKv {
-                addr: addr.clone(),
-                key: key.clone(),
-            },
-            Store::Gcs {
-                bucket,
-                object,
-                poll,
-                ..
-            } => ConfigSource::Gcs {
-                bucket: bucket.clone(),
-                object: object.clone(),
-                poll: *poll,
-            },
-        }
     }
 
     /// What identifies one write, for messages.
     fn stamp_name(&self) -> &'static str {
-        match self {
-            Store::Consul { .. } => "modify index",
-            Store::Gcs { .. } => "generation",
+        match self.reader {
+            Reader::Consul { .. } => "modify index",
+            Reader::Gcs { .. } => "generation",
         }
     }
 
     /// Reads the value; with `after`, a Consul read blocks until the
     /// index passes it, a GCS read waits out the poll interval first.
     async fn look(&self, after: Option<u64>) -> Look {
-        match self {
-            Store::Consul { kv, addr, key } => {
+        match &self.reader {
+            Reader::Consul { kv, addr, key } => {
                 match kv.watch(key, after.unwrap_or(0), WAIT).await {
                     Ok((Some(text), index)) => Look::Value(text, index),
                     Ok((None, index)) => Look::Unfixable(
@@ -149,7 +136,7 @@ impl Store {
                     }
                 }
             }
-            Store::Gcs {
+            Reader::Gcs {
                 gcs,
                 bucket,
                 object,
@@ -184,11 +171,11 @@ impl Store {
 
     /// The config a value names, with every byte it references.
     async fn bundle_of(&self, text: String) -> Result<Shipped, String> {
-        match self {
-            Store::Consul { kv, key, .. } => {
+        match &self.reader {
+            Reader::Consul { kv, key, .. } => {
                 kv.bundle_of(key, text).await.map_err(|e| format!("{e:#}"))
             }
-            Store::Gcs {
+            Reader::Gcs {
                 gcs,
                 bucket,
                 object,
@@ -239,7 +226,7 @@ pub async fn watch(ctx: Arc<NodeCtx>) {
             || ctx.sm().get(FAILED).is_some();
         let after = waiting.then_some(index);
         let look = store.look(after).await;
-        tracing::debug!("looked at {}: {}", store.place(), look.summary());
+        tracing::debug!("looked at {}: {}", store.place, look.summary());
         let (problem, handled, new_index) = match look {
             Look::Passing(problem) => {
                 // The agent may come back restarted, its indexes counting
@@ -254,8 +241,7 @@ pub async fn watch(ctx: Arc<NodeCtx>) {
                         "{problem} (still failing after CLUSTER_CONFIG_TIMEOUT_SECS={}s)",
                         limit.as_secs()
                     );
-                    let (origin, place) = source.names();
-                    let logged = fail(&ctx, &origin, &place, why, "unavailable").await;
+                    let logged = fail(&ctx, &store.origin, &store.place, why, "unavailable").await;
                     report(&mut last_problem, logged);
                 } else {
                     report(&mut last_problem, problem);
@@ -264,9 +250,8 @@ pub async fn watch(ctx: Arc<NodeCtx>) {
             }
             Look::Unfixable(why, stamp) => {
                 failing_since = None;
-                let (origin, place) = source.names();
                 let digest = super::blobs::digest(why.as_bytes());
-                let logged = fail(&ctx, &origin, &place, why, &digest[..12]).await;
+                let logged = fail(&ctx, &store.origin, &store.place, why, &digest[..12]).await;
                 (logged, true, stamp)
             }
             Look::Value(text, stamp) => {
@@ -322,7 +307,7 @@ fn report(last: &mut String, problem: String) {
 /// agent that lost its data counts indexes from the start again).
 fn version_of(store: &Store, stamp: u64, text: &str) -> String {
     let digest = super::blobs::digest(text.as_bytes());
-    format!("{}@{stamp}#{}", store.origin(), &digest[..12])
+    format!("{}@{stamp}#{}", store.origin, &digest[..12])
 }
 
 /// Acts on the value read; `Ok(false)` when it must wait (a run from
@@ -338,7 +323,7 @@ async fn act(ctx: &Arc<NodeCtx>, store: &Store, text: String, stamp: u64) -> Res
         let _ = service::write(ctx, Command::Delete { key: FAILED.into() }).await;
     }
     match running {
-        Some(p) if p.origin != store.origin() || p.status != Status::Running => Ok(false),
+        Some(p) if p.origin != store.origin || p.status != Status::Running => Ok(false),
         Some(p) => reload(ctx, store, text, stamp, version, p)
             .await
             .map(|()| true),
@@ -366,7 +351,7 @@ fn submission(ctx: &NodeCtx, shipped: Shipped) -> Submission {
 
 /// `gs://b/o (generation 17)`: one write of the source, for messages.
 fn written(store: &Store, stamp: u64) -> String {
-    format!("{} ({} {stamp})", store.place(), store.stamp_name())
+    format!("{} ({} {stamp})", store.place, store.stamp_name())
 }
 
 /// Starts a run; the version is recorded once the outcome is known, so a
@@ -381,7 +366,7 @@ async fn start(
 ) -> Result<(), String> {
     let cannot = |e: String| format!("the config at {} cannot run: {e}", written(store, stamp));
     let outcome = match store.bundle_of(text).await {
-        Ok(shipped) => coordinator::submit(ctx, submission(ctx, shipped), &store.origin())
+        Ok(shipped) => coordinator::submit(ctx, submission(ctx, shipped), &store.origin)
             .await
             .map_err(cannot),
         Err(e) => Err(cannot(e)),

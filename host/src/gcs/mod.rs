@@ -68,6 +68,8 @@ pub struct Gcs {
     clients: Arc<Mutex<Arc<Clients>>>,
     /// `https://storage.googleapis.com`, or the emulator.
     endpoint: String,
+    /// Talking to `STORAGE_EMULATOR_HOST`.
+    emulator: bool,
     http: reqwest::Client,
 }
 
@@ -148,6 +150,7 @@ impl Gcs {
         Ok(Gcs {
             clients: Arc::new(Mutex::new(Arc::new(clients))),
             endpoint,
+            emulator: emulator.is_some(),
             http,
         })
     }
@@ -167,8 +170,7 @@ impl Gcs {
         if !matches!(problem, Problem::Denied(_)) {
             return;
         }
-        let emulator = !self.endpoint.starts_with("https://storage.googleapis.com");
-        if let Ok(c) = Clients::connect(&self.endpoint, emulator).await {
+        if let Ok(c) = Clients::connect(&self.endpoint, self.emulator).await {
             *self.clients.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
         }
     }
@@ -290,9 +292,7 @@ impl Gcs {
                 .await
                 .map_err(|e| Problem::Transient(format!("{what}: unreadable answer: {e}")))?;
             for o in body.items {
-                let updated = humantime::parse_rfc3339_weak(o.updated.trim_end_matches('Z'))
-                    .or_else(|_| humantime::parse_rfc3339(&o.updated))
-                    .unwrap_or(now);
+                let updated = humantime::parse_rfc3339(&o.updated).unwrap_or(now);
                 out.push(Listed {
                     name: o.name,
                     generation: o.generation.parse().unwrap_or(0),
@@ -410,21 +410,8 @@ fn server_time(headers: &reqwest::header::HeaderMap) -> std::time::SystemTime {
     headers
         .get(reqwest::header::DATE)
         .and_then(|d| d.to_str().ok())
-        .and_then(httpdate)
+        .and_then(|d| httpdate::parse_http_date(d).ok())
         .unwrap_or_else(std::time::SystemTime::now)
-}
-
-/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn httpdate(s: &str) -> Option<std::time::SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, _] = parts.as_slice() else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let m = MONTHS.iter().position(|x| x == month)? + 1;
-    humantime::parse_rfc3339(&format!("{year}-{m:02}-{day:0>2}T{time}Z")).ok()
 }
 
 /// An object name as one path segment (`/` included).
@@ -473,13 +460,22 @@ mod tests {
     }
 
     #[test]
-    fn http_dates_are_read() {
-        let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+    fn listing_times_are_read() {
+        // As fake-gcs-server and GCS write `updated`.
+        let t = humantime::parse_rfc3339("2026-11-21T09:44:46.868905Z").unwrap();
         assert_eq!(
-            humantime::format_rfc3339(t).to_string(),
+            humantime::format_rfc3339_micros(t).to_string(),
+            "2026-11-21T09:44:46.868905Z"
+        );
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::DATE,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(
+            humantime::format_rfc3339(server_time(&h)).to_string(),
             "1994-11-06T08:49:37Z"
         );
-        assert!(httpdate("yesterday").is_none());
     }
 
     #[test]
