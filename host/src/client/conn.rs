@@ -1,30 +1,31 @@
 //! One VU's connections, one per origin, driven inside the VU's task.
 //!
-//! hyper's connection-level API gives a request handle and a connection
-//! future. Instead of spawning that future as a task (which costs two
-//! cross-task wake-ups per request), the VU polls it itself while it waits
-//! for its response: the socket wakes the VU directly.
+//! HTTP/1.1 goes through [`super::h1`], which writes and reads the socket
+//! itself. HTTP/2 goes through hyper's connection-level API, which gives a
+//! request handle and a connection future; instead of spawning that future
+//! as a task (two cross-task wake-ups per request), the VU polls it itself
+//! while it waits for its response, so the socket wakes the VU directly.
 
+use super::h1::{self, Failure, H1, Io, Keep};
 use super::{Client, Exchange, Incoming, Outgoing, RequestError, error_chain};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use hyper::client::conn::{http1, http2};
-use hyper::header::{HOST, HeaderValue};
-use hyper::{Request, Uri};
+use hyper::client::conn::http2;
+use hyper::{Method, Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-
-/// A byte stream: TCP, or TLS over TCP.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+use tokio::time::Sleep;
 
 type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// Requests prepared and kept for reuse per VU; a scenario mostly repeats
+/// a handful of requests.
+const PREPARED: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Origin {
@@ -33,104 +34,228 @@ struct Origin {
     port: u16,
 }
 
-enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+enum Link {
+    H1(H1),
+    H2 {
+        sender: http2::SendRequest<Full<Bytes>>,
+        /// The connection's I/O; `None` once it has ended.
+        driver: Option<Driver>,
+    },
 }
 
 struct Conn {
     origin: Origin,
-    sender: Sender,
-    /// The connection's I/O; `None` once it has ended.
-    driver: Option<Driver>,
+    link: Link,
 }
 
 impl Conn {
-    fn is_h2(&self) -> bool {
-        matches!(self.sender, Sender::H2(_))
-    }
-
     fn usable(&self) -> bool {
-        self.driver.is_some()
-            && match &self.sender {
-                Sender::H1(s) => !s.is_closed(),
-                Sender::H2(s) => !s.is_closed(),
-            }
+        match &self.link {
+            Link::H1(c) => c.reusable(),
+            Link::H2 { sender, driver } => driver.is_some() && !sender.is_closed(),
+        }
+    }
+}
+
+/// A request resolved and encoded once, kept while the guest repeats it:
+/// resolving the URL and encoding the head cost more than the rest of the
+/// host's work per request.
+struct Prepared {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body_len: usize,
+    verb: Method,
+    uri: Uri,
+    origin: Origin,
+    /// The HTTP/1.1 request head, ready to write.
+    h1: Vec<u8>,
+}
+
+impl Prepared {
+    fn matches(&self, req: &Outgoing, body_len: usize) -> bool {
+        self.body_len == body_len
+            && self.url == req.url
+            && self.method == req.method
+            && self.headers == req.headers
     }
 }
 
 /// The connections of one VU.
 pub struct Connections {
+    links: Links,
+    deadline: Deadline,
+}
+
+struct Links {
     client: Client,
     open: Vec<Conn>,
+    prepared: Vec<Prepared>,
+    /// Head and body together, for one write.
+    scratch: Vec<u8>,
 }
 
 impl Connections {
     pub fn new(client: Client) -> Connections {
         Connections {
-            client,
-            open: Vec::new(),
+            links: Links {
+                client,
+                open: Vec::new(),
+                prepared: Vec::new(),
+                scratch: Vec::new(),
+            },
+            deadline: Deadline { sleep: None },
         }
     }
 
-    /// Sends `req` and reads the whole response, within its timeout.
+    /// Sends `req` and reads the whole response, within its timeout. A
+    /// request cut off by the timeout leaves its HTTP/1.1 connection marked
+    /// unusable, so the next request opens a fresh one.
     pub async fn send(&mut self, req: Outgoing) -> Exchange {
         let start = Instant::now();
-        let timeout = req.timeout.unwrap_or(self.client.inner.timeout);
-        let result = match tokio::time::timeout(timeout, self.exchange(req)).await {
-            Ok(r) => r,
-            Err(_) => {
-                // The timed-out exchange left its connection mid-request.
-                self.open.retain(|c| c.driver.is_none());
-                Err(RequestError::Timeout)
-            }
-        };
+        let timeout = req.timeout.unwrap_or(self.links.client.inner.timeout);
+        let result = self
+            .deadline
+            .within(start + timeout, self.links.exchange(req))
+            .await
+            .unwrap_or(Err(RequestError::Timeout));
         Exchange {
             result,
             elapsed: start.elapsed(),
         }
     }
+}
 
+impl Links {
     async fn exchange(&mut self, req: Outgoing) -> Result<Incoming, RequestError> {
+        let i = self.prepare(&req)?;
+        let Links {
+            client,
+            open,
+            prepared,
+            scratch,
+        } = self;
+        let p = &prepared[i];
+        let body = req.body.unwrap_or_default();
+        let keep = Keep {
+            headers: req.keep_headers,
+            body: req.keep_body,
+        };
+        let request = Outbound {
+            p,
+            body: &body,
+            keep,
+        };
+        let reused = checkout(client, open, &p.origin).await?;
+        let mut idx = index_of(open, &p.origin);
+        let mut result = request.send_on(&mut open[idx], scratch).await;
+        if reused && matches!(result, Err(Failure::Unanswered(_))) {
+            // The server closed an idle keep-alive connection under us; the
+            // request was not answered, so send it again on a fresh one.
+            open.remove(idx);
+            checkout(client, open, &p.origin).await?;
+            idx = index_of(open, &p.origin);
+            result = request.send_on(&mut open[idx], scratch).await;
+        }
+        if result.is_err() || !open[idx].usable() {
+            open.remove(idx);
+        }
+        result.map_err(|(Failure::Unanswered(m) | Failure::Broken(m))| RequestError::Transport(m))
+    }
+
+    /// Finds `req` among the prepared requests, or prepares it.
+    fn prepare(&mut self, req: &Outgoing) -> Result<usize, RequestError> {
+        let body_len = req.body.as_ref().map_or(0, Vec::len);
+        if let Some(i) = self.prepared.iter().position(|p| p.matches(req, body_len)) {
+            return Ok(i);
+        }
         let uri = self.client.resolve(&req.url)?;
         let origin = origin_of(&uri)?;
-        let method = hyper::Method::from_bytes(req.method.as_bytes())
-            .or_else(|_| hyper::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes()))
+        let verb = Method::from_bytes(req.method.as_bytes())
+            .or_else(|_| Method::from_bytes(req.method.to_ascii_uppercase().as_bytes()))
             .map_err(|_| {
                 RequestError::Invalid(format!("`{}` is not an HTTP method", req.method))
             })?;
-        let body = req.body.map(Bytes::from).unwrap_or_default();
-        let (keep_body, keep_headers) = (req.keep_body, req.keep_headers);
-        let build =
-            |h2: bool| build_request(&method, &uri, &origin, &req.headers, body.clone(), h2);
-
-        let reused = self.checkout(&origin).await?;
-        let mut idx = self.index_of(&origin);
-        let request = build(self.open[idx].is_h2())?;
-        let mut response = send_on(&mut self.open[idx], request).await;
-        if reused
-            && response
-                .as_ref()
-                .is_err_and(|e| e.is_canceled() || e.is_closed() || e.is_incomplete_message())
-        {
-            // The server closed an idle keep-alive connection under us; the
-            // request was not processed, so send it again on a fresh one.
-            self.open.remove(idx);
-            self.checkout(&origin).await?;
-            idx = self.index_of(&origin);
-            let request = build(self.open[idx].is_h2())?;
-            response = send_on(&mut self.open[idx], request).await;
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut head = Vec::new();
+        h1::encode_head(
+            &mut head,
+            verb.as_str(),
+            target,
+            &host_header(&origin),
+            &req.headers,
+            body_len,
+        )
+        .map_err(RequestError::Invalid)?;
+        if self.prepared.len() == PREPARED {
+            self.prepared.remove(0);
         }
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                self.open.remove(idx);
-                return Err(RequestError::Transport(error_chain(&e)));
+        self.prepared.push(Prepared {
+            method: req.method.clone(),
+            url: req.url.clone(),
+            headers: req.headers.clone(),
+            body_len,
+            verb,
+            uri,
+            origin,
+            h1: head,
+        });
+        Ok(self.prepared.len() - 1)
+    }
+}
+
+/// One request on its way: what was prepared, the body, what to keep.
+struct Outbound<'a> {
+    p: &'a Prepared,
+    body: &'a [u8],
+    keep: Keep,
+}
+
+impl Outbound<'_> {
+    async fn send_on(&self, conn: &mut Conn, scratch: &mut Vec<u8>) -> Result<Incoming, Failure> {
+        match &mut conn.link {
+            Link::H1(c) => {
+                let bytes = if self.body.is_empty() {
+                    &self.p.h1[..]
+                } else {
+                    scratch.clear();
+                    scratch.extend_from_slice(&self.p.h1);
+                    scratch.extend_from_slice(self.body);
+                    &scratch[..]
+                };
+                let r = c
+                    .exchange(bytes, self.p.verb == Method::HEAD, self.keep)
+                    .await?;
+                Ok(Incoming {
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                    body_len: r.body_len,
+                })
+            }
+            Link::H2 { sender, driver } => self.send_h2(sender, driver).await,
+        }
+    }
+
+    async fn send_h2(
+        &self,
+        sender: &mut http2::SendRequest<Full<Bytes>>,
+        driver: &mut Option<Driver>,
+    ) -> Result<Incoming, Failure> {
+        let request = h2_request(self.p, self.body).map_err(Failure::Broken)?;
+        let unanswered = |e: hyper::Error| {
+            if e.is_canceled() || e.is_closed() || e.is_incomplete_message() {
+                Failure::Unanswered(error_chain(&e))
+            } else {
+                Failure::Broken(error_chain(&e))
             }
         };
-        let conn = &mut self.open[idx];
+        drive(driver, sender.ready()).await.map_err(unanswered)?;
+        let response = drive(driver, sender.send_request(request))
+            .await
+            .map_err(unanswered)?;
         let status = response.status().as_u16();
-        let headers = if keep_headers {
+        let headers = if self.keep.headers {
             let h = response.headers().iter();
             h.map(|(k, v)| {
                 (
@@ -142,11 +267,9 @@ impl Connections {
         } else {
             Vec::new()
         };
-        let body = read_body(&mut conn.driver, response.into_body(), keep_body).await;
-        if !conn.usable() {
-            self.open.remove(idx);
-        }
-        let (body, body_len) = body.map_err(|e| RequestError::Transport(error_chain(&e)))?;
+        let (body, body_len) = read_body(driver, response.into_body(), self.keep.body)
+            .await
+            .map_err(|e| Failure::Broken(error_chain(&e)))?;
         Ok(Incoming {
             status,
             headers,
@@ -154,92 +277,62 @@ impl Connections {
             body_len,
         })
     }
-
-    fn index_of(&self, origin: &Origin) -> usize {
-        self.open
-            .iter()
-            .position(|c| &c.origin == origin)
-            .expect("a connection was just checked out")
-    }
-
-    /// Makes sure a usable connection to `origin` is open; says whether it
-    /// was already open (and so may have been closed by the server since).
-    async fn checkout(&mut self, origin: &Origin) -> Result<bool, RequestError> {
-        if let Some(i) = self.open.iter().position(|c| &c.origin == origin) {
-            if self.open[i].usable() {
-                return Ok(true);
-            }
-            self.open.remove(i);
-        }
-        // Boxed: the TLS and handshake states would otherwise make every
-        // request's future (moved on each await) several times larger.
-        let connect = Box::pin(connect(&self.client, origin.clone()));
-        let conn = tokio::time::timeout(self.client.inner.connect_timeout, connect)
-            .await
-            .map_err(|_| {
-                RequestError::Connect(format!(
-                    "no connection to {}:{} within the connect timeout",
-                    origin.host, origin.port
-                ))
-            })??;
-        self.open.push(conn);
-        Ok(false)
-    }
 }
 
-async fn send_on(
-    conn: &mut Conn,
-    request: Request<Full<Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error> {
-    let Conn { sender, driver, .. } = conn;
-    match sender {
-        Sender::H1(s) => {
-            drive(driver, s.ready()).await?;
-            drive(driver, s.send_request(request)).await
-        }
-        Sender::H2(s) => {
-            drive(driver, s.ready()).await?;
-            drive(driver, s.send_request(request)).await
-        }
-    }
+fn index_of(open: &[Conn], origin: &Origin) -> usize {
+    open.iter()
+        .position(|c| &c.origin == origin)
+        .expect("a connection was just checked out")
 }
 
-fn build_request(
-    method: &hyper::Method,
-    uri: &Uri,
+/// Makes sure a usable connection to `origin` is open; says whether it was
+/// already open (and so may have been closed by the server since).
+async fn checkout(
+    client: &Client,
+    open: &mut Vec<Conn>,
     origin: &Origin,
-    headers: &[(String, String)],
-    body: Bytes,
-    h2: bool,
-) -> Result<Request<Full<Bytes>>, RequestError> {
-    // HTTP/1.1 wants the path in the request line and the authority in
-    // `Host`; HTTP/2 takes both from the absolute URI.
-    let target = if h2 {
-        uri.clone()
-    } else {
-        uri.path_and_query()
-            .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()))
-    };
-    let mut builder = Request::builder().method(method.clone()).uri(target);
-    let mut has_host = false;
-    for (k, v) in headers {
-        has_host |= k.eq_ignore_ascii_case("host");
+) -> Result<bool, RequestError> {
+    if let Some(i) = open.iter().position(|c| &c.origin == origin) {
+        if open[i].usable() {
+            return Ok(true);
+        }
+        open.remove(i);
+    }
+    // Boxed: the TLS and handshake states would otherwise make every
+    // request's future (moved on each await) several times larger.
+    let connect = Box::pin(connect(client, origin.clone()));
+    let conn = tokio::time::timeout(client.inner.connect_timeout, connect)
+        .await
+        .map_err(|_| {
+            RequestError::Connect(format!(
+                "no connection to {}:{} within the connect timeout",
+                origin.host, origin.port
+            ))
+        })??;
+    open.push(conn);
+    Ok(false)
+}
+
+/// HTTP/2 takes the authority from the absolute URI, not from `Host`.
+fn h2_request(p: &Prepared, body: &[u8]) -> Result<Request<Full<Bytes>>, String> {
+    let mut builder = Request::builder().method(p.verb.clone()).uri(p.uri.clone());
+    for (k, v) in &p.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
-    if !h2 && !has_host {
-        let default_port = if origin.https { 443 } else { 80 };
-        let host = if origin.port == default_port {
-            origin.host.clone()
-        } else {
-            format!("{}:{}", origin.host, origin.port)
-        };
-        let value =
-            HeaderValue::from_str(&host).map_err(|e| RequestError::Invalid(e.to_string()))?;
-        builder = builder.header(HOST, value);
-    }
     builder
-        .body(Full::new(body))
-        .map_err(|e| RequestError::Invalid(format!("{e}")))
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .map_err(|e| e.to_string())
+}
+
+fn host_header(origin: &Origin) -> String {
+    let default_port = if origin.https { 443 } else { 80 };
+    if origin.port == default_port {
+        origin.host.clone()
+    } else if origin.host.contains(':') {
+        format!("[{}]:{}", origin.host, origin.port)
+    } else {
+        format!("{}:{}", origin.host, origin.port)
+    }
 }
 
 fn origin_of(uri: &Uri) -> Result<Origin, RequestError> {
@@ -285,24 +378,22 @@ async fn connect(client: &Client, origin: Origin) -> Result<Conn, RequestError> 
     } else {
         (Box::new(tcp), client.inner.http2_prior_knowledge)
     };
-    let io = TokioIo::new(io);
-    if h2 {
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| connect_err(&e))?;
-        Ok(Conn {
+    if !h2 {
+        return Ok(Conn {
             origin,
-            sender: Sender::H2(sender),
-            driver: Some(Box::pin(conn)),
-        })
-    } else {
-        let (sender, conn) = http1::handshake(io).await.map_err(|e| connect_err(&e))?;
-        Ok(Conn {
-            origin,
-            sender: Sender::H1(sender),
-            driver: Some(Box::pin(conn)),
-        })
+            link: Link::H1(H1::new(io)),
+        });
     }
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|e| connect_err(&e))?;
+    Ok(Conn {
+        origin,
+        link: Link::H2 {
+            sender,
+            driver: Some(Box::pin(conn)),
+        },
+    })
 }
 
 /// Polls the connection's I/O together with `fut` until `fut` is done.
@@ -347,4 +438,40 @@ async fn read_body(
         }
     }
     Ok((Bytes::new(), len))
+}
+
+/// One timer per VU for request timeouts. A tokio timer per request (an
+/// insert into and a removal from the timer wheel) showed in profiles; this
+/// one is re-armed only when a request's limit is earlier than where it is
+/// armed, or when it fires before the current limit, which with a steady
+/// timeout happens once per timeout period.
+struct Deadline {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    /// Runs `fut` until `limit`; `None` if the limit came first.
+    async fn within<T>(&mut self, limit: Instant, fut: impl Future<Output = T>) -> Option<T> {
+        let limit = tokio::time::Instant::from_std(limit);
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)));
+        if sleep.deadline() > limit {
+            sleep.as_mut().reset(limit);
+        }
+        let mut fut = pin!(fut);
+        poll_fn(|cx| {
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            while sleep.as_mut().poll(cx).is_ready() {
+                if tokio::time::Instant::now() >= limit {
+                    return Poll::Ready(None);
+                }
+                sleep.as_mut().reset(limit);
+            }
+            Poll::Pending
+        })
+        .await
+    }
 }

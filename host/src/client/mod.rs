@@ -6,6 +6,7 @@
 //! included.
 
 mod conn;
+mod h1;
 
 pub use conn::Connections;
 

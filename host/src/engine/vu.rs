@@ -5,11 +5,12 @@ use super::{ScenarioCtx, Stop};
 use crate::metrics::{Event, FailureKind};
 use crate::plugin::{CallFailure, VuHost, VuInstance};
 use rand::Rng;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::watch;
-use tokio::time::Instant as TokioInstant;
+use tokio::time::{Instant as TokioInstant, Sleep};
 
 /// What the executor should do with a VU after an iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct Vu {
     host: Option<VuHost>,
     instance: Option<VuInstance>,
     iterations: u64,
+    /// Made in the VU's task, on its first iteration.
+    guard: Option<Guard>,
 }
 
 impl Vu {
@@ -45,6 +48,7 @@ impl Vu {
             host: Some(host),
             instance: None,
             iterations: 0,
+            guard: None,
         }
     }
 
@@ -106,11 +110,33 @@ impl Vu {
         hard_end: TokioInstant,
         cut: impl Future<Output = ()>,
     ) -> Flow {
-        let mut stop = self.ctx.stop.clone();
-        match guarded(self.ready(), hard_end, &mut stop, std::future::pending()).await {
-            Some(Flow::Continue) => {}
-            Some(flow) => return flow,
-            None => return Flow::Interrupted,
+        let mut guard = self
+            .guard
+            .take()
+            .unwrap_or_else(|| Guard::new(self.ctx.stop.clone(), hard_end));
+        let flow = self
+            .guarded_iteration(&mut guard, scheduled, hard_end, cut)
+            .await;
+        self.guard = Some(guard);
+        flow
+    }
+
+    async fn guarded_iteration(
+        &mut self,
+        guard: &mut Guard,
+        scheduled: Option<Instant>,
+        hard_end: TokioInstant,
+        cut: impl Future<Output = ()>,
+    ) -> Flow {
+        if self.instance.is_none() {
+            match guard
+                .run(hard_end, self.ready(), std::future::pending())
+                .await
+            {
+                Some(Flow::Continue) => {}
+                Some(flow) => return flow,
+                None => return Flow::Interrupted,
+            }
         }
         let inst = self.instance.as_mut().expect("ready leaves an instance");
         let host = inst.host();
@@ -119,7 +145,7 @@ impl Vu {
         host.exec = pick_exec(&self.ctx.exec, host);
         self.ctx.active.fetch_add(1, Ordering::Relaxed);
         let started = scheduled.unwrap_or_else(Instant::now);
-        let outcome = guarded(inst.iteration(), hard_end, &mut stop, cut).await;
+        let outcome = guard.run(hard_end, inst.iteration(), cut).await;
         self.ctx.active.fetch_sub(1, Ordering::Relaxed);
         let micros = started.elapsed().as_micros() as u64;
         self.iterations += 1;
@@ -177,23 +203,53 @@ fn pick_exec(exec: &[(String, u32)], host: &mut VuHost) -> String {
     String::new()
 }
 
-/// Runs `fut` unless the hard deadline, a stop-now, or `cut` comes first.
-pub async fn guarded<T>(
-    fut: impl Future<Output = T>,
-    hard_end: TokioInstant,
-    stop: &mut watch::Receiver<Stop>,
-    cut: impl Future<Output = ()>,
-) -> Option<T> {
-    let stop_now = async {
-        let _ = stop.wait_for(|s| *s == Stop::Now).await;
-        if stop.has_changed().is_err() {
-            std::future::pending::<()>().await;
+/// What cuts an iteration short besides the executor's own `cut`: the
+/// hard end of the run and a stop-now. Kept for the VU's life: a timer and
+/// a watch registration made afresh for every iteration cost more than
+/// the rest of the engine's work per request.
+struct Guard {
+    end: Pin<Box<Sleep>>,
+    stop_now: Pin<Box<dyn Future<Output = ()> + Send>>,
+    stopped: bool,
+}
+
+impl Guard {
+    fn new(mut stop: watch::Receiver<Stop>, hard_end: TokioInstant) -> Guard {
+        let stop_now = async move {
+            let _ = stop.wait_for(|s| *s == Stop::Now).await;
+            if stop.has_changed().is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        Guard {
+            end: Box::pin(tokio::time::sleep_until(hard_end)),
+            stop_now: Box::pin(stop_now),
+            stopped: false,
         }
-    };
-    tokio::select! {
-        v = fut => Some(v),
-        _ = tokio::time::sleep_until(hard_end) => None,
-        _ = stop_now => None,
-        _ = cut => None,
+    }
+
+    /// Runs `fut` unless the hard deadline, a stop-now, or `cut` comes first.
+    async fn run<T>(
+        &mut self,
+        hard_end: TokioInstant,
+        fut: impl Future<Output = T>,
+        cut: impl Future<Output = ()>,
+    ) -> Option<T> {
+        if self.stopped {
+            return None;
+        }
+        if self.end.deadline() != hard_end {
+            self.end.as_mut().reset(hard_end);
+        }
+        tokio::select! {
+            biased;
+            v = fut => Some(v),
+            _ = self.end.as_mut() => None,
+            _ = self.stop_now.as_mut() => {
+                self.stopped = true;
+                None
+            }
+            _ = cut => None,
+        }
     }
 }

@@ -83,13 +83,13 @@ impl http::Host for VuHost {
             keep_body: !req.discard_body,
             keep_headers: !req.discard_headers,
         };
-        let sent = Instant::now();
+        // Only open models have a schedule to be late against.
+        let sent = self.scheduled.take().map(|s| (s, Instant::now()));
         let exchange = self.conns.send(outgoing).await;
         self.waited = true;
-        let late = self
-            .scheduled
-            .take()
-            .map_or(Duration::ZERO, |s| sent.saturating_duration_since(s));
+        let late = sent.map_or(Duration::ZERO, |(s, sent)| {
+            sent.saturating_duration_since(s)
+        });
         let micros = (exchange.elapsed + late).as_micros() as u64;
         match exchange.result {
             Ok(incoming) => {

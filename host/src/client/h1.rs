@@ -1,0 +1,394 @@
+//! HTTP/1.1 on one connection, for the hot path.
+//!
+//! hyper's client connection hands each request to its connection task
+//! through a channel, answers through another, and builds a `HeaderMap`
+//! for every response. A load generator sends one request at a time per
+//! connection and mostly ignores the response headers, so this side does
+//! what wrk does instead: the request head is encoded once and written as
+//! is, and the response is parsed in place with `httparse` (hyper's own
+//! parser) into a stack array, allocating only what the guest asked to
+//! keep. The body framing follows RFC 9112 section 6.3.
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::header::{HeaderName, HeaderValue};
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A byte stream: TCP, or TLS over TCP.
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// More headers than this in one response is refused as malformed.
+const MAX_HEADERS: usize = 128;
+/// A response head larger than this is refused as malformed.
+const MAX_HEAD: usize = 64 << 10;
+const READ_CHUNK: usize = 16 << 10;
+
+/// Why an exchange failed. `Unanswered` means not one byte of a response
+/// arrived: on a reused connection that is the server having closed it
+/// while idle, and the request can be sent again on a fresh one.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Unanswered(String),
+    Broken(String),
+}
+
+pub(super) struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub body_len: u64,
+}
+
+/// What the guest wants kept of a response.
+#[derive(Clone, Copy)]
+pub(super) struct Keep {
+    pub headers: bool,
+    pub body: bool,
+}
+
+/// How the response body is delimited.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+pub(super) struct H1 {
+    io: Box<dyn Io>,
+    buf: BytesMut,
+    /// Cleared by a response that ends the connection, or a broken one.
+    reusable: bool,
+}
+
+impl H1 {
+    pub fn new(io: Box<dyn Io>) -> H1 {
+        H1 {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            reusable: true,
+        }
+    }
+
+    pub fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Writes `request` (a whole encoded request) and reads the response.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        head_only: bool,
+        keep: Keep,
+    ) -> Result<Response, Failure> {
+        self.reusable = false;
+        if let Err(e) = self.io.write_all(request).await {
+            return Err(Failure::Unanswered(format!("writing the request: {e}")));
+        }
+        let (mut response, framing, reusable) = self.read_head(head_only, keep).await?;
+        let framing = if head_only { Framing::None } else { framing };
+        let (body, len) = self.read_body(framing, keep.body).await?;
+        response.body = body;
+        response.body_len = len;
+        // Bytes after the response were not asked for: the stream is out
+        // of step, so it is not used again.
+        self.reusable = reusable && self.buf.is_empty();
+        Ok(response)
+    }
+
+    /// Reads more into the buffer; 0 means the peer closed.
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.buf.reserve(READ_CHUNK);
+        self.io.read_buf(&mut self.buf).await
+    }
+
+    async fn read_head(
+        &mut self,
+        head_only: bool,
+        keep: Keep,
+    ) -> Result<(Response, Framing, bool), Failure> {
+        let mut answered = false;
+        loop {
+            if !self.buf.is_empty() {
+                answered = true;
+                if let Some((head, len)) = parse_head(&self.buf, keep.headers, head_only)? {
+                    self.buf.advance(len);
+                    // 1xx (but 101) is an interim answer: the real one follows.
+                    if (100..200).contains(&head.0.status) && head.0.status != 101 {
+                        continue;
+                    }
+                    return Ok(head);
+                }
+                if self.buf.len() > MAX_HEAD {
+                    return Err(Failure::Broken(format!(
+                        "the response head is larger than {} KiB",
+                        MAX_HEAD >> 10
+                    )));
+                }
+            }
+            match self.fill().await {
+                Ok(0) if answered => {
+                    return Err(Failure::Broken(
+                        "the server closed the connection in the middle of the response head"
+                            .into(),
+                    ));
+                }
+                Ok(0) => {
+                    return Err(Failure::Unanswered(
+                        "the server closed the connection before responding".into(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if answered => return Err(Failure::Broken(e.to_string())),
+                Err(e) => return Err(Failure::Unanswered(e.to_string())),
+            }
+        }
+    }
+
+    async fn read_body(&mut self, framing: Framing, keep: bool) -> Result<(Bytes, u64), Failure> {
+        let mut out = keep.then(BytesMut::new);
+        let len = match framing {
+            Framing::None => 0,
+            Framing::Length(n) => {
+                self.take(n, &mut out).await?;
+                n
+            }
+            Framing::Chunked => self.read_chunked(&mut out).await?,
+            Framing::UntilClose => self.read_to_close(&mut out).await?,
+        };
+        Ok((out.map_or_else(Bytes::new, BytesMut::freeze), len))
+    }
+
+    /// Moves `n` body bytes out of the stream, into `out` when kept.
+    async fn take(&mut self, mut n: u64, out: &mut Option<BytesMut>) -> Result<(), Failure> {
+        while n > 0 {
+            if self.buf.is_empty() && self.fill_body().await? == 0 {
+                return Err(Failure::Broken(format!(
+                    "the server closed the connection with {n} body bytes still to come"
+                )));
+            }
+            let step = (self.buf.len() as u64).min(n) as usize;
+            match out {
+                Some(o) if o.is_empty() => *o = self.buf.split_to(step),
+                Some(o) => {
+                    o.extend_from_slice(&self.buf[..step]);
+                    self.buf.advance(step);
+                }
+                None => self.buf.advance(step),
+            }
+            n -= step as u64;
+        }
+        Ok(())
+    }
+
+    async fn fill_body(&mut self) -> Result<usize, Failure> {
+        self.fill()
+            .await
+            .map_err(|e| Failure::Broken(format!("reading the response body: {e}")))
+    }
+
+    async fn read_chunked(&mut self, out: &mut Option<BytesMut>) -> Result<u64, Failure> {
+        let mut total = 0u64;
+        loop {
+            let size = loop {
+                match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        self.buf.advance(used);
+                        break size;
+                    }
+                    Ok(httparse::Status::Partial) => self.more_chunked().await?,
+                    Err(_) => return Err(Failure::Broken("a malformed chunk size".into())),
+                }
+            };
+            if size == 0 {
+                self.skip_trailers().await?;
+                return Ok(total);
+            }
+            self.take(size, out).await?;
+            total += size;
+            self.expect_crlf().await?;
+        }
+    }
+
+    async fn more_chunked(&mut self) -> Result<(), Failure> {
+        match self.fill_body().await? {
+            0 => Err(Failure::Broken(
+                "the server closed the connection in the middle of a chunked body".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn expect_crlf(&mut self) -> Result<(), Failure> {
+        while self.buf.len() < 2 {
+            self.more_chunked().await?;
+        }
+        if &self.buf[..2] != b"\r\n" {
+            return Err(Failure::Broken(
+                "a chunk is longer than its size says".into(),
+            ));
+        }
+        self.buf.advance(2);
+        Ok(())
+    }
+
+    /// Trailer fields are read and dropped, up to the empty line.
+    async fn skip_trailers(&mut self) -> Result<(), Failure> {
+        loop {
+            match self.buf.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => {
+                    self.buf.advance(2);
+                    return Ok(());
+                }
+                Some(i) => self.buf.advance(i + 2),
+                None if self.buf.len() > MAX_HEAD => {
+                    return Err(Failure::Broken("the chunked trailers are too large".into()));
+                }
+                None => self.more_chunked().await?,
+            }
+        }
+    }
+
+    async fn read_to_close(&mut self, out: &mut Option<BytesMut>) -> Result<u64, Failure> {
+        let mut total = 0u64;
+        loop {
+            total += self.buf.len() as u64;
+            if let Some(o) = out {
+                o.extend_from_slice(&self.buf);
+            }
+            self.buf.clear();
+            if self.fill_body().await? == 0 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+type Head = (Response, Framing, bool);
+
+/// Parses a response head at the start of `buf`: `None` while incomplete,
+/// else the response, its framing, whether the connection stays open, and
+/// the head's length.
+fn parse_head(
+    buf: &[u8],
+    keep_headers: bool,
+    head_only: bool,
+) -> Result<Option<(Head, usize)>, Failure> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Failure::Broken(format!("a malformed response head: {e}"))),
+    };
+    let status = parsed.code.unwrap_or(0);
+    let mut reusable = parsed.version == Some(1);
+    let (mut length, mut chunked) = (None, false);
+    let mut headers = Vec::new();
+    for h in parsed.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| Failure::Broken("a malformed content-length".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Failure::Broken("conflicting content-length headers".into()));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if has_token(h.value, b"close") {
+                reusable = false;
+            } else if has_token(h.value, b"keep-alive") {
+                reusable = true;
+            }
+        }
+        if keep_headers {
+            headers.push((
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            ));
+        }
+    }
+    let framing = if head_only || matches!(status, 100..=199 | 204 | 304) {
+        Framing::None
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        reusable = false;
+        Framing::UntilClose
+    };
+    if status == 101 {
+        reusable = false;
+    }
+    let response = Response {
+        status,
+        headers,
+        body: Bytes::new(),
+        body_len: 0,
+    };
+    Ok(Some(((response, framing, reusable), len)))
+}
+
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    tokens(value).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+fn last_token(value: &[u8]) -> &[u8] {
+    tokens(value).last().unwrap_or_default()
+}
+
+/// Encodes a request head: request line, `Host` unless given, the guest's
+/// headers (names lowercased, as hyper sends them) and a `content-length`
+/// when there is a body or the method expects one. Names and values are
+/// checked as hyper checks them, so a bad one is the guest's error.
+pub(super) fn encode_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &[(String, String)],
+    body_len: usize,
+) -> Result<(), String> {
+    out.clear();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let (mut has_host, mut has_length) = (false, false);
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("`{k}` is not a valid header name"))?;
+        HeaderValue::from_str(v).map_err(|_| format!("the value of header `{k}` is not valid"))?;
+        has_host |= name == hyper::header::HOST;
+        has_length |=
+            name == hyper::header::CONTENT_LENGTH || name == hyper::header::TRANSFER_ENCODING;
+        put_header(out, name.as_str(), v);
+    }
+    if !has_host {
+        put_header(out, "host", host);
+    }
+    if !has_length && (body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH")) {
+        put_header(out, "content-length", &body_len.to_string());
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+fn put_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests;

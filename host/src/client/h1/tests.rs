@@ -1,0 +1,169 @@
+//! The framing rules against a real socket: a loopback server writes a
+//! scripted response, in as many pieces as the case needs.
+
+use super::*;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+const HEAD: &[u8] = b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n";
+const ALL: Keep = Keep {
+    headers: true,
+    body: true,
+};
+
+/// A server that, for each request it reads, writes the next script's
+/// pieces one by one, then closes after the last script.
+async fn server(scripts: Vec<Vec<&'static [u8]>>) -> H1 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.set_nodelay(true).unwrap();
+        for pieces in scripts {
+            let mut seen = Vec::new();
+            while !seen.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                if s.read(&mut b).await.unwrap() == 0 {
+                    return;
+                }
+                seen.push(b[0]);
+            }
+            for piece in pieces {
+                s.write_all(piece).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    H1::new(Box::new(TcpStream::connect(addr).await.unwrap()))
+}
+
+fn body(r: &Response) -> &str {
+    std::str::from_utf8(&r.body).unwrap()
+}
+
+#[tokio::test]
+async fn a_length_delimited_body_arrives_in_pieces_and_the_connection_is_kept() {
+    let mut c = server(vec![
+        vec![
+            b"HTTP/1.1 200 OK\r\nConte",
+            b"nt-Length: 5\r\nX-A: 1\r\n\r\nhe",
+            b"llo",
+        ],
+        vec![b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok"],
+    ])
+    .await;
+    let r = c.exchange(GET, false, ALL).await.unwrap();
+    assert_eq!((r.status, body(&r), r.body_len), (200, "hello", 5));
+    assert!(r.headers.contains(&("x-a".into(), "1".into())));
+    assert!(c.reusable());
+    let r = c.exchange(GET, false, ALL).await.unwrap();
+    assert_eq!((r.status, body(&r)), (201, "ok"));
+}
+
+#[tokio::test]
+async fn a_chunked_body_with_extensions_and_trailers_is_decoded() {
+    let response: Vec<&'static [u8]> = vec![
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"5;ext=1\r\nhel",
+        b"lo\r\n6\r\n world\r",
+        b"\n0\r\nX-Trailer: t\r\n\r\n",
+    ];
+    let mut c = server(vec![response.clone(), response]).await;
+    let r = c.exchange(GET, false, ALL).await.unwrap();
+    assert_eq!((body(&r), r.body_len), ("hello world", 11));
+    assert!(c.reusable(), "the trailers were read to their end");
+    let discard = Keep {
+        headers: false,
+        body: false,
+    };
+    let r = c.exchange(GET, false, discard).await.unwrap();
+    assert_eq!((r.body.len(), r.body_len, r.headers.len()), (0, 11, 0));
+}
+
+#[tokio::test]
+async fn interim_responses_are_skipped_and_head_has_no_body() {
+    let mut c = server(vec![
+        vec![b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc"],
+        vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n"],
+    ])
+    .await;
+    let r = c.exchange(GET, false, ALL).await.unwrap();
+    assert_eq!((r.status, body(&r)), (200, "abc"));
+    let r = c.exchange(HEAD, true, ALL).await.unwrap();
+    assert_eq!((r.status, r.body_len), (200, 0));
+    assert!(c.reusable());
+}
+
+#[tokio::test]
+async fn a_body_without_length_runs_to_close_and_ends_the_connection() {
+    let mut c = server(vec![vec![b"HTTP/1.1 200 OK\r\n\r\nuntil", b" close"]]).await;
+    let r = c.exchange(GET, false, ALL).await.unwrap();
+    assert_eq!(body(&r), "until close");
+    assert!(!c.reusable());
+}
+
+#[tokio::test]
+async fn connection_close_and_http_1_0_end_the_connection() {
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 0\r\n\r\n",
+    ]])
+    .await;
+    c.exchange(GET, false, ALL).await.unwrap();
+    assert!(!c.reusable());
+    let mut c = server(vec![vec![b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n"]]).await;
+    c.exchange(GET, false, ALL).await.unwrap();
+    assert!(!c.reusable());
+}
+
+#[tokio::test]
+async fn a_close_before_any_answer_is_unanswered_and_mid_body_is_broken() {
+    let mut c = server(vec![vec![]]).await;
+    let e = c.exchange(GET, false, ALL).await.err().unwrap();
+    assert!(matches!(e, Failure::Unanswered(_)), "{e:?}");
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc",
+    ]])
+    .await;
+    match c.exchange(GET, false, ALL).await.err().unwrap() {
+        Failure::Broken(m) => assert!(m.contains("6 body bytes"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    assert!(!c.reusable());
+}
+
+#[tokio::test]
+async fn malformed_responses_are_refused() {
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"NOT HTTP\r\n\r\n",
+    ] {
+        let mut c = server(vec![vec![bad]]).await;
+        let e = c.exchange(GET, false, ALL).await.err().unwrap();
+        assert!(matches!(e, Failure::Broken(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn heads_are_encoded_with_host_and_length_and_bad_names_refused() {
+    let mut out = Vec::new();
+    let headers = vec![("X-Id".to_string(), "7".to_string())];
+    encode_head(&mut out, "POST", "/p?q=1", "h:8080", &headers, 0).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "POST /p?q=1 HTTP/1.1\r\nx-id: 7\r\nhost: h:8080\r\ncontent-length: 0\r\n\r\n"
+    );
+    let own_host = vec![("Host".to_string(), "other".to_string())];
+    encode_head(&mut out, "GET", "/", "h", &own_host, 0).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "GET / HTTP/1.1\r\nhost: other\r\n\r\n"
+    );
+    let bad = vec![("bad name".to_string(), "v".to_string())];
+    assert!(encode_head(&mut out, "GET", "/", "h", &bad, 0).is_err());
+    let bad = vec![("x".to_string(), "a\r\nb".to_string())];
+    assert!(encode_head(&mut out, "GET", "/", "h", &bad, 0).is_err());
+}
