@@ -5,6 +5,7 @@
 
 mod bindings;
 pub mod builtin;
+mod cache;
 mod host;
 mod instance;
 mod sandbox;
@@ -46,6 +47,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<instance::StoreState>,
     compiled: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// Where compiled plugins are kept between runs, if anywhere.
+    cache: Option<std::path::PathBuf>,
 }
 
 impl Runtime {
@@ -73,6 +76,7 @@ impl Runtime {
             engine,
             linker,
             compiled: Mutex::new(HashMap::new()),
+            cache: cache::dir(),
         })
     }
 
@@ -93,8 +97,7 @@ impl Runtime {
         };
         check_header(&plugin.bytes).map_err(err)?;
         let start = Instant::now();
-        let component = Component::new(&self.engine, &plugin.bytes)
-            .map_err(|e| err(format!("is not a valid component: {e:#}")))?;
+        let component = self.compile(plugin).map_err(err)?;
         let compile_time = start.elapsed();
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             err(format!(
@@ -129,8 +132,7 @@ impl Runtime {
             message,
         };
         check_header(&plugin.bytes).map_err(err)?;
-        let component = Component::new(&self.engine, &plugin.bytes)
-            .map_err(|e| err(format!("is not a valid component: {e:#}")))?;
+        let component = self.compile(plugin).map_err(err)?;
         let ty = component.component_type();
         let list = |items: &mut dyn Iterator<
             Item = (&str, wasmtime::component::types::ComponentItem),
@@ -140,6 +142,16 @@ impl Runtime {
             exports: list(&mut ty.exports(&self.engine).map(|(n, e)| (n, e.ty))),
             fits: self.load(name, plugin).map(|_| ()).map_err(|e| e.message),
         })
+    }
+
+    fn compile(&self, plugin: &PluginBytes) -> Result<Component, String> {
+        cache::compile(
+            &self.engine,
+            self.cache.as_deref(),
+            &plugin.bytes,
+            &plugin.digest,
+        )
+        .map_err(|e| format!("is not a valid component: {e:#}"))
     }
 
     pub(crate) fn new_store(&self, host: VuHost, limits: Limits) -> Store<instance::StoreState> {

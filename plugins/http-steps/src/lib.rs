@@ -6,7 +6,7 @@ mod program;
 mod spec;
 
 use loadtest_sdk::{Params, Result, Scenario, check, http, vu};
-use program::{CAssert, CRequest, Program, Source};
+use program::{CAssert, CRequest, CStep, Program, Source};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ impl Scenario for Steps {
         let flow = self.pick_flow();
         for step in &self.program.flows[flow].steps {
             if let Some(req) = &step.request {
-                let res = send(req, &vars)?;
+                let res = send(req, &vars, step)?;
                 for a in &step.asserts {
                     assert_one(req, a, &res, &vars);
                 }
@@ -99,7 +99,9 @@ impl Steps {
     }
 }
 
-fn send(req: &CRequest, vars: &BTreeMap<String, String>) -> Result<http::Response> {
+/// Sends a step's request; what no assertion or extraction reads of the
+/// response is left on the host's side.
+fn send(req: &CRequest, vars: &BTreeMap<String, String>, step: &CStep) -> Result<http::Response> {
     let mut url = req.path.render(vars);
     for (i, (k, v)) in req.query.iter().enumerate() {
         url.push(if i == 0 && !url.contains('?') {
@@ -118,6 +120,12 @@ fn send(req: &CRequest, vars: &BTreeMap<String, String>) -> Result<http::Respons
             r = r.header("content-type", "application/json");
         }
         r = r.body(b.render(vars));
+    }
+    if !step.reads_headers() {
+        r = r.discard_headers();
+    }
+    if !step.reads_body() {
+        r = r.discard_body();
     }
     Ok(r.send()?)
 }

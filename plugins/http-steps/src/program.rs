@@ -168,6 +168,31 @@ pub struct CStep {
     pub think: Option<(u64, u64)>,
 }
 
+impl CStep {
+    /// Whether anything looks at the response headers; if not, the host
+    /// is told not to copy them in.
+    pub fn reads_headers(&self) -> bool {
+        self.asserts
+            .iter()
+            .any(|a| matches!(a, CAssert::Header { .. }))
+            || self
+                .extract
+                .iter()
+                .any(|(_, s)| matches!(s, Source::Header(_)))
+    }
+
+    /// Whether anything looks at the response body.
+    pub fn reads_body(&self) -> bool {
+        self.asserts
+            .iter()
+            .any(|a| matches!(a, CAssert::BodyContains(_) | CAssert::Json { .. }))
+            || self
+                .extract
+                .iter()
+                .any(|(_, s)| matches!(s, Source::Json(_) | Source::Regex(_)))
+    }
+}
+
 #[derive(Debug)]
 pub struct CFlow {
     pub weight: u32,

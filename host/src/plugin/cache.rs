@@ -1,0 +1,143 @@
+//! Compiled plugins kept on disk between runs. Cranelift takes 0.1 s for a
+//! small Rust component, seconds for a JavaScript or Python one, and every
+//! node of a cluster compiles again for every run; a loaded machine code
+//! file takes milliseconds. Files are named by the component's SHA-256 and
+//! the engine's compatibility hash (wasmtime version and settings), and
+//! wasmtime checks that hash again on load, so a stale or foreign file is
+//! recompiled, never run. The directory is `LOADTEST_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/loadtest/compiled`, else `~/.cache/loadtest/compiled`;
+//! an empty `LOADTEST_CACHE_DIR` turns it off. Only what this process
+//! compiled itself is written there.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The cache is trimmed to this, least recently used first.
+const LIMIT_BYTES: u64 = 1 << 30;
+
+pub fn dir() -> Option<PathBuf> {
+    match std::env::var_os("LOADTEST_CACHE_DIR") {
+        Some(d) if d.is_empty() => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+            .map(|d| d.join("loadtest").join("compiled")),
+    }
+}
+
+/// Compiles `bytes`, or loads what an earlier run compiled from them.
+pub fn compile(
+    engine: &Engine,
+    dir: Option<&Path>,
+    bytes: &[u8],
+    digest: &str,
+) -> wasmtime::Result<Component> {
+    let Some(dir) = dir else {
+        return Component::new(engine, bytes);
+    };
+    let mut h = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let path = dir.join(format!("{digest}-{:016x}.cwasm", h.finish()));
+    if path.is_file() {
+        // SAFETY: the file was written by `serialize` of this same engine
+        // configuration (its name says so, and wasmtime checks the header).
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => {
+                let _ = std::fs::File::open(&path).and_then(|f| f.set_modified(SystemTime::now()));
+                return Ok(c);
+            }
+            Err(e) => tracing::debug!(
+                "compiled plugin {} not usable, compiling: {e:#}",
+                path.display()
+            ),
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    if let Err(e) = store(dir, &path, &component) {
+        tracing::debug!("compiled plugin not cached in {}: {e:#}", dir.display());
+    }
+    Ok(component)
+}
+
+/// Writes next to the target and renames, so a reader never sees half a
+/// file, then trims the directory.
+fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let bytes = component
+        .serialize()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    trim(dir, LIMIT_BYTES)
+}
+
+fn trim(dir: &Path, limit: u64) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() && entry.path().extension().is_some_and(|e| e == "cwasm") {
+            files.push((meta.modified()?, meta.len(), entry.path()));
+        }
+    }
+    files.sort();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    for (_, len, path) in files {
+        if total <= limit {
+            break;
+        }
+        std::fs::remove_file(path)?;
+        total -= len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_component_is_loaded_and_a_corrupt_one_recompiled() {
+        let engine = Engine::default();
+        let dir = tempfile::tempdir().unwrap();
+        // The smallest component: header only.
+        let bytes = b"\0asm\x0d\0\x01\0";
+        compile(&engine, Some(dir.path()), bytes, "d1").unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let path = files[0].as_ref().unwrap().path();
+        compile(&engine, Some(dir.path()), bytes, "d1").unwrap();
+        std::fs::write(&path, b"not machine code").unwrap();
+        compile(&engine, Some(dir.path()), bytes, "d1").unwrap();
+        assert!(std::fs::read(&path).unwrap().len() > 16, "rewritten");
+    }
+
+    #[test]
+    fn the_oldest_files_go_first_when_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in ["a.cwasm", "b.cwasm", "c.cwasm"].iter().enumerate() {
+            let p = dir.path().join(name);
+            std::fs::write(&p, [0u8; 100]).unwrap();
+            let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        trim(dir.path(), 250).unwrap();
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["b.cwasm", "c.cwasm"]);
+    }
+}
