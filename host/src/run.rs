@@ -80,18 +80,10 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     Ok(exit_code(&summary, interrupted.load(Ordering::Relaxed)))
 }
 
-/// Memory mappings one VU's instance takes (memories, tables, its async
-/// stack and their guard pages), measured with the example scenarios.
-const MAPS_PER_VU: u64 = 7;
-
-/// Linux caps a process's memory mappings (`vm.max_map_count`, 65530 by
-/// default), which caps VUs near 9k; say so before the run, not as
-/// hundreds of failed inits.
+/// Says before the run, not as hundreds of failed inits, when the VUs
+/// will not fit under the process's cap on memory mappings.
 fn warn_if_map_count_is_low(bundle: &Bundle, segment: Segment) {
-    let Some(limit) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-    else {
+    let Some(limit) = crate::plugin::maps::limit() else {
         return;
     };
     let vus: u64 = bundle
@@ -100,13 +92,8 @@ fn warn_if_map_count_is_low(bundle: &Bundle, segment: Segment) {
         .values()
         .map(|s| segment.share(s.executor.max_vus().into()))
         .sum();
-    let needed = vus * MAPS_PER_VU + 2000;
-    if needed > limit {
-        eprintln!(
-            "warning: up to {vus} VUs need about {needed} memory mappings, but vm.max_map_count is {limit}; \
-             VUs beyond the limit will fail to start. Raise it first: sysctl -w vm.max_map_count={}",
-            (needed * 2).next_power_of_two()
-        );
+    if let Some(warning) = crate::plugin::maps::warning(vus, limit) {
+        eprintln!("{warning}");
     }
 }
 

@@ -102,6 +102,9 @@ impl VuInstance {
         host: VuHost,
         limits: Limits,
     ) -> Result<Self, (VuHost, String)> {
+        if let Err(msg) = runtime.maps.admit() {
+            return Err((host, msg));
+        }
         let mut store = runtime.new_store(host, limits);
         arm(&mut store);
         match plugin.pre.instantiate_async(&mut store).await {

@@ -8,6 +8,7 @@ pub mod builtin;
 mod cache;
 mod host;
 mod instance;
+pub mod maps;
 mod sandbox;
 mod wasi_http;
 
@@ -49,6 +50,7 @@ pub struct Runtime {
     compiled: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Where compiled plugins are kept between runs, if anywhere.
     cache: Option<std::path::PathBuf>,
+    maps: maps::Budget,
 }
 
 impl Runtime {
@@ -60,6 +62,10 @@ impl Runtime {
         config.memory_reservation(0);
         config.memory_guard_size(64 << 10);
         config.memory_reservation_for_growth(1 << 20);
+        // Each mapping counts against vm.max_map_count, which is what caps
+        // VUs per process; the guard region in front of each memory is
+        // one per VU, and the one behind it already catches overruns.
+        config.guard_before_linear_memory(false);
         config.async_stack_size(1 << 20);
         config.max_wasm_stack(512 << 10);
         let engine = Engine::new(&config)?;
@@ -77,6 +83,7 @@ impl Runtime {
             linker,
             compiled: Mutex::new(HashMap::new()),
             cache: cache::dir(),
+            maps: maps::Budget::new(maps::limit()),
         })
     }
 
