@@ -105,7 +105,7 @@ impl Budget {
         };
         let learning = t.admitted >= 16
             && t.admitted.is_power_of_two()
-            && t.admitted.trailing_zeros() % 2 == 0;
+            && t.admitted.trailing_zeros().is_multiple_of(2);
         let near = estimate(&t, 0) + NEAR * t.per_vu >= ceiling;
         if t.admitted > t.counted_at
             && (learning || near)
