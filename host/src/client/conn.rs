@@ -324,14 +324,19 @@ fn h2_request(p: &Prepared, body: &[u8]) -> Result<Request<Full<Bytes>>, String>
         .map_err(|e| e.to_string())
 }
 
+/// `Host` as RFC 9110 wants it: IPv6 literals in brackets, the port unless
+/// it is the scheme's default.
 fn host_header(origin: &Origin) -> String {
+    let host = if origin.host.contains(':') {
+        format!("[{}]", origin.host)
+    } else {
+        origin.host.clone()
+    };
     let default_port = if origin.https { 443 } else { 80 };
     if origin.port == default_port {
-        origin.host.clone()
-    } else if origin.host.contains(':') {
-        format!("[{}]:{}", origin.host, origin.port)
+        host
     } else {
-        format!("{}:{}", origin.host, origin.port)
+        format!("{host}:{}", origin.port)
     }
 }
 
@@ -473,5 +478,28 @@ impl Deadline {
             Poll::Pending
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_headers_bracket_ipv6_and_drop_default_ports() {
+        let o = |host: &str, port, https| Origin {
+            https,
+            host: host.into(),
+            port,
+        };
+        assert_eq!(host_header(&o("example.com", 80, false)), "example.com");
+        assert_eq!(
+            host_header(&o("example.com", 443, false)),
+            "example.com:443"
+        );
+        assert_eq!(host_header(&o("::1", 8080, false)), "[::1]:8080");
+        assert_eq!(host_header(&o("::1", 443, true)), "[::1]");
+        let uri: Uri = "http://[::1]:9/x".parse().unwrap();
+        assert_eq!(host_header(&origin_of(&uri).unwrap()), "[::1]:9");
     }
 }

@@ -53,6 +53,11 @@ impl Template {
         })
     }
 
+    /// Whether it has no `${var}`, so renders the same every time.
+    pub fn is_fixed(&self) -> bool {
+        self.0.iter().all(|p| matches!(p, Part::Lit(_)))
+    }
+
     pub fn render(&self, vars: &BTreeMap<String, String>) -> String {
         self.0
             .iter()
@@ -133,6 +138,19 @@ pub struct CRequest {
     pub query: Vec<(String, Template)>,
     pub body: Option<Template>,
     pub json: bool,
+}
+
+impl CRequest {
+    /// Whether every part of the request is fixed text.
+    pub fn is_fixed(&self) -> bool {
+        self.path.is_fixed()
+            && self.body.as_ref().is_none_or(Template::is_fixed)
+            && self
+                .headers
+                .iter()
+                .chain(&self.query)
+                .all(|(_, t)| t.is_fixed())
+    }
 }
 
 #[derive(Debug)]
