@@ -383,3 +383,31 @@ fn inspect_lists_the_interface_and_says_whether_it_fits() {
     );
     assert!(run.stderr.contains("must export `init"), "{}", run.stderr);
 }
+
+#[test]
+fn a_request_past_its_timeout_is_cut_off_as_a_timeout() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 1\n    iterations: 3\n    params: { mode: ok, path: /delay/2000 }\n";
+    let yaml = format!(
+        "{}http: {{ timeout: 200ms }}\n",
+        config(&target.url, "hostile", executor)
+    );
+    let started = std::time::Instant::now();
+    let run = run_loadtest(
+        &dir,
+        &["run", "-q", write_config(&dir, &yaml).to_str().unwrap()],
+    );
+    let took = started.elapsed();
+    let req = &run.report["scenarios"]["s"]["requests"]["hostile"];
+    assert_eq!(req["errors"]["timeout"].as_u64(), Some(3), "{}", run.stdout);
+    let p50 = req["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(
+        (190.0..1000.0).contains(&p50),
+        "cut off at {p50} ms, not 200"
+    );
+    // Waiting the server out would take 3 x 2 s.
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    // Each request went out: a timed-out connection is not reused.
+    assert_eq!(target.received(), 3);
+}

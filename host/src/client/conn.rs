@@ -233,7 +233,9 @@ impl Outbound<'_> {
                     body_len: r.body_len,
                 })
             }
-            Link::H2 { sender, driver } => self.send_h2(sender, driver).await,
+            // Boxed: hyper's futures would otherwise make every request's
+            // future several times larger, and it is copied on each call.
+            Link::H2 { sender, driver } => Box::pin(self.send_h2(sender, driver)).await,
         }
     }
 
