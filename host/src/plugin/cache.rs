@@ -17,6 +17,8 @@ use wasmtime::component::Component;
 
 /// The cache is trimmed to this, least recently used first.
 const LIMIT_BYTES: u64 = 1 << 30;
+/// A half-written file this old belongs to no live writer.
+const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub fn dir() -> Option<PathBuf> {
     match std::env::var_os("LOADTEST_CACHE_DIR") {
@@ -82,8 +84,16 @@ fn trim(dir: &Path, limit: u64) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        if meta.is_file() && entry.path().extension().is_some_and(|e| e == "cwasm") {
-            files.push((meta.modified()?, meta.len(), entry.path()));
+        let path = entry.path();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        if meta.is_file() && ext == "cwasm" {
+            files.push((meta.modified()?, meta.len(), path));
+        } else if ext.starts_with("tmp") && meta.modified()?.elapsed().unwrap_or_default() > STALE {
+            // Left by a process that died while writing.
+            let _ = std::fs::remove_file(path);
         }
     }
     files.sort();

@@ -107,6 +107,9 @@ impl Steps {
 
     fn pick_flow(&self) -> usize {
         let flows = &self.program.flows;
+        if flows.len() == 1 {
+            return 0;
+        }
         let total: u64 = flows.iter().map(|f| u64::from(f.weight)).sum();
         let mut roll = vu::random_range(0, total);
         for (i, f) in flows.iter().enumerate() {
