@@ -114,9 +114,10 @@ impl Connections {
     pub async fn send(&mut self, req: Outgoing) -> Exchange {
         let start = Instant::now();
         let timeout = req.timeout.unwrap_or(self.links.client.inner.timeout);
+        let exchange = pin!(self.links.exchange(req));
         let result = self
             .deadline
-            .within(start + timeout, self.links.exchange(req))
+            .within(start + timeout, exchange)
             .await
             .unwrap_or(Err(RequestError::Timeout));
         Exchange {
@@ -152,10 +153,9 @@ impl Links {
         if reused && matches!(result, Err(Failure::Unanswered(_))) {
             // The server closed an idle keep-alive connection under us; the
             // request was not answered, so send it again on a fresh one.
+            // Boxed: a second set of awaits would double every request's future.
             open.remove(idx);
-            checkout(client, open, &p.origin).await?;
-            idx = index_of(open, &p.origin);
-            result = request.send_on(&mut open[idx], scratch).await;
+            (idx, result) = Box::pin(request.send_fresh(client, open, scratch)).await?;
         }
         if result.is_err() || !open[idx].usable() {
             open.remove(idx);
@@ -212,6 +212,18 @@ struct Outbound<'a> {
 }
 
 impl Outbound<'_> {
+    /// Sends on a newly opened connection; gives its index and the outcome.
+    async fn send_fresh(
+        &self,
+        client: &Client,
+        open: &mut Vec<Conn>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(usize, Result<Incoming, Failure>), RequestError> {
+        checkout(client, open, &self.p.origin).await?;
+        let idx = index_of(open, &self.p.origin);
+        Ok((idx, self.send_on(&mut open[idx], scratch).await))
+    }
+
     async fn send_on(&self, conn: &mut Conn, scratch: &mut Vec<u8>) -> Result<Incoming, Failure> {
         match &mut conn.link {
             Link::H1(c) => {
@@ -457,8 +469,13 @@ struct Deadline {
 }
 
 impl Deadline {
-    /// Runs `fut` until `limit`; `None` if the limit came first.
-    async fn within<T>(&mut self, limit: Instant, fut: impl Future<Output = T>) -> Option<T> {
+    /// Runs `fut` until `limit`; `None` if the limit came first. Takes the
+    /// future pinned where it is: moved in, it would be stored twice.
+    async fn within<T>(
+        &mut self,
+        limit: Instant,
+        mut fut: Pin<&mut impl Future<Output = T>>,
+    ) -> Option<T> {
         let limit = tokio::time::Instant::from_std(limit);
         let sleep = self
             .sleep
@@ -466,7 +483,6 @@ impl Deadline {
         if sleep.deadline() > limit {
             sleep.as_mut().reset(limit);
         }
-        let mut fut = pin!(fut);
         poll_fn(|cx| {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(v));
