@@ -203,6 +203,22 @@ async fn ramping_vus(
     controller.abort();
 }
 
+/// How often idle VUs hand over their metrics: well inside the two
+/// seconds after which an interval is closed.
+const SWEEP: Duration = Duration::from_millis(500);
+
+/// Flushes the metrics of the VUs waiting in the pool, when one is due.
+fn sweep_idle(idle: &Mutex<Vec<Vu>>, next: &mut Instant) {
+    let now = Instant::now();
+    if now < *next {
+        return;
+    }
+    *next = now + SWEEP;
+    for vu in idle.lock().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+        vu.flush_due(now);
+    }
+}
+
 /// Open model: each start of `arrivals` goes to an idle VU; a new VU is
 /// made while fewer than `max_vus` exist; otherwise the start is dropped
 /// and counted. Latency is measured from the scheduled start.
@@ -219,21 +235,33 @@ async fn arrival_rate(
     let idle = Arc::new(Mutex::new(vus));
     let mut running = JoinSet::new();
     let mut recorder = ctx.recorder();
+    let mut next_sweep = Instant::now();
     for (offset, _k) in arrivals {
         if offset < ctx.resume_from {
             continue;
         }
         let at = begin + offset;
-        if at > Instant::now() {
-            let mut stop = ctx.stop.clone();
-            tokio::select! {
-                _ = tokio::time::sleep_until(TokioInstant::from_std(at)) => {}
-                _ = stop.wait_for(|s| *s != Stop::No) => {}
+        loop {
+            let running_on = *ctx.stop.borrow() == Stop::No;
+            if at <= Instant::now() || !running_on {
+                break;
             }
+            let mut stop = ctx.stop.clone();
+            let wake = at.min(next_sweep);
+            let wake = TokioInstant::from_std(wake);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                // A stop channel already closed answers at once: just wait.
+                r = async { stop.wait_for(|s| *s != Stop::No).await.is_err() } => if r {
+                    tokio::time::sleep_until(wake).await;
+                }
+            }
+            sweep_idle(&idle, &mut next_sweep);
         }
         if *ctx.stop.borrow() != Stop::No {
             break;
         }
+        sweep_idle(&idle, &mut next_sweep);
         // Reap finished iterations so the set does not grow without bound.
         while running.try_join_next().is_some() {}
         let vu = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();

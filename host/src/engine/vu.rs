@@ -177,6 +177,19 @@ impl Vu {
         flow
     }
 
+    /// Hands over buffered metrics whose second has ended. A VU waiting
+    /// idle in an open model's pool would otherwise hold them until its
+    /// next iteration, possibly past the interval's close, and they would
+    /// be counted in a later second.
+    pub fn flush_due(&mut self, now: Instant) {
+        if let Some(i) = self.instance.as_mut() {
+            i.host().recorder.maybe_flush(now);
+        }
+        if let Some(h) = self.host.as_mut() {
+            h.recorder.maybe_flush(now);
+        }
+    }
+
     /// Hands buffered metrics over; called when the VU leaves.
     pub fn finish(mut self) {
         if let Some(i) = self.instance.as_mut() {
