@@ -235,15 +235,8 @@ impl Outbound<'_> {
                     scratch.extend_from_slice(self.body);
                     &scratch[..]
                 };
-                let r = c
-                    .exchange(bytes, self.p.verb == Method::HEAD, self.keep)
-                    .await?;
-                Ok(Incoming {
-                    status: r.status,
-                    headers: r.headers,
-                    body: r.body,
-                    body_len: r.body_len,
-                })
+                c.exchange(bytes, self.p.verb == Method::HEAD, self.keep)
+                    .await
             }
             // Boxed: hyper's futures would otherwise make every request's
             // future several times larger, and it is copied on each call.

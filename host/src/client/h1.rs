@@ -9,6 +9,7 @@
 //! parser) into a stack array, allocating only what the guest asked to
 //! keep. The body framing follows RFC 9112 section 6.3.
 
+use super::Incoming as Response;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::{HeaderName, HeaderValue};
 use std::io;
@@ -31,13 +32,6 @@ const READ_CHUNK: usize = 16 << 10;
 pub(super) enum Failure {
     Unanswered(String),
     Broken(String),
-}
-
-pub(super) struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-    pub body_len: u64,
 }
 
 /// What the guest wants kept of a response.

@@ -182,22 +182,23 @@ impl Vu {
     /// next iteration, possibly past the interval's close, and they would
     /// be counted in a later second.
     pub fn flush_due(&mut self, now: Instant) {
+        self.recorders(|r| r.maybe_flush(now));
+    }
+
+    /// The VU's metric buffers: its live instance's, or the one it keeps
+    /// between instances.
+    fn recorders(&mut self, mut f: impl FnMut(&mut crate::metrics::Recorder)) {
         if let Some(i) = self.instance.as_mut() {
-            i.host().recorder.maybe_flush(now);
+            f(&mut i.host().recorder);
         }
         if let Some(h) = self.host.as_mut() {
-            h.recorder.maybe_flush(now);
+            f(&mut h.recorder);
         }
     }
 
     /// Hands buffered metrics over; called when the VU leaves.
     pub fn finish(mut self) {
-        if let Some(i) = self.instance.as_mut() {
-            i.host().recorder.flush();
-        }
-        if let Some(h) = self.host.as_mut() {
-            h.recorder.flush();
-        }
+        self.recorders(|r| r.flush());
     }
 }
 
