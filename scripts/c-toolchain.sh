@@ -27,7 +27,8 @@ tools="${XDG_CACHE_HOME:-$HOME/.cache}/loadtest/tools"
 wit_bindgen="$tools/bin/wit-bindgen"
 if [ ! -x "$wit_bindgen" ]; then
   echo "installing wit-bindgen's C generator into $tools (once)..." >&2
-  cargo install --locked --quiet --root "$tools" wit-bindgen-cli@0.63.0 >&2
+  cargo install --locked --quiet --root "$tools" wit-bindgen-cli@0.63.0 >&2 ||
+    { echo "c-toolchain.sh: installing wit-bindgen-cli failed (the error is above)" >&2; exit 1; }
 fi
 
 host=$(rustc -vV | sed -n 's/^host: //p')

@@ -6,7 +6,7 @@
 # a dependency of a throwaway wrapper module pinning those submodules.
 set -euo pipefail
 version=1.22.0
-cache="${LOADTEST_CACHE:-$HOME/.cache/loadtest}/consul-$version"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/loadtest/consul-$version"
 bin="$cache/consul"
 if [ -x "$bin" ]; then
   echo "$bin"

@@ -4,7 +4,7 @@
 # time (cached outside the repo).
 set -euo pipefail
 version=1.56.1
-cache="${LOADTEST_CACHE:-$HOME/.cache/loadtest}/fake-gcs-server-$version"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/loadtest/fake-gcs-server-$version"
 bin="$cache/fake-gcs-server"
 if [ -x "$bin" ]; then
   echo "$bin"

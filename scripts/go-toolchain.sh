@@ -14,7 +14,8 @@ wasm_tools="$tools/bin/wasm-tools"
 if [ ! -x "$wasm_tools" ] || ! "$wasm_tools" parse --help >/dev/null 2>&1; then
   echo "installing wasm-tools into $tools (once)..." >&2
   cargo install --locked --quiet --force --root "$tools" wasm-tools@1.263.0 \
-    --no-default-features --features component,validate,print,parse >&2
+    --no-default-features --features component,validate,print,parse >&2 ||
+    { echo "go-toolchain.sh: installing wasm-tools failed (the error is above)" >&2; exit 1; }
 fi
 
 wasmtime=$(sed -n '/^name = "wasmtime"$/{n;s/^version = "\(.*\)"$/\1/p;q}' Cargo.lock)

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/build-plugins.sh >/dev/null
+scripts/build-plugins.sh quickstart >/dev/null
 cargo build --release -q -p loadtest
 bin="${CARGO_TARGET_DIR:-target}/release/loadtest"
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Prints the cargo invocation prefix that builds wasm32-wasip2 guests here,
-# installing Debian's wasm-capable rustc when rustup lacks the target.
-# Usage: eval "$(scripts/wasm-toolchain.sh)"; $WASM_CARGO build ...
+# Prints the cargo command that builds wasm32-wasip2 guests here, as two
+# bash arrays, installing Debian's wasm-capable rustc when rustup lacks the
+# target. The guest flags live inside WASM_CARGO (an `env ... cargo`
+# prefix), never in the caller's environment: exported, they would reach
+# every later host `cargo install`, whose build scripts then fail to link.
+# Usage: out=$(scripts/wasm-toolchain.sh); eval "$out"
+#        "${WASM_CARGO[@]}" build --target wasm32-wasip2 "${WASM_FLAGS[@]}" ...
 set -euo pipefail
 
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-  echo 'WASM_CARGO="cargo"; WASM_FLAGS=""'
+  echo 'WASM_CARGO=(cargo); WASM_FLAGS=()'
   exit 0
 fi
 
@@ -24,4 +28,4 @@ if [ "$need_install" = 1 ]; then
   apt-get install -y -q "$lld" >&2
 fi
 rustup toolchain list | grep -q '^debian-wasm' || rustup toolchain link debian-wasm /usr >&2
-echo 'WASM_CARGO="cargo +debian-wasm"; WASM_FLAGS="-Zbuild-std=std,panic_abort"; export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi -Clink-self-contained=no"'
+echo 'WASM_CARGO=(env RUSTC_BOOTSTRAP=1 "RUSTFLAGS=-L /usr/lib/wasm32-wasi -Clink-self-contained=no" cargo +debian-wasm); WASM_FLAGS=(-Zbuild-std=std,panic_abort)'
