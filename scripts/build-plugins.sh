@@ -42,8 +42,12 @@ build_rust() {
   local target_dir="${CARGO_TARGET_DIR:-target}/wasm"
   "${WASM_CARGO[@]}" build --profile wasm --target wasm32-wasip2 "${WASM_FLAGS[@]}" \
     --target-dir "$target_dir" "${args[@]}"
+  # Copied only when changed: the host embeds http_steps.wasm and rebuilds
+  # whenever its mtime moves.
+  local f
   for g in "$@"; do
-    cp "$target_dir/wasm32-wasip2/wasm/${g//-/_}.wasm" "$out/${g//-/_}.wasm"
+    f=${g//-/_}.wasm
+    cmp -s "$target_dir/wasm32-wasip2/wasm/$f" "$out/$f" || cp "$target_dir/wasm32-wasip2/wasm/$f" "$out/$f"
   done
 }
 

@@ -60,7 +60,7 @@ fn gcs_env(emu: &Emulator, md: &Metadata) -> Vec<(String, String)> {
         ("HOME".into(), "/nonexistent".into()),
         (
             "RUST_LOG".into(),
-            "warn,loadtest=info,loadtest::cluster::sources=debug".into(),
+            "warn,loadtest=info,loadtest_cluster::config_watch=debug".into(),
         ),
     ]
 }

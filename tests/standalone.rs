@@ -271,7 +271,10 @@ fn files_that_are_not_scenario_components_are_refused() {
 #[test]
 fn the_quickstart_example_validates() {
     let dir = tempfile::tempdir().unwrap();
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.yaml");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/quickstart.yaml"
+    );
     let run = run_loadtest(&dir, &["validate", example]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(

@@ -132,7 +132,7 @@ fn mistakes_in_steps_are_caught_by_validate_with_their_field_and_line() {
 #[test]
 fn the_steps_example_validates() {
     let dir = tempfile::tempdir().unwrap();
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/steps.yaml");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/steps.yaml");
     let run = run_loadtest(&dir, &["validate", example]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }

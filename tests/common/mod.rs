@@ -21,7 +21,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// A built guest component, by crate name.
 pub fn component(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/components")
+        .join("../../target/components")
         .join(format!("{name}.wasm"));
     assert!(
         p.exists(),
@@ -209,7 +209,7 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> i32 {
 /// once and cached outside the repo (Consul, the GCS emulator).
 pub fn tool(script: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scripts")
+        .join("../../scripts")
         .join(script);
     let out = Command::new(path)
         .output()

@@ -1,0 +1,160 @@
+//! `loadtest run` in standalone mode: load the Bundle, run the engine on
+//! the whole load (or one segment of it), watch signals and abort
+//! thresholds, then write every report and choose the exit code.
+
+use loadtest_engine::config::Bundle;
+use loadtest_engine::plugin::Runtime;
+use loadtest_engine::threshold::Threshold;
+use loadtest_engine::workload::{self, Live, Segment, Stop};
+use loadtest_report::outputs::{Outputs, exit_code, write_reports};
+use loadtest_report::{self as report, RunFacts, Summary, progress};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Result<u8> {
+    let bundle = Bundle::load(&path)?;
+    warn_if_map_count_is_low(&bundle, segment);
+    let runtime = Arc::new(Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
+    let (stop_tx, stop_rx) = watch::channel(Stop::No);
+    let stop_tx = Arc::new(stop_tx);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    tokio::spawn(watch_signals(stop_tx.clone(), interrupted.clone()));
+
+    let live = Live::new();
+    let exporter = match out.metrics_addr {
+        Some(addr) => Some(report::prometheus::bind(addr, live.clone()).await?),
+        None => None,
+    };
+    let progress = (!out.quiet).then(|| tokio::spawn(progress::report(live.clone())));
+    let aborted = Arc::new(AtomicBool::new(false));
+    let abort_watch = tokio::spawn(watch_abort_thresholds(
+        bundle.config.thresholds.0.clone(),
+        live.clone(),
+        stop_tx.clone(),
+        aborted.clone(),
+    ));
+    let outcome = workload::run(
+        &bundle,
+        runtime,
+        segment,
+        stop_rx,
+        live,
+        workload::Timing::default(),
+    )
+    .await;
+    abort_watch.abort();
+    if let Some(p) = progress {
+        p.abort();
+        // The bars stay on screen with their last state, above the summary.
+        let _ = p.await;
+    }
+    if let Some(e) = exporter {
+        e.abort();
+    }
+    let outcome = outcome?;
+
+    let summary = Summary::new(RunFacts {
+        name: &bundle.name,
+        config: &bundle.config,
+        metrics: &outcome.metrics,
+        elapsed: outcome.elapsed,
+        stopped_early: outcome.stopped_early,
+        aborted_by_threshold: aborted.load(Ordering::Relaxed),
+    });
+    print!("{}", report::render_table(&summary));
+    write_reports(&out, &summary, &outcome.rows)?;
+    Ok(exit_code(&summary, interrupted.load(Ordering::Relaxed)))
+}
+
+/// Says before the run, not as hundreds of failed inits, when the VUs
+/// will not fit under the process's cap on memory mappings.
+fn warn_if_map_count_is_low(bundle: &Bundle, segment: Segment) {
+    let Some(limit) = loadtest_engine::plugin::maps::limit() else {
+        return;
+    };
+    let vus: u64 = bundle
+        .config
+        .scenarios
+        .values()
+        .map(|s| segment.share(s.executor.max_vus().into()))
+        .sum();
+    if let Some(warning) = loadtest_engine::plugin::maps::warning(vus, limit) {
+        eprintln!("{warning}");
+    }
+}
+
+/// Every second, checks the `abortOnFail` thresholds whose delay has
+/// passed; the first failure stops the run gracefully.
+async fn watch_abort_thresholds(
+    thresholds: Vec<Threshold>,
+    live: Live,
+    stop: Arc<watch::Sender<Stop>>,
+    aborted: Arc<AtomicBool>,
+) {
+    let watched: Vec<_> = thresholds.into_iter().filter(|t| t.abort_on_fail).collect();
+    if watched.is_empty() {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let elapsed = live.elapsed();
+        let due: Vec<_> = watched
+            .iter()
+            .filter(|t| elapsed > t.delay_abort_eval && !elapsed.is_zero())
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        let m = live.cumulative();
+        if let Some(v) = due
+            .iter()
+            .map(|t| t.evaluate(&m, elapsed))
+            .find(|v| !v.passed && v.observed.is_some())
+        {
+            eprintln!(
+                "\nthreshold {} {} failed with abortOnFail: stopping the run",
+                v.metric, v.threshold
+            );
+            aborted.store(true, Ordering::Relaxed);
+            let _ = stop.send(Stop::Graceful);
+            return;
+        }
+    }
+}
+
+/// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.
+async fn watch_signals(stop: Arc<watch::Sender<Stop>>, interrupted: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for next in [Stop::Graceful, Stop::Now] {
+        #[cfg(unix)]
+        let sigterm = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let sigterm = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = sigterm => {},
+        }
+        interrupted.store(true, Ordering::Relaxed);
+        eprintln!(
+            "\n{}",
+            if next == Stop::Graceful {
+                "stopping: no new iterations, waiting for running ones (again to stop now)"
+            } else {
+                "stopping now"
+            }
+        );
+        let _ = stop.send(next);
+    }
+}

@@ -1,0 +1,26 @@
+//! Cluster mode: the same binary as a node of a self-organising cluster.
+//! Raft (openraft) over tonic gRPC, discovery (static, Consul, bucket
+//! heartbeats), durable state in redb, and a health endpoint; distributed
+//! runs (plan, distribution, common start, metric streaming, failover) on
+//! top; and the operator's commands that drive a cluster from outside.
+
+mod blobs;
+mod config_watch;
+mod coordinator;
+mod health;
+mod heartbeats;
+mod local;
+mod network;
+mod node;
+mod operator;
+mod registry;
+mod service;
+mod settings;
+mod store;
+mod worker;
+
+pub use loadtest_wire::command::Command;
+pub use node::run;
+pub use operator::{report, status, stop, submit};
+pub use service::write_remote;
+pub use settings::Settings;

@@ -1,0 +1,724 @@
+//! A cluster node's life: identify itself among the peers, start Raft,
+//! bootstrap the cluster once a quorum is reachable, keep membership in
+//! shape while leading, and report health.
+
+use crate::health::{self, Health};
+use crate::heartbeats::{Claimed, Heartbeats};
+use crate::local::Local;
+use crate::network::{Network, channel};
+use crate::registry::Registry;
+use crate::service::{CoordinatorService, RaftService};
+use crate::settings::{Discovery, Settings};
+use crate::store::{self, LogStore, StateMachine};
+use loadtest_wire::command::{NodeId, Raft, raft_id};
+use loadtest_wire::plan::Status;
+use loadtest_wire::rpc::{AddToken, CheckToken, pb};
+use openraft::{BasicNode, ServerState};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// What the services and health endpoint see of the node.
+pub struct NodeCtx {
+    pub node_id: String,
+    pub nonce: String,
+    pub token: AddToken,
+    raft: OnceLock<Raft>,
+    sm: StateMachine,
+    addr: OnceLock<String>,
+    /// Human node ids of peers, by address, learned from hellos.
+    names: Mutex<HashMap<String, String>>,
+    pub settings: Settings,
+    pub local: Local,
+    registry: OnceLock<Registry>,
+    heartbeats: OnceLock<Heartbeats>,
+}
+
+impl NodeCtx {
+    pub fn raft(&self) -> Option<&Raft> {
+        self.raft.get()
+    }
+
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.get()
+    }
+
+    pub fn heartbeats(&self) -> Option<&Heartbeats> {
+        self.heartbeats.get()
+    }
+
+    /// Everyone this node should know: the static list, the passing
+    /// instances of the Consul service, or the fresh heartbeats in the
+    /// bucket (this node included).
+    pub async fn peers(&self) -> Vec<String> {
+        match (self.registry(), self.heartbeats(), self.addr()) {
+            (Some(reg), _, Some(me)) => reg.peers(&me).await,
+            (_, Some(hb), Some(me)) => hb.peers(&me).await,
+            _ => self.settings.peers.clone(),
+        }
+    }
+
+    pub fn sm(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    /// This node's Raft address, once known.
+    pub fn addr(&self) -> Option<String> {
+        self.addr.get().cloned()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft()
+            .is_some_and(|r| r.metrics().borrow().state == ServerState::Leader)
+    }
+
+    /// Every member's address (voters and learners).
+    pub fn members(&self) -> Vec<String> {
+        let Some(raft) = self.raft() else {
+            return Vec::new();
+        };
+        let m = raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(_, n)| n.addr.clone())
+            .collect()
+    }
+
+    /// Whether this node belongs to a cluster's membership.
+    pub fn is_member(&self) -> bool {
+        self.raft().is_some_and(|r| {
+            let m = r.metrics().borrow().clone();
+            m.membership_config.membership().get_node(&m.id).is_some()
+        })
+    }
+
+    pub fn leader_addr(&self) -> Option<String> {
+        let raft = self.raft()?;
+        let m = raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    pub fn name_of(&self, addr: &str) -> String {
+        if self.addr.get().is_some_and(|a| a == addr) {
+            return self.node_id.clone();
+        }
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(addr)
+            .cloned()
+            .unwrap_or_else(|| addr.to_owned())
+    }
+
+    pub fn health(&self) -> Health {
+        let forming = Health {
+            state: "forming",
+            node_id: self.node_id.clone(),
+            leader_id: None,
+            term: 0,
+            peers: 0,
+            cluster_ready: false,
+        };
+        let Some(raft) = self.raft() else {
+            return forming;
+        };
+        let m = raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let member = membership.get_node(&m.id).is_some();
+        let state = match (m.state, m.current_leader) {
+            (ServerState::Leader, _) => "leader",
+            (_, Some(_)) if member => "follower",
+            _ => "forming",
+        };
+        let leader_id = m
+            .current_leader
+            .and_then(|l| membership.get_node(&l))
+            .map(|n| self.name_of(&n.addr));
+        Health {
+            state,
+            node_id: self.node_id.clone(),
+            leader_id,
+            term: m.current_term,
+            peers: membership.nodes().count(),
+            cluster_ready: self.config_acknowledged(),
+        }
+    }
+
+    /// Whether every node has acknowledged the current run's config.
+    fn config_acknowledged(&self) -> bool {
+        crate::coordinator::current_plan(self).is_some_and(|p| {
+            matches!(
+                p.status,
+                Status::Running | Status::Stopping | Status::Finished
+            )
+        })
+    }
+
+    pub fn detail(&self) -> Detail {
+        let raft = self.raft();
+        let m = raft.map(|r| r.metrics().borrow().clone());
+        let (voters, learners) = m.as_ref().map_or((vec![], vec![]), |m| {
+            let ms = m.membership_config.membership();
+            let addr = |id: NodeId| ms.get_node(&id).map_or(id.to_string(), |n| n.addr.clone());
+            (
+                ms.voter_ids().map(addr).collect(),
+                ms.learner_ids().map(addr).collect(),
+            )
+        });
+        let state = self.sm.view();
+        Detail {
+            health: self.health(),
+            addr: self.addr.get().cloned(),
+            voters,
+            learners,
+            last_log_index: m.as_ref().and_then(|m| m.last_log_index),
+            last_applied_index: m.as_ref().and_then(|m| m.last_applied.map(|l| l.index)),
+            snapshot_index: m.as_ref().and_then(|m| m.snapshot.map(|l| l.index)),
+            purged_index: m.as_ref().and_then(|m| m.purged.map(|l| l.index)),
+            data: state
+                .data
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("run/") && k != loadtest_wire::plan::PLAN)
+                .collect(),
+        }
+    }
+}
+
+/// `/cluster/state`: the health plus Raft's view.
+#[derive(Debug, Serialize)]
+pub struct Detail {
+    #[serde(flatten)]
+    pub health: Health,
+    pub addr: Option<String>,
+    pub voters: Vec<String>,
+    pub learners: Vec<String>,
+    pub last_log_index: Option<u64>,
+    pub last_applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    pub data: BTreeMap<String, String>,
+}
+
+fn raft_config(s: &Settings) -> anyhow::Result<Arc<openraft::Config>> {
+    let election = s.election_timeout.as_millis() as u64;
+    let config = openraft::Config {
+        cluster_name: "loadtest".into(),
+        heartbeat_interval: (election / 5).max(50),
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(s.snapshot_every),
+        max_in_snapshot_log_to_keep: (s.snapshot_every / 10).min(100),
+        purge_batch_size: 1,
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("raft config: {e}"))?,
+    ))
+}
+
+/// Runs the node until SIGINT or SIGTERM.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    if settings.token.is_none() && !settings.bind.ip().is_loopback() {
+        tracing::warn!(
+            "CLUSTER_BIND_ADDR={} is reachable from other machines and CLUSTER_TOKEN is not set: \
+             anyone who can reach this port can drive the cluster. Set CLUSTER_TOKEN on every node.",
+            settings.bind
+        );
+    }
+    let db = store::open(&settings.data_dir)?;
+    let initialized = store::is_initialized(&db)?;
+    let ctx = Arc::new(NodeCtx {
+        node_id: settings.node_id.clone(),
+        nonce: format!(
+            "{:016x}",
+            rand::RngCore::next_u64(
+                &mut <rand::rngs::SmallRng as rand::SeedableRng>::from_os_rng()
+            )
+        ),
+        token: AddToken::new(settings.token.as_deref())?,
+        raft: OnceLock::new(),
+        sm: StateMachine::open(db.clone())?,
+        addr: OnceLock::new(),
+        names: Mutex::new(HashMap::new()),
+        settings: settings.clone(),
+        local: Local::default(),
+        registry: OnceLock::new(),
+        heartbeats: OnceLock::new(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("CLUSTER_BIND_ADDR={}: cannot listen: {e}", settings.bind))?;
+    let check = CheckToken(settings.token.clone());
+    let server = tonic::transport::Server::builder()
+        .add_service(pb::raft_server::RaftServer::with_interceptor(
+            RaftService(ctx.clone()),
+            check.clone(),
+        ))
+        .add_service(pb::coordinator_server::CoordinatorServer::with_interceptor(
+            CoordinatorService(ctx.clone()),
+            check,
+        ))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("the cluster gRPC server stopped: {e}");
+        }
+    });
+    let _health = health::serve(settings.health, ctx.clone()).await?;
+
+    let me = identify(&settings, &ctx).await?;
+    if let Some(reg) = Registry::new(&settings, &me)? {
+        let _ = ctx.registry.set(reg);
+    }
+    if let Some(hb) = Heartbeats::new(&settings).await? {
+        let _ = ctx.heartbeats.set(hb);
+    }
+    tracing::info!(node = %settings.node_id, addr = %me, "starting Raft");
+    let raft = Raft::new(
+        raft_id(&me),
+        raft_config(&settings)?,
+        Network {
+            token: ctx.token.clone(),
+        },
+        LogStore::new(db),
+        ctx.sm.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting Raft: {e}"))?;
+    let _ = ctx.raft.set(raft.clone());
+    let _ = ctx.addr.set(me.clone());
+    let registration = tokio::spawn(crate::registry::keep_registered(ctx.clone()));
+    let beating = tokio::spawn(crate::heartbeats::keep_beating(ctx.clone()));
+
+    tokio::spawn(log_leadership(ctx.clone()));
+    if !initialized {
+        tokio::spawn(bootstrap(settings.clone(), ctx.clone(), me.clone()));
+    } else {
+        tracing::info!(
+            "found Raft state in {}: rejoining the cluster",
+            settings.data_dir.display()
+        );
+    }
+    tokio::spawn(maintain(ctx.clone(), me));
+    tokio::spawn(crate::coordinator::drive(ctx.clone()));
+    tokio::spawn(crate::worker::follow(ctx.clone()));
+    tokio::spawn(crate::config_watch::watch(ctx.clone()));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    // No renewal may re-register the node after it has left.
+    registration.abort();
+    beating.abort();
+    crate::registry::deregister(&ctx).await;
+    crate::heartbeats::remove(&ctx).await;
+    let _ = raft.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Asks every listed peer for hello; returns the replies by address.
+async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::HelloReply> {
+    let calls = peers.iter().map(|addr| async move {
+        let ch = channel(addr).ok()?;
+        let mut client =
+            pb::coordinator_client::CoordinatorClient::with_interceptor(ch, ctx.token.clone());
+        let req = pb::HelloRequest {
+            nonce: ctx.nonce.clone(),
+            format: loadtest_wire::FORMAT,
+        };
+        let reply = tokio::time::timeout(Duration::from_millis(800), client.hello(req))
+            .await
+            .ok()?;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(status) => {
+                if status.code() == tonic::Code::FailedPrecondition {
+                    tracing::error!("peer {addr} refused this node: {}", status.message());
+                }
+                return None;
+            }
+        };
+        if let Err(why) =
+            loadtest_wire::check_format(&format!("peer {addr}"), reply.get_ref().format)
+        {
+            tracing::error!("{why}");
+            return None;
+        }
+        Some((addr.clone(), reply.into_inner()))
+    });
+    let replies: BTreeMap<_, _> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut names = ctx.names.lock().unwrap_or_else(|p| p.into_inner());
+    for (addr, r) in &replies {
+        names.insert(addr.clone(), r.node_id.clone());
+    }
+    replies
+}
+
+/// Finds this node's own entry in the peer list: the one whose hello
+/// comes back with this process's nonce.
+async fn identify(settings: &Settings, ctx: &NodeCtx) -> anyhow::Result<String> {
+    if settings.discovery != Discovery::Static {
+        // Checked by Settings: an advertised address or a specific bind.
+        return Ok(settings
+            .advertise
+            .clone()
+            .unwrap_or_else(|| settings.bind.to_string()));
+    }
+    if let Some(a) = &settings.advertise {
+        if !settings.peers.contains(a) {
+            anyhow::bail!("CLUSTER_ADVERTISE_ADDR={a} is not in CLUSTER_NODES; list it there too");
+        }
+        return Ok(a.clone());
+    }
+    for _ in 0..20 {
+        let replies = hello_all(&settings.peers, ctx).await;
+        if let Some((addr, _)) = replies.iter().find(|(_, r)| r.nonce == ctx.nonce) {
+            return Ok(addr.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    anyhow::bail!(
+        "none of CLUSTER_NODES ({}) reaches this node (listening on {}); list this node's address there, \
+         or set CLUSTER_ADVERTISE_ADDR to it",
+        settings.peers.join(","),
+        settings.bind
+    )
+}
+
+/// The deterministic initial voters: the first `max_voters` addresses in
+/// sorted order. Every node computes the same set, which is what makes
+/// concurrent bootstraps safe.
+pub fn initial_voters(peers: &[String], max_voters: usize) -> BTreeMap<NodeId, BasicNode> {
+    let mut sorted: Vec<&String> = peers.iter().collect();
+    sorted.sort();
+    sorted
+        .into_iter()
+        .take(max_voters)
+        .map(|a| (raft_id(a), BasicNode::new(a.clone())))
+        .collect()
+}
+
+/// Initialises the cluster once a majority of the initial voters answers.
+async fn bootstrap(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
+    match &settings.discovery {
+        Discovery::Consul { expect, .. } => {
+            return bootstrap_discovered(&settings, &ctx, &me, *expect).await;
+        }
+        Discovery::Bucket(b) => return bootstrap_discovered(&settings, &ctx, &me, b.expect).await,
+        Discovery::Static => {}
+    }
+    let voters = initial_voters(&settings.peers, settings.max_voters);
+    if !voters.contains_key(&raft_id(&me)) {
+        tracing::info!(
+            "forming: this node joins as a learner once the voters have formed the cluster"
+        );
+        return;
+    }
+    let majority = voters.len() / 2 + 1;
+    let mut last_report = None;
+    loop {
+        if ctx.is_member() {
+            return;
+        }
+        let replies = hello_all(&settings.peers, &ctx).await;
+        if replies
+            .values()
+            .any(|r| r.initialized && r.nonce != ctx.nonce)
+        {
+            tracing::info!(
+                "forming: a cluster already exists; waiting for its leader to reach this node"
+            );
+            return;
+        }
+        let reachable = voters
+            .values()
+            .filter(|n| replies.contains_key(&n.addr))
+            .count();
+        if reachable >= majority {
+            tracing::info!(
+                "forming: {reachable} of {} voters reachable; initialising the cluster",
+                voters.len()
+            );
+            match ctx
+                .raft()
+                .expect("raft started")
+                .initialize(voters.clone())
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!("initialise: {e} (another node formed the cluster first)");
+                    return;
+                }
+            }
+        }
+        if last_report != Some(reachable) {
+            let missing: Vec<&str> = voters
+                .values()
+                .map(|n| n.addr.as_str())
+                .filter(|a| !replies.contains_key(*a))
+                .collect();
+            tracing::info!(
+                "forming: {reachable} of {} voters reachable, need {majority}; waiting for {}",
+                voters.len(),
+                missing.join(", ")
+            );
+            last_report = Some(reachable);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Bootstrapping from discovered peers: nodes may see different sets
+/// while instances register, so only one node initialises, once it sees
+/// `expect` instances that all answer: with Consul the lowest address
+/// (looked at twice), with a bucket whoever creates the claim object.
+/// The others are members of that first membership or join as learners.
+async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expect: usize) {
+    let mut last_report = String::new();
+    loop {
+        if ctx.is_member() {
+            return;
+        }
+        let peers = ctx.peers().await;
+        let replies = hello_all(&peers, ctx).await;
+        if replies
+            .values()
+            .any(|r| r.initialized && r.nonce != ctx.nonce)
+        {
+            tracing::info!(
+                "forming: a cluster already exists; waiting for its leader to add this node"
+            );
+            return;
+        }
+        let answering: Vec<String> = peers
+            .iter()
+            .filter(|p| replies.contains_key(*p))
+            .cloned()
+            .collect();
+        let via = if ctx.heartbeats().is_some() {
+            "heartbeats in the bucket"
+        } else {
+            "Consul"
+        };
+        let report = if answering.len() < expect {
+            format!(
+                "forming: {} of {expect} expected nodes found through {via} (CLUSTER_BOOTSTRAP_EXPECT); waiting",
+                answering.len()
+            )
+        } else if let Some(hb) = ctx.heartbeats() {
+            match hb.claim(me, &answering).await {
+                Ok(Claimed::Won) => {
+                    let voters = initial_voters(&answering, settings.max_voters);
+                    tracing::info!(
+                        "forming: {} nodes found through {via}; this node claimed the bootstrap and initialises the cluster",
+                        answering.len()
+                    );
+                    if let Err(e) = ctx.raft().expect("raft started").initialize(voters).await {
+                        tracing::debug!("initialise: {e}");
+                    }
+                    return;
+                }
+                Ok(Claimed::Held { by }) => {
+                    format!(
+                        "forming: {by} claimed the bootstrap; waiting for its cluster to add this node"
+                    )
+                }
+                Ok(Claimed::Cleared { by }) => {
+                    format!("forming: cleared the stale claim of {by}; trying again")
+                }
+                Err(e) => format!("forming: cannot claim the bootstrap: {e}"),
+            }
+        } else if answering.first().map(String::as_str) != Some(me) {
+            format!(
+                "forming: {} nodes found; {} forms the cluster",
+                answering.len(),
+                answering[0]
+            )
+        } else if !still_lowest(ctx, me, &answering).await {
+            "forming: another node appeared or formed the cluster; looking again".to_owned()
+        } else {
+            let voters = initial_voters(&answering, settings.max_voters);
+            tracing::info!(
+                "forming: {} nodes found through {via}; initialising the cluster",
+                answering.len()
+            );
+            if let Err(e) = ctx.raft().expect("raft started").initialize(voters).await {
+                tracing::debug!("initialise: {e}");
+            }
+            return;
+        };
+        if report != last_report {
+            tracing::info!("{report}");
+            last_report = report;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A second look after a pause before initialising: nodes registering
+/// at the same moment settle, so a lower address that just appeared (or
+/// a cluster another node just formed) is seen. CLUSTER_BOOTSTRAP_EXPECT
+/// should be the number of nodes started together.
+async fn still_lowest(ctx: &NodeCtx, me: &str, seen: &[String]) -> bool {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let peers = ctx.peers().await;
+    let replies = hello_all(&peers, ctx).await;
+    let formed = replies
+        .values()
+        .any(|r| r.initialized && r.nonce != ctx.nonce);
+    let lowest = peers.iter().filter(|p| replies.contains_key(*p)).min();
+    !formed
+        && lowest.map(String::as_str) == Some(me)
+        && seen.first().map(String::as_str) == Some(me)
+}
+
+/// Every node keeps peer names fresh; the leader also adds listed nodes
+/// that are not members as learners, and replaces a voter that has been
+/// unreachable for a while with a reachable learner.
+async fn maintain(ctx: Arc<NodeCtx>, me: String) {
+    let mut misses: HashMap<NodeId, u32> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let others: Vec<String> = ctx.peers().await.into_iter().filter(|p| *p != me).collect();
+        let replies = hello_all(&others, &ctx).await;
+        ctx.local.answered(replies.keys().cloned());
+        let Some(raft) = ctx.raft() else { continue };
+        let m = raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            misses.clear();
+            continue;
+        }
+        let membership = m.membership_config.membership().clone();
+        for addr in &others {
+            let id = raft_id(addr);
+            if membership.get_node(&id).is_none() && replies.contains_key(addr) {
+                tracing::info!("adding {addr} as a learner");
+                if let Err(e) = raft
+                    .add_learner(id, BasicNode::new(addr.clone()), false)
+                    .await
+                {
+                    tracing::warn!("adding learner {addr}: {e}");
+                }
+            }
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        for id in &voters {
+            let reachable = *id == m.id
+                || membership
+                    .get_node(id)
+                    .is_some_and(|n| replies.contains_key(&n.addr));
+            let miss = misses.entry(*id).or_default();
+            *miss = if reachable { 0 } else { *miss + 1 };
+        }
+        let dead: Vec<NodeId> = voters
+            .iter()
+            .copied()
+            .filter(|id| misses.get(id).copied().unwrap_or(0) >= 3)
+            .collect();
+        let spare: Vec<NodeId> = membership
+            .learner_ids()
+            .filter(|id| {
+                membership
+                    .get_node(id)
+                    .is_some_and(|n| replies.contains_key(&n.addr))
+            })
+            .collect();
+        if let (Some(gone), Some(promote)) = (dead.first(), spare.first()) {
+            let mut next = voters.clone();
+            next.remove(gone);
+            next.insert(*promote);
+            let name = |id: &NodeId| {
+                membership
+                    .get_node(id)
+                    .map_or(id.to_string(), |n| ctx.name_of(&n.addr))
+            };
+            tracing::info!(
+                "voter {} is unreachable; promoting learner {}",
+                name(gone),
+                name(promote)
+            );
+            match raft.change_membership(next, true).await {
+                Ok(_) => {
+                    misses.remove(gone);
+                }
+                Err(e) => tracing::warn!("promoting a learner: {e}"),
+            }
+        }
+    }
+}
+
+/// Logs every change of leadership with the term and what happened.
+async fn log_leadership(ctx: Arc<NodeCtx>) {
+    let Some(raft) = ctx.raft() else { return };
+    let mut rx = raft.metrics();
+    let first = rx.borrow_and_update().clone();
+    tracing::info!(
+        term = first.current_term,
+        "Raft started as {:?}",
+        first.state
+    );
+    let mut last: (ServerState, Option<NodeId>, u64) =
+        (first.state, first.current_leader, first.current_term);
+    loop {
+        if rx.changed().await.is_err() {
+            return;
+        }
+        let m = rx.borrow_and_update().clone();
+        let now = (m.state, m.current_leader, m.current_term);
+        if now != last {
+            let leader = m.current_leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| ctx.name_of(&n.addr))
+            });
+            match (last.0, now.0) {
+                (_, ServerState::Leader) if last.0 != ServerState::Leader => {
+                    tracing::info!(term = now.2, "became leader: won the election")
+                }
+                (ServerState::Leader, s) => {
+                    tracing::info!(
+                        term = now.2,
+                        "stepped down ({s:?}): a newer term or leader appeared; leader now {leader:?}"
+                    )
+                }
+                _ if now.1 != last.1 => tracing::info!(term = now.2, "leader is now {leader:?}"),
+                _ if now.2 != last.2 => {
+                    tracing::info!(term = now.2, "election in term {} ({:?})", now.2, now.0)
+                }
+                _ => {}
+            }
+            last = now;
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The operator's side: `submit` sends a config with its plugins and data
+//! to any node and waits for the merged report; `status` and `stop` talk
+//! to any node. Each takes a list of nodes and moves on to the next when
+//! one does not answer, so a dead leader does not strand the operator.
+
+use crate::blobs;
+use crate::coordinator::Submission;
+use crate::network::long_channel;
+use crate::service::{StatusReply, StatusRequest};
+use loadtest_backends::shipped::Shipped;
+use loadtest_report::outputs::Outputs;
+use loadtest_report::{self as report, ClusterSummary, NodeSummary, RunFacts, Summary};
+use loadtest_wire::command::Command;
+use loadtest_wire::plan::{NodeReport, RunResult, Status};
+use loadtest_wire::rpc::{AddToken, decode, encode, pb};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn token() -> anyhow::Result<AddToken> {
+    AddToken::new(std::env::var("CLUSTER_TOKEN").ok().as_deref())
+}
+
+fn client(
+    addr: &str,
+) -> anyhow::Result<
+    pb::coordinator_client::CoordinatorClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>,
+    >,
+> {
+    Ok(
+        pb::coordinator_client::CoordinatorClient::with_interceptor(long_channel(addr)?, token()?)
+            .max_decoding_message_size(256 << 20),
+    )
+}
+
+/// Splits `--node a:7000,b:7000`.
+pub fn node_list(nodes: &str) -> Vec<String> {
+    nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Sends the config to the first node that takes it, then waits for the
+/// run to end and reports it as a standalone run would.
+pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> anyhow::Result<u8> {
+    let nodes = node_list(nodes);
+    let (shipped, bundle) = Shipped::from_file(path)?;
+    let sub = Submission::of(&shipped);
+    let run_id = send_submission(&nodes, &sub, &shipped.blobs).await?;
+    eprintln!("submitted `{}` as run {run_id}", bundle.name);
+    if detach {
+        println!("{run_id}");
+        return Ok(loadtest_report::exit::OK);
+    }
+    report_run(&nodes, &run_id, out).await
+}
+
+/// `loadtest report`: waits for the cluster's current (or last) run to
+/// end and reports it, for runs started from a config source.
+pub async fn report(nodes: &str, out: Outputs) -> anyhow::Result<u8> {
+    let nodes = node_list(nodes);
+    let until = Instant::now() + Duration::from_secs(120);
+    let run_id = loop {
+        match ask(&nodes, false).await {
+            Ok(StatusReply { plan: Some(p), .. }) => break p.run_id,
+            Err(e) if Instant::now() > until => return Err(e),
+            _ => {}
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "no run has started on the cluster within 120s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    report_run(&nodes, &run_id, out).await
+}
+
+async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Result<u8> {
+    let (reply, result) = wait_for(nodes, run_id, out.quiet).await?;
+    let plan = reply.plan.expect("a finished run has a plan");
+    if plan.status == Status::Aborted {
+        anyhow::bail!(
+            "run {run_id} was aborted: {}",
+            plan.error.unwrap_or_else(|| "no reason recorded".into())
+        );
+    }
+    let result = result.ok_or_else(|| anyhow::anyhow!("run {run_id} finished without a result"))?;
+    let source = Path::new(&plan.name);
+    let config = loadtest_engine::config::parse_with_env(source, &plan.yaml, |_| None)?;
+    let name = config.display_name(source);
+    let mut summary = Summary::new(RunFacts {
+        name: &name,
+        config: &config,
+        metrics: &result.metrics,
+        elapsed: Duration::from_millis(result.elapsed_ms),
+        stopped_early: result.stopped_early,
+        aborted_by_threshold: result.aborted_by_threshold,
+    });
+    summary.cluster = Some(ClusterSummary::new(
+        run_id.to_owned(),
+        plan.version,
+        result.nodes.iter().map(node_summary).collect(),
+        result.events.clone(),
+    ));
+    print!("{}", report::render_table(&summary));
+    report::outputs::write_reports(&out, &summary, &result.rows)?;
+    Ok(report::outputs::exit_code(&summary, false))
+}
+
+/// The report's line for a node, from the replicated result's.
+fn node_summary(n: &NodeReport) -> NodeSummary {
+    NodeSummary {
+        node_id: n.node_id.clone(),
+        addr: n.addr.clone(),
+        segment: n.segment.clone(),
+        requests: n.requests,
+        failed: n.failed,
+        iterations: n.iterations,
+        dropped_iterations: n.dropped_iterations,
+        started_at_ms: n.started_at_ms,
+        status: n.status.clone(),
+        took_over_from: n.took_over_from.clone(),
+    }
+}
+
+async fn send_submission(
+    nodes: &[String],
+    sub: &Submission,
+    blobs: &BTreeMap<String, Arc<[u8]>>,
+) -> anyhow::Result<String> {
+    let mut errors = Vec::new();
+    for node in nodes {
+        let attempt = async {
+            blobs::push(node, &token()?, blobs).await?;
+            let reply = client(node)?.submit(encode(sub)?).await?;
+            let r: Result<String, String> = decode(reply.get_ref())?;
+            r.map_err(|e| anyhow::anyhow!(e))
+        };
+        match attempt.await {
+            Ok(id) => return Ok(id),
+            Err(e) if refused(&e) => anyhow::bail!("{node}: {}", reason(&e)),
+            Err(e) => errors.push(format!("{node}: {}", reason(&e))),
+        }
+    }
+    anyhow::bail!("no node took the config: {}", errors.join("; "))
+}
+
+/// An answer that another node would give too (a wrong token, a bad
+/// config): no point asking the next node. A node without a leader yet,
+/// or one that could not reach it, is worth passing over.
+fn refused(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<tonic::Status>() {
+        Some(s) => matches!(
+            s.code(),
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+        ),
+        None if e.downcast_ref::<tonic::transport::Error>().is_some() => false,
+        None => {
+            let m = e.to_string();
+            !(m.contains("try again") || m.contains("forwarding to the leader"))
+        }
+    }
+}
+
+fn reason(e: &anyhow::Error) -> String {
+    let Some(s) = e.downcast_ref::<tonic::Status>() else {
+        return format!("{e:#}");
+    };
+    if s.code() != tonic::Code::Unavailable {
+        return s.message().to_owned();
+    }
+    // A connection problem: the useful part (refused, timed out) is the
+    // innermost source.
+    let mut inner: Option<&dyn std::error::Error> = std::error::Error::source(s);
+    let mut last = None;
+    while let Some(err) = inner {
+        last = Some(err.to_string());
+        inner = err.source();
+    }
+    format!(
+        "{}{}; is a loadtest node running and reachable there?",
+        s.message(),
+        last.map_or(String::new(), |l| format!(" ({l})"))
+    )
+}
+
+async fn ask(nodes: &[String], with_result: bool) -> anyhow::Result<StatusReply> {
+    let mut errors = Vec::new();
+    for node in nodes {
+        let attempt = async {
+            let reply = client(node)?
+                .status(encode(&StatusRequest { with_result })?)
+                .await?;
+            Ok::<StatusReply, anyhow::Error>(decode(reply.get_ref())?)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) if refused(&e) => anyhow::bail!("{node}: {}", reason(&e)),
+            Ok(Err(e)) => errors.push(format!("{node}: {}", reason(&e))),
+            Err(_) => errors.push(format!("{node}: no answer within 5s")),
+        }
+    }
+    anyhow::bail!("no node answered: {}", errors.join("; "))
+}
+
+/// Polls until the run is over, printing its changes of state. Nodes
+/// that stop answering (a killed leader) are skipped for the next one.
+async fn wait_for(
+    nodes: &[String],
+    run_id: &str,
+    quiet: bool,
+) -> anyhow::Result<(StatusReply, Option<RunResult>)> {
+    let mut said = (None, 0usize);
+    let mut last_line = Instant::now();
+    let mut unreachable_since: Option<Instant> = None;
+    loop {
+        let reply = match ask(nodes, true).await {
+            Ok(r) => {
+                unreachable_since = None;
+                r
+            }
+            Err(e) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(60) {
+                    return Err(e.context(format!("lost touch with the cluster running {run_id}")));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let Some(plan) = reply.plan.as_ref().filter(|p| p.run_id == run_id) else {
+            anyhow::ensure!(
+                said.0.is_none(),
+                "run {run_id} was replaced by another run before its end was seen"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        if !quiet {
+            if said.0 != Some(plan.status) {
+                eprintln!("run {run_id}: {:?}", plan.status);
+            }
+            for e in plan.events.iter().skip(said.1) {
+                eprintln!("run {run_id}: {e}");
+            }
+            if plan.status == Status::Running && last_line.elapsed() >= PROGRESS_EVERY {
+                eprintln!("run {run_id}: {}", progress_line(&reply));
+                last_line = Instant::now();
+            }
+        }
+        said = (Some(plan.status), plan.events.len());
+        match plan.status {
+            Status::Aborted => return Ok((reply, None)),
+            Status::Finished if reply.result.is_some() => {
+                let mut reply = reply;
+                let result = reply.result.take();
+                return Ok((reply, result));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+/// How often `submit` and `report` print a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Merged counts so far, from the nodes' acknowledged seconds.
+fn progress_line(reply: &StatusReply) -> String {
+    let sum = |f: fn(&loadtest_wire::plan::Progress) -> u64| {
+        reply.progress.iter().map(|(_, p)| f(p)).sum::<u64>()
+    };
+    let running = reply
+        .progress
+        .iter()
+        .filter(|(a, p)| !a.lost && p.finished.is_none())
+        .count();
+    format!(
+        "{} requests ({} failed), {} iterations merged so far; {running} share(s) running",
+        sum(|p| p.requests),
+        sum(|p| p.failed),
+        sum(|p| p.iterations)
+    )
+}
+
+/// `loadtest status`: the cluster, the plan and each node's progress.
+pub async fn status(nodes: &str, json: bool) -> anyhow::Result<u8> {
+    let reply = ask(&node_list(nodes), false).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+        return Ok(loadtest_report::exit::OK);
+    }
+    println!(
+        "node {} is {} (term {}); leader {}; {} member(s)",
+        reply.node_id,
+        reply.state,
+        reply.term,
+        reply.leader.as_deref().unwrap_or("unknown"),
+        reply.members.len()
+    );
+    let Some(plan) = &reply.plan else {
+        println!("no run has been submitted");
+        return Ok(loadtest_report::exit::OK);
+    };
+    println!(
+        "run {} `{}` (config {}): {:?}{}",
+        plan.run_id,
+        plan.name,
+        plan.version,
+        plan.status,
+        plan.error
+            .as_ref()
+            .map_or(String::new(), |e| format!(": {e}"))
+    );
+    for (a, p) in &reply.progress {
+        println!(
+            "  {:<20} {}/{} {:>10} requests {:>8} iterations  {}",
+            a.node_id,
+            a.index + 1,
+            a.count,
+            p.requests,
+            p.iterations,
+            if a.lost {
+                "lost"
+            } else if p.finished.is_some() {
+                "finished"
+            } else {
+                "running"
+            }
+        );
+    }
+    for e in &plan.events {
+        println!("  · {e}");
+    }
+    Ok(loadtest_report::exit::OK)
+}
+
+/// `loadtest stop`: a graceful stop of whatever run is going.
+pub async fn stop(nodes: &str) -> anyhow::Result<u8> {
+    let nodes = node_list(nodes);
+    let mut errors = Vec::new();
+    for node in &nodes {
+        let cmd = Command::Stop {
+            run_id: String::new(),
+        };
+        match crate::service::write_remote(
+            node,
+            std::env::var("CLUSTER_TOKEN").ok().as_deref(),
+            cmd,
+        )
+        .await
+        {
+            Ok(a) if a.changed => {
+                eprintln!(
+                    "stopping the run: no new iterations; running ones finish within gracefulStop"
+                );
+                return Ok(loadtest_report::exit::OK);
+            }
+            Ok(_) => anyhow::bail!("no run is going"),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    anyhow::bail!("no node took the stop: {}", errors.join("; "))
+}

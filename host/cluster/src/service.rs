@@ -1,0 +1,267 @@
+//! The gRPC services a node serves: Raft's incoming RPCs, and the
+//! coordinator (hello, forwarded writes, blobs, runs, metrics, status).
+
+use crate::blobs;
+use crate::coordinator::{self, Submission};
+use crate::node::NodeCtx;
+use loadtest_wire::command::{Applied, Command};
+use loadtest_wire::plan::{self, Batch, Plan};
+use loadtest_wire::rpc::{AddToken, decode, encode, format_ok, pb};
+use openraft::error::{ClientWriteError, RaftError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct RaftService(pub Arc<NodeCtx>);
+pub struct CoordinatorService(pub Arc<NodeCtx>);
+
+fn not_ready() -> Status {
+    Status::unavailable("this node has not started Raft yet")
+}
+
+#[tonic::async_trait]
+impl pb::raft_server::Raft for RaftService {
+    async fn vote(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let raft = self.0.raft().ok_or_else(not_ready)?;
+        let r = raft.vote(decode(req.get_ref())?).await;
+        Ok(Response::new(encode(&r)?))
+    }
+
+    async fn append_entries(
+        &self,
+        req: Request<pb::Payload>,
+    ) -> Result<Response<pb::Payload>, Status> {
+        let raft = self.0.raft().ok_or_else(not_ready)?;
+        let r = raft.append_entries(decode(req.get_ref())?).await;
+        Ok(Response::new(encode(&r)?))
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<pb::Payload>,
+    ) -> Result<Response<pb::Payload>, Status> {
+        let raft = self.0.raft().ok_or_else(not_ready)?;
+        let r = raft.install_snapshot(decode(req.get_ref())?).await;
+        Ok(Response::new(encode(&r)?))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::coordinator_server::Coordinator for CoordinatorService {
+    async fn hello(
+        &self,
+        req: Request<pb::HelloRequest>,
+    ) -> Result<Response<pb::HelloReply>, Status> {
+        format_ok("this hello", req.get_ref().format)?;
+        let ctx = &self.0;
+        Ok(Response::new(pb::HelloReply {
+            format: loadtest_wire::FORMAT,
+            node_id: ctx.node_id.clone(),
+            nonce: ctx.nonce.clone(),
+            initialized: ctx.is_member(),
+            leader_addr: ctx.leader_addr().unwrap_or_default(),
+        }))
+    }
+
+    async fn write(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let cmd: Command = decode(req.get_ref())?;
+        let result = write(&self.0, cmd).await;
+        Ok(Response::new(encode(&result)?))
+    }
+
+    async fn missing_blobs(
+        &self,
+        req: Request<pb::Payload>,
+    ) -> Result<Response<pb::Payload>, Status> {
+        let digests: Vec<String> = decode(req.get_ref())?;
+        encode(&self.0.local.blobs.missing(&digests)).map(Response::new)
+    }
+
+    async fn put_blobs(
+        &self,
+        req: Request<tonic::Streaming<pb::BlobChunk>>,
+    ) -> Result<Response<pb::Payload>, Status> {
+        let stored = self.0.local.blobs.receive(req.into_inner()).await?;
+        encode(&stored).map(Response::new)
+    }
+
+    async fn submit(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let sub: Submission = decode(req.get_ref())?;
+        encode(&submit(&self.0, sub).await).map(Response::new)
+    }
+
+    async fn prepare(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let plan: Plan = decode(req.get_ref())?;
+        let result = self.0.local.prepare(&plan).await.map(|_| ());
+        if let Err(e) = &result {
+            tracing::error!(run = %plan.run_id, "cannot take the run's config: {e}");
+        }
+        encode(&result).map(Response::new)
+    }
+
+    async fn report_metrics(
+        &self,
+        req: Request<pb::Payload>,
+    ) -> Result<Response<pb::Payload>, Status> {
+        let batch: Batch = decode(req.get_ref())?;
+        encode(&report_metrics(&self.0, batch).await).map(Response::new)
+    }
+
+    async fn status(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let ask: StatusRequest = decode(req.get_ref())?;
+        encode(&status(&self.0, &ask)).map(Response::new)
+    }
+}
+
+/// A submission reaches the leader with its blobs: a follower first
+/// sends the leader whatever it lacks, then forwards the submission.
+async fn submit(ctx: &Arc<NodeCtx>, sub: Submission) -> Result<String, String> {
+    let missing = ctx.local.blobs.missing(&sub.digests());
+    if !missing.is_empty() {
+        return Err(format!(
+            "send the blobs first: {} of them have not arrived",
+            missing.len()
+        ));
+    }
+    if ctx.is_leader() {
+        return coordinator::submit(ctx, sub, "submit").await;
+    }
+    let leader = ctx
+        .leader_addr()
+        .ok_or("no leader is known yet; try again in a moment")?;
+    let blobs: BTreeMap<String, Arc<[u8]>> = sub
+        .digests()
+        .into_iter()
+        .filter_map(|d| ctx.local.blobs.get(&d).map(|b| (d, b)))
+        .collect();
+    blobs::push(&leader, &ctx.token, &blobs)
+        .await
+        .map_err(|e| format!("forwarding to the leader {leader}: {e:#}"))?;
+    let channel = crate::network::long_channel(&leader).map_err(|e| e.to_string())?;
+    let mut client =
+        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, ctx.token.clone());
+    let reply = client
+        .submit(encode(&sub).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| format!("forwarding to the leader {leader}: {}", e.message()))?;
+    decode::<Result<String, String>>(reply.get_ref()).map_err(|e| e.message().to_owned())?
+}
+
+/// The leader records a node's metric batch through Raft and answers with
+/// the index below which everything is merged. An empty batch is a
+/// heartbeat: it only refreshes when the node was last heard from.
+async fn report_metrics(ctx: &Arc<NodeCtx>, batch: Batch) -> Result<u64, String> {
+    if !ctx.is_leader() {
+        return Err("this node is not the leader".into());
+    }
+    ctx.local.seen(&batch.run_id, batch.assignment);
+    match coordinator::current_plan(ctx) {
+        // A newer run replaced this one, which means it is over.
+        Some(p) if p.run_id != batch.run_id => return Ok(u64::MAX),
+        Some(_) => {}
+        // A new leader that has not applied the plan yet: ask again later.
+        None => return Err("this leader has not caught up with the plan yet".into()),
+    }
+    let progress = ctx
+        .sm()
+        .get(&plan::progress_key(&batch.run_id, batch.assignment))
+        .and_then(|v| serde_json::from_str::<plan::Progress>(&v).ok());
+    let start_recorded = progress.as_ref().is_some_and(|p| p.started_at_ms.is_some());
+    let heartbeat = batch.intervals.is_empty()
+        && batch.finished.is_none()
+        && (batch.started_at_ms.is_none() || start_recorded);
+    if heartbeat {
+        return Ok(progress.map_or(0, |p| p.next));
+    }
+    let applied = write(ctx, Command::Metrics(Box::new(batch))).await?;
+    applied
+        .acked
+        .ok_or_else(|| "the state machine did not acknowledge".into())
+}
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct StatusRequest {
+    /// Include the merged result when the run has finished.
+    #[serde(default)]
+    pub with_result: bool,
+}
+
+/// What `loadtest status` shows, and what `submit` waits on.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusReply {
+    pub node_id: String,
+    pub state: String,
+    pub leader: Option<String>,
+    pub term: u64,
+    pub members: Vec<String>,
+    pub plan: Option<Plan>,
+    pub progress: Vec<(plan::Assignment, plan::Progress)>,
+    pub result: Option<plan::RunResult>,
+}
+
+fn status(ctx: &NodeCtx, ask: &StatusRequest) -> StatusReply {
+    let health = ctx.health();
+    let plan = coordinator::current_plan(ctx);
+    let progress = plan.as_ref().map_or_else(Vec::new, |p| {
+        p.assignments
+            .iter()
+            .map(|a| (a.clone(), coordinator::progress_of(ctx, &p.run_id, a)))
+            .collect()
+    });
+    let result = plan
+        .as_ref()
+        .filter(|p| ask.with_result && p.status == plan::Status::Finished)
+        .and_then(|p| ctx.sm().get(&plan::result_key(&p.run_id)))
+        .and_then(|v| serde_json::from_str(&v).ok());
+    StatusReply {
+        node_id: health.node_id,
+        state: health.state.to_owned(),
+        leader: health.leader_id,
+        term: health.term,
+        members: ctx.members(),
+        plan,
+        progress,
+        result,
+    }
+}
+
+/// Applies a write through Raft; a follower forwards it to the leader.
+pub async fn write(ctx: &Arc<NodeCtx>, cmd: Command) -> Result<Applied, String> {
+    let raft = ctx.raft().ok_or("this node has not started Raft yet")?;
+    match raft.client_write(cmd.clone()).await {
+        Ok(r) => Ok(r.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            let addr = f
+                .leader_node
+                .map(|n| n.addr)
+                .ok_or("no leader is known yet; try again")?;
+            forward(&addr, &ctx.token, cmd).await
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends a write to the node at `addr` (for the CLI); that node forwards
+/// it to the leader if it is not the leader itself.
+pub async fn write_remote(
+    addr: &str,
+    token: Option<&str>,
+    cmd: Command,
+) -> anyhow::Result<Applied> {
+    let token = AddToken::new(token)?;
+    forward(addr, &token, cmd)
+        .await
+        .map_err(|e| anyhow::anyhow!("write via {addr}: {e}"))
+}
+
+async fn forward(addr: &str, token: &AddToken, cmd: Command) -> Result<Applied, String> {
+    let channel = crate::network::channel(addr).map_err(|e| e.to_string())?;
+    let mut client =
+        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone());
+    let reply = client
+        .write(encode(&cmd).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    decode::<Result<Applied, String>>(reply.get_ref()).map_err(|e| e.message().to_owned())?
+}

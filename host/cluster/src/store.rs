@@ -1,0 +1,542 @@
+//! Durable Raft state in one redb file: the log, the vote, the committed
+//! id, the state machine and its latest snapshot. A restarted node reads
+//! everything back and rejoins with what it had.
+
+// openraft's traits fix the (large) storage error type.
+#![allow(clippy::result_large_err)]
+
+use loadtest_wire::Versioned;
+use loadtest_wire::command::{Applied, Command, NodeId, TypeConfig};
+use loadtest_wire::plan;
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership, Vote,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The state machine's map, one row per key: an apply writes only the
+/// keys it changed, so a long run's per-second metrics cost what they
+/// add, not the size of everything before them.
+const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// Opens (or creates) the node's database.
+pub fn open(dir: &Path) -> anyhow::Result<Arc<Database>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
+    let path = dir.join("raft.redb");
+    let db = Database::create(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let txn = db.begin_write()?;
+    txn.open_table(LOG)?;
+    txn.open_table(META)?;
+    txn.open_table(KV)?;
+    txn.commit()?;
+    check_store_format(&db, &path)?;
+    Ok(Arc::new(db))
+}
+
+/// Refuses a store a newer loadtest wrote (its log entries and state may
+/// have shapes this build would misread), and stamps a new or older one
+/// with this build's format.
+fn check_store_format(db: &Database, path: &Path) -> anyhow::Result<()> {
+    let stored: Option<u32> = get_meta(db, "format")?;
+    if let Some(format) = stored {
+        loadtest_wire::check_format(&format!("the node's store {}", path.display()), format)
+            .map_err(anyhow::Error::msg)?;
+    }
+    if stored != Some(loadtest_wire::FORMAT) {
+        put_meta(db, "format", &loadtest_wire::FORMAT)?;
+    }
+    Ok(())
+}
+
+fn get_meta<T: for<'a> Deserialize<'a>>(
+    db: &Database,
+    key: &str,
+) -> Result<Option<T>, anyhow::Error> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(META)?;
+    match table.get(key)? {
+        Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn put_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> Result<(), anyhow::Error> {
+    let bytes = serde_json::to_vec(value)?;
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert(key, bytes.as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn io<E: std::fmt::Display>(e: E) -> openraft::AnyError {
+    openraft::AnyError::error(e.to_string())
+}
+
+/// Whether this data dir already holds Raft state (then the node must not
+/// bootstrap a cluster again).
+pub fn is_initialized(db: &Database) -> anyhow::Result<bool> {
+    let vote: Option<Vote<NodeId>> = get_meta(db, "vote")?;
+    let txn = db.begin_read()?;
+    let has_log = txn.open_table(LOG)?.iter()?.next().is_some();
+    Ok(vote.is_some() || has_log)
+}
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl LogStore {
+    pub fn new(db: Arc<Database>) -> Self {
+        LogStore { db }
+    }
+
+    fn read_range(
+        &self,
+        range: (Bound<u64>, Bound<u64>),
+    ) -> anyhow::Result<Vec<Entry<TypeConfig>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LOG)?;
+        let mut out = Vec::new();
+        for item in table.range::<u64>(range)? {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn last_entry(&self) -> anyhow::Result<Option<Entry<TypeConfig>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LOG)?;
+        let last = table.last()?;
+        match last {
+            Some((_, v)) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + std::fmt::Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        self.read_range(bounds)
+            .map_err(|e| StorageIOError::read_logs(io(e)).into())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
+        let purged: Option<LogId<NodeId>> =
+            get_meta(&self.db, "last_purged").map_err(|e| StorageIOError::read_logs(io(e)))?;
+        let last = self
+            .last_entry()
+            .map_err(|e| StorageIOError::read_logs(io(e)))?
+            .map(|e| e.log_id);
+        Ok(LogState {
+            last_purged_log_id: purged,
+            last_log_id: last.or(purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
+        put_meta(&self.db, "vote", vote).map_err(|e| StorageIOError::write_vote(io(e)).into())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
+        get_meta(&self.db, "vote").map_err(|e| StorageIOError::read_vote(io(e)).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
+        put_meta(&self.db, "committed", &committed).map_err(|e| StorageIOError::write(io(e)).into())
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {
+        let c: Option<Option<LogId<NodeId>>> =
+            get_meta(&self.db, "committed").map_err(|e| StorageIOError::read(io(e)))?;
+        Ok(c.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let write = || -> anyhow::Result<()> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut table = txn.open_table(LOG)?;
+                for entry in entries {
+                    let bytes = serde_json::to_vec(&entry)?;
+                    table.insert(entry.log_id.index, bytes.as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        match write() {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(StorageIOError::write_logs(io(e)).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        self.delete_range(log_id.index..)
+            .map_err(|e| StorageIOError::write_logs(io(e)).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        put_meta(&self.db, "last_purged", &log_id)
+            .map_err(|e| StorageIOError::write_logs(io(e)))?;
+        self.delete_range(..=log_id.index)
+            .map_err(|e| StorageIOError::write_logs(io(e)).into())
+    }
+}
+
+impl LogStore {
+    fn delete_range(&self, range: impl RangeBounds<u64>) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(LOG)?;
+            let keys: Vec<u64> = table
+                .range::<u64>((range.start_bound().cloned(), range.end_bound().cloned()))?
+                .map(|r| r.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?;
+            for k in keys {
+                table.remove(k)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// The keys a command may change (a superset is fine: unchanged keys are
+/// rewritten as they are, absent ones removed again), known before it runs.
+fn touched_by(data: &BTreeMap<String, String>, cmd: &Command) -> Vec<String> {
+    match cmd {
+        Command::Set { key, .. } | Command::Delete { key } => vec![key.clone()],
+        Command::Stop { .. } => vec![plan::PLAN.to_owned()],
+        Command::Plan(p) => std::iter::once(plan::PLAN.to_owned())
+            .chain(plan::replaced_keys(data, p))
+            .collect(),
+        Command::Metrics(b) => std::iter::once(plan::progress_key(&b.run_id, b.assignment))
+            .chain(
+                b.intervals
+                    .iter()
+                    .map(|c| plan::interval_key(&b.run_id, c.idx)),
+            )
+            .collect(),
+    }
+}
+
+/// What Raft needs besides the map to resume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AppliedMeta {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, openraft::BasicNode>,
+}
+
+/// One command on the map. Deterministic: every node applies the same
+/// entries to the same map and gets the same result.
+fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> Applied {
+    match cmd {
+        Command::Set { key, value } => Applied {
+            previous: data.insert(key, value),
+            ..Applied::default()
+        },
+        Command::Delete { key } => Applied {
+            previous: data.remove(&key),
+            ..Applied::default()
+        },
+        Command::Plan(plan) => Applied {
+            changed: plan::apply_plan(data, &plan),
+            ..Applied::default()
+        },
+        Command::Metrics(batch) => Applied {
+            acked: Some(plan::apply_batch(data, &batch)),
+            ..Applied::default()
+        },
+        Command::Stop { run_id } => Applied {
+            changed: plan::apply_stop(data, &run_id),
+            ..Applied::default()
+        },
+    }
+}
+
+/// The replicated state: a map, plus what Raft needs to resume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: StoredMembership<NodeId, openraft::BasicNode>,
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    data: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<Database>,
+    state: Arc<std::sync::RwLock<State>>,
+    /// Bumped after every apply or installed snapshot, so node tasks can
+    /// wait for the state to change instead of polling it.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl StateMachine {
+    pub fn open(db: Arc<Database>) -> anyhow::Result<Self> {
+        let Some(meta) = get_meta::<AppliedMeta>(&db, "applied")? else {
+            // A data dir from before the per-key table kept the whole state
+            // in one value: move it into the table once.
+            let state: State = get_meta(&db, "state")?.unwrap_or_default();
+            let sm = Self::with_state(db, state.clone());
+            let meta = AppliedMeta {
+                last_applied: state.last_applied,
+                membership: state.membership,
+            };
+            sm.persist(&meta, None, Some(&state.data))
+                .map_err(|e| anyhow::anyhow!("moving the state into its table: {e}"))?;
+            return Ok(sm);
+        };
+        let mut state = State {
+            last_applied: meta.last_applied,
+            membership: meta.membership,
+            data: BTreeMap::new(),
+        };
+        let txn = db.begin_read()?;
+        for row in txn.open_table(KV)?.iter()? {
+            let (k, v) = row?;
+            state
+                .data
+                .insert(k.value().to_owned(), v.value().to_owned());
+        }
+        drop(txn);
+        Ok(Self::with_state(db, state))
+    }
+
+    fn with_state(db: Arc<Database>, state: State) -> Self {
+        StateMachine {
+            db,
+            state: Arc::new(std::sync::RwLock::new(state)),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    /// One value of the map.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        s.data.get(key).cloned()
+    }
+
+    /// The entries whose keys start with `prefix`, in key order.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        s.data
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A read-only view of the applied state, for health and status.
+    pub fn view(&self) -> State {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Writes the given keys' current values (absent: removed) and the
+    /// applied position in one transaction; `None` rewrites the whole map.
+    fn persist(
+        &self,
+        meta: &AppliedMeta,
+        rows: Option<Vec<(String, Option<String>)>>,
+        all: Option<&BTreeMap<String, String>>,
+    ) -> StorageResult<()> {
+        let write = || -> anyhow::Result<()> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut kv = txn.open_table(KV)?;
+                if let Some(all) = all {
+                    kv.retain(|_, _| false)?;
+                    for (k, v) in all {
+                        kv.insert(k.as_str(), v.as_str())?;
+                    }
+                }
+                for (k, v) in rows.into_iter().flatten() {
+                    match v {
+                        Some(v) => kv.insert(k.as_str(), v.as_str())?,
+                        None => kv.remove(k.as_str())?,
+                    };
+                }
+                let bytes = serde_json::to_vec(meta)?;
+                txn.open_table(META)?.insert("applied", bytes.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| StorageIOError::write_state_machine(io(e)).into())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let state = self.view();
+        let data =
+            Versioned::to_json(&state).map_err(|e| StorageIOError::read_state_machine(io(e)))?;
+        let id = state.last_applied.map_or("none".to_string(), |l| {
+            format!("{}-{}", l.leader_id, l.index)
+        });
+        let meta = SnapshotMeta {
+            last_log_id: state.last_applied,
+            last_membership: state.membership.clone(),
+            snapshot_id: id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
+        put_meta(&self.db, "snapshot", &stored)
+            .map_err(|e| StorageIOError::write_snapshot(None, io(e)))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(
+        Option<LogId<NodeId>>,
+        StoredMembership<NodeId, openraft::BasicNode>,
+    )> {
+        let s = self.view();
+        Ok((s.last_applied, s.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Applied>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut out = Vec::new();
+        let (meta, rows) = {
+            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut touched = std::collections::BTreeSet::new();
+            for entry in entries {
+                s.last_applied = Some(entry.log_id);
+                let applied = match entry.payload {
+                    EntryPayload::Blank => Applied::default(),
+                    EntryPayload::Membership(m) => {
+                        s.membership = StoredMembership::new(Some(entry.log_id), m);
+                        Applied::default()
+                    }
+                    EntryPayload::Normal(cmd) => {
+                        touched.extend(touched_by(&s.data, &cmd));
+                        apply_command(&mut s.data, cmd)
+                    }
+                };
+                out.push(applied);
+            }
+            let rows: Vec<(String, Option<String>)> = touched
+                .into_iter()
+                .map(|k| {
+                    let v = s.data.get(&k).cloned();
+                    (k, v)
+                })
+                .collect();
+            let meta = AppliedMeta {
+                last_applied: s.last_applied,
+                membership: s.membership.clone(),
+            };
+            (meta, rows)
+        };
+        self.persist(&meta, Some(rows), None)?;
+        self.changed();
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = snapshot.into_inner();
+        let mut state: State = Versioned::from_json("the snapshot", &data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), io(e)))?;
+        state.last_applied = meta.last_log_id;
+        state.membership = meta.last_membership.clone();
+        let applied = AppliedMeta {
+            last_applied: state.last_applied,
+            membership: state.membership.clone(),
+        };
+        self.persist(&applied, None, Some(&state.data))?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        put_meta(&self.db, "snapshot", &stored)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), io(e)))?;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        self.changed();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        let stored: Option<StoredSnapshot> = get_meta(&self.db, "snapshot")
+            .map_err(|e| StorageIOError::read_snapshot(None, io(e)))?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}

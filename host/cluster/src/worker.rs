@@ -1,0 +1,311 @@
+//! Every node's part of a distributed run: follow the Plan in the
+//! replicated state, run this node's shares on the common clock, stop
+//! when asked, and stream each closed second of metrics to whoever leads,
+//! keeping it until that leader acknowledges it.
+
+use crate::coordinator::{self, current_plan, now_ms};
+use crate::node::NodeCtx;
+use loadtest_engine::metrics::Closed;
+use loadtest_engine::workload::{self, Live, Stop, Timing};
+use loadtest_wire::plan::{Assignment, Batch, Finished, Plan, Status};
+use loadtest_wire::rpc::{decode, encode, pb};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Intervals per metric batch: a node that was cut off for a while
+/// catches up in several calls rather than one huge one.
+const BATCH: usize = 20;
+
+/// A share's stop switch, by (run, assignment).
+type Stops = HashMap<(String, u32), Arc<watch::Sender<Stop>>>;
+
+/// Follows the plan for as long as the node runs.
+pub async fn follow(ctx: Arc<NodeCtx>) {
+    let mut changes = ctx.sm().changes();
+    let mut started: HashSet<(String, u32)> = HashSet::new();
+    let mut stops: Stops = HashMap::new();
+    let mut timed: HashSet<(String, u32)> = HashSet::new();
+    loop {
+        if let Some(plan) = current_plan(&ctx) {
+            timed.retain(|(run, _)| *run == plan.run_id);
+            act(&ctx, &plan, &mut started, &mut stops, &mut timed).await;
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn act(
+    ctx: &Arc<NodeCtx>,
+    plan: &Plan,
+    started: &mut HashSet<(String, u32)>,
+    stops: &mut Stops,
+    timed: &mut HashSet<(String, u32)>,
+) {
+    // Shares of an older run, or declared lost here, stop now: their load
+    // is no longer counted (or is someone else's).
+    stops.retain(|(run, id), stop| {
+        let keep = *run == plan.run_id && plan.assignments.iter().any(|a| a.id == *id && !a.lost);
+        if !keep {
+            stop.send_if_modified(|s| upgrade(s, Stop::Now));
+        }
+        keep
+    });
+    let wanted = match plan.status {
+        Status::Stopping => Some(Stop::Graceful),
+        Status::Aborted => Some(Stop::Now),
+        _ => None,
+    };
+    if let Some(w) = wanted {
+        for stop in stops.values() {
+            stop.send_if_modified(|s| upgrade(s, w));
+        }
+    }
+    schedule_stops(plan, stops, timed);
+    // A stopping run still starts its shares: they end at once and report,
+    // which is how the leader learns they are done.
+    if !matches!(plan.status, Status::Running | Status::Stopping) {
+        return;
+    }
+    let Some(me) = ctx.addr() else { return };
+    for a in plan.mine(&me) {
+        if a.lost || !started.insert((plan.run_id.clone(), a.id)) {
+            continue;
+        }
+        if coordinator::progress_of(ctx, &plan.run_id, a)
+            .started_at_ms
+            .is_some()
+        {
+            // This node restarted mid-run: replaying the share from the
+            // start would repeat load; the leader hands it on instead.
+            tracing::warn!(run = %plan.run_id, "share {}/{} was started before this node restarted; leaving it to be handed over", a.index + 1, a.count);
+            continue;
+        }
+        let stop = Arc::new(watch::channel(wanted.unwrap_or(Stop::No)).0);
+        stops.insert((plan.run_id.clone(), a.id), stop.clone());
+        match ctx.local.prepare_share(plan, a).await {
+            Ok(bundle) => {
+                tokio::spawn(run_share(
+                    ctx.clone(),
+                    plan.clone(),
+                    a.clone(),
+                    bundle,
+                    stop,
+                ));
+            }
+            Err(e) => {
+                let what = format!(
+                    "node {} cannot run share {}/{}: {e}",
+                    a.node_id,
+                    a.index + 1,
+                    a.count
+                );
+                tracing::error!(run = %plan.run_id, "{what}");
+                // The operator sees why in the report, not only in this log.
+                let ctx = ctx.clone();
+                tokio::spawn(async move { coordinator::note(&ctx, what).await });
+            }
+        }
+    }
+}
+
+/// Shares with a stop time (the old config's, at a switch) get a timer
+/// that stops them gracefully then.
+fn schedule_stops(plan: &Plan, stops: &Stops, timed: &mut HashSet<(String, u32)>) {
+    for a in &plan.assignments {
+        let key = (plan.run_id.clone(), a.id);
+        let (Some(at), Some(stop)) = (a.stop_at_ms, stops.get(&key)) else {
+            continue;
+        };
+        if !timed.insert(key) {
+            continue;
+        }
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(instant_of(at))).await;
+            stop.send_if_modified(|s| upgrade(s, Stop::Graceful));
+        });
+    }
+}
+
+fn upgrade(s: &mut Stop, to: Stop) -> bool {
+    let stronger = matches!((*s, to), (Stop::No, _) | (Stop::Graceful, Stop::Now));
+    if stronger {
+        *s = to;
+    }
+    stronger
+}
+
+/// The Instant of a wall-clock time in Unix ms (in the past if it has passed).
+fn instant_of(unix_ms: u64) -> Instant {
+    let now = now_ms();
+    let now_i = Instant::now();
+    if unix_ms >= now {
+        now_i + Duration::from_millis(unix_ms - now)
+    } else {
+        now_i
+            .checked_sub(Duration::from_millis(now - unix_ms))
+            .unwrap_or(now_i)
+    }
+}
+
+async fn run_share(
+    ctx: Arc<NodeCtx>,
+    plan: Plan,
+    a: Assignment,
+    bundle: Arc<loadtest_engine::config::Bundle>,
+    stop: Arc<watch::Sender<Stop>>,
+) {
+    let runtime = match ctx.local.runtime() {
+        Ok(r) => r,
+        Err(e) => return tracing::error!("{e:#}"),
+    };
+    // Intervals count from the run's start on every share, so a share that
+    // starts later (a config switch) lines up with the others.
+    let start = instant_of(a.start_at_ms.unwrap_or(plan.start_at_ms));
+    let live = Live::streaming(instant_of(plan.start_at_ms));
+    let timing = Timing {
+        start_at: Some(start),
+        resume_from: Duration::from_millis(a.resume_from_ms),
+    };
+    tracing::info!(
+        run = %plan.run_id,
+        "running share {}/{}{} from {}",
+        a.index + 1,
+        a.count,
+        a.takeover_of.map_or(String::new(), |_| " (taken over)".into()),
+        plan.start_at_ms
+    );
+    let mut engine = {
+        let (live, stop_rx, segment) = (live.clone(), stop.subscribe(), a.segment());
+        tokio::spawn(async move {
+            workload::run(&bundle, runtime, segment, stop_rx, live, timing).await
+        })
+    };
+    stream_metrics(&ctx, &plan, &a, live, &mut engine).await;
+    if !engine.is_finished() {
+        // Nobody counts this share any more: stop its load too.
+        stop.send_if_modified(|s| upgrade(s, Stop::Now));
+        let _ = engine.await;
+    }
+}
+
+/// Sends closed intervals to the leader every second until the engine is
+/// done and everything is acknowledged. Unacknowledged intervals are
+/// sent again, to whichever node leads by then.
+async fn stream_metrics(
+    ctx: &Arc<NodeCtx>,
+    plan: &Plan,
+    a: &Assignment,
+    live: Live,
+    engine: &mut tokio::task::JoinHandle<anyhow::Result<workload::Outcome>>,
+) {
+    let run = plan.run_id.as_str();
+    let mut outbox: VecDeque<Closed> = VecDeque::new();
+    let mut finished: Option<Finished> = None;
+    let mut engine_done = false;
+    let mut logged_start = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = &mut *engine, if !engine_done => {
+                engine_done = true;
+                let mut f = finish_of(r, a);
+                // Elapsed on the run's clock, whenever this share started.
+                f.elapsed_ms = now_ms().saturating_sub(plan.start_at_ms);
+                finished = Some(f);
+            }
+        }
+        outbox.extend(
+            live.sink
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take_closed(),
+        );
+        let started_at_ms = started_at(&live);
+        if let Some(ms) = started_at_ms.filter(|_| !logged_start) {
+            tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
+            logged_start = true;
+        }
+        let batch = Batch {
+            run_id: run.to_owned(),
+            assignment: a.id,
+            intervals: outbox.iter().take(BATCH).cloned().collect(),
+            started_at_ms,
+            finished: finished.filter(|_| outbox.len() <= BATCH),
+        };
+        match send(ctx, &batch).await {
+            Ok(acked) => {
+                while outbox.front().is_some_and(|c| c.idx < acked) {
+                    outbox.pop_front();
+                }
+                if acked == u64::MAX || (batch.finished.is_some() && outbox.is_empty()) {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(run = %run, "metrics not delivered yet: {e}"),
+        }
+        if engine_done && plan_is_over(ctx, run) {
+            tracing::warn!(run = %run, "the run ended before all metrics were acknowledged");
+            return;
+        }
+    }
+}
+
+fn plan_is_over(ctx: &NodeCtx, run: &str) -> bool {
+    current_plan(ctx).is_none_or(|p| p.run_id != run || p.status.is_over())
+}
+
+fn started_at(live: &Live) -> Option<u64> {
+    let started = (*live.began.lock().unwrap_or_else(|p| p.into_inner()))?;
+    let since = Instant::now().saturating_duration_since(started);
+    let wall = std::time::SystemTime::now().checked_sub(since)?;
+    wall.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
+}
+
+fn finish_of(
+    r: Result<anyhow::Result<workload::Outcome>, tokio::task::JoinError>,
+    a: &Assignment,
+) -> Finished {
+    match r {
+        Ok(Ok(o)) => Finished {
+            elapsed_ms: o.elapsed.as_millis() as u64,
+            stopped_early: o.stopped_early,
+            init_failed: o.metrics.scenarios.values().map(|s| s.init_failed).sum(),
+        },
+        Ok(Err(e)) => {
+            tracing::error!("share {}/{} failed: {e:#}", a.index + 1, a.count);
+            Finished {
+                elapsed_ms: 0,
+                stopped_early: true,
+                init_failed: 0,
+            }
+        }
+        Err(e) => {
+            tracing::error!("share {}/{} panicked: {e}", a.index + 1, a.count);
+            Finished {
+                elapsed_ms: 0,
+                stopped_early: true,
+                init_failed: 0,
+            }
+        }
+    }
+}
+
+async fn send(ctx: &NodeCtx, batch: &Batch) -> anyhow::Result<u64> {
+    let leader = ctx
+        .leader_addr()
+        .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
+    let channel = crate::network::channel(&leader)?;
+    let mut client =
+        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, ctx.token.clone());
+    let reply = client.report_metrics(encode(batch)?).await?;
+    let acked: Result<u64, String> = decode(reply.get_ref())?;
+    acked.map_err(|e| anyhow::anyhow!(e))
+}

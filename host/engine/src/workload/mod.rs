@@ -1,0 +1,336 @@
+//! The one engine: turns a Bundle into load. Standalone runs call it with
+//! the whole of every scenario; a cluster node calls it with its segment.
+
+mod executor;
+mod schedule;
+mod segment;
+mod vu;
+
+pub use segment::Segment;
+
+use crate::client::{Client, ClientOptions};
+use crate::config::{Bundle, Executor};
+use crate::metrics::{Collector, Metrics, Recorder, Row, Sink};
+use crate::plugin::{Limits, Plugin, Runtime};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What the operator asked for while the run is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep going.
+    No,
+    /// Start no new iterations; let running ones finish within gracefulStop.
+    Graceful,
+    /// Interrupt everything now.
+    Now,
+}
+
+/// When a run's clock starts. Standalone runs start as soon as their VUs
+/// are ready; cluster nodes start on the plan's common `start_at`, and a
+/// node taking over a lost node's segment joins a clock already running.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    /// The shared start; `None` starts right after init.
+    pub start_at: Option<Instant>,
+    /// Skip this much of the schedule (load before it was someone else's).
+    pub resume_from: Duration,
+}
+
+/// Everything a VU of one scenario shares with the others.
+pub struct ScenarioCtx {
+    pub name: Arc<str>,
+    pub executor: Executor,
+    pub segment: Segment,
+    pub start_time: Duration,
+    pub graceful_stop: Duration,
+    pub exec: Vec<(String, u32)>,
+    /// Arrivals scheduled before this offset are not this run's to make.
+    pub resume_from: Duration,
+    plugin: Arc<Plugin>,
+    params: Arc<str>,
+    runtime: Arc<Runtime>,
+    client: Client,
+    files: crate::plugin::Files,
+    sink: Sink,
+    limits: Limits,
+    stop: watch::Receiver<Stop>,
+    epoch: Instant,
+    vu_ids: Arc<AtomicU32>,
+    /// VUs in an iteration right now, for progress and reports.
+    pub active: Arc<AtomicU32>,
+}
+
+impl ScenarioCtx {
+    fn recorder(&self) -> Recorder {
+        Recorder::new(self.name.clone(), self.sink.clone())
+    }
+
+    fn next_vu_id(&self) -> u32 {
+        self.vu_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Everything a finished (or stopped) run produced.
+pub struct Outcome {
+    pub metrics: Metrics,
+    /// Per-second time series.
+    pub rows: Vec<Row>,
+    pub elapsed: Duration,
+    pub stopped_early: bool,
+}
+
+/// A running scenario as progress and the exporter see it: its name, its
+/// (segmented) executor, and how many VUs are in an iteration now.
+pub type LiveScenario = (Arc<str>, Executor, Arc<AtomicU32>);
+
+/// Live view of a running test, for progress and the Prometheus endpoint.
+#[derive(Clone)]
+pub struct Live {
+    pub sink: Sink,
+    pub scenarios: Arc<Mutex<Vec<LiveScenario>>>,
+    pub started: Arc<Mutex<Option<Instant>>>,
+    /// When the clock actually began here (after waiting for a shared
+    /// start): what start skew across nodes is measured with.
+    pub began: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Live {
+    pub fn new() -> Live {
+        Self::with_collector(Collector::new(Instant::now()))
+    }
+
+    /// A live view whose intervals count from `epoch` and are kept for a
+    /// cluster node's metric stream.
+    pub fn streaming(epoch: Instant) -> Live {
+        Self::with_collector(Collector::new(epoch).streaming())
+    }
+
+    fn with_collector(c: Collector) -> Live {
+        Live {
+            sink: Arc::new(Mutex::new(c)),
+            scenarios: Arc::default(),
+            started: Arc::default(),
+            began: Arc::default(),
+        }
+    }
+
+    /// VUs in an iteration right now, over all scenarios.
+    pub fn busy_vus(&self) -> u64 {
+        let s = self.scenarios.lock().unwrap_or_else(|p| p.into_inner());
+        s.iter()
+            .map(|(_, _, a)| u64::from(a.load(Ordering::Relaxed)))
+            .sum()
+    }
+
+    /// Everything measured so far.
+    pub fn cumulative(&self) -> Metrics {
+        self.sink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cumulative()
+    }
+
+    /// Time since the scenarios' clock started (zero during init).
+    pub fn elapsed(&self) -> Duration {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(Duration::ZERO, |s| s.elapsed())
+    }
+}
+
+/// One context per scenario: its plugin compiled, its share of the load
+/// cut, and what its VUs share.
+fn contexts(
+    bundle: &Bundle,
+    runtime: &Arc<Runtime>,
+    segment: Segment,
+    stop: &watch::Receiver<Stop>,
+    live: &Live,
+    resume_from: Duration,
+) -> anyhow::Result<Vec<Arc<ScenarioCtx>>> {
+    let config = &bundle.config;
+    let client = Client::new(&ClientOptions {
+        base: config.target.clone(),
+        timeout: config.http.timeout.0,
+        connect_timeout: config.http.connect_timeout.0,
+        http2_prior_knowledge: config.http.http2_prior_knowledge,
+        insecure_skip_tls_verify: config.http.insecure_skip_tls_verify,
+    })?;
+    let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
+    let epoch = Instant::now();
+    let vu_ids = Arc::new(AtomicU32::new(0));
+    let mut ctxs = Vec::new();
+    for (name, scenario) in &config.scenarios {
+        let bytes = bundle.plugins.get(&scenario.plugin).ok_or_else(|| {
+            anyhow::anyhow!(
+                "scenario `{name}`: plugin `{}` was not loaded",
+                scenario.plugin
+            )
+        })?;
+        let ctx = Arc::new(ScenarioCtx {
+            name: name.as_str().into(),
+            executor: segment.apply(&scenario.executor),
+            segment,
+            start_time: scenario.start_time,
+            graceful_stop: scenario.graceful_stop,
+            exec: scenario.exec.clone(),
+            resume_from,
+            plugin: runtime.load(&scenario.plugin, bytes)?,
+            params: serde_json::to_string(&scenario.params)?.into(),
+            runtime: runtime.clone(),
+            client: client.clone(),
+            files: bundle.files.clone(),
+            sink: live.sink.clone(),
+            limits,
+            stop: stop.clone(),
+            epoch,
+            vu_ids: vu_ids.clone(),
+            active: Arc::new(AtomicU32::new(0)),
+        });
+        let entry = (ctx.name.clone(), ctx.executor.clone(), ctx.active.clone());
+        live.scenarios
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry);
+        ctxs.push(ctx);
+    }
+    Ok(ctxs)
+}
+
+/// Starts one VU of every scenario (instantiate and `init` with its
+/// params) without sending load, for `loadtest validate`: a plugin's own
+/// checks of its params surface before a run. Returns why any failed.
+pub async fn check_inits(
+    bundle: &Bundle,
+    runtime: Arc<Runtime>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let (_tx, stop) = watch::channel(Stop::No);
+    let live = Live::new();
+    let mut failures = Vec::new();
+    for ctx in contexts(
+        bundle,
+        &runtime,
+        Segment { index: 0, count: 1 },
+        &stop,
+        &live,
+        Duration::ZERO,
+    )? {
+        let mut vu = vu::Vu::new(ctx.clone(), 1);
+        let flow = vu.ready().await;
+        vu.finish();
+        if flow != vu::Flow::Continue {
+            let m = live
+                .sink
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cumulative();
+            let why = m
+                .scenarios
+                .get(&*ctx.name)
+                .and_then(|s| s.init_messages.keys().next().cloned());
+            failures.push((
+                ctx.name.to_string(),
+                why.unwrap_or_else(|| "init failed".into()),
+            ));
+        }
+    }
+    Ok(failures)
+}
+
+/// Samples the busy-VU gauge and closes finished one-second intervals
+/// while the run goes.
+fn spawn_interval_closer(live: Live) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::metrics::INTERVAL / 4);
+        loop {
+            tick.tick().await;
+            let vus = live.busy_vus();
+            let mut c = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+            c.observe_vus(Instant::now(), vus);
+            c.close_due(Instant::now());
+        }
+    })
+}
+
+/// Waits for the shared start; a start already past is kept (the
+/// schedule stays aligned with the other nodes) and logged.
+async fn wait_for_start(start_at: Option<Instant>, resume_from: Duration) -> Instant {
+    let Some(at) = start_at else {
+        return Instant::now();
+    };
+    let now = Instant::now();
+    if at > now {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    } else if now - at > resume_from + Duration::from_millis(50) {
+        tracing::warn!(
+            "the run's start was {:.0?} ago when the VUs were ready; joining its schedule late",
+            now - at
+        );
+    }
+    at
+}
+
+/// Compiles every plugin, initialises every scenario's first VUs, then
+/// starts all scenarios on one clock. Plugin problems surface before any
+/// load is sent.
+pub async fn run(
+    bundle: &Bundle,
+    runtime: Arc<Runtime>,
+    segment: Segment,
+    stop: watch::Receiver<Stop>,
+    live: Live,
+    timing: Timing,
+) -> anyhow::Result<Outcome> {
+    let ctxs = contexts(bundle, &runtime, segment, &stop, &live, timing.resume_from)?;
+
+    let mut inits = JoinSet::new();
+    for (i, ctx) in ctxs.iter().enumerate() {
+        let ctx = ctx.clone();
+        inits.spawn(async move {
+            (
+                i,
+                executor::init_vus(&ctx, executor::initial_vus(&ctx)).await,
+            )
+        });
+    }
+    let init_started = Instant::now();
+    let mut ready: Vec<_> = inits.join_all().await;
+    ready.sort_by_key(|(i, _)| *i);
+    let vus: usize = ready.iter().map(|(_, v)| v.len()).sum();
+    tracing::info!("initialised {vus} VUs in {:.0?}", init_started.elapsed());
+
+    let start = wait_for_start(timing.start_at, timing.resume_from).await;
+    *live.began.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    *live.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
+    let closer = spawn_interval_closer(live.clone());
+    let mut runs = JoinSet::new();
+    for (ctx, (_, vus)) in ctxs.into_iter().zip(ready) {
+        runs.spawn(executor::run(ctx, vus, start));
+    }
+    while let Some(r) = runs.join_next().await {
+        if let Err(e) = r {
+            tracing::error!("a scenario task failed: {e}");
+        }
+    }
+    let elapsed = start.elapsed();
+    closer.abort();
+    let mut collector = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+    collector.close_all();
+    Ok(Outcome {
+        metrics: collector.total().clone(),
+        rows: collector.rows().to_vec(),
+        elapsed,
+        stopped_early: *stop.borrow() != Stop::No,
+    })
+}

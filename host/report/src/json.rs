@@ -1,0 +1,298 @@
+use loadtest_engine::config::Config;
+use loadtest_engine::metrics::{CheckStats, Latency, Metrics, ScenarioStats, TrendStats};
+use loadtest_engine::threshold::Verdict;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// The run's results in the shape of the JSON report; the table, the HTML
+/// report and the exit code are all read from it.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub duration_secs: f64,
+    pub stopped_early: bool,
+    /// Set when an `abortOnFail` threshold ended the run.
+    pub aborted_by_threshold: bool,
+    pub totals: Totals,
+    pub scenarios: BTreeMap<String, ScenarioSummary>,
+    pub checks: BTreeMap<String, CheckSummary>,
+    pub counters: BTreeMap<String, f64>,
+    pub trends: BTreeMap<String, TrendSummary>,
+    pub thresholds: Vec<Verdict>,
+    /// Set for a run spread over a cluster: who ran what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterSummary {
+    pub run_id: String,
+    /// Short SHA-256 of the config that ran.
+    pub config_version: String,
+    pub nodes: Vec<NodeSummary>,
+    /// Latest minus earliest start of the nodes' first iterations.
+    pub start_spread_ms: Option<u64>,
+    /// What happened during the run: distribution, lost nodes, handovers.
+    pub events: Vec<String>,
+}
+
+/// One node's share of a cluster run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NodeSummary {
+    pub node_id: String,
+    pub addr: String,
+    /// Which equal part of the load, as `i/n`.
+    pub segment: String,
+    pub requests: u64,
+    pub failed: u64,
+    pub iterations: u64,
+    pub dropped_iterations: u64,
+    /// When the node's first iteration began (Unix ms).
+    pub started_at_ms: Option<u64>,
+    /// finished, stopped, lost or running.
+    pub status: String,
+    /// The node whose share this one took over mid-run.
+    pub took_over_from: Option<String>,
+}
+
+impl ClusterSummary {
+    pub fn new(
+        run_id: String,
+        config_version: String,
+        nodes: Vec<NodeSummary>,
+        events: Vec<String>,
+    ) -> Self {
+        let starts: Vec<u64> = nodes
+            .iter()
+            .filter(|n| n.took_over_from.is_none())
+            .filter_map(|n| n.started_at_ms)
+            .collect();
+        let spread = starts
+            .iter()
+            .max()
+            .zip(starts.iter().min())
+            .map(|(a, b)| a - b);
+        ClusterSummary {
+            run_id,
+            config_version,
+            nodes,
+            start_spread_ms: spread,
+            events,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Totals {
+    /// HTTP requests sent, whatever their outcome.
+    pub requests: u64,
+    /// Requests with a transport error or a 4xx/5xx status.
+    pub failed: u64,
+    pub rate: f64,
+    pub iterations: u64,
+    pub iterations_failed: u64,
+    pub dropped_iterations: u64,
+    pub init_failed: u64,
+    pub bytes_received: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScenarioSummary {
+    pub executor: String,
+    pub iterations: u64,
+    pub iterations_failed: u64,
+    pub dropped_iterations: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub failure_messages: BTreeMap<String, u64>,
+    pub init_failed: u64,
+    pub init_messages: BTreeMap<String, u64>,
+    pub iteration_duration_ms: Latency,
+    pub requests: BTreeMap<String, RequestSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestSummary {
+    pub count: u64,
+    pub failed: u64,
+    pub rate: f64,
+    pub bytes_received: u64,
+    pub latency_ms: Latency,
+    pub status: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckSummary {
+    #[serde(flatten)]
+    pub counts: CheckStats,
+    pub rate: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrendSummary {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl ScenarioSummary {
+    fn of(executor: &str, s: &ScenarioStats) -> Self {
+        ScenarioSummary {
+            executor: executor.to_owned(),
+            iterations: s.iterations,
+            iterations_failed: s.failed,
+            dropped_iterations: s.dropped,
+            failures: s
+                .failures
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), *v))
+                .collect(),
+            failure_messages: s.messages.clone(),
+            init_failed: s.init_failed,
+            init_messages: s.init_messages.clone(),
+            iteration_duration_ms: Latency::of_micros(&s.duration),
+            requests: BTreeMap::new(),
+        }
+    }
+}
+
+impl TrendSummary {
+    fn of(t: &TrendStats) -> Self {
+        let q = |q: f64| t.scaled.value_at_quantile(q) as f64 / 1000.0;
+        TrendSummary {
+            count: t.count,
+            min: t.min,
+            mean: if t.count == 0 {
+                0.0
+            } else {
+                t.sum / t.count as f64
+            },
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            max: t.max,
+        }
+    }
+}
+
+fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+/// What a summary is built from.
+pub struct RunFacts<'a> {
+    pub name: &'a str,
+    pub config: &'a Config,
+    pub metrics: &'a Metrics,
+    pub elapsed: Duration,
+    pub stopped_early: bool,
+    pub aborted_by_threshold: bool,
+}
+
+impl Summary {
+    pub fn new(f: RunFacts<'_>) -> Summary {
+        let (m, secs) = (f.metrics, f.elapsed.as_secs_f64());
+        let empty = ScenarioStats::default();
+        let names: BTreeSet<&String> = f
+            .config
+            .scenarios
+            .keys()
+            .chain(m.scenarios.keys())
+            .collect();
+        let mut scenarios: BTreeMap<String, ScenarioSummary> = names
+            .into_iter()
+            .map(|name| {
+                let executor = f
+                    .config
+                    .scenarios
+                    .get(name)
+                    .map_or("", |s| s.executor.name());
+                (
+                    name.clone(),
+                    ScenarioSummary::of(executor, m.scenarios.get(name).unwrap_or(&empty)),
+                )
+            })
+            .collect();
+        for ((scenario, name), r) in &m.requests {
+            let request = RequestSummary {
+                count: r.count,
+                failed: r.failed,
+                rate: per_sec(r.count, secs),
+                bytes_received: r.bytes,
+                latency_ms: Latency::of_micros(&r.latency),
+                status: r.statuses.clone(),
+                errors: r.errors.clone(),
+            };
+            if let Some(s) = scenarios.get_mut(scenario) {
+                s.requests.insert(name.clone(), request);
+            }
+        }
+        let mut checks: BTreeMap<String, CheckStats> = BTreeMap::new();
+        for ((_, name), c) in &m.checks {
+            let e = checks.entry(name.clone()).or_default();
+            e.passes += c.passes;
+            e.fails += c.fails;
+        }
+        let mut counters: BTreeMap<String, f64> = BTreeMap::new();
+        for ((_, name), v) in &m.counters {
+            *counters.entry(name.clone()).or_default() += v;
+        }
+        let mut trends: BTreeMap<String, TrendStats> = BTreeMap::new();
+        for ((_, name), t) in &m.trends {
+            trends.entry(name.clone()).or_default().merge(t);
+        }
+        let requests = m.total_requests();
+        let sum = |f: fn(&ScenarioStats) -> u64| m.scenarios.values().map(f).sum::<u64>();
+        Summary {
+            name: f.name.to_owned(),
+            duration_secs: secs,
+            stopped_early: f.stopped_early,
+            aborted_by_threshold: f.aborted_by_threshold,
+            totals: Totals {
+                requests,
+                failed: m.total_failed(),
+                rate: per_sec(requests, secs),
+                iterations: sum(|s| s.iterations),
+                iterations_failed: sum(|s| s.failed),
+                dropped_iterations: sum(|s| s.dropped),
+                init_failed: sum(|s| s.init_failed),
+                bytes_received: m.requests.values().map(|r| r.bytes).sum(),
+            },
+            scenarios,
+            checks: checks
+                .into_iter()
+                .map(|(k, c)| {
+                    let total = c.passes + c.fails;
+                    let rate = if total == 0 {
+                        0.0
+                    } else {
+                        c.passes as f64 / total as f64
+                    };
+                    (k, CheckSummary { counts: c, rate })
+                })
+                .collect(),
+            counters,
+            trends: trends
+                .iter()
+                .map(|(k, t)| (k.clone(), TrendSummary::of(t)))
+                .collect(),
+            thresholds: loadtest_engine::threshold::evaluate_all(
+                &f.config.thresholds.0,
+                m,
+                f.elapsed,
+            ),
+            cluster: None,
+        }
+    }
+
+    pub fn thresholds_failed(&self) -> bool {
+        self.thresholds.iter().any(|v| !v.passed)
+    }
+}

@@ -1,0 +1,56 @@
+//! Where a run's reports go (`--json`, `--html`, `--timeseries`), writing
+//! them, and the exit code a finished run ends with: shared by standalone
+//! runs and the cluster's operator commands, so both end alike.
+
+use crate::{Summary, exit};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the reports go, from the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub timeseries: Option<PathBuf>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub quiet: bool,
+}
+
+pub fn write_reports(
+    out: &Outputs,
+    summary: &Summary,
+    rows: &[loadtest_engine::metrics::Row],
+) -> anyhow::Result<()> {
+    let fail = |what: &str, p: &PathBuf, e: std::io::Error| {
+        anyhow::anyhow!("cannot write the {what} to {}: {e}", p.display())
+    };
+    if let Some(p) = &out.json {
+        std::fs::write(p, serde_json::to_string_pretty(summary)?)
+            .map_err(|e| fail("JSON report", p, e))?;
+    }
+    if let Some(p) = &out.timeseries {
+        crate::series::write_jsonl(p, rows).map_err(|e| fail("time series", p, e))?;
+    }
+    if let Some(p) = &out.html {
+        std::fs::write(p, crate::html::render(summary, rows))
+            .map_err(|e| fail("HTML report", p, e))?;
+    }
+    Ok(())
+}
+
+pub fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
+    if interrupted {
+        exit::INTERRUPTED
+    } else if summary.thresholds_failed() {
+        eprintln!("error: some thresholds failed; see the summary above");
+        exit::THRESHOLDS_FAILED
+    } else if summary.totals.init_failed > 0 {
+        eprintln!(
+            "error: {} VU(s) failed to start; see the summary above",
+            summary.totals.init_failed
+        );
+        exit::INIT_FAILED
+    } else {
+        exit::OK
+    }
+}

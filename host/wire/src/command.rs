@@ -1,0 +1,60 @@
+//! The Raft type configuration and the replicated state machine's
+//! commands. The state machine is small on purpose: it holds what every
+//! node must agree on (a key-value map the coordinator builds plans in).
+
+use crate::plan::{Batch, Plan};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// A write to the replicated state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Command {
+    Set {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    /// Replace the current plan (a new run, or a new status).
+    Plan(Box<Plan>),
+    /// Merge a node's metric batch into its run.
+    Metrics(Box<Batch>),
+    /// An operator's graceful stop of the run (empty id: whatever runs).
+    Stop {
+        run_id: String,
+    },
+}
+
+/// What a write returns: the previous value of a key, or for a metric
+/// batch the next interval the node should send.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Applied {
+    pub previous: Option<String>,
+    #[serde(default)]
+    pub acked: Option<u64>,
+    #[serde(default)]
+    pub changed: bool,
+}
+
+openraft::declare_raft_types!(
+    /// Raft over the cluster's gRPC, with a redb log and state machine.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// The Raft id of the node reachable at `addr`. Ids come from addresses
+/// so that every node computes the same initial membership from the same
+/// peer list, without having met the others first.
+pub fn raft_id(addr: &str) -> NodeId {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(addr.as_bytes());
+    u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) >> 1
+}
