@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod consul;
 pub mod gcs;
+pub mod httpbin;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};

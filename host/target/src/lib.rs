@@ -3,7 +3,7 @@
 //! can compare the generator's numbers with the server's.
 //!
 //! Routes: `/` (a short fixed body), `/bytes/{n}`, `/delay/{ms}`,
-//! `/status/{code}`, `/echo` (the request body back), `/json`, `/close`
+//! `/status/{code}`, `/gzip/{n}` (n zero bytes, gzip-encoded), `/echo` (the request body back), `/json`, `/close`
 //! (answers, then closes the connection); `/__stats`
 //! reports `{"requests": N}` and `/__reset` zeroes it (neither is counted).
 
@@ -162,6 +162,23 @@ async fn handle(req: Request<Incoming>, stats: Arc<Stats>) -> Result<Reply, hype
                 "bytes/{n}: n must be 0..=67108864\n",
             ),
         },
+        // `n` zero bytes, gzip-encoded: a compression bomb for clients'
+        // decoded-size caps (1 GiB packs into about 1 MiB).
+        ("gzip", Some(n)) => match n.parse::<usize>() {
+            Ok(n) if n <= 1 << 30 => {
+                let mut r = reply(StatusCode::OK, "application/octet-stream", gzip_zeros(n));
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_ENCODING,
+                    hyper::header::HeaderValue::from_static("gzip"),
+                );
+                r
+            }
+            _ => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "gzip/{n}: n must be 0..=1073741824\n",
+            ),
+        },
         ("delay", Some(ms)) => match ms.parse::<u64>() {
             Ok(ms) if ms <= 600_000 => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -187,6 +204,19 @@ async fn handle(req: Request<Incoming>, stats: Arc<Stats>) -> Result<Reply, hype
         },
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "no such route\n"),
     })
+}
+
+fn gzip_zeros(n: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = [0u8; 64 << 10];
+    let mut left = n;
+    while left > 0 {
+        let step = left.min(zeros.len());
+        e.write_all(&zeros[..step]).expect("writing to memory");
+        left -= step;
+    }
+    e.finish().expect("writing to memory")
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {

@@ -111,7 +111,7 @@ impl Connections {
     /// Sends `req` and reads the whole response, within its timeout. A
     /// request cut off by the timeout leaves its HTTP/1.1 connection marked
     /// unusable, so the next request opens a fresh one.
-    pub async fn send(&mut self, req: Outgoing) -> Exchange {
+    pub async fn send(&mut self, req: &Outgoing) -> Exchange {
         let start = Instant::now();
         let timeout = req.timeout.unwrap_or(self.links.client.inner.timeout);
         let exchange = pin!(self.links.exchange(req));
@@ -128,8 +128,8 @@ impl Connections {
 }
 
 impl Links {
-    async fn exchange(&mut self, req: Outgoing) -> Result<Incoming, RequestError> {
-        let i = self.prepare(&req)?;
+    async fn exchange(&mut self, req: &Outgoing) -> Result<Incoming, RequestError> {
+        let i = self.prepare(req)?;
         let Links {
             client,
             open,
@@ -137,16 +137,13 @@ impl Links {
             scratch,
         } = self;
         let p = &prepared[i];
-        let body = req.body.unwrap_or_default();
+        let body = req.body.as_deref().unwrap_or_default();
         let keep = Keep {
             headers: req.keep_headers,
             body: req.keep_body,
+            max_body: client.inner.max_body,
         };
-        let request = Outbound {
-            p,
-            body: &body,
-            keep,
-        };
+        let request = Outbound { p, body, keep };
         let reused = checkout(client, open, &p.origin).await?;
         let mut idx = index_of(open, &p.origin);
         let mut result = request.send_on(&mut open[idx], scratch).await;
@@ -160,7 +157,10 @@ impl Links {
         if result.is_err() || !open[idx].usable() {
             open.remove(idx);
         }
-        result.map_err(|(Failure::Unanswered(m) | Failure::Broken(m))| RequestError::Transport(m))
+        result.map_err(|f| match f {
+            Failure::Unanswered(m) | Failure::Broken(m) => RequestError::Transport(m),
+            Failure::TooLarge(max) => RequestError::BodyTooLarge(max),
+        })
     }
 
     /// Finds `req` among the prepared requests, or prepares it.
@@ -262,6 +262,10 @@ impl Outbound<'_> {
             .await
             .map_err(unanswered)?;
         let status = response.status().as_u16();
+        let mut meta = super::Meta::default();
+        for (k, v) in response.headers() {
+            meta.note(status, k.as_str().as_bytes(), v.as_bytes());
+        }
         let headers = if self.keep.headers {
             let h = response.headers().iter();
             h.map(|(k, v)| {
@@ -274,14 +278,13 @@ impl Outbound<'_> {
         } else {
             Vec::new()
         };
-        let (body, body_len) = read_body(driver, response.into_body(), self.keep.body)
-            .await
-            .map_err(|e| Failure::Broken(error_chain(&e)))?;
+        let (body, body_len) = read_body(driver, response.into_body(), self.keep).await?;
         Ok(Incoming {
             status,
             headers,
             body,
             body_len,
+            meta,
         })
     }
 }
@@ -428,28 +431,31 @@ async fn drive<T>(driver: &mut Option<Driver>, fut: impl Future<Output = T>) -> 
     .await
 }
 
+/// Reads an HTTP/2 body frame by frame, keeping it when asked, and fails
+/// as soon as it passes the cap.
 async fn read_body(
     driver: &mut Option<Driver>,
     mut body: hyper::body::Incoming,
-    keep: bool,
-) -> Result<(Bytes, u64), hyper::Error> {
-    if keep {
-        let bytes = drive(driver, body.collect()).await?.to_bytes();
-        let len = bytes.len() as u64;
-        return Ok((bytes, len));
-    }
+    keep: Keep,
+) -> Result<(Bytes, u64), Failure> {
+    let mut out = keep.body.then(bytes::BytesMut::new);
     let mut len = 0u64;
     while !body.is_end_stream() {
-        match drive(driver, body.frame()).await {
-            Some(frame) => {
-                if let Some(data) = frame?.data_ref() {
-                    len += data.len() as u64;
-                }
+        let Some(frame) = drive(driver, body.frame()).await else {
+            break;
+        };
+        let frame = frame.map_err(|e| Failure::Broken(error_chain(&e)))?;
+        if let Some(data) = frame.data_ref() {
+            len += data.len() as u64;
+            if len > keep.max_body {
+                return Err(Failure::TooLarge(keep.max_body));
             }
-            None => break,
+            if let Some(o) = &mut out {
+                o.extend_from_slice(data);
+            }
         }
     }
-    Ok((Bytes::new(), len))
+    Ok((out.map_or_else(Bytes::new, bytes::BytesMut::freeze), len))
 }
 
 /// One timer per VU for request timeouts. A tokio timer per request (an

@@ -32,6 +32,8 @@ const READ_CHUNK: usize = 16 << 10;
 pub(super) enum Failure {
     Unanswered(String),
     Broken(String),
+    /// The body passed the size cap (the limit, in bytes).
+    TooLarge(u64),
 }
 
 /// What the guest wants kept of a response.
@@ -39,6 +41,8 @@ pub(super) enum Failure {
 pub(super) struct Keep {
     pub headers: bool,
     pub body: bool,
+    /// Largest body read, kept or not: past it the exchange fails.
+    pub max_body: u64,
 }
 
 /// How the response body is delimited.
@@ -82,7 +86,7 @@ impl H1 {
         }
         let (mut response, framing, reusable) = self.read_head(head_only, keep).await?;
         let framing = if head_only { Framing::None } else { framing };
-        let (body, len) = self.read_body(framing, keep.body).await?;
+        let (body, len) = self.read_body(framing, keep).await?;
         response.body = body;
         response.body_len = len;
         // Bytes after the response were not asked for: the stream is out
@@ -140,16 +144,18 @@ impl H1 {
         }
     }
 
-    async fn read_body(&mut self, framing: Framing, keep: bool) -> Result<(Bytes, u64), Failure> {
-        let mut out = keep.then(BytesMut::new);
+    async fn read_body(&mut self, framing: Framing, keep: Keep) -> Result<(Bytes, u64), Failure> {
+        let mut out = keep.body.then(BytesMut::new);
+        let max = keep.max_body;
         let len = match framing {
             Framing::None => 0,
+            Framing::Length(n) if n > max => return Err(Failure::TooLarge(max)),
             Framing::Length(n) => {
                 self.take(n, &mut out).await?;
                 n
             }
-            Framing::Chunked => self.read_chunked(&mut out).await?,
-            Framing::UntilClose => self.read_to_close(&mut out).await?,
+            Framing::Chunked => self.read_chunked(&mut out, max).await?,
+            Framing::UntilClose => self.read_to_close(&mut out, max).await?,
         };
         Ok((out.map_or_else(Bytes::new, BytesMut::freeze), len))
     }
@@ -182,7 +188,7 @@ impl H1 {
             .map_err(|e| Failure::Broken(format!("reading the response body: {e}")))
     }
 
-    async fn read_chunked(&mut self, out: &mut Option<BytesMut>) -> Result<u64, Failure> {
+    async fn read_chunked(&mut self, out: &mut Option<BytesMut>, max: u64) -> Result<u64, Failure> {
         let mut total = 0u64;
         loop {
             let size = loop {
@@ -199,8 +205,11 @@ impl H1 {
                 self.skip_trailers().await?;
                 return Ok(total);
             }
-            self.take(size, out).await?;
             total += size;
+            if total > max {
+                return Err(Failure::TooLarge(max));
+            }
+            self.take(size, out).await?;
             self.expect_crlf().await?;
         }
     }
@@ -244,10 +253,17 @@ impl H1 {
         }
     }
 
-    async fn read_to_close(&mut self, out: &mut Option<BytesMut>) -> Result<u64, Failure> {
+    async fn read_to_close(
+        &mut self,
+        out: &mut Option<BytesMut>,
+        max: u64,
+    ) -> Result<u64, Failure> {
         let mut total = 0u64;
         loop {
             total += self.buf.len() as u64;
+            if total > max {
+                return Err(Failure::TooLarge(max));
+            }
             if let Some(o) = out {
                 o.extend_from_slice(&self.buf);
             }
@@ -280,7 +296,9 @@ fn parse_head(
     let mut reusable = parsed.version == Some(1);
     let (mut length, mut chunked) = (None, false);
     let mut headers = Vec::new();
+    let mut meta = super::Meta::default();
     for h in parsed.headers.iter() {
+        meta.note(status, h.name.as_bytes(), h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
@@ -324,6 +342,7 @@ fn parse_head(
         headers,
         body: Bytes::new(),
         body_len: 0,
+        meta,
     };
     Ok(Some(((response, framing, reusable), len)))
 }

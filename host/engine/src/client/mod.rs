@@ -6,9 +6,12 @@
 //! included.
 
 mod conn;
+mod decode;
 mod h1;
+mod session;
 
 pub use conn::Connections;
+pub use session::{Hop, Jar, Session};
 
 use bytes::Bytes;
 use hyper::Uri;
@@ -22,6 +25,10 @@ pub enum RequestError {
     Connect(String),
     Timeout,
     Transport(String),
+    /// The body (on the wire, or decoded) passed `http.maxBodyBytes`.
+    BodyTooLarge(u64),
+    /// Still redirected after the limit (`http.maxRedirects`).
+    TooManyRedirects(u32),
 }
 
 impl RequestError {
@@ -32,6 +39,8 @@ impl RequestError {
             RequestError::Connect(_) => "connect",
             RequestError::Timeout => "timeout",
             RequestError::Transport(_) => "transport",
+            RequestError::BodyTooLarge(_) => "body_too_large",
+            RequestError::TooManyRedirects(_) => "too_many_redirects",
         }
     }
 }
@@ -43,6 +52,13 @@ impl std::fmt::Display for RequestError {
             RequestError::Connect(m) => write!(f, "connect: {m}"),
             RequestError::Timeout => f.write_str("timeout"),
             RequestError::Transport(m) => write!(f, "transport: {m}"),
+            RequestError::BodyTooLarge(n) => write!(
+                f,
+                "the response body is larger than http.maxBodyBytes ({n} bytes)"
+            ),
+            RequestError::TooManyRedirects(n) => {
+                write!(f, "stopped after {n} redirects (http.maxRedirects)")
+            }
         }
     }
 }
@@ -57,11 +73,53 @@ pub struct Outgoing {
     pub keep_headers: bool,
 }
 
+impl Outgoing {
+    /// A plain GET of `url`, keeping everything (for tests and tools).
+    pub fn get(url: &str) -> Outgoing {
+        Outgoing {
+            method: "GET".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: None,
+            keep_body: true,
+            keep_headers: true,
+        }
+    }
+}
+
 pub struct Incoming {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub body_len: u64,
+    /// The headers the session itself acts on, kept even when the guest
+    /// asked for no headers.
+    pub meta: Meta,
+}
+
+/// What a browser-like session reads of every response: where a redirect
+/// goes, the cookies set, how the body is encoded. Empty (no allocation)
+/// for the common response that has none of them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Meta {
+    pub location: Option<String>,
+    pub set_cookie: Vec<String>,
+    pub content_encoding: Option<String>,
+}
+
+impl Meta {
+    /// Keeps `name: value` if it is one of the headers a session acts on.
+    pub fn note(&mut self, status: u16, name: &[u8], value: &[u8]) {
+        let text = || String::from_utf8_lossy(value).into_owned();
+        if name.eq_ignore_ascii_case(b"set-cookie") {
+            self.set_cookie.push(text());
+        } else if name.eq_ignore_ascii_case(b"location") && (300..400).contains(&status) {
+            self.location = Some(text());
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            self.content_encoding = Some(text());
+        }
+    }
 }
 
 /// The outcome of one exchange, timed.
@@ -79,6 +137,9 @@ pub struct Client {
 struct Shared {
     base: Option<Uri>,
     timeout: Duration,
+    max_body: u64,
+    max_redirects: u32,
+    reset_cookies: bool,
     connect_timeout: Duration,
     http2_prior_knowledge: bool,
     tls: Arc<rustls::ClientConfig>,
@@ -88,6 +149,12 @@ struct Shared {
 pub struct ClientOptions {
     pub base: Option<String>,
     pub timeout: Duration,
+    /// Largest response body read (on the wire, and again decoded).
+    pub max_body: u64,
+    /// Redirects a session follows per request unless the request says.
+    pub max_redirects: u32,
+    /// Whether a VU's cookie jar is emptied at each iteration's start.
+    pub reset_cookies: bool,
     pub connect_timeout: Duration,
     pub http2_prior_knowledge: bool,
     pub insecure_skip_tls_verify: bool,
@@ -105,11 +172,18 @@ impl Client {
             inner: Arc::new(Shared {
                 base,
                 timeout: opts.timeout,
+                max_body: opts.max_body,
+                max_redirects: opts.max_redirects,
+                reset_cookies: opts.reset_cookies,
                 connect_timeout: opts.connect_timeout,
                 http2_prior_knowledge: opts.http2_prior_knowledge,
                 tls: Arc::new(tls_config(opts.insecure_skip_tls_verify)?),
             }),
         })
+    }
+
+    pub fn max_body(&self) -> u64 {
+        self.inner.max_body
     }
 
     /// Joins a path to the base URL; absolute URLs pass through.

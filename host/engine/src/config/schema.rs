@@ -97,6 +97,15 @@ pub struct HttpOptions {
     /// test environments with self-signed certificates only.
     #[serde(rename = "insecureSkipTLSVerify")]
     pub insecure_skip_tls_verify: bool,
+    /// Redirects followed per request (k6's `maxRedirects`); 0 returns
+    /// the 3xx response itself. Each hop is a request in the metrics.
+    pub max_redirects: u32,
+    /// Keep each VU's cookies across iterations (k6's `noCookiesReset`);
+    /// by default every iteration starts with an empty jar.
+    pub no_cookies_reset: bool,
+    /// Largest response body read, on the wire and again once decoded: a
+    /// larger or endless body fails the request as `body_too_large`.
+    pub max_body_bytes: u64,
 }
 
 impl Default for HttpOptions {
@@ -106,6 +115,9 @@ impl Default for HttpOptions {
             connect_timeout: HumanDuration(Duration::from_secs(10)),
             http2_prior_knowledge: false,
             insecure_skip_tls_verify: false,
+            max_redirects: 10,
+            no_cookies_reset: false,
+            max_body_bytes: 64 << 20,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! network comes through here and is recorded.
 
 use super::bindings::loadtest::scenario::{http, log, metrics, vu};
-use crate::client::{self, Client, Connections, Outgoing, RequestError};
+use crate::client::{self, Client, Hop, Jar, Outgoing, RequestError, Session};
 use crate::metrics::{Event, Recorder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -25,7 +25,8 @@ pub struct VuHost {
     pub scheduled: Option<Instant>,
     /// The `exec` name picked for this iteration.
     pub exec: String,
-    conns: Connections,
+    /// Connections and cookies, shared in part with `wasi_http`.
+    pub session: Session,
     files: Files,
     rng: SmallRng,
     epoch: Instant,
@@ -44,8 +45,12 @@ impl VuHost {
         recorder: Recorder,
         epoch: Instant,
     ) -> Self {
-        let wasi_http =
-            super::wasi_http::HttpHooks::new(client.clone(), scenario.clone(), recorder.sink());
+        let jar = Jar::default();
+        let wasi_http = super::wasi_http::HttpHooks::new(
+            Session::new(client.clone(), jar.clone()),
+            scenario.clone(),
+            recorder.sink(),
+        );
         VuHost {
             wasi_http,
             id,
@@ -54,7 +59,7 @@ impl VuHost {
             recorder,
             scheduled: None,
             exec: String::new(),
-            conns: Connections::new(client),
+            session: Session::new(client, jar),
             files,
             rng: SmallRng::from_os_rng(),
             epoch,
@@ -85,47 +90,59 @@ impl http::Host for VuHost {
         };
         // Only open models have a schedule to be late against.
         let sent = self.scheduled.take().map(|s| (s, Instant::now()));
-        let exchange = self.conns.send(outgoing).await;
-        self.waited = true;
         let late = sent.map_or(Duration::ZERO, |(s, sent)| {
             sent.saturating_duration_since(s)
         });
+        let VuHost {
+            session, recorder, ..
+        } = self;
+        let mut name = Some(name);
+        let exchange = session
+            .send(outgoing, None, |hop| {
+                record_hop(recorder, &mut name, hop, late)
+            })
+            .await;
+        self.waited = true;
         let micros = (exchange.elapsed + late).as_micros() as u64;
         match exchange.result {
-            Ok(incoming) => {
-                self.recorder.record(Event::Request {
-                    name,
-                    status: Some(incoming.status),
-                    error: None,
-                    micros,
-                    bytes: incoming.body_len,
-                });
-                Ok(http::Response {
-                    status: incoming.status,
-                    headers: incoming.headers,
-                    body: incoming.body.to_vec(),
-                    duration_us: micros,
-                })
-            }
-            Err(RequestError::Invalid(m)) => Err(http::Error::InvalidRequest(m)),
-            Err(e) => {
-                self.recorder.record(Event::Request {
-                    name,
-                    status: None,
-                    error: Some(e.kind()),
-                    micros,
-                    bytes: 0,
-                });
-                Err(match e {
-                    RequestError::Connect(m) => http::Error::Connect(m),
-                    RequestError::Timeout => http::Error::Timeout,
-                    RequestError::Transport(m) | RequestError::Invalid(m) => {
-                        http::Error::Transport(m)
-                    }
-                })
-            }
+            Ok(incoming) => Ok(http::Response {
+                status: incoming.status,
+                headers: incoming.headers,
+                body: incoming.body.to_vec(),
+                duration_us: micros,
+            }),
+            Err(e) => Err(match e {
+                RequestError::Invalid(m) => http::Error::InvalidRequest(m),
+                RequestError::Connect(m) => http::Error::Connect(m),
+                RequestError::Timeout => http::Error::Timeout,
+                RequestError::Transport(m) => http::Error::Transport(m),
+                e @ (RequestError::BodyTooLarge(_) | RequestError::TooManyRedirects(_)) => {
+                    http::Error::Transport(e.to_string())
+                }
+            }),
         }
     }
+}
+
+/// Records one hop: the first under the request's name (its latency
+/// counted from the schedule in open models), redirects under their own.
+pub(super) fn record_hop(
+    recorder: &mut Recorder,
+    name: &mut Option<String>,
+    hop: Hop<'_>,
+    late: Duration,
+) {
+    let (name, late) = match hop.index {
+        0 => (name.take().unwrap_or_default(), late),
+        _ => (client::default_name(hop.method, hop.url), Duration::ZERO),
+    };
+    recorder.record(Event::Request {
+        name,
+        status: hop.status,
+        error: hop.error,
+        micros: (hop.elapsed + late).as_micros() as u64,
+        bytes: hop.bytes,
+    });
 }
 
 impl metrics::Host for VuHost {

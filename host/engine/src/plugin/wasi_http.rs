@@ -4,11 +4,12 @@
 //! own pooled client, with bodies buffered as the `http` import buffers
 //! them, and are recorded the same way, named `METHOD /path`.
 
-use crate::client::{self, Client, Connections, Outgoing, RequestError};
-use crate::metrics::{Event, Recorder, Sink};
+use crate::client::{self, Outgoing, RequestError, Session};
+use crate::metrics::{Recorder, Sink};
 use http_body_util::{BodyExt as _, Full};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 type Finished = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -17,15 +18,15 @@ type Sent = Box<dyn Future<Output = Result<(http::Response<WasiBody>, Finished),
 /// One VU's `wasi:http` side: its own connections (a guest may have
 /// several requests in flight, which the `http` import never does).
 pub struct HttpHooks {
-    conns: Arc<tokio::sync::Mutex<Connections>>,
+    session: Arc<tokio::sync::Mutex<Session>>,
     scenario: Arc<str>,
     sink: Sink,
 }
 
 impl HttpHooks {
-    pub fn new(client: Client, scenario: Arc<str>, sink: Sink) -> HttpHooks {
+    pub fn new(session: Session, scenario: Arc<str>, sink: Sink) -> HttpHooks {
         HttpHooks {
-            conns: Arc::new(tokio::sync::Mutex::new(Connections::new(client))),
+            session: Arc::new(tokio::sync::Mutex::new(session)),
             scenario,
             sink,
         }
@@ -39,8 +40,11 @@ impl WasiHttpHooks for HttpHooks {
         options: Option<RequestOptions>,
         _fut: Finished,
     ) -> Sent {
-        let (conns, scenario, sink) =
-            (self.conns.clone(), self.scenario.clone(), self.sink.clone());
+        let (session, scenario, sink) = (
+            self.session.clone(),
+            self.scenario.clone(),
+            self.sink.clone(),
+        );
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
@@ -59,32 +63,16 @@ impl WasiHttpHooks for HttpHooks {
                 keep_headers: true,
                 url,
             };
-            let name = client::default_name(&method, &outgoing.url);
-            let exchange = conns.lock().await.send(outgoing).await;
-            let micros = exchange.elapsed.as_micros() as u64;
+            let mut name = Some(client::default_name(&method, &outgoing.url));
             let mut recorder = Recorder::new(scenario, sink);
-            let incoming = match exchange.result {
-                Ok(incoming) => incoming,
-                Err(e) => {
-                    if !matches!(e, RequestError::Invalid(_)) {
-                        recorder.record(Event::Request {
-                            name,
-                            status: None,
-                            error: Some(e.kind()),
-                            micros,
-                            bytes: 0,
-                        });
-                    }
-                    return Err(error_code(e));
-                }
-            };
-            recorder.record(Event::Request {
-                name,
-                status: Some(incoming.status),
-                error: None,
-                micros,
-                bytes: incoming.body_len,
-            });
+            let exchange = session
+                .lock()
+                .await
+                .send(outgoing, None, |hop| {
+                    super::host::record_hop(&mut recorder, &mut name, hop, Duration::ZERO)
+                })
+                .await;
+            let incoming = exchange.result.map_err(error_code)?;
             let mut response = http::Response::builder().status(incoming.status);
             for (k, v) in &incoming.headers {
                 response = response.header(k, v);
@@ -106,5 +94,9 @@ fn error_code(e: RequestError) -> Error {
         RequestError::Connect(_) => Error::ConnectionRefused,
         RequestError::Timeout => Error::ConnectionReadTimeout,
         RequestError::Transport(_) => Error::ConnectionTerminated,
+        RequestError::BodyTooLarge(max) => Error::HttpResponseBodySize(Some(max)),
+        RequestError::TooManyRedirects(_) => {
+            Error::InternalError(Some("too many redirects (http.maxRedirects)".into()))
+        }
     }
 }

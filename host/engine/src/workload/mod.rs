@@ -166,6 +166,9 @@ fn contexts(
         connect_timeout: config.http.connect_timeout.0,
         http2_prior_knowledge: config.http.http2_prior_knowledge,
         insecure_skip_tls_verify: config.http.insecure_skip_tls_verify,
+        max_body: config.http.max_body_bytes,
+        max_redirects: config.http.max_redirects,
+        reset_cookies: !config.http.no_cookies_reset,
     })?;
     let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
     let epoch = Instant::now();

@@ -141,6 +141,7 @@ impl Vu {
         let inst = self.instance.as_mut().expect("ready leaves an instance");
         let host = inst.host();
         host.iteration = self.iterations;
+        host.session.new_iteration();
         host.scheduled = scheduled;
         host.exec = pick_exec(&self.ctx.exec, host);
         self.ctx.active.fetch_add(1, Ordering::Relaxed);

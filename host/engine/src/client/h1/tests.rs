@@ -10,6 +10,7 @@ const HEAD: &[u8] = b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n";
 const ALL: Keep = Keep {
     headers: true,
     body: true,
+    max_body: 1 << 20,
 };
 
 /// A server that, for each request it reads, writes the next script's
@@ -77,6 +78,7 @@ async fn a_chunked_body_with_extensions_and_trailers_is_decoded() {
     let discard = Keep {
         headers: false,
         body: false,
+        max_body: 1 << 20,
     };
     let r = c.exchange(GET, false, discard).await.unwrap();
     assert_eq!((r.body.len(), r.body_len, r.headers.len()), (0, 11, 0));
@@ -166,4 +168,58 @@ fn heads_are_encoded_with_host_and_length_and_bad_names_refused() {
     assert!(encode_head(&mut out, "GET", "/", "h", &bad, 0).is_err());
     let bad = vec![("x".to_string(), "a\r\nb".to_string())];
     assert!(encode_head(&mut out, "GET", "/", "h", &bad, 0).is_err());
+}
+
+#[tokio::test]
+async fn a_body_past_the_cap_fails_as_too_large_however_it_is_framed() {
+    let small = Keep {
+        headers: false,
+        body: true,
+        max_body: 4,
+    };
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+    ]])
+    .await;
+    assert!(matches!(
+        c.exchange(GET, false, small).await,
+        Err(Failure::TooLarge(4))
+    ));
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n",
+    ]])
+    .await;
+    assert!(matches!(
+        c.exchange(GET, false, small).await,
+        Err(Failure::TooLarge(4))
+    ));
+    let mut c = server(vec![vec![b"HTTP/1.1 200 OK\r\n\r\n", b"abc", b"def"]]).await;
+    assert!(matches!(
+        c.exchange(GET, false, small).await,
+        Err(Failure::TooLarge(4))
+    ));
+    // At the cap exactly is fine.
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd",
+    ]])
+    .await;
+    assert_eq!(body(&c.exchange(GET, false, small).await.unwrap()), "abcd");
+}
+
+#[tokio::test]
+async fn redirects_cookies_and_encodings_are_noted_even_when_headers_are_discarded() {
+    let discard = Keep {
+        headers: false,
+        body: false,
+        max_body: 1 << 20,
+    };
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 302 Found\r\nLocation: /next\r\nSet-Cookie: a=1; Path=/\r\nset-cookie: b=2\r\nContent-Encoding: gzip\r\ncontent-length: 0\r\n\r\n",
+    ]])
+    .await;
+    let r = c.exchange(GET, false, discard).await.unwrap();
+    assert!(r.headers.is_empty());
+    assert_eq!(r.meta.location.as_deref(), Some("/next"));
+    assert_eq!(r.meta.set_cookie, ["a=1; Path=/", "b=2"]);
+    assert_eq!(r.meta.content_encoding.as_deref(), Some("gzip"));
 }
