@@ -96,7 +96,11 @@ fn redirects_are_followed_hop_by_hop_with_browser_method_rules() {
     assert_eq!(count("POST /post 200"), 4, "307 keeps the method: {log:?}");
     // absolute, relative and to-get all end at /get; to-get's POST came
     // back as a GET after its 302.
-    assert_eq!(count("GET /get 200"), 12, "302 turns POST into GET: {log:?}");
+    assert_eq!(
+        count("GET /get 200"),
+        12,
+        "302 turns POST into GET: {log:?}"
+    );
     assert!(!log.iter().any(|l| l.starts_with("POST /get")), "{log:?}");
     for name in ["absolute", "relative", "keep", "to-get"] {
         let (passes, fails) = check(r, &format!("{name}: status is 200"));
@@ -200,4 +204,18 @@ fn bodies_past_the_cap_fail_as_body_too_large_and_memory_stays_bounded() {
     );
     let peak_mib = usage.ru_maxrss / 1024;
     assert!(peak_mib < 200, "a child peaked at {peak_mib} MiB");
+}
+
+#[test]
+fn http_steps_sends_form_bodies() {
+    let bin = Httpbin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let steps = r#"        - request: { method: POST, path: /post, name: form, form: { user: ada, pass: "p w&x" } }
+          assert: [{ json: { path: $.form.user, equals: ada } }, { json: { path: $.form.pass, equals: "p w&x" } }]
+"#;
+    let cfg = write_config(&dir, &config(&bin.url, "", 1, steps));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(check(&run.report, "form: json $.form.user"), (2, 0));
+    assert_eq!(check(&run.report, "form: json $.form.pass"), (2, 0));
 }

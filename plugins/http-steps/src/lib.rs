@@ -144,6 +144,16 @@ fn build(req: &CRequest, vars: &BTreeMap<String, String>, step: &CStep) -> http:
         }
         r = r.body(b.render(vars));
     }
+    if !req.form.is_empty() {
+        let fields: Vec<String> = req
+            .form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(&v.render(vars))))
+            .collect();
+        r = r
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(fields.join("&"));
+    }
     if !step.reads_headers() {
         r = r.discard_headers();
     }

@@ -138,6 +138,7 @@ pub struct CRequest {
     pub query: Vec<(String, Template)>,
     pub body: Option<Template>,
     pub json: bool,
+    pub form: Vec<(String, Template)>,
 }
 
 impl CRequest {
@@ -145,6 +146,7 @@ impl CRequest {
     pub fn is_fixed(&self) -> bool {
         self.path.is_fixed()
             && self.body.as_ref().is_none_or(Template::is_fixed)
+            && self.form.iter().all(|(_, v)| v.is_fixed())
             && self
                 .headers
                 .iter()
@@ -400,8 +402,11 @@ fn step(s: Step, at: &str, defined: &mut BTreeSet<String>) -> Result<CStep, Stri
 }
 
 fn request(r: Request, at: &str, defined: &BTreeSet<String>) -> Result<CRequest, String> {
-    if r.body.is_some() && r.json.is_some() {
-        return Err(format!("{at}: give `body` or `json`, not both"));
+    let bodies = [r.body.is_some(), r.json.is_some(), !r.form.is_empty()];
+    if bodies.iter().filter(|b| **b).count() > 1 {
+        return Err(format!(
+            "{at}: give one of `body`, `json` or `form`, not several"
+        ));
     }
     let pairs =
         |m: BTreeMap<String, String>, what: &str| -> Result<Vec<(String, Template)>, String> {
@@ -429,6 +434,7 @@ fn request(r: Request, at: &str, defined: &BTreeSet<String>) -> Result<CRequest,
         method,
         headers: pairs(r.headers, "headers")?,
         query: pairs(r.query, "query")?,
+        form: pairs(r.form, "form")?,
         body,
         json,
     })

@@ -83,6 +83,9 @@ pub struct Request {
     pub body: Option<String>,
     #[serde(default)]
     pub json: Option<serde_json::Value>,
+    /// A form body (`application/x-www-form-urlencoded`), fields sorted by name.
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
 }
 
 fn get() -> String {

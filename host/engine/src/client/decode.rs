@@ -106,6 +106,19 @@ mod tests {
     }
 
     #[test]
+    fn zstd_decodes() {
+        let packed = ruzstd::encoding::compress_to_vec(
+            &b"zstd zstd zstd"[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(ok("zstd", &packed, 100).unwrap(), b"zstd zstd zstd");
+        assert!(matches!(
+            decode("zstd", &packed, 4),
+            Err(DecodeError::TooLarge(4))
+        ));
+    }
+
+    #[test]
     fn a_compression_bomb_stops_at_the_cap() {
         let bomb = gzip(&vec![0u8; 10 << 20]);
         assert!(bomb.len() < 20 << 10, "10 MiB of zeros packs small");
