@@ -49,6 +49,13 @@ struct Conn {
 }
 
 impl Conn {
+    fn dropped_while_idle(&mut self) -> bool {
+        match &mut self.link {
+            Link::H1(c) => c.dropped_while_idle(),
+            Link::H2 { .. } => false,
+        }
+    }
+
     fn usable(&self) -> bool {
         match &self.link {
             Link::H1(c) => c.reusable(),
@@ -147,7 +154,7 @@ impl Links {
         let reused = checkout(client, open, &p.origin).await?;
         let mut idx = index_of(open, &p.origin);
         let mut result = request.send_on(&mut open[idx], scratch).await;
-        if reused && matches!(result, Err(Failure::Unanswered(_))) {
+        if reused && resendable(&result, &p.verb) {
             // The server closed an idle keep-alive connection under us; the
             // request was not answered, so send it again on a fresh one.
             // Boxed: a second set of awaits would double every request's future.
@@ -158,7 +165,9 @@ impl Links {
             open.remove(idx);
         }
         result.map_err(|f| match f {
-            Failure::Unanswered(m) | Failure::Broken(m) => RequestError::Transport(m),
+            Failure::Unsent(m) | Failure::Unanswered(m) | Failure::Broken(m) => {
+                RequestError::Transport(m)
+            }
             Failure::TooLarge(max) => RequestError::BodyTooLarge(max),
         })
     }
@@ -289,6 +298,18 @@ impl Outbound<'_> {
     }
 }
 
+/// Whether a request that failed on a reused connection may go again on a
+/// fresh one: when it could not even be written, or when it was written
+/// but not answered and its method is idempotent (RFC 9110 9.2.2; a POST
+/// the server may have acted on is not repeated behind the guest's back).
+fn resendable(result: &Result<Incoming, Failure>, verb: &Method) -> bool {
+    match result {
+        Err(Failure::Unsent(_)) => true,
+        Err(Failure::Unanswered(_)) => verb.is_idempotent(),
+        _ => false,
+    }
+}
+
 fn index_of(open: &[Conn], origin: &Origin) -> usize {
     open.iter()
         .position(|c| &c.origin == origin)
@@ -303,7 +324,7 @@ async fn checkout(
     origin: &Origin,
 ) -> Result<bool, RequestError> {
     if let Some(i) = open.iter().position(|c| &c.origin == origin) {
-        if open[i].usable() {
+        if open[i].usable() && !open[i].dropped_while_idle() {
             return Ok(true);
         }
         open.remove(i);

@@ -24,12 +24,19 @@ const MAX_HEADERS: usize = 128;
 /// A response head larger than this is refused as malformed.
 const MAX_HEAD: usize = 64 << 10;
 const READ_CHUNK: usize = 16 << 10;
+/// More interim (1xx) answers than this to one request is refused.
+const MAX_INTERIM: usize = 16;
+/// A chunk-size line (with its extensions) longer than this is refused:
+/// parsing a partial one again after every read would be quadratic.
+const MAX_CHUNK_LINE: usize = 4 << 10;
 
 /// Why an exchange failed. `Unanswered` means not one byte of a response
 /// arrived: on a reused connection that is the server having closed it
 /// while idle, and the request can be sent again on a fresh one.
 #[derive(Debug)]
 pub(super) enum Failure {
+    /// The request could not be written, and nothing came back.
+    Unsent(String),
     Unanswered(String),
     Broken(String),
     /// The body passed the size cap (the limit, in bytes).
@@ -58,7 +65,12 @@ pub(super) struct H1 {
     buf: BytesMut,
     /// Cleared by a response that ends the connection, or a broken one.
     reusable: bool,
+    /// When the last exchange ended.
+    idle_since: std::time::Instant,
 }
+
+/// A connection idle this long is looked at before it is reused.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl H1 {
     pub fn new(io: Box<dyn Io>) -> H1 {
@@ -66,6 +78,27 @@ impl H1 {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             reusable: true,
+            idle_since: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether the server closed the connection (or wrote unasked) while
+    /// it sat idle. Servers drop idle keep-alive connections; finding out
+    /// before writing keeps a request from going into a dead connection,
+    /// where an unanswered POST could not be sent again. One non-blocking
+    /// read, and only after a second of idleness.
+    pub fn dropped_while_idle(&mut self) -> bool {
+        use futures_util::FutureExt;
+        if self.idle_since.elapsed() < IDLE_CHECK {
+            return false;
+        }
+        self.buf.reserve(1);
+        match self.io.read_buf(&mut self.buf).now_or_never() {
+            None => false,
+            Some(_) => {
+                self.reusable = false;
+                true
+            }
         }
     }
 
@@ -81,17 +114,25 @@ impl H1 {
         keep: Keep,
     ) -> Result<Response, Failure> {
         self.reusable = false;
-        if let Err(e) = self.io.write_all(request).await {
-            return Err(Failure::Unanswered(format!("writing the request: {e}")));
-        }
-        let (mut response, framing, reusable) = self.read_head(head_only, keep).await?;
+        let (mut response, framing, mut reusable) = match self.io.write_all(request).await {
+            Ok(()) => self.read_head(head_only, keep).await?,
+            // A server may answer before it has read the whole request (a
+            // 413, then close): that answer is the response, and the
+            // request is not sent again.
+            Err(e) => match self.read_head(head_only, keep).await {
+                Ok((response, framing, _)) => (response, framing, false),
+                Err(_) => return Err(Failure::Unsent(format!("writing the request: {e}"))),
+            },
+        };
         let framing = if head_only { Framing::None } else { framing };
         let (body, len) = self.read_body(framing, keep).await?;
         response.body = body;
         response.body_len = len;
         // Bytes after the response were not asked for: the stream is out
         // of step, so it is not used again.
-        self.reusable = reusable && self.buf.is_empty();
+        reusable &= self.buf.is_empty();
+        self.reusable = reusable;
+        self.idle_since = std::time::Instant::now();
         Ok(response)
     }
 
@@ -107,6 +148,7 @@ impl H1 {
         keep: Keep,
     ) -> Result<(Response, Framing, bool), Failure> {
         let mut answered = false;
+        let mut interim = 0;
         loop {
             if !self.buf.is_empty() {
                 answered = true;
@@ -114,6 +156,12 @@ impl H1 {
                     self.buf.advance(len);
                     // 1xx (but 101) is an interim answer: the real one follows.
                     if (100..200).contains(&head.0.status) && head.0.status != 101 {
+                        interim += 1;
+                        if interim > MAX_INTERIM {
+                            return Err(Failure::Broken(format!(
+                                "more than {MAX_INTERIM} interim (1xx) responses"
+                            )));
+                        }
                         continue;
                     }
                     return Ok(head);
@@ -196,6 +244,12 @@ impl H1 {
                     Ok(httparse::Status::Complete((used, size))) => {
                         self.buf.advance(used);
                         break size;
+                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() > MAX_CHUNK_LINE => {
+                        return Err(Failure::Broken(format!(
+                            "a chunk-size line longer than {} KiB",
+                            MAX_CHUNK_LINE >> 10
+                        )));
                     }
                     Ok(httparse::Status::Partial) => self.more_chunked().await?,
                     Err(_) => return Err(Failure::Broken("a malformed chunk size".into())),
@@ -294,21 +348,20 @@ fn parse_head(
     };
     let status = parsed.code.unwrap_or(0);
     let mut reusable = parsed.version == Some(1);
-    let (mut length, mut chunked) = (None, false);
+    let (mut length, mut chunked, mut coded) = (None, false, false);
     let mut headers = Vec::new();
     let mut meta = super::Meta::default();
     for h in parsed.headers.iter() {
         meta.note(status, h.name.as_bytes(), h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+            let n = content_length(h.value)
                 .ok_or_else(|| Failure::Broken("a malformed content-length".into()))?;
             if length.is_some_and(|l| l != n) {
                 return Err(Failure::Broken("conflicting content-length headers".into()));
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            coded = true;
             chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
         } else if h.name.eq_ignore_ascii_case("connection") {
             if has_token(h.value, b"close") {
@@ -324,10 +377,20 @@ fn parse_head(
             ));
         }
     }
+    // RFC 9112 6.3: Transfer-Encoding wins over Content-Length, and a
+    // response with both may be a smuggling attempt: it is read, and the
+    // connection retired. A coding that does not end in chunked runs to
+    // the close.
+    if coded && length.is_some() {
+        reusable = false;
+    }
     let framing = if head_only || matches!(status, 100..=199 | 204 | 304) {
         Framing::None
     } else if chunked {
         Framing::Chunked
+    } else if coded {
+        reusable = false;
+        Framing::UntilClose
     } else if let Some(n) = length {
         Framing::Length(n)
     } else {
@@ -345,6 +408,16 @@ fn parse_head(
         meta,
     };
     Ok(Some(((response, framing, reusable), len)))
+}
+
+/// A Content-Length value: digits only (no sign, no space inside), as
+/// RFC 9110 8.6 has it; `u64::from_str` would take `+5`.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {

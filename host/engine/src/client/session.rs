@@ -10,6 +10,7 @@
 use super::decode::{DecodeError, decode};
 use super::{Client, Connections, Exchange, Incoming, Outgoing, RequestError};
 use cookie_store::CookieStore;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
@@ -27,17 +28,25 @@ pub struct Hop<'a> {
 }
 
 /// A VU's cookies (RFC 6265: domain, path, expiry, Secure, HttpOnly),
-/// shared by its request paths. Locked only between awaits.
+/// shared by its request paths. Locked only between awaits, and not at
+/// all while it has never held a cookie since the last reset (the common
+/// load test), which a flag outside the lock tells.
 #[derive(Clone, Default)]
-pub struct Jar(Arc<Mutex<CookieStore>>);
+pub struct Jar(Arc<JarInner>);
+
+#[derive(Default)]
+struct JarInner {
+    store: Mutex<CookieStore>,
+    used: AtomicBool,
+}
 
 impl Jar {
     fn lock(&self) -> std::sync::MutexGuard<'_, CookieStore> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn is_empty(&self) -> bool {
-        self.lock().iter_any().next().is_none()
+        !self.0.used.load(Ordering::Relaxed) || self.lock().iter_any().next().is_none()
     }
 
     /// The `Cookie` header value for a request to `url`, if any apply.
@@ -53,6 +62,7 @@ impl Jar {
     /// Takes the `Set-Cookie` values a response to `url` carried; a
     /// cookie the rules refuse (another domain, Secure over http) is dropped.
     pub fn store(&self, url: &Url, set_cookie: &[String]) {
+        self.0.used.store(true, Ordering::Relaxed);
         let mut store = self.lock();
         for raw in set_cookie {
             if let Ok(cookie) = cookie_store::RawCookie::parse(raw.as_str()) {
@@ -70,7 +80,9 @@ impl Jar {
     }
 
     pub fn clear(&self) {
-        self.lock().clear();
+        if self.0.used.swap(false, Ordering::Relaxed) {
+            self.lock().clear();
+        }
     }
 }
 

@@ -223,3 +223,102 @@ async fn redirects_cookies_and_encodings_are_noted_even_when_headers_are_discard
     assert_eq!(r.meta.set_cookie, ["a=1; Path=/", "b=2"]);
     assert_eq!(r.meta.content_encoding.as_deref(), Some("gzip"));
 }
+
+fn broken(r: Result<Response, Failure>) -> String {
+    match r {
+        Err(Failure::Broken(m)) => m,
+        Err(e) => panic!("not broken: {e:?}"),
+        Ok(r) => panic!("answered {}", r.status),
+    }
+}
+
+#[tokio::test]
+async fn content_length_takes_digits_only() {
+    for bad in [&b"+5"[..], b"-5", b"5 5", b"0x5", b""] {
+        let head = [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: "[..],
+            bad,
+            b"\r\n\r\nhello",
+        ]
+        .concat();
+        let head: &'static [u8] = Box::leak(head.into_boxed_slice());
+        let mut c = server(vec![vec![head]]).await;
+        let m = broken(c.exchange(GET, false, ALL).await);
+        assert!(m.contains("content-length"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn transfer_encoding_wins_over_content_length_and_retires_the_connection() {
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ]])
+    .await;
+    let r = c.exchange(GET, false, ALL).await.unwrap();
+    assert_eq!(body(&r), "abc");
+    assert!(!c.reusable(), "a response with both may be smuggling");
+    // A coding that does not end in chunked runs to the close.
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 2\r\n\r\nabcdef",
+    ]])
+    .await;
+    let r = c.exchange(GET, false, ALL).await.unwrap();
+    assert_eq!(body(&r), "abcdef");
+    assert!(!c.reusable());
+}
+
+#[tokio::test]
+async fn a_flood_of_interim_responses_is_refused() {
+    let flood: &'static [u8] = Box::leak(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+            .repeat(MAX_INTERIM + 1)
+            .into_boxed_slice(),
+    );
+    let mut c = server(vec![vec![
+        flood,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+    ]])
+    .await;
+    let m = broken(c.exchange(GET, false, ALL).await);
+    assert!(m.contains("interim"), "{m}");
+    // As many as the limit are skipped.
+    let some: &'static [u8] = Box::leak(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+            .repeat(MAX_INTERIM)
+            .into_boxed_slice(),
+    );
+    let mut c = server(vec![vec![
+        some,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+    ]])
+    .await;
+    assert_eq!(c.exchange(GET, false, ALL).await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn an_endless_chunk_extension_is_refused() {
+    let ext: &'static [u8] = Box::leak(
+        [&b"5;x="[..], &vec![b'a'; 3 * MAX_CHUNK_LINE]]
+            .concat()
+            .into_boxed_slice(),
+    );
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+        ext,
+    ]])
+    .await;
+    let m = broken(c.exchange(GET, false, ALL).await);
+    assert!(m.contains("chunk-size line"), "{m}");
+}
+
+#[tokio::test]
+async fn a_connection_the_server_dropped_while_idle_is_noticed_before_reuse() {
+    let mut c = server(vec![vec![b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"]]).await;
+    c.exchange(GET, false, ALL).await.unwrap();
+    assert!(c.reusable());
+    assert!(!c.dropped_while_idle(), "not looked at while freshly used");
+    // The script ends, so the server closes; the check runs after a second idle.
+    tokio::time::sleep(IDLE_CHECK + std::time::Duration::from_millis(200)).await;
+    assert!(c.dropped_while_idle());
+    assert!(!c.reusable());
+}
