@@ -6,7 +6,7 @@
 #   wasm-toolchain.sh's output, the shell has no guest flag in its
 #   environment and a host crate with a build script still builds and links.
 # scripts/check-install.sh --fresh    the whole path: every toolchain script,
-#   in a clean environment with an empty tool cache (a new XDG_CACHE_HOME),
+#   without build variables and with an empty tool cache (a new XDG_CACHE_HOME),
 #   must install its tools and print them; fails on the first that does not.
 #   Takes a quarter of an hour on two cores (it builds Consul and cargo tools).
 set -euo pipefail
@@ -51,9 +51,14 @@ TOML
 fresh() {
   local cache="$work/cache"
   mkdir -p "$cache"
-  local clean=(env -i "HOME=$HOME" "PATH=$PATH" "USER=${USER:-root}" "LANG=C.UTF-8" "XDG_CACHE_HOME=$cache")
+  # A clean environment: this machine's own (network and CA settings that
+  # registries need included), without any build variable a caller may
+  # have set, and with an empty tool cache.
+  local clean=(env -u RUSTFLAGS -u RUSTC_BOOTSTRAP -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS
+    -u CARGO_BUILD_TARGET -u CARGO_TARGET_DIR -u CC -u CFLAGS -u WASM_CARGO -u WASM_FLAGS
+    "XDG_CACHE_HOME=$cache")
   local script start
-  for script in wasm-toolchain js-toolchain py-toolchain c-toolchain go-toolchain consul fake-gcs; do
+  for script in wasm-toolchain js-toolchain py-toolchain c-toolchain go-toolchain consul fake-gcs httpbin; do
     start=$SECONDS
     echo "check-install: scripts/$script.sh with an empty cache..." >&2
     if ! "${clean[@]}" bash "$root/scripts/$script.sh" >"$work/$script.out" 2>"$work/$script.err"; then
@@ -78,6 +83,7 @@ fresh() {
   ) >&2
   "$(cat "$work/consul.out")" version | head -1 >&2
   test -x "$(cat "$work/fake-gcs.out")"
+  "$(dirname "$(cat "$work/httpbin.out")")/python" -c 'import httpbin' >&2
   echo "check-install: every toolchain script installed its tools from an empty cache"
 }
 

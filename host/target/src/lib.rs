@@ -3,7 +3,8 @@
 //! can compare the generator's numbers with the server's.
 //!
 //! Routes: `/` (a short fixed body), `/bytes/{n}`, `/delay/{ms}`,
-//! `/status/{code}`, `/gzip/{n}` (n zero bytes, gzip-encoded), `/echo` (the request body back), `/json`, `/close`
+//! `/status/{code}`, `/gzip/{n}` (n zero bytes, gzip-encoded), `/echo` (the
+//! request body back), `/json`, `/close`
 //! (answers, then closes the connection); `/__stats`
 //! reports `{"requests": N}` and `/__reset` zeroes it (neither is counted).
 

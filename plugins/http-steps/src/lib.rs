@@ -139,10 +139,13 @@ fn build(req: &CRequest, vars: &BTreeMap<String, String>, step: &CStep) -> http:
         r = r.header(k.clone(), v.render(vars));
     }
     if let Some(b) = &req.body {
-        if req.json {
+        let body = if req.json {
             r = r.header("content-type", "application/json");
-        }
-        r = r.body(b.render(vars));
+            b.render_json(vars)
+        } else {
+            b.render(vars)
+        };
+        r = r.body(body);
     }
     if !req.form.is_empty() {
         let fields: Vec<String> = req
@@ -241,6 +244,19 @@ loadtest_sdk::export_scenario!(Steps);
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn values_substituted_into_json_bodies_are_escaped() {
+        let t = program::Template::parse_for_test(r#"{"user":"${u}","n":"${n}"}"#);
+        let vars = BTreeMap::from([
+            ("u".to_string(), r#"a"b\c"#.to_string()),
+            ("n".to_string(), "line\nbreak".to_string()),
+        ]);
+        let body = t.render_json(&vars);
+        let v: serde_json::Value = serde_json::from_str(&body).expect(&body);
+        assert_eq!(v["user"], r#"a"b\c"#);
+        assert_eq!(v["n"], "line\nbreak");
+    }
 
     fn err(v: serde_json::Value) -> String {
         load(&v, |_| None).unwrap_err()

@@ -43,6 +43,11 @@ impl Template {
         Ok(Template(parts))
     }
 
+    #[cfg(test)]
+    pub fn parse_for_test(s: &str) -> Template {
+        Template::parse(s, "test").expect("a valid template")
+    }
+
     fn vars(&self) -> impl Iterator<Item = &str> {
         self.0.iter().filter_map(|p| {
             if let Part::Var(v) = p {
@@ -66,6 +71,24 @@ impl Template {
                 Part::Var(v) => vars.get(v).map_or("", String::as_str),
             })
             .collect()
+    }
+
+    /// Renders a `json:` body, whose variables all stand inside JSON
+    /// strings (the YAML was serialised before templating): each value is
+    /// escaped as a JSON string, so a `"` or `\` in it keeps the body valid.
+    pub fn render_json(&self, vars: &BTreeMap<String, String>) -> String {
+        let mut out = String::new();
+        for p in &self.0 {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(v) => {
+                    let value = vars.get(v).map_or("", String::as_str);
+                    let quoted = serde_json::to_string(value).expect("a string serialises");
+                    out.push_str(&quoted[1..quoted.len() - 1]);
+                }
+            }
+        }
+        out
     }
 }
 

@@ -123,17 +123,16 @@ impl Session {
         let mut elapsed = Duration::ZERO;
         let mut index = 0;
         loop {
-            let url = match self.cookie_url(&req) {
-                Ok(url) => url,
+            // A match, so the URL is not kept in the future across the send.
+            match self.cookie_url(&req) {
+                Ok(Some(url)) => self.add_cookies(&mut req, &url),
+                Ok(None) => {}
                 Err(e) => {
                     return Exchange {
                         result: Err(e),
                         elapsed,
                     };
                 }
-            };
-            if let Some(url) = &url {
-                self.add_cookies(&mut req, url);
             }
             let exchange = self.conns.send(&req).await;
             elapsed += exchange.elapsed;
