@@ -34,7 +34,7 @@ js_component = os.path.join(root, "target/components/js_single_get.wasm")
 if not os.path.exists(js_component) or os.path.getmtime(js_component) < os.path.getmtime(js_source):
     componentize = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
                                 "loadtest/js/node_modules/.bin/componentize-js")
-    subprocess.run([componentize, js_source, "--wit", "wit", "--world-name", "scenario",
+    subprocess.run([componentize, js_source, "--wit", "wit/v0.1", "--world-name", "scenario",
                     "--disable", "http", "fetch-event", "-o", js_component], cwd=root, check=True,
                    stdout=subprocess.DEVNULL)
 

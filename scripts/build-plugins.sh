@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Every Rust guest crate of the workspace: a cdylib depending on the SDK.
-rust_guests=(http-steps quickstart single-get hostile)
+rust_guests=(http-steps quickstart single-get hostile features)
 languages=(rust js python c go)
 out=target/components
 mkdir -p "$out"
@@ -51,18 +51,22 @@ build_rust() {
   done
 }
 
+# The JavaScript, Python, C and Go examples are built against
+# loadtest:scenario@0.1.0 (wit/v0.1): they are the proof, rebuilt from
+# source every time, that components of the first version still run.
+
 # JavaScript guests: componentize-js (SpiderMonkey inside the component).
 build_js() {
   local toolchain
   toolchain=$(scripts/js-toolchain.sh)
   eval "$toolchain"
-  if stale "$out/js_quickstart.wasm" examples/js/scenario.js wit; then
-    "$COMPONENTIZE_JS" examples/js/scenario.js --wit wit --world-name scenario \
+  if stale "$out/js_quickstart.wasm" examples/js/scenario.js wit/v0.1; then
+    "$COMPONENTIZE_JS" examples/js/scenario.js --wit wit/v0.1 --world-name scenario \
       --disable http fetch-event -o "$out/js_quickstart.wasm"
   fi
   # The same with fetch(), through wasi:http (the scenario-http world).
-  if stale "$out/js_fetch.wasm" examples/js/fetch.js wit; then
-    "$COMPONENTIZE_JS" examples/js/fetch.js --wit wit --world-name scenario-http \
+  if stale "$out/js_fetch.wasm" examples/js/fetch.js wit/v0.1; then
+    "$COMPONENTIZE_JS" examples/js/fetch.js --wit wit/v0.1 --world-name scenario-http \
       --disable fetch-event -o "$out/js_fetch.wasm"
   fi
 }
@@ -72,13 +76,13 @@ build_python() {
   local toolchain
   toolchain=$(scripts/py-toolchain.sh)
   eval "$toolchain"
-  if stale "$out/py_quickstart.wasm" examples/python/scenario.py wit; then
-    (cd examples/python && "$COMPONENTIZE_PY" -d ../../wit -w scenario componentize scenario \
+  if stale "$out/py_quickstart.wasm" examples/python/scenario.py wit/v0.1; then
+    (cd examples/python && "$COMPONENTIZE_PY" -d ../../wit/v0.1 -w scenario componentize scenario \
       -o "$OLDPWD/$out/py_quickstart.wasm" >&2)
   fi
   # The same through wasi:http (the scenario-http world).
-  if stale "$out/py_fetch.wasm" examples/python-http/scenario.py wit; then
-    (cd examples/python-http && "$COMPONENTIZE_PY" -d ../../wit -w scenario-http componentize scenario \
+  if stale "$out/py_fetch.wasm" examples/python-http/scenario.py wit/v0.1; then
+    (cd examples/python-http && "$COMPONENTIZE_PY" -d ../../wit/v0.1 -w scenario-http componentize scenario \
       -o "$OLDPWD/$out/py_fetch.wasm" >&2)
   fi
 }
@@ -88,13 +92,13 @@ build_python() {
 # reactor adapter included) by wasm-component-ld.
 build_c() {
   local c_out="$out/c_quickstart.wasm"
-  stale "$c_out" examples/c wit || return 0
+  stale "$c_out" examples/c wit/v0.1 || return 0
   local toolchain
   toolchain=$(scripts/c-toolchain.sh)
   eval "$toolchain"
   local c_tmp
   c_tmp=$(mktemp -d)
-  "$WIT_BINDGEN" c wit --world scenario --out-dir "$c_tmp" >/dev/null
+  "$WIT_BINDGEN" c wit/v0.1 --world scenario --out-dir "$c_tmp" >/dev/null
   local cflags=(--target=wasm32-wasip1 --sysroot=/usr -isystem /usr/include/wasm32-wasi -I"$c_tmp" -O2 -Wall -Werror)
   "$CLANG" "${cflags[@]}" -c examples/c/scenario.c -o "$c_tmp/scenario.o"
   "$CLANG" "${cflags[@]}" -Wno-unused-function -c "$c_tmp/scenario.c" -o "$c_tmp/bindings.o"
@@ -112,7 +116,7 @@ build_c() {
 # embeds the world and adapts WASI preview1 into a component.
 build_go() {
   local go_out="$out/go_quickstart.wasm"
-  stale "$go_out" examples/go wit scripts/go-adapter-realloc.py || return 0
+  stale "$go_out" examples/go wit/v0.1 scripts/go-adapter-realloc.py || return 0
   local toolchain
   toolchain=$(scripts/go-toolchain.sh)
   eval "$toolchain"
@@ -122,7 +126,7 @@ build_go() {
   "$WASM_TOOLS" print "$go_tmp/core.wasm" -o "$go_tmp/core.wat"
   python3 scripts/go-adapter-realloc.py "$go_tmp/core.wasm" "$go_tmp/core.wat" "$go_tmp/adapted.wat"
   "$WASM_TOOLS" parse "$go_tmp/adapted.wat" -o "$go_tmp/adapted.wasm"
-  "$WASM_TOOLS" component embed wit --world scenario "$go_tmp/adapted.wasm" -o "$go_tmp/embedded.wasm"
+  "$WASM_TOOLS" component embed wit/v0.1 --world scenario "$go_tmp/adapted.wasm" -o "$go_tmp/embedded.wasm"
   "$WASM_TOOLS" component new "$go_tmp/embedded.wasm" \
     --adapt "wasi_snapshot_preview1=$WASI_ADAPTER" -o "$go_out"
   rm -rf "$go_tmp"

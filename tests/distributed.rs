@@ -350,3 +350,48 @@ fn an_abort_on_fail_threshold_stops_the_cluster_run() {
         target.received()
     );
 }
+
+#[test]
+fn setup_runs_once_for_the_cluster_and_teardown_once_after_the_leader_is_killed() {
+    let _g = serial();
+    let bin = common::httpbin::Httpbin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: lifecycle\ntarget: {}\nplugins:\n  steps: {{ builtin: http-steps }}\nscenarios:\n  s:\n    plugin: steps\n{}\n{}",
+        bin.url,
+        arrival(30, 6),
+        common::httpbin::LIFECYCLE
+    );
+    let cfg = dir.path().join("test.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let (mut c, leader) = start_cluster(3, None, &[]);
+
+    let run = submit(dir.path(), &cfg, &all_nodes(&c), None);
+    // Work is flowing on the followers, with setup's token, when the
+    // leader that ran setup dies.
+    common::cluster::await_true("work requests at httpbin", || {
+        bin.log()
+            .iter()
+            .filter(|l| l.contains("/anything/work/"))
+            .count()
+            > 20
+    });
+    c.kill(leader);
+    let out = run.finish();
+
+    assert_eq!(out.code, 0, "{}", out.output);
+    let iterations = out.report["totals"]["iterations"].as_u64().unwrap();
+    assert_eq!(iterations, 180, "{}", out.output);
+    let requests = out.report["totals"]["requests"].as_u64().unwrap();
+    // The setup and teardown requests are the leaders', not in the merged report.
+    assert_eq!(bin.received(requests as usize + 2), requests as usize + 2);
+    bin.assert_lifecycle(iterations as usize);
+    let (new_leader, _) = c.await_agreement(LIMIT);
+    assert_ne!(new_leader, leader);
+    assert!(
+        out.output
+            .contains(&format!("teardown ran on {}", c.nodes[new_leader].name)),
+        "{}",
+        out.output
+    );
+}

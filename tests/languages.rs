@@ -8,7 +8,23 @@ use common::{Target, component, run_loadtest, write_config};
 
 /// Each VU logs in once (`params.user`), then 20 iterations of two
 /// requests carry its token.
-fn quickstart_in(plugin: &str) {
+fn quickstart_in(plugin: &str, world: &str) {
+    // The C, Go, JavaScript and Python examples are built against
+    // loadtest:scenario@0.1.0: proof that components of the first version
+    // still run. The Rust SDK builds against 0.2.0.
+    let inspect = run_loadtest(
+        &tempfile::tempdir().unwrap(),
+        &["inspect", component(plugin).to_str().unwrap()],
+    );
+    let other = if world == "0.1.0" { "@0.2.0" } else { "@0.1.0" };
+    assert!(
+        inspect
+            .stdout
+            .contains(&format!("loadtest:scenario/http@{world}"))
+            && !inspect.stdout.contains(other),
+        "{plugin} should import loadtest:scenario {world}: {}",
+        inspect.stdout
+    );
     let target = Target::start();
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
@@ -40,22 +56,22 @@ fn quickstart_in(plugin: &str) {
 
 #[test]
 fn the_javascript_quickstart_runs_and_its_counts_match_the_target() {
-    quickstart_in("js_quickstart");
+    quickstart_in("js_quickstart", "0.1.0");
 }
 
 #[test]
 fn the_python_quickstart_runs_and_its_counts_match_the_target() {
-    quickstart_in("py_quickstart");
+    quickstart_in("py_quickstart", "0.1.0");
 }
 
 #[test]
 fn the_c_quickstart_runs_and_its_counts_match_the_target() {
-    quickstart_in("c_quickstart");
+    quickstart_in("c_quickstart", "0.1.0");
 }
 
 #[test]
 fn the_go_quickstart_runs_and_its_counts_match_the_target() {
-    quickstart_in("go_quickstart");
+    quickstart_in("go_quickstart", "0.1.0");
 }
 
 /// Requests made through `wasi:http` (the `scenario-http` world): the
@@ -119,5 +135,5 @@ fn python_wasi_http_requests_go_through_the_host_and_are_recorded() {
 
 #[test]
 fn the_rust_quickstart_logs_in_and_its_counts_match_the_target() {
-    quickstart_in("quickstart");
+    quickstart_in("quickstart", "0.2.0");
 }

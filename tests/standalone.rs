@@ -358,7 +358,13 @@ fn inspect_lists_the_interface_and_says_whether_it_fits() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("loadtest:scenario/http@0.1.0 (interface)"),
+            .contains("loadtest:scenario/http@0.2.0 (interface)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("loadtest:scenario/lifecycle@0.2.0 (interface)"),
         "{}",
         run.stdout
     );

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::httpbin::Httpbin;
+use common::httpbin::{self, Httpbin};
 use common::{Target, run_loadtest, write_config};
 use serde_json::Value;
 
@@ -218,4 +218,32 @@ fn http_steps_sends_form_bodies() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(check(&run.report, "form: json $.form.user"), (2, 0));
     assert_eq!(check(&run.report, "form: json $.form.pass"), (2, 0));
+}
+
+#[test]
+fn steps_setup_runs_once_and_its_variables_reach_every_vu_and_teardown() {
+    let bin = Httpbin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "target: {}\nplugins:\n  steps: {{ builtin: http-steps }}\nscenarios:\n  s:\n    plugin: steps\n    executor: per-vu-iterations\n    vus: 2\n    iterations: 3\n{}thresholds:\n  \"http_reqs{{kind:work}}\": [\"count==6\"]\n  \"group_duration{{group:::browse}}\": [\"count==6\"]\n",
+        bin.url,
+        httpbin::LIFECYCLE
+    );
+    let cfg = write_config(&dir, &yaml);
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(bin.received(14), 14, "{:?}", bin.log());
+    bin.assert_lifecycle(6);
+    let r = &run.report;
+    assert_eq!(r["scenarios"]["s"]["groups"]["::browse"]["runs"], 6);
+    assert_eq!(r["scenarios"]["s"]["groups"]["::browse"]["requests"], 12);
+    assert!(
+        r["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["passed"] == true),
+        "{}",
+        r["thresholds"]
+    );
 }

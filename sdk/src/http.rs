@@ -36,7 +36,22 @@ impl Request {
             timeout_ms: None,
             discard_body: false,
             discard_headers: false,
+            max_redirects: None,
+            tags: Vec::new(),
         })
+    }
+
+    /// Follows at most `n` redirects (default: the config's
+    /// `http.maxRedirects`, 10); 0 returns the 3xx response itself.
+    pub fn max_redirects(mut self, n: u32) -> Self {
+        self.0.max_redirects = Some(n);
+        self
+    }
+
+    /// Tags this request's samples (thresholds can filter on them).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.tags.push((key.into(), value.into()));
+        self
     }
 
     /// The name the request is recorded under (default `METHOD /path`).
@@ -83,6 +98,31 @@ impl Request {
     }
 }
 
+/// Sends every request at once from this VU (k6's `http.batch`): at most
+/// `http.batch` in flight, `http.batchPerHost` per host. The results are
+/// in the order of the requests.
+pub fn batch(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
+    let reqs: Vec<wit::Request> = requests.iter().map(|r| r.0.clone()).collect();
+    wit::batch(&reqs)
+        .into_iter()
+        .map(|r| r.map(Response))
+        .collect()
+}
+
+/// Where a response's time went (the last hop's), as k6 splits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    pub blocked: Duration,
+    pub connecting: Duration,
+    pub tls_handshaking: Duration,
+    pub sending: Duration,
+    /// Time to first byte.
+    pub waiting: Duration,
+    pub receiving: Duration,
+    /// sending + waiting + receiving.
+    pub duration: Duration,
+}
+
 /// A response as the host received it.
 #[derive(Debug, Clone)]
 pub struct Response(pub wit::Response);
@@ -113,7 +153,32 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// From send to the last body byte, over every redirect.
     pub fn duration(&self) -> Duration {
         Duration::from_micros(self.0.duration_us)
+    }
+
+    /// The URL that answered, after redirects.
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// Redirects followed to get here.
+    pub fn redirects(&self) -> u32 {
+        self.0.redirects
+    }
+
+    pub fn timings(&self) -> Timings {
+        let t = &self.0.timings;
+        let d = Duration::from_micros;
+        Timings {
+            blocked: d(t.blocked_us),
+            connecting: d(t.connecting_us),
+            tls_handshaking: d(t.tls_handshaking_us),
+            sending: d(t.sending_us),
+            waiting: d(t.waiting_us),
+            receiving: d(t.receiving_us),
+            duration: d(t.duration_us),
+        }
     }
 }

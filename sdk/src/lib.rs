@@ -24,6 +24,7 @@
 // The generated bindings name the crate by its public path.
 extern crate self as loadtest_sdk;
 
+pub mod cookies;
 pub mod http;
 mod params;
 pub mod vu;
@@ -35,7 +36,7 @@ pub use params::Params;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "scenario",
+        world: "scenario-lifecycle",
         pub_export_macro: true,
         export_macro_name: "__export_world",
         default_bindings_module: "loadtest_sdk::bindings",
@@ -77,7 +78,17 @@ impl From<serde_json::Error> for Error {
 
 impl From<http::HttpError> for Error {
     fn from(e: http::HttpError) -> Self {
-        Error(format!("{e:?}"))
+        use http::HttpError as E;
+        Error(match e {
+            E::InvalidRequest(m) => format!("invalid request: {m}"),
+            E::Connect(m) => format!("connect: {m}"),
+            E::Timeout => "timeout".into(),
+            E::Transport(m) => format!("transport: {m}"),
+            E::TooManyRedirects(n) => format!("stopped after {n} redirects (http.maxRedirects)"),
+            E::BodyTooLarge(n) => {
+                format!("the response body is larger than http.maxBodyBytes ({n} bytes)")
+            }
+        })
     }
 }
 
@@ -89,9 +100,23 @@ macro_rules! fail {
 
 /// One virtual user's scenario. The host creates one value per VU with
 /// `init` and calls `iteration` on it for as long as the workload says.
+///
+/// `setup` and `teardown` run once per test (once per cluster, too), each
+/// in an instance of its own: log in once, create test data, clean up.
+/// What `setup` returns, every VU reads with [`vu::setup_data`].
 pub trait Scenario: Sized + 'static {
     fn init(params: &Params) -> Result<Self>;
     fn iteration(&mut self) -> Result<()>;
+
+    /// Runs before any VU starts; an error aborts the test before any load.
+    fn setup(_params: &Params) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Runs after the last iteration, also after Ctrl-C, with setup's data.
+    fn teardown(_params: &Params, _data: Option<&str>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Records a named pass/fail check and returns `passed`, so it can guard
@@ -111,6 +136,36 @@ pub fn trend(name: &str, value: f64) {
     metrics::trend_add(name, value);
 }
 
+/// Sets the gauge `name`: the last value counts, min and max are kept.
+pub fn gauge(name: &str, value: f64) {
+    metrics::gauge_set(name, value);
+}
+
+/// Records one sample of the rate `name` (the share of `true`s).
+pub fn rate(name: &str, hit: bool) {
+    metrics::rate_add(name, hit);
+}
+
+/// Runs `f` in the group `name`: its requests and checks are tagged
+/// `group: ::outer::name`, and its time is recorded as `group_duration`.
+/// Groups nest.
+pub fn group<R>(name: &str, f: impl FnOnce() -> R) -> R {
+    group_start(name);
+    let r = f();
+    group_end();
+    r
+}
+
+/// Enters a group without a closure; pair it with [`group_end`]. A group
+/// left open ends with the iteration.
+pub fn group_start(name: &str) {
+    metrics::group_start(name);
+}
+
+pub fn group_end() {
+    metrics::group_end();
+}
+
 /// Log lines go to the host's log, tagged with the scenario and VU.
 pub mod log {
     use super::wit_log::{Level, log};
@@ -128,7 +183,8 @@ pub mod log {
     }
 }
 
-/// Exports a [`Scenario`] type as the component's `init`/`iteration`.
+/// Exports a [`Scenario`] type as the component's `init`/`iteration`,
+/// `setup`/`teardown`.
 #[macro_export]
 macro_rules! export_scenario {
     ($ty:ty) => {
@@ -141,7 +197,35 @@ macro_rules! export_scenario {
                 $crate::__private::iteration::<$ty>()
             }
         }
+        impl $crate::bindings::exports::loadtest::scenario::lifecycle::Guest
+            for __LoadtestScenarioExport
+        {
+            fn setup(params: String) -> ::std::result::Result<Option<String>, String> {
+                $crate::__private::setup::<$ty>(&params)
+            }
+            fn teardown(params: String, data: Option<String>) -> ::std::result::Result<(), String> {
+                $crate::__private::teardown::<$ty>(&params, data.as_deref())
+            }
+        }
+        // Only components export: in a native build (tests, clippy) the
+        // interface's export names (`loadtest:scenario/lifecycle@0.2.0#setup`)
+        // are not valid symbol names for the linker.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_world!(__LoadtestScenarioExport);
+        /// What the component would export, named so a native build
+        /// sees the scenario as used.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub fn __loadtest_exports() -> [*const (); 4] {
+            use $crate::bindings::Guest as _;
+            use $crate::bindings::exports::loadtest::scenario::lifecycle::Guest as _;
+            [
+                __LoadtestScenarioExport::init as *const (),
+                __LoadtestScenarioExport::iteration as *const (),
+                __LoadtestScenarioExport::setup as *const (),
+                __LoadtestScenarioExport::teardown as *const (),
+            ]
+        }
     };
 }
 
@@ -162,6 +246,16 @@ pub mod __private {
         let scenario = S::init(&params).map_err(|e| e.0)?;
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(scenario)));
         Ok(())
+    }
+
+    pub fn setup<S: Scenario>(params: &str) -> Result<Option<String>, String> {
+        let params = Params::parse(params).map_err(|e| e.0)?;
+        S::setup(&params).map_err(|e| e.0)
+    }
+
+    pub fn teardown<S: Scenario>(params: &str, data: Option<&str>) -> Result<(), String> {
+        let params = Params::parse(params).map_err(|e| e.0)?;
+        S::teardown(&params, data).map_err(|e| e.0)
     }
 
     pub fn iteration<S: Scenario>() -> Result<(), String> {

@@ -52,3 +52,25 @@ pub fn random_range(lo: u64, hi: u64) -> u64 {
         lo + random() % (hi - lo)
     }
 }
+
+/// Tags every sample this VU records from now on.
+pub fn set_tag(key: &str, value: &str) {
+    wit::set_tag(key, Some(value))
+}
+
+pub fn remove_tag(key: &str) {
+    wit::set_tag(key, None)
+}
+
+/// What the scenario's `setup` returned, if it has one.
+pub fn setup_data() -> Option<String> {
+    wit::setup_data()
+}
+
+/// [`setup_data`] read as JSON.
+pub fn setup_json<T: serde::de::DeserializeOwned>() -> crate::Result<Option<T>> {
+    setup_data()
+        .map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(Into::into)
+}

@@ -70,6 +70,53 @@ impl Httpbin {
     }
 }
 
+/// http-steps params with `setup:` and `teardown:` steps, a group and a
+/// tag: setup takes a token once (`/uuid`), every VU's requests carry it,
+/// teardown hands it back once. [`Httpbin::assert_lifecycle`] checks it.
+pub const LIFECYCLE: &str = r#"    params:
+      setup:
+        - request: { path: /uuid, name: setup uuid }
+          extract: [{ var: token, json: $.uuid }]
+      teardown:
+        - request: { path: "/anything/teardown/${token}", name: teardown }
+      steps:
+        - group: browse
+          request: { path: "/anything/work/${token}", name: work, tags: { kind: work } }
+          assert: [{ status: 200 }]
+        - group: browse
+          request: { path: /get, name: get }
+"#;
+
+impl Httpbin {
+    /// After a run of [`LIFECYCLE`] with `iterations` in all: setup and
+    /// teardown each reached the server once, and every iteration carried
+    /// setup's token, the one teardown got.
+    pub fn assert_lifecycle(&self, iterations: usize) {
+        let log = self.log();
+        let setups = log.iter().filter(|l| *l == "GET /uuid 200").count();
+        assert_eq!(setups, 1, "setup ran once: {log:?}");
+        let (work, n) = tokens(&log, "GET /anything/work/");
+        assert_eq!(n, iterations, "{log:?}");
+        let (teardown, m) = tokens(&log, "GET /anything/teardown/");
+        assert_eq!(m, 1, "teardown ran once: {log:?}");
+        assert_eq!(work.len(), 1, "one token for every VU: {work:?}");
+        assert_eq!(work, teardown);
+        assert!(work.iter().all(|t| t.len() == 36), "a uuid: {work:?}");
+    }
+}
+
+/// The distinct tokens the log's lines carry after `prefix`, and how many
+/// lines had one.
+fn tokens(log: &[String], prefix: &str) -> (std::collections::BTreeSet<String>, usize) {
+    let found: Vec<String> = log
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|rest| rest.split(' ').next().unwrap_or_default().to_owned())
+        .collect();
+    let n = found.len();
+    (found.into_iter().collect(), n)
+}
+
 impl Drop for Httpbin {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -4,7 +4,7 @@
 
 use loadtest_engine::config::Bundle;
 use loadtest_engine::plugin::Runtime;
-use loadtest_engine::threshold::Threshold;
+use loadtest_engine::threshold::{self, Threshold};
 use loadtest_engine::workload::{self, Live, Segment, Stop};
 use loadtest_report::outputs::{Outputs, exit_code, write_reports};
 use loadtest_report::{self as report, RunFacts, Summary, progress};
@@ -23,7 +23,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     let interrupted = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch_signals(stop_tx.clone(), interrupted.clone()));
 
-    let live = Live::new();
+    let live = Live::with_filters(threshold::filters(&bundle.config.thresholds.0));
     let exporter = match out.metrics_addr {
         Some(addr) => Some(report::prometheus::bind(addr, live.clone()).await?),
         None => None,
@@ -36,15 +36,20 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         stop_tx.clone(),
         aborted.clone(),
     ));
+    // A failing setup ends the run here, before any load.
+    let setup = workload::setup(&bundle, &runtime, &live).await?;
     let outcome = workload::run(
         &bundle,
-        runtime,
+        runtime.clone(),
         segment,
         stop_rx,
-        live,
+        live.clone(),
         workload::Timing::default(),
+        &setup,
     )
     .await;
+    // Also after Ctrl-C: what setup made is cleaned up.
+    let teardown = workload::teardown(&bundle, &runtime, &live, &setup).await;
     abort_watch.abort();
     if let Some(p) = progress {
         p.abort();
@@ -54,7 +59,9 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     if let Some(e) = exporter {
         e.abort();
     }
-    let outcome = outcome?;
+    let mut outcome = outcome?;
+    // Teardown's requests count too.
+    outcome.metrics = live.cumulative();
 
     let summary = Summary::new(RunFacts {
         name: &bundle.name,
@@ -66,6 +73,10 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     });
     print!("{}", report::render_table(&summary));
     write_reports(&out, &summary, &outcome.rows)?;
+    if let Err(e) = teardown {
+        eprintln!("error: {e:#}");
+        return Ok(loadtest_report::exit::ERROR);
+    }
     Ok(exit_code(&summary, interrupted.load(Ordering::Relaxed)))
 }
 

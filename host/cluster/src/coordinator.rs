@@ -11,6 +11,7 @@ use crate::node::NodeCtx;
 use crate::service;
 use loadtest_engine::config::Executor;
 use loadtest_engine::metrics::{Closed, Metrics, row};
+use loadtest_engine::workload::{self, Live};
 use loadtest_wire::command::Command;
 use loadtest_wire::plan::{self, Assignment, NodeReport, Plan, Progress, RunResult, Status};
 use loadtest_wire::rpc::{decode, encode, pb};
@@ -118,8 +119,17 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         revision: 0,
         origin: origin.to_owned(),
         aborted_by_threshold: false,
+        setup: Default::default(),
+        teardown_done: false,
+        teardown_error: None,
     };
-    ctx.local.prepare(&plan).await?;
+    let bundle = ctx.local.prepare(&plan).await?;
+    // Setup runs here, once for the whole cluster, before any load; its
+    // data goes to every node in the plan. A failing setup refuses the run.
+    let runtime = ctx.local.runtime().map_err(|e| format!("{e:#}"))?;
+    plan.setup = workload::setup(&bundle, &runtime, &Live::new())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     plan.assignments = assign(ctx);
     for a in &mut plan.assignments {
         a.version = plan.version.clone();
@@ -453,6 +463,15 @@ async fn watch_nodes(ctx: &Arc<NodeCtx>, mut plan: Plan) -> Option<Plan> {
         .cloned()
         .collect();
     if open.is_empty() {
+        if !plan.teardown_done {
+            teardown(ctx, &mut plan).await;
+            // Recorded before the result, so a leader taking over from
+            // here does not run it again.
+            if let Err(e) = update_plan(ctx, &mut plan).await {
+                tracing::warn!(run = %plan.run_id, "could not record teardown: {e}");
+                return None;
+            }
+        }
         finish(ctx, &mut plan).await;
         return Some(plan);
     }
@@ -626,6 +645,32 @@ fn time_based(plan: &Plan) -> bool {
     })
 }
 
+/// Runs the scenarios' `teardown` on this node (the leader when every
+/// share is done, whichever node that is by then) with setup's data.
+async fn teardown(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
+    plan.teardown_done = true;
+    if plan.setup.0.is_empty() {
+        return;
+    }
+    let outcome = async {
+        let bundle = ctx.local.prepare(plan).await?;
+        let runtime = ctx.local.runtime().map_err(|e| format!("{e:#}"))?;
+        workload::teardown(&bundle, &runtime, &Live::new(), &plan.setup)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+    .await;
+    let me = ctx.name_of(&ctx.addr().unwrap_or_default());
+    match outcome {
+        Ok(()) => plan.events.push(format!("teardown ran on {me}")),
+        Err(e) => {
+            tracing::error!(run = %plan.run_id, "teardown failed: {e}");
+            plan.events.push(format!("teardown failed on {me}: {e}"));
+            plan.teardown_error = Some(e);
+        }
+    }
+}
+
 /// Merges every interval into the result and marks the run finished.
 async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
     let run = plan.run_id.clone();
@@ -653,6 +698,7 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
         nodes,
         events: plan.events.clone(),
         aborted_by_threshold: plan.aborted_by_threshold,
+        teardown_error: plan.teardown_error.clone(),
     };
     let write = Command::Set {
         key: plan::result_key(&run),

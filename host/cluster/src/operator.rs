@@ -109,6 +109,10 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
     ));
     print!("{}", report::render_table(&summary));
     report::outputs::write_reports(&out, &summary, &result.rows)?;
+    if let Some(e) = &result.teardown_error {
+        eprintln!("error: teardown failed: {e}");
+        return Ok(loadtest_report::exit::ERROR);
+    }
     Ok(report::outputs::exit_code(&summary, false))
 }
 

@@ -166,7 +166,8 @@ async fn run_share(
     // Intervals count from the run's start on every share, so a share that
     // starts later (a config switch) lines up with the others.
     let start = instant_of(a.start_at_ms.unwrap_or(plan.start_at_ms));
-    let live = Live::streaming(instant_of(plan.start_at_ms));
+    let filters = loadtest_engine::threshold::filters(&bundle.config.thresholds.0);
+    let live = Live::streaming(instant_of(plan.start_at_ms), filters);
     let timing = Timing {
         start_at: Some(start),
         resume_from: Duration::from_millis(a.resume_from_ms),
@@ -181,8 +182,9 @@ async fn run_share(
     );
     let mut engine = {
         let (live, stop_rx, segment) = (live.clone(), stop.subscribe(), a.segment());
+        let setup = plan.setup.clone();
         tokio::spawn(async move {
-            workload::run(&bundle, runtime, segment, stop_rx, live, timing).await
+            workload::run(&bundle, runtime, segment, stop_rx, live, timing, &setup).await
         })
     };
     stream_metrics(&ctx, &plan, &a, live, &mut engine).await;

@@ -10,7 +10,10 @@
 //! ```
 
 use crate::config::HumanDuration;
-use crate::metrics::{Metrics, ScenarioStats, TrendStats};
+use crate::metrics::{
+    BUILTIN_TAGS, Filters, GaugeStats, Metrics, Phases, RateStats, ScenarioStats, TagFilter,
+    Tagged, TrendStats, histogram,
+};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,6 +36,8 @@ pub enum Agg {
     Percentile(f64),
     Count,
     Rate,
+    /// A gauge's last value.
+    Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,15 +74,16 @@ pub struct Verdict {
     pub abort_on_fail: bool,
 }
 
-const KNOWN_TAGS: [&str; 3] = ["scenario", "name", "check"];
-
 /// What a built-in metric can be aggregated by.
 fn builtin_aggs(metric: &str) -> Option<&'static [&'static str]> {
     const TREND: &[&str] = &["avg", "min", "max", "med", "p(N)", "count"];
     const COUNTER: &[&str] = &["count", "rate"];
     const RATE: &[&str] = &["rate"];
+    if Phases::NAMES.contains(&metric) {
+        return Some(TREND);
+    }
     Some(match metric {
-        "http_req_duration" | "iteration_duration" => TREND,
+        "http_req_duration" | "iteration_duration" | "group_duration" => TREND,
         "http_reqs" | "iterations" | "dropped_iterations" | "data_received" => COUNTER,
         "http_req_failed" | "checks" => RATE,
         _ => return None,
@@ -108,10 +114,13 @@ pub fn parse_selector(key: &str) -> Result<Selector, String> {
             .split_once(':')
             .ok_or_else(|| format!("tag filter `{pair}` must look like `key:value`"))?;
         let k = k.trim();
-        if !KNOWN_TAGS.contains(&k) {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
             return Err(format!(
-                "unknown tag `{k}`; thresholds can filter by {}",
-                KNOWN_TAGS.join(", ")
+                "`{k}` is not a tag name; tags are words like scenario, name, group, status, method or one the scenario sets"
             ));
         }
         parsed.push((k.to_owned(), v.trim().to_owned()));
@@ -150,6 +159,7 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
         "med" => Agg::Med,
         "count" => Agg::Count,
         "rate" => Agg::Rate,
+        "value" => Agg::Value,
         p if p.starts_with("p(") && p.ends_with(')') => {
             let n: f64 = p[2..p.len() - 1]
                 .parse()
@@ -161,7 +171,7 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
         }
         other => {
             return Err(format!(
-                "`{other}` is not an aggregation; use avg, min, max, med, p(N), count or rate"
+                "`{other}` is not an aggregation; use avg, min, max, med, p(N), count, rate or value"
             ));
         }
     };
@@ -177,6 +187,7 @@ fn agg_name(a: Agg) -> &'static str {
         Agg::Percentile(_) => "p(N)",
         Agg::Count => "count",
         Agg::Rate => "rate",
+        Agg::Value => "value",
     }
 }
 
@@ -323,11 +334,17 @@ fn from_histogram(h: &Histogram<u64>, agg: Agg, scale: f64) -> Option<f64> {
         Agg::Med => h.value_at_quantile(0.5) as f64 / scale,
         Agg::Percentile(p) => h.value_at_quantile(p / 100.0) as f64 / scale,
         Agg::Count => h.len() as f64,
-        Agg::Rate => return None,
+        Agg::Rate | Agg::Value => return None,
     })
 }
 
 fn observe(sel: &Selector, agg: Agg, m: &Metrics, elapsed: Duration) -> Option<f64> {
+    if sel.metric == "group_duration" {
+        return group_duration(sel, agg, m);
+    }
+    if needs_own_series(sel) {
+        return observe_tagged(sel, agg, m.tagged.get(&selector_key(sel))?, elapsed);
+    }
     let scenarios = || {
         m.scenarios
             .iter()
@@ -340,19 +357,15 @@ fn observe(sel: &Selector, agg: Agg, m: &Metrics, elapsed: Duration) -> Option<f
             .filter(|((s, n), _)| matches(sel, s, Some(n)))
             .map(|(_, v)| v)
     };
-    let counter = |n: f64| match agg {
-        Agg::Count => Some(n),
-        Agg::Rate => per_sec(n, elapsed),
-        _ => None,
-    };
+    let counter = |n: f64| counter_agg(n, agg, elapsed);
     match sel.metric.as_str() {
         "http_req_duration" => {
-            let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()?;
+            let mut h = histogram();
             requests().for_each(|r| h.add(&r.latency).expect("same bounds"));
             from_histogram(&h, agg, 1000.0)
         }
         "iteration_duration" => {
-            let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()?;
+            let mut h = histogram();
             scenarios().for_each(|s: &ScenarioStats| h.add(&s.duration).expect("same bounds"));
             from_histogram(&h, agg, 1000.0)
         }
@@ -360,6 +373,15 @@ fn observe(sel: &Selector, agg: Agg, m: &Metrics, elapsed: Duration) -> Option<f
         "data_received" => counter(requests().map(|r| r.bytes).sum::<u64>() as f64),
         "iterations" => counter(scenarios().map(|s| s.iterations).sum::<u64>() as f64),
         "dropped_iterations" => counter(scenarios().map(|s| s.dropped).sum::<u64>() as f64),
+        phase if Phases::NAMES.contains(&phase) => {
+            let mut h = histogram();
+            m.phases
+                .iter()
+                .filter(|(s, _)| matches(sel, s, None))
+                .filter_map(|(_, p)| p.get(phase))
+                .for_each(|p| h.add(p).expect("same bounds"));
+            from_histogram(&h, agg, 1000.0)
+        }
         "http_req_failed" => {
             let (n, f) = requests().fold((0u64, 0u64), |a, r| (a.0 + r.count, a.1 + r.failed));
             (n > 0).then(|| f as f64 / n as f64)
@@ -372,36 +394,172 @@ fn observe(sel: &Selector, agg: Agg, m: &Metrics, elapsed: Duration) -> Option<f
                 .fold((0u64, 0u64), |a, (_, c)| (a.0 + c.passes, a.1 + c.fails));
             (p + f > 0).then(|| p as f64 / (p + f) as f64)
         }
-        custom => {
-            let counters: Vec<f64> = m
-                .counters
-                .iter()
-                .filter(|((s, n), _)| n == custom && matches(sel, s, None))
-                .map(|(_, v)| *v)
-                .collect();
-            if !counters.is_empty() {
-                return counter(counters.iter().sum());
+        custom => observe_custom(sel, custom, agg, m, elapsed),
+    }
+}
+
+/// A custom metric of any kind, summed over the scenarios the selector
+/// admits.
+fn observe_custom(
+    sel: &Selector,
+    name: &str,
+    agg: Agg,
+    m: &Metrics,
+    elapsed: Duration,
+) -> Option<f64> {
+    let of = |(s, n): &(String, String)| n == name && matches(sel, s, None);
+    let counters: Vec<f64> = m
+        .counters
+        .iter()
+        .filter(|(k, _)| of(k))
+        .map(|(_, v)| *v)
+        .collect();
+    if !counters.is_empty() {
+        return counter_agg(counters.iter().sum(), agg, elapsed);
+    }
+    let mut rate = RateStats::default();
+    let mut gauge: Option<GaugeStats> = None;
+    let mut trend = TrendStats::default();
+    let (mut rates, mut trends) = (false, false);
+    for (_, r) in m.rates.iter().filter(|(k, _)| of(k)) {
+        rate.hits += r.hits;
+        rate.total += r.total;
+        rates = true;
+    }
+    for (_, g) in m.gauges.iter().filter(|(k, _)| of(k)) {
+        gauge = Some(match gauge {
+            None => g.clone(),
+            Some(mut acc) => {
+                acc.value += g.value;
+                acc.min = acc.min.min(g.min);
+                acc.max = acc.max.max(g.max);
+                acc
             }
-            let mut t = TrendStats::default();
-            let mut any = false;
-            for ((s, n), v) in &m.trends {
-                if n == custom && matches(sel, s, None) {
-                    t.merge(v);
-                    any = true;
-                }
-            }
-            if !any {
-                return None;
-            }
-            match agg {
-                Agg::Avg => Some(t.sum / t.count as f64),
-                Agg::Min => Some(t.min),
-                Agg::Max => Some(t.max),
-                Agg::Count => Some(t.count as f64),
-                other => from_histogram(&t.scaled, other, 1000.0),
+        });
+    }
+    for (_, t) in m.trends.iter().filter(|(k, _)| of(k)) {
+        trend.merge(t);
+        trends = true;
+    }
+    if rates {
+        return rate_agg(&rate, agg);
+    }
+    if let Some(g) = gauge {
+        return gauge_agg(&g, agg);
+    }
+    trends.then(|| trend_agg(&trend, agg)).flatten()
+}
+
+fn counter_agg(n: f64, agg: Agg, elapsed: Duration) -> Option<f64> {
+    match agg {
+        Agg::Count => Some(n),
+        Agg::Rate => per_sec(n, elapsed),
+        _ => None,
+    }
+}
+
+fn rate_agg(r: &RateStats, agg: Agg) -> Option<f64> {
+    match agg {
+        Agg::Rate => r.rate(),
+        Agg::Count => Some(r.hits as f64),
+        _ => None,
+    }
+}
+
+fn gauge_agg(g: &GaugeStats, agg: Agg) -> Option<f64> {
+    match agg {
+        Agg::Value => Some(g.value),
+        Agg::Min => Some(g.min),
+        Agg::Max => Some(g.max),
+        _ => None,
+    }
+}
+
+fn trend_agg(t: &TrendStats, agg: Agg) -> Option<f64> {
+    match agg {
+        Agg::Avg => Some(t.sum / t.count as f64),
+        Agg::Min => Some(t.min),
+        Agg::Max => Some(t.max),
+        Agg::Count => Some(t.count as f64),
+        other => from_histogram(&t.scaled, other, 1000.0),
+    }
+}
+
+/// `group_duration`, over every group or the one the `group` tag names.
+fn group_duration(sel: &Selector, agg: Agg, m: &Metrics) -> Option<f64> {
+    let mut h = histogram();
+    m.groups
+        .iter()
+        .filter(|((s, g), _)| {
+            tag(sel, "scenario").is_none_or(|x| x == s) && tag(sel, "group").is_none_or(|x| x == g)
+        })
+        .for_each(|(_, v)| h.add(&v.duration).expect("same bounds"));
+    from_histogram(&h, agg, 1000.0)
+}
+
+/// A selector with a tag the built-in series are not keyed by.
+fn needs_own_series(sel: &Selector) -> bool {
+    sel.metric != "group_duration"
+        && sel
+            .tags
+            .iter()
+            .any(|(k, _)| !BUILTIN_TAGS.contains(&k.as_str()))
+}
+
+fn selector_key(sel: &Selector) -> String {
+    let tags: Vec<_> = sel.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("{}{{{}}}", sel.metric, tags.join(","))
+}
+
+fn observe_tagged(sel: &Selector, agg: Agg, t: &Tagged, elapsed: Duration) -> Option<f64> {
+    let requests = t.requests.as_deref();
+    match sel.metric.as_str() {
+        "http_req_duration" => from_histogram(&requests?.latency, agg, 1000.0),
+        "http_reqs" => counter_agg(requests?.count as f64, agg, elapsed),
+        "data_received" => counter_agg(requests?.bytes as f64, agg, elapsed),
+        "http_req_failed" => {
+            let r = requests?;
+            (r.count > 0).then(|| r.failed as f64 / r.count as f64)
+        }
+        phase if Phases::NAMES.contains(&phase) => {
+            from_histogram(t.phases.as_deref()?.get(phase)?, agg, 1000.0)
+        }
+        "checks" => t.checks.rate(),
+        _ => {
+            if let Some(g) = &t.gauge {
+                gauge_agg(g, agg)
+            } else if let Some(tr) = &t.trend {
+                trend_agg(tr, agg)
+            } else if t.rate.total > 0 {
+                rate_agg(&t.rate, agg)
+            } else if t.counter != 0.0 {
+                counter_agg(t.counter, agg, elapsed)
+            } else {
+                None
             }
         }
     }
+}
+
+/// The tag filters the thresholds need series of their own for.
+pub fn filters(thresholds: &[Threshold]) -> Filters {
+    let mut out: Vec<TagFilter> = Vec::new();
+    for t in thresholds.iter().filter(|t| needs_own_series(&t.selector)) {
+        let key = selector_key(&t.selector);
+        if !out.iter().any(|f| f.key == key) {
+            out.push(TagFilter {
+                key,
+                metric: t.selector.metric.clone(),
+                tags: t.selector.tags.clone(),
+            });
+        }
+    }
+    out.into()
+}
+
+/// [`filters`] of a config's `thresholds`, which were checked when it loaded.
+pub fn filters_of(map: &BTreeMap<String, Vec<ThresholdSpec>>) -> Filters {
+    filters(&parse_all(map).unwrap_or_default())
 }
 
 /// Evaluates every threshold; the map is the config's `thresholds`.
@@ -439,6 +597,9 @@ mod tests {
                     error: None,
                     micros: i * 1000,
                     bytes: 10,
+                    method: hyper::Method::GET,
+                    timings: Default::default(),
+                    ctx: Default::default(),
                 },
             );
             m.apply(
@@ -449,6 +610,9 @@ mod tests {
                     error: None,
                     micros: 5000,
                     bytes: 10,
+                    method: hyper::Method::GET,
+                    timings: Default::default(),
+                    ctx: Default::default(),
                 },
             );
             m.apply(
@@ -456,6 +620,7 @@ mod tests {
                 Event::Check {
                     name: "paid".into(),
                     passed: i > 1,
+                    ctx: Default::default(),
                 },
             );
         }
@@ -464,6 +629,7 @@ mod tests {
             Event::Counter {
                 name: "orders".into(),
                 value: 50.0,
+                ctx: Default::default(),
             },
         );
         m
@@ -496,6 +662,113 @@ mod tests {
         assert!(verdict("orders", "count==50").passed);
     }
 
+    fn tagged(group: &str, status: u16, tags: &[(&str, &str)]) -> Event {
+        Event::Request {
+            name: "pay".into(),
+            method: crate::metrics::Method::POST,
+            status: Some(status),
+            error: None,
+            micros: 2000,
+            bytes: 1,
+            timings: crate::client::Timings {
+                waiting: Duration::from_millis(2),
+                ..Default::default()
+            },
+            ctx: crate::metrics::Context {
+                group: group.into(),
+                tags: Some(
+                    tags.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<Vec<_>>()
+                        .into(),
+                ),
+            },
+        }
+    }
+
+    #[test]
+    fn tag_filters_get_their_own_series_as_samples_are_recorded() {
+        let keys = [
+            "http_reqs{status:503}",
+            "http_reqs{group:::a,tier:gold}",
+            "http_req_waiting{method:POST}",
+            "http_reqs{scenario:other,status:503}",
+        ];
+        let thresholds: Vec<Threshold> = keys
+            .iter()
+            .map(|k| Threshold::parse(k, &ThresholdSpec::Plain("count>0".into())).unwrap())
+            .collect();
+        let filters = filters(&thresholds);
+        assert_eq!(filters.len(), 4);
+        let mut m = Metrics::default();
+        for e in [
+            tagged("::a", 503, &[("tier", "gold")]),
+            tagged("::a", 200, &[("tier", "gold")]),
+            tagged("::b", 503, &[("tier", "silver")]),
+        ] {
+            m.apply_tagged(&filters, "s", &e);
+            m.apply("s", e);
+        }
+        let count = |k: &str| {
+            m.tagged
+                .get(k)
+                .and_then(|t| t.requests.as_ref())
+                .map(|r| r.count)
+        };
+        assert_eq!(count("http_reqs{status:503}"), Some(2));
+        assert_eq!(count("http_reqs{group:::a,tier:gold}"), Some(2));
+        assert_eq!(count("http_reqs{scenario:other,status:503}"), None);
+        let e = Duration::from_secs(1);
+        assert_eq!(thresholds[0].evaluate(&m, e).observed, Some(2.0));
+        let waiting = Threshold::parse(keys[2], &ThresholdSpec::Plain("p(50)<3".into())).unwrap();
+        assert!(waiting.evaluate(&m, e).passed);
+        // Untagged phases come from the per-scenario series.
+        let all =
+            Threshold::parse("http_req_waiting", &ThresholdSpec::Plain("max>1".into())).unwrap();
+        assert!(all.evaluate(&m, e).passed);
+        assert_eq!(m.groups[&("s".into(), "::a".into())].requests.count, 2);
+        // Merging (a cluster's nodes) adds the tagged series up too.
+        let mut twice = m.clone();
+        twice.merge(&m);
+        assert_eq!(thresholds[0].evaluate(&twice, e).observed, Some(4.0));
+    }
+
+    #[test]
+    fn gauges_keep_the_last_value_and_rates_the_share_of_hits() {
+        let mut m = Metrics::default();
+        let ctx = crate::metrics::Context::default();
+        for v in [3.0, 9.0, 5.0] {
+            m.apply(
+                "s",
+                Event::Gauge {
+                    name: "queue".into(),
+                    value: v,
+                    ctx: ctx.clone(),
+                },
+            );
+        }
+        for hit in [true, true, false, true] {
+            m.apply(
+                "s",
+                Event::Rate {
+                    name: "cache_hit".into(),
+                    hit,
+                    ctx: ctx.clone(),
+                },
+            );
+        }
+        let v = |key: &str, expr: &str| {
+            Threshold::parse(key, &ThresholdSpec::Plain(expr.into()))
+                .unwrap()
+                .evaluate(&m, Duration::from_secs(1))
+                .observed
+        };
+        assert_eq!(v("queue", "value<10"), Some(5.0));
+        assert_eq!(v("queue", "max<10"), Some(9.0));
+        assert_eq!(v("queue", "min<10"), Some(3.0));
+        assert_eq!(v("cache_hit", "rate>0.5"), Some(0.75));
+    }
+
     #[test]
     fn metrics_without_samples_fail() {
         let v = verdict("http_req_duration{scenario:nope}", "p(95)<1000");
@@ -511,7 +784,8 @@ mod tests {
         assert!(bad("http_req_duration", "p(95)").contains("no comparison"));
         assert!(bad("http_reqs", "p(95)<3").contains("cannot be aggregated"));
         assert!(bad("http_req_duration{scenario=buy}", "avg<3").contains("key:value"));
-        assert!(bad("http_req_duration{region:eu}", "avg<3").contains("unknown tag"));
+        assert!(bad("http_req_duration{re gion:eu}", "avg<3").contains("not a tag name"));
+        assert!(bad("gauge", "value").contains("no comparison"));
         assert!(bad("http_req_duration", "avg<fast").contains("not a number"));
     }
 }

@@ -1,5 +1,8 @@
 use loadtest_engine::config::Config;
-use loadtest_engine::metrics::{CheckStats, Latency, Metrics, ScenarioStats, TrendStats};
+use loadtest_engine::metrics::{
+    CheckStats, GaugeStats, GroupStats, Latency, Metrics, Phases, RateStats, ScenarioStats,
+    TrendStats,
+};
 use loadtest_engine::threshold::Verdict;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +22,8 @@ pub struct Summary {
     pub checks: BTreeMap<String, CheckSummary>,
     pub counters: BTreeMap<String, f64>,
     pub trends: BTreeMap<String, TrendSummary>,
+    pub gauges: BTreeMap<String, GaugeSummary>,
+    pub rates: BTreeMap<String, RateSummary>,
     pub thresholds: Vec<Verdict>,
     /// Set for a run spread over a cluster: who ran what.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +114,37 @@ pub struct ScenarioSummary {
     pub init_messages: BTreeMap<String, u64>,
     pub iteration_duration_ms: Latency,
     pub requests: BTreeMap<String, RequestSummary>,
+    /// k6's request phases (`http_req_waiting`, ...) over every request.
+    pub timings_ms: BTreeMap<String, Latency>,
+    /// By group path (`::checkout::pay`).
+    pub groups: BTreeMap<String, GroupSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupSummary {
+    /// How often the group ran, and for how long (`group_duration`).
+    pub runs: u64,
+    pub duration_ms: Latency,
+    pub requests: u64,
+    pub failed: u64,
+    pub latency_ms: Latency,
+    pub checks: CheckSummary,
+}
+
+/// A gauge's last value and extremes; summed over scenarios (and nodes)
+/// that set the same name.
+#[derive(Debug, Serialize)]
+pub struct GaugeSummary {
+    pub value: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RateSummary {
+    #[serde(flatten)]
+    pub counts: RateStats,
+    pub rate: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -158,6 +194,28 @@ impl ScenarioSummary {
             init_messages: s.init_messages.clone(),
             iteration_duration_ms: Latency::of_micros(&s.duration),
             requests: BTreeMap::new(),
+            timings_ms: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        }
+    }
+}
+
+impl CheckSummary {
+    fn of(c: CheckStats) -> Self {
+        let rate = c.rate().unwrap_or(0.0);
+        CheckSummary { counts: c, rate }
+    }
+}
+
+impl GroupSummary {
+    fn of(g: &GroupStats) -> Self {
+        GroupSummary {
+            runs: g.duration.len(),
+            duration_ms: Latency::of_micros(&g.duration),
+            requests: g.requests.count,
+            failed: g.requests.failed,
+            latency_ms: Latency::of_micros(&g.requests.latency),
+            checks: CheckSummary::of(g.checks.clone()),
         }
     }
 }
@@ -234,6 +292,39 @@ impl Summary {
                 s.requests.insert(name.clone(), request);
             }
         }
+        for (scenario, p) in &m.phases {
+            if let Some(s) = scenarios.get_mut(scenario) {
+                for name in Phases::NAMES {
+                    if let Some(h) = p.get(name) {
+                        s.timings_ms.insert(name.to_owned(), Latency::of_micros(h));
+                    }
+                }
+            }
+        }
+        for ((scenario, group), g) in &m.groups {
+            if let Some(s) = scenarios.get_mut(scenario) {
+                s.groups.insert(group.clone(), GroupSummary::of(g));
+            }
+        }
+        let mut gauges: BTreeMap<String, GaugeStats> = BTreeMap::new();
+        for ((_, name), g) in &m.gauges {
+            match gauges.get_mut(name) {
+                Some(acc) => {
+                    acc.value += g.value;
+                    acc.min = acc.min.min(g.min);
+                    acc.max = acc.max.max(g.max);
+                }
+                None => {
+                    gauges.insert(name.clone(), g.clone());
+                }
+            }
+        }
+        let mut rates: BTreeMap<String, RateStats> = BTreeMap::new();
+        for ((_, name), r) in &m.rates {
+            let e = rates.entry(name.clone()).or_default();
+            e.hits += r.hits;
+            e.total += r.total;
+        }
         let mut checks: BTreeMap<String, CheckStats> = BTreeMap::new();
         for ((_, name), c) in &m.checks {
             let e = checks.entry(name.clone()).or_default();
@@ -268,20 +359,26 @@ impl Summary {
             scenarios,
             checks: checks
                 .into_iter()
-                .map(|(k, c)| {
-                    let total = c.passes + c.fails;
-                    let rate = if total == 0 {
-                        0.0
-                    } else {
-                        c.passes as f64 / total as f64
-                    };
-                    (k, CheckSummary { counts: c, rate })
-                })
+                .map(|(k, c)| (k, CheckSummary::of(c)))
                 .collect(),
             counters,
             trends: trends
                 .iter()
                 .map(|(k, t)| (k.clone(), TrendSummary::of(t)))
+                .collect(),
+            gauges: gauges
+                .into_iter()
+                .map(|(k, g)| {
+                    let (value, min, max) = (g.value, g.min, g.max);
+                    (k, GaugeSummary { value, min, max })
+                })
+                .collect(),
+            rates: rates
+                .into_iter()
+                .map(|(k, r)| {
+                    let rate = r.rate().unwrap_or(0.0);
+                    (k, RateSummary { counts: r, rate })
+                })
                 .collect(),
             thresholds: loadtest_engine::threshold::evaluate_all(
                 &f.config.thresholds.0,

@@ -45,6 +45,8 @@ pub fn render(s: &Summary) -> String {
                 let _ = writeln!(out, "      {n} × {}", clip(msg, 110));
             }
         }
+        phases(&mut out, &sc.timings_ms);
+        groups(&mut out, &sc.groups);
         if sc.requests.is_empty() {
             continue;
         }
@@ -98,6 +100,22 @@ pub fn render(s: &Summary) -> String {
     for (name, v) in &s.counters {
         let _ = writeln!(out, "    counter {name}: {v}");
     }
+    for (name, g) in &s.gauges {
+        let _ = writeln!(
+            out,
+            "    gauge {name}: {} (min {} max {})",
+            g.value, g.min, g.max
+        );
+    }
+    for (name, r) in &s.rates {
+        let _ = writeln!(
+            out,
+            "    rate {name}: {:.2}%  {} / {}",
+            r.rate * 100.0,
+            r.counts.hits,
+            r.counts.total
+        );
+    }
     for (name, t) in &s.trends {
         let _ = writeln!(
             out,
@@ -132,6 +150,63 @@ pub fn render(s: &Summary) -> String {
         bytes(t.bytes_received)
     );
     out
+}
+
+/// One line of k6's request phases, at p95: where the time went.
+fn phases(
+    out: &mut String,
+    t: &std::collections::BTreeMap<String, loadtest_engine::metrics::Latency>,
+) {
+    if t.is_empty() {
+        return;
+    }
+    let parts: Vec<String> = loadtest_engine::metrics::Phases::NAMES
+        .iter()
+        .filter_map(|n| {
+            let l = t.get(*n)?;
+            Some(format!(
+                "{} {}",
+                n.trim_start_matches("http_req_"),
+                ms(l.p95)
+            ))
+        })
+        .collect();
+    let _ = writeln!(out, "    p95 by phase: {}", parts.join(", "));
+}
+
+fn groups(out: &mut String, g: &std::collections::BTreeMap<String, super::json::GroupSummary>) {
+    if g.is_empty() {
+        return;
+    }
+    let width = g
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 40);
+    let _ = writeln!(
+        out,
+        "\n    {:<width$} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "group", "runs", "p50", "p95", "requests", "failed", "checks"
+    );
+    for (name, s) in g {
+        let checks = s.checks.counts.passes + s.checks.counts.fails;
+        let _ = writeln!(
+            out,
+            "    {:<width$} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            clip(name, width),
+            s.runs,
+            ms(s.duration_ms.p50),
+            ms(s.duration_ms.p95),
+            s.requests,
+            s.failed,
+            if checks == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.1}%", s.checks.rate * 100.0)
+            }
+        );
+    }
 }
 
 fn cluster(out: &mut String, c: &super::ClusterSummary) {

@@ -101,6 +101,16 @@ pub struct Plan {
     /// An `abortOnFail` threshold stopped the run.
     #[serde(default)]
     pub aborted_by_threshold: bool,
+    /// What the scenarios' `setup` returned, run once on the leader
+    /// before the plan went out; every node's VUs see it.
+    #[serde(default)]
+    pub setup: loadtest_engine::workload::SetupData,
+    /// Set once `teardown` has run, so a new leader does not run it again.
+    #[serde(default)]
+    pub teardown_done: bool,
+    /// Why teardown failed, if it did.
+    #[serde(default)]
+    pub teardown_error: Option<String>,
 }
 
 impl Plan {
@@ -153,6 +163,8 @@ pub struct RunResult {
     pub events: Vec<String>,
     #[serde(default)]
     pub aborted_by_threshold: bool,
+    #[serde(default)]
+    pub teardown_error: Option<String>,
 }
 
 /// One node's share of a finished run, as the replicated result keeps it.
@@ -370,6 +382,9 @@ mod tests {
             revision: 0,
             origin: String::new(),
             aborted_by_threshold: false,
+            setup: Default::default(),
+            teardown_done: false,
+            teardown_error: None,
         }
     }
 
@@ -384,6 +399,9 @@ mod tests {
                     error: None,
                     micros: 100,
                     bytes: 1,
+                    method: loadtest_engine::metrics::Method::GET,
+                    timings: Default::default(),
+                    ctx: Default::default(),
                 },
             );
         }

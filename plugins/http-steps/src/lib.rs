@@ -42,6 +42,8 @@ struct Steps {
     /// Per flow and step, the request built once when it has no variables:
     /// most steps send the same request every time.
     fixed: Vec<Vec<Option<http::Request>>>,
+    /// The variables `setup` extracted.
+    from_setup: BTreeMap<String, String>,
 }
 
 impl Scenario for Steps {
@@ -61,34 +63,98 @@ impl Scenario for Steps {
                     .collect()
             })
             .collect();
-        Ok(Steps { program, fixed })
+        let from_setup = vu::setup_json()?.unwrap_or_default();
+        Ok(Steps {
+            program,
+            fixed,
+            from_setup,
+        })
     }
 
     fn iteration(&mut self) -> Result<()> {
         let mut vars = self.row();
+        vars.extend(self.from_setup.clone());
         let flow = self.pick_flow();
-        let fixed = &self.fixed[flow];
-        for (step, fixed) in self.program.flows[flow].steps.iter().zip(fixed) {
-            if let Some(req) = &step.request {
-                let res = match fixed {
-                    Some(r) => r.send()?,
-                    None => build(req, &vars, step).send()?,
-                };
-                for a in &step.asserts {
-                    assert_one(req, a, &res, &vars);
-                }
-                for (var, src) in &step.extract {
-                    let v = extract(src, &res)
-                        .ok_or_else(|| format!("{}: could not extract `{var}`", req.name))?;
-                    vars.insert(var.clone(), v);
-                }
+        run(
+            &self.program.flows[flow].steps,
+            &self.fixed[flow],
+            &mut vars,
+        )
+    }
+
+    /// Runs the `setup:` steps; their extracted variables are the data.
+    fn setup(params: &Params) -> Result<Option<String>> {
+        let program = load(&params.0, vu::file)?;
+        if program.setup.is_empty() {
+            return Ok(None);
+        }
+        let mut vars = BTreeMap::new();
+        let fixed = vec![None; program.setup.len()];
+        run(&program.setup, &fixed, &mut vars)?;
+        Ok(Some(serde_json::to_string(&vars)?))
+    }
+
+    /// Runs the `teardown:` steps with setup's variables.
+    fn teardown(params: &Params, data: Option<&str>) -> Result<()> {
+        let program = load(&params.0, vu::file)?;
+        let mut vars: BTreeMap<String, String> = match data {
+            Some(d) => serde_json::from_str(d)?,
+            None => BTreeMap::new(),
+        };
+        let fixed = vec![None; program.teardown.len()];
+        run(&program.teardown, &fixed, &mut vars)
+    }
+}
+
+/// Runs steps in order, in their groups; an extraction that finds nothing
+/// fails the iteration.
+fn run(
+    steps: &[CStep],
+    fixed: &[Option<http::Request>],
+    vars: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    let mut group: Option<&str> = None;
+    let result = steps.iter().zip(fixed).try_for_each(|(step, fixed)| {
+        if step.group.as_deref() != group {
+            if group.is_some() {
+                loadtest_sdk::group_end();
             }
-            if let Some((lo, hi)) = step.think {
-                vu::sleep(Duration::from_millis(vu::random_range(lo, hi + 1)));
+            group = step.group.as_deref();
+            if let Some(g) = group {
+                loadtest_sdk::group_start(g);
             }
         }
-        Ok(())
+        run_step(step, fixed.as_ref(), vars)
+    });
+    if group.is_some() {
+        loadtest_sdk::group_end();
     }
+    result
+}
+
+fn run_step(
+    step: &CStep,
+    fixed: Option<&http::Request>,
+    vars: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    if let Some(req) = &step.request {
+        let res = match fixed {
+            Some(r) => r.send()?,
+            None => build(req, vars, step).send()?,
+        };
+        for a in &step.asserts {
+            assert_one(req, a, &res, vars);
+        }
+        for (var, src) in &step.extract {
+            let v = extract(src, &res)
+                .ok_or_else(|| format!("{}: could not extract `{var}`", req.name))?;
+            vars.insert(var.clone(), v);
+        }
+    }
+    if let Some((lo, hi)) = step.think {
+        vu::sleep(Duration::from_millis(vu::random_range(lo, hi + 1)));
+    }
+    Ok(())
 }
 
 impl Steps {
@@ -156,6 +222,12 @@ fn build(req: &CRequest, vars: &BTreeMap<String, String>, step: &CStep) -> http:
         r = r
             .header("content-type", "application/x-www-form-urlencoded")
             .body(fields.join("&"));
+    }
+    for (k, v) in &req.tags {
+        r = r.tag(k.clone(), v.clone());
+    }
+    if let Some(n) = req.max_redirects {
+        r = r.max_redirects(n);
     }
     if !step.reads_headers() {
         r = r.discard_headers();

@@ -162,6 +162,8 @@ pub struct CRequest {
     pub body: Option<Template>,
     pub json: bool,
     pub form: Vec<(String, Template)>,
+    pub tags: Vec<(String, String)>,
+    pub max_redirects: Option<u32>,
 }
 
 impl CRequest {
@@ -209,6 +211,7 @@ pub struct CStep {
     pub asserts: Vec<CAssert>,
     pub extract: Vec<(String, Source)>,
     pub think: Option<(u64, u64)>,
+    pub group: Option<String>,
 }
 
 impl CStep {
@@ -244,6 +247,9 @@ pub struct CFlow {
 
 #[derive(Debug)]
 pub struct Program {
+    /// Steps run once per test, in `setup` and `teardown`.
+    pub setup: Vec<CStep>,
+    pub teardown: Vec<CStep>,
     pub flows: Vec<CFlow>,
     pub rows: Vec<BTreeMap<String, String>>,
     pub per: Per,
@@ -298,7 +304,24 @@ pub fn parse_rows(
 }
 
 pub fn compile(spec: Spec) -> Result<Program, String> {
-    let (rows, per, columns) = data(spec.data)?;
+    let (rows, per, mut columns) = data(spec.data)?;
+    // Setup runs outside any VU, so it sees no data rows; what it extracts
+    // is defined everywhere after it.
+    let mut from_setup = BTreeSet::new();
+    let setup = spec
+        .setup
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| step(s, &format!("setup[{i}]"), &mut from_setup))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut for_teardown = from_setup.clone();
+    let teardown = spec
+        .teardown
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| step(s, &format!("teardown[{i}]"), &mut for_teardown))
+        .collect::<Result<Vec<_>, _>>()?;
+    columns.extend(from_setup);
     let flows = match (spec.steps.is_empty(), spec.flows.is_empty()) {
         (false, true) => vec![(String::from("steps"), 1, spec.steps)],
         (true, false) => spec
@@ -326,6 +349,8 @@ pub fn compile(spec: Spec) -> Result<Program, String> {
         return Err("every flow has weight 0".into());
     }
     Ok(Program {
+        setup,
+        teardown,
         flows: out,
         rows,
         per,
@@ -416,11 +441,20 @@ fn step(s: Step, at: &str, defined: &mut BTreeSet<String>) -> Result<CStep, Stri
         Think::Fixed(ms) => (ms, ms),
         Think::Range { min_ms, max_ms } => (min_ms.min(max_ms), max_ms.max(min_ms)),
     });
+    if s.group
+        .as_deref()
+        .is_some_and(|g| g.is_empty() || g.contains("::"))
+    {
+        return Err(format!(
+            "{at}.group: a group name must be non-empty and not contain `::` (groups nest by themselves)"
+        ));
+    }
     Ok(CStep {
         request,
         asserts,
         extract,
         think,
+        group: s.group,
     })
 }
 
@@ -460,6 +494,8 @@ fn request(r: Request, at: &str, defined: &BTreeSet<String>) -> Result<CRequest,
         form: pairs(r.form, "form")?,
         body,
         json,
+        tags: r.tags.into_iter().collect(),
+        max_redirects: r.max_redirects,
     })
 }
 

@@ -14,6 +14,14 @@ pub struct Spec {
     pub flows: Vec<Flow>,
     #[serde(default)]
     pub data: Option<Data>,
+    /// Steps run once per test before any VU starts (log in, create test
+    /// data); the variables they extract are defined in every flow.
+    #[serde(default)]
+    pub setup: Vec<Step>,
+    /// Steps run once after the last iteration (also after Ctrl-C), with
+    /// setup's variables.
+    #[serde(default)]
+    pub teardown: Vec<Step>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +71,10 @@ pub struct Step {
     pub extract: Vec<Extract>,
     #[serde(default)]
     pub think: Option<Think>,
+    /// Runs the step in this group (`group: checkout` becomes
+    /// `::checkout`); consecutive steps of one group are one run of it.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +98,12 @@ pub struct Request {
     /// A form body (`application/x-www-form-urlencoded`), fields sorted by name.
     #[serde(default)]
     pub form: BTreeMap<String, String>,
+    /// Tags on this request's samples (thresholds can filter on them).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Redirects to follow (default: the config's `http.maxRedirects`).
+    #[serde(default)]
+    pub max_redirects: Option<u32>,
 }
 
 fn get() -> String {

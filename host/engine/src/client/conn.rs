@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -46,6 +46,10 @@ enum Link {
 struct Conn {
     origin: Origin,
     link: Link,
+    /// How long opening it took: TCP connect, then TLS (and the HTTP/2
+    /// handshake over TLS). Reported with the first request only.
+    connecting: Duration,
+    tls: Duration,
 }
 
 impl Conn {
@@ -121,7 +125,7 @@ impl Connections {
     pub async fn send(&mut self, req: &Outgoing) -> Exchange {
         let start = Instant::now();
         let timeout = req.timeout.unwrap_or(self.links.client.inner.timeout);
-        let exchange = pin!(self.links.exchange(req));
+        let exchange = pin!(self.links.exchange(req, start));
         let result = self
             .deadline
             .within(start + timeout, exchange)
@@ -135,7 +139,7 @@ impl Connections {
 }
 
 impl Links {
-    async fn exchange(&mut self, req: &Outgoing) -> Result<Incoming, RequestError> {
+    async fn exchange(&mut self, req: &Outgoing, start: Instant) -> Result<Incoming, RequestError> {
         let i = self.prepare(req)?;
         let Links {
             client,
@@ -151,15 +155,26 @@ impl Links {
             max_body: client.inner.max_body,
         };
         let request = Outbound { p, body, keep };
-        let reused = checkout(client, open, &p.origin).await?;
+        let mut opened = checkout(client, open, &p.origin).await?;
+        let mut ready = Instant::now();
         let mut idx = index_of(open, &p.origin);
         let mut result = request.send_on(&mut open[idx], scratch).await;
-        if reused && resendable(&result, &p.verb) {
+        if opened.is_none() && resendable(&result, &p.verb) {
             // The server closed an idle keep-alive connection under us; the
             // request was not answered, so send it again on a fresh one.
             // Boxed: a second set of awaits would double every request's future.
             open.remove(idx);
-            (idx, result) = Box::pin(request.send_fresh(client, open, scratch)).await?;
+            let fresh = Box::pin(request.send_fresh(client, open, scratch)).await?;
+            (idx, result, opened, ready) = fresh;
+        }
+        if let Ok(incoming) = &mut result {
+            let t = &mut incoming.timings;
+            let (connecting, tls) = opened.unwrap_or_default();
+            t.connecting = connecting;
+            t.tls = tls;
+            t.blocked = ready
+                .saturating_duration_since(start)
+                .saturating_sub(connecting + tls);
         }
         if result.is_err() || !open[idx].usable() {
             open.remove(idx);
@@ -213,6 +228,14 @@ impl Links {
     }
 }
 
+/// A request sent again on a new connection: where that connection is,
+/// the outcome, its connect and TLS times, and when it was ready.
+type Fresh = (usize, Result<Incoming, Failure>, Opened, Instant);
+
+/// A newly opened connection's TCP connect and TLS handshake times;
+/// `None` when an open connection was reused.
+type Opened = Option<(Duration, Duration)>;
+
 /// One request on its way: what was prepared, the body, what to keep.
 struct Outbound<'a> {
     p: &'a Prepared,
@@ -227,10 +250,16 @@ impl Outbound<'_> {
         client: &Client,
         open: &mut Vec<Conn>,
         scratch: &mut Vec<u8>,
-    ) -> Result<(usize, Result<Incoming, Failure>), RequestError> {
-        checkout(client, open, &self.p.origin).await?;
+    ) -> Result<Fresh, RequestError> {
+        let opened = checkout(client, open, &self.p.origin).await?;
+        let ready = Instant::now();
         let idx = index_of(open, &self.p.origin);
-        Ok((idx, self.send_on(&mut open[idx], scratch).await))
+        Ok((
+            idx,
+            self.send_on(&mut open[idx], scratch).await,
+            opened,
+            ready,
+        ))
     }
 
     async fn send_on(&self, conn: &mut Conn, scratch: &mut Vec<u8>) -> Result<Incoming, Failure> {
@@ -266,10 +295,13 @@ impl Outbound<'_> {
                 Failure::Broken(error_chain(&e))
             }
         };
+        let start = Instant::now();
         drive(driver, sender.ready()).await.map_err(unanswered)?;
+        let sent = Instant::now();
         let response = drive(driver, sender.send_request(request))
             .await
             .map_err(unanswered)?;
+        let head = Instant::now();
         let status = response.status().as_u16();
         let mut meta = super::Meta::default();
         for (k, v) in response.headers() {
@@ -288,12 +320,21 @@ impl Outbound<'_> {
             Vec::new()
         };
         let (body, body_len) = read_body(driver, response.into_body(), self.keep).await?;
+        let timings = super::Timings {
+            sending: sent - start,
+            waiting: head - sent,
+            receiving: head.elapsed(),
+            ..Default::default()
+        };
         Ok(Incoming {
             status,
             headers,
             body,
             body_len,
             meta,
+            timings,
+            redirects: 0,
+            final_url: None,
         })
     }
 }
@@ -316,16 +357,16 @@ fn index_of(open: &[Conn], origin: &Origin) -> usize {
         .expect("a connection was just checked out")
 }
 
-/// Makes sure a usable connection to `origin` is open; says whether it was
-/// already open (and so may have been closed by the server since).
+/// Makes sure a usable connection to `origin` is open. `None` means it
+/// was already open (and so may have been closed by the server since).
 async fn checkout(
     client: &Client,
     open: &mut Vec<Conn>,
     origin: &Origin,
-) -> Result<bool, RequestError> {
+) -> Result<Opened, RequestError> {
     if let Some(i) = open.iter().position(|c| &c.origin == origin) {
         if open[i].usable() && !open[i].dropped_while_idle() {
-            return Ok(true);
+            return Ok(None);
         }
         open.remove(i);
     }
@@ -340,8 +381,9 @@ async fn checkout(
                 origin.host, origin.port
             ))
         })??;
+    let times = (conn.connecting, conn.tls);
     open.push(conn);
-    Ok(false)
+    Ok(Some(times))
 }
 
 /// HTTP/2 takes the authority from the absolute URI, not from `Host`.
@@ -397,9 +439,12 @@ fn origin_of(uri: &Uri) -> Result<Origin, RequestError> {
 
 async fn connect(client: &Client, origin: Origin) -> Result<Conn, RequestError> {
     let connect_err = |e: &dyn std::error::Error| RequestError::Connect(error_chain(e));
+    let start = Instant::now();
     let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
         .await
         .map_err(|e| connect_err(&e))?;
+    let connected = Instant::now();
+    let connecting = connected - start;
     let _ = tcp.set_nodelay(true);
     let (io, h2): (Box<dyn Io>, bool) = if origin.https {
         let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
@@ -414,12 +459,21 @@ async fn connect(client: &Client, origin: Origin) -> Result<Conn, RequestError> 
     } else {
         (Box::new(tcp), client.inner.http2_prior_knowledge)
     };
+    // The HTTP/2 preface and settings count as part of the handshake.
+    let tls = if origin.https {
+        connected.elapsed()
+    } else {
+        Duration::ZERO
+    };
     if !h2 {
         return Ok(Conn {
             origin,
             link: Link::H1(H1::new(io)),
+            connecting,
+            tls,
         });
     }
+    let origin_https = origin.https;
     let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
         .await
         .map_err(|e| connect_err(&e))?;
@@ -428,6 +482,12 @@ async fn connect(client: &Client, origin: Origin) -> Result<Conn, RequestError> 
         link: Link::H2 {
             sender,
             driver: Some(Box::pin(conn)),
+        },
+        connecting,
+        tls: if origin_https {
+            connected.elapsed()
+        } else {
+            Duration::ZERO
         },
     })
 }

@@ -13,6 +13,7 @@ use super::Incoming as Response;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::{HeaderName, HeaderValue};
 use std::io;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A byte stream: TCP, or TLS over TCP.
@@ -66,7 +67,7 @@ pub(super) struct H1 {
     /// Cleared by a response that ends the connection, or a broken one.
     reusable: bool,
     /// When the last exchange ended.
-    idle_since: std::time::Instant,
+    idle_since: Instant,
 }
 
 /// A connection idle this long is looked at before it is reused.
@@ -78,7 +79,7 @@ impl H1 {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             reusable: true,
-            idle_since: std::time::Instant::now(),
+            idle_since: Instant::now(),
         }
     }
 
@@ -114,8 +115,13 @@ impl H1 {
         keep: Keep,
     ) -> Result<Response, Failure> {
         self.reusable = false;
+        let start = Instant::now();
+        let mut sent = start;
         let (mut response, framing, mut reusable) = match self.io.write_all(request).await {
-            Ok(()) => self.read_head(head_only, keep).await?,
+            Ok(()) => {
+                sent = Instant::now();
+                self.read_head(head_only, keep).await?
+            }
             // A server may answer before it has read the whole request (a
             // 413, then close): that answer is the response, and the
             // request is not sent again.
@@ -124,15 +130,20 @@ impl H1 {
                 Err(_) => return Err(Failure::Unsent(format!("writing the request: {e}"))),
             },
         };
+        let head = Instant::now();
         let framing = if head_only { Framing::None } else { framing };
         let (body, len) = self.read_body(framing, keep).await?;
+        let end = Instant::now();
         response.body = body;
         response.body_len = len;
+        response.timings.sending = sent - start;
+        response.timings.waiting = head - sent;
+        response.timings.receiving = end - head;
         // Bytes after the response were not asked for: the stream is out
         // of step, so it is not used again.
         reusable &= self.buf.is_empty();
         self.reusable = reusable;
-        self.idle_since = std::time::Instant::now();
+        self.idle_since = end;
         Ok(response)
     }
 
@@ -406,6 +417,9 @@ fn parse_head(
         body: Bytes::new(),
         body_len: 0,
         meta,
+        timings: Default::default(),
+        redirects: 0,
+        final_url: None,
     };
     Ok(Some(((response, framing, reusable), len)))
 }

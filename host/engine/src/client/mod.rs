@@ -96,6 +96,32 @@ pub struct Incoming {
     /// The headers the session itself acts on, kept even when the guest
     /// asked for no headers.
     pub meta: Meta,
+    pub timings: Timings,
+    /// Redirects the session followed, and the URL that answered (set by
+    /// the session).
+    pub redirects: u32,
+    pub final_url: Option<String>,
+}
+
+/// Where one exchange's time went, in k6's phases. A reused connection
+/// has no connecting or TLS time; `blocked` is what came before the
+/// exchange could start (preparing the request, checking the connection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub blocked: Duration,
+    pub connecting: Duration,
+    pub tls: Duration,
+    pub sending: Duration,
+    /// Request written to response head read: time to first byte.
+    pub waiting: Duration,
+    pub receiving: Duration,
+}
+
+impl Timings {
+    /// sending + waiting + receiving, k6's `http_req_duration`.
+    pub fn duration(&self) -> Duration {
+        self.sending + self.waiting + self.receiving
+    }
 }
 
 /// What a browser-like session reads of every response: where a redirect
@@ -140,9 +166,26 @@ struct Shared {
     max_body: u64,
     max_redirects: u32,
     reset_cookies: bool,
+    batch: Batching,
     connect_timeout: Duration,
     http2_prior_knowledge: bool,
     tls: Arc<rustls::ClientConfig>,
+}
+
+/// How many requests of one batch are in flight at once, in all and per host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub total: u32,
+    pub per_host: u32,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            total: 20,
+            per_host: 6,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +198,7 @@ pub struct ClientOptions {
     pub max_redirects: u32,
     /// Whether a VU's cookie jar is emptied at each iteration's start.
     pub reset_cookies: bool,
+    pub batch: Batching,
     pub connect_timeout: Duration,
     pub http2_prior_knowledge: bool,
     pub insecure_skip_tls_verify: bool,
@@ -175,6 +219,10 @@ impl Client {
                 max_body: opts.max_body,
                 max_redirects: opts.max_redirects,
                 reset_cookies: opts.reset_cookies,
+                batch: Batching {
+                    total: opts.batch.total.max(1),
+                    per_host: opts.batch.per_host.max(1),
+                },
                 connect_timeout: opts.connect_timeout,
                 http2_prior_knowledge: opts.http2_prior_knowledge,
                 tls: Arc::new(tls_config(opts.insecure_skip_tls_verify)?),
@@ -184,6 +232,10 @@ impl Client {
 
     pub fn max_body(&self) -> u64 {
         self.inner.max_body
+    }
+
+    pub fn batching(&self) -> Batching {
+        self.inner.batch
     }
 
     /// Joins a path to the base URL; absolute URLs pass through.

@@ -8,7 +8,7 @@
 //! has cookies or a response sets one.
 
 use super::decode::{DecodeError, decode};
-use super::{Client, Connections, Exchange, Incoming, Outgoing, RequestError};
+use super::{Client, Connections, Exchange, Incoming, Outgoing, RequestError, Timings};
 use cookie_store::CookieStore;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,8 @@ pub struct Hop<'a> {
     pub error: Option<&'static str>,
     pub elapsed: Duration,
     pub bytes: u64,
+    /// Zero for a hop that failed before a response.
+    pub timings: Timings,
 }
 
 /// A VU's cookies (RFC 6265: domain, path, expiry, Secure, HttpOnly),
@@ -79,6 +81,18 @@ impl Jar {
             .collect()
     }
 
+    /// Stores one cookie the scenario sets, saying why when the rules
+    /// refuse it.
+    pub fn set(&self, url: &Url, raw: &str) -> Result<(), String> {
+        let cookie = cookie_store::RawCookie::parse(raw)
+            .map_err(|e| format!("`{raw}` is not a Set-Cookie value: {e}"))?;
+        self.0.used.store(true, Ordering::Relaxed);
+        self.lock()
+            .insert_raw(&cookie.into_owned(), url)
+            .map(|_| ())
+            .map_err(|e| format!("`{raw}` cannot be set for {url}: {e}"))
+    }
+
     pub fn clear(&self) {
         if self.0.used.swap(false, Ordering::Relaxed) {
             self.lock().clear();
@@ -100,6 +114,27 @@ impl Session {
             client,
             jar,
         }
+    }
+
+    /// Another session of the same VU: its own connections, the same jar
+    /// (for requests in flight side by side).
+    pub fn sibling(&self) -> Session {
+        Session::new(self.client.clone(), self.jar.clone())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The cookies a request to `url` (a path joins the target) would send.
+    pub fn cookies_for(&self, url: &str) -> Result<Vec<(String, String)>, RequestError> {
+        Ok(self.jar.get(&self.absolute(url)?))
+    }
+
+    /// Stores a cookie as if a response from `url` had set it.
+    pub fn set_cookie(&self, url: &str, raw: &str) -> Result<(), String> {
+        let url = self.absolute(url).map_err(|e| e.to_string())?;
+        self.jar.set(&url, raw)
     }
 
     /// At an iteration's start: an empty jar, unless `http.noCookiesReset`.
@@ -136,7 +171,7 @@ impl Session {
             }
             let exchange = self.conns.send(&req).await;
             elapsed += exchange.elapsed;
-            let hop = |status, error, bytes| Hop {
+            let hop = |status, error, bytes, timings| Hop {
                 index,
                 method: &req.method,
                 url: &req.url,
@@ -144,12 +179,13 @@ impl Session {
                 error,
                 elapsed: exchange.elapsed,
                 bytes,
+                timings,
             };
             let mut incoming = match exchange.result {
                 Ok(incoming) => incoming,
                 Err(e) => {
                     if !matches!(e, RequestError::Invalid(_)) {
-                        on_hop(hop(None, Some(e.kind()), 0));
+                        on_hop(hop(None, Some(e.kind()), 0, Timings::default()));
                     }
                     return Exchange {
                         result: Err(e),
@@ -162,7 +198,7 @@ impl Session {
             {
                 self.jar.store(&url, &incoming.meta.set_cookie);
             }
-            let (status, bytes) = (incoming.status, incoming.body_len);
+            let (status, bytes, timings) = (incoming.status, incoming.body_len, incoming.timings);
             let next = match redirect_of(&incoming) {
                 Some(location) if max > 0 => Some(location.to_owned()),
                 _ => None,
@@ -170,13 +206,13 @@ impl Session {
             if let Some(location) = next {
                 if index == max {
                     let e = RequestError::TooManyRedirects(max);
-                    on_hop(hop(Some(status), Some(e.kind()), bytes));
+                    on_hop(hop(Some(status), Some(e.kind()), bytes, timings));
                     return Exchange {
                         result: Err(e),
                         elapsed,
                     };
                 }
-                on_hop(hop(Some(status), None, bytes));
+                on_hop(hop(Some(status), None, bytes, timings));
                 let from = req.url.clone();
                 match self.follow(req, status, &from, &location) {
                     Ok(next) => req = next,
@@ -195,7 +231,10 @@ impl Session {
                 Some(status),
                 result.as_ref().err().map(RequestError::kind),
                 bytes,
+                timings,
             ));
+            incoming.redirects = index;
+            incoming.final_url = Some(req.url);
             return Exchange {
                 result: result.map(|()| incoming),
                 elapsed,

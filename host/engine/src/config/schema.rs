@@ -106,6 +106,10 @@ pub struct HttpOptions {
     /// Largest response body read, on the wire and again once decoded: a
     /// larger or endless body fails the request as `body_too_large`.
     pub max_body_bytes: u64,
+    /// Requests one `http.batch` call has in flight at once (k6's `batch`).
+    pub batch: u32,
+    /// ... and at most this many to one host (k6's `batchPerHost`).
+    pub batch_per_host: u32,
 }
 
 impl Default for HttpOptions {
@@ -118,6 +122,8 @@ impl Default for HttpOptions {
             max_redirects: 10,
             no_cookies_reset: false,
             max_body_bytes: 64 << 20,
+            batch: 20,
+            batch_per_host: 6,
         }
     }
 }

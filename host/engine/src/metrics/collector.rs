@@ -4,7 +4,7 @@
 //! folded into the total, and summarised as a row of the time series.
 //! Closed intervals are what a cluster node will stream to its leader.
 
-use super::{Event, Latency, Metrics};
+use super::{Event, Filters, Latency, Metrics};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -41,6 +41,8 @@ pub struct Collector {
     /// Closed intervals not yet taken by a cluster node's metric stream
     /// (kept only when streaming is on).
     outbox: Option<Vec<Closed>>,
+    /// The thresholds' tag filters, each fed its own series.
+    filters: Filters,
 }
 
 /// A closed interval as a cluster node streams it to the leader.
@@ -61,7 +63,14 @@ impl Collector {
             rows: Vec::new(),
             vus: BTreeMap::new(),
             outbox: None,
+            filters: Filters::from([]),
         }
+    }
+
+    /// Gives every filter a series of its own (see [`super::TagFilter`]).
+    pub fn with_filters(mut self, filters: Filters) -> Self {
+        self.filters = filters;
+        self
     }
 
     /// Keeps every closed interval for [`take_closed`](Self::take_closed).
@@ -89,6 +98,9 @@ impl Collector {
         let idx = idx.max(self.closed_below);
         let m = self.open.entry(idx).or_default();
         for e in events {
+            if !self.filters.is_empty() {
+                m.apply_tagged(&self.filters, scenario, &e);
+            }
             m.apply(scenario, e);
         }
     }
@@ -190,6 +202,9 @@ mod tests {
             error: None,
             micros: ms * 1000,
             bytes: 1,
+            method: hyper::Method::GET,
+            timings: Default::default(),
+            ctx: Default::default(),
         }
     }
 

@@ -6,8 +6,15 @@
 mod collector;
 mod recorder;
 mod stats;
+mod tags;
 mod wire;
 
 pub use collector::{Closed, Collector, INTERVAL, Row, row};
+/// The method of a request sample.
+pub use hyper::Method;
 pub use recorder::{Event, FailureKind, Recorder, Sink};
-pub use stats::{CheckStats, Latency, Metrics, ScenarioStats, TrendStats};
+pub use stats::{
+    CheckStats, GaugeStats, GroupStats, Latency, Metrics, Phases, RateStats, RequestStats,
+    ScenarioStats, Tagged, TrendStats, histogram,
+};
+pub use tags::{BUILTIN_TAGS, Context, Filters, TagFilter, Tags};

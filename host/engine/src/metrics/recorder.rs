@@ -1,4 +1,5 @@
-use super::{Collector, INTERVAL};
+use super::{Collector, Context, INTERVAL};
+use crate::client::Timings;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -36,22 +37,43 @@ impl FailureKind {
 pub enum Event {
     Request {
         name: String,
+        method: hyper::Method,
         status: Option<u16>,
         error: Option<&'static str>,
         micros: u64,
         bytes: u64,
+        timings: Timings,
+        ctx: Context,
     },
     Check {
         name: String,
         passed: bool,
+        ctx: Context,
     },
     Counter {
         name: String,
         value: f64,
+        ctx: Context,
     },
     Trend {
         name: String,
         value: f64,
+        ctx: Context,
+    },
+    Gauge {
+        name: String,
+        value: f64,
+        ctx: Context,
+    },
+    Rate {
+        name: String,
+        hit: bool,
+        ctx: Context,
+    },
+    /// A group ended after `micros`.
+    Group {
+        group: Arc<str>,
+        micros: u64,
     },
     Iteration {
         micros: u64,
@@ -77,6 +99,8 @@ pub struct Recorder {
     epoch: Instant,
     interval: u64,
     boundary: Instant,
+    /// Events recorded so far, for telling whether a span recorded any.
+    recorded: u64,
 }
 
 const FLUSH_AT_LEN: usize = 4096;
@@ -91,6 +115,7 @@ impl Recorder {
             epoch,
             interval: 0,
             boundary: epoch,
+            recorded: 0,
         };
         r.enter(Instant::now());
         r
@@ -106,7 +131,13 @@ impl Recorder {
         self.sink.clone()
     }
 
+    /// How many events this recorder has taken.
+    pub fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
     pub fn record(&mut self, event: Event) {
+        self.recorded += 1;
         let now = Instant::now();
         if now >= self.boundary {
             self.flush_at(now);

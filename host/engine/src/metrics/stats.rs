@@ -1,11 +1,12 @@
 use super::wire::{entries, hist};
-use super::{Event, FailureKind};
+use super::{Context, Event, FailureKind, TagFilter};
+use crate::client::Timings;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Latencies are kept in microseconds, 1 µs to 1 h, 3 significant digits.
-pub(super) fn histogram() -> Histogram<u64> {
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
 }
 
@@ -74,6 +75,22 @@ impl Default for RequestStats {
 }
 
 impl RequestStats {
+    /// Failed means a transport error, or a 4xx/5xx status.
+    fn record(&mut self, status: Option<u16>, error: Option<&str>, micros: u64, bytes: u64) {
+        self.count += 1;
+        self.bytes += bytes;
+        self.latency.saturating_record(micros.max(1));
+        if let Some(code) = status {
+            *self.statuses.entry(code).or_default() += 1;
+        }
+        if let Some(kind) = error {
+            *self.errors.entry(kind.to_owned()).or_default() += 1;
+        }
+        if error.is_some() || status.is_some_and(|c| c >= 400) {
+            self.failed += 1;
+        }
+    }
+
     pub fn merge(&mut self, o: &RequestStats) {
         self.latency
             .add(&o.latency)
@@ -92,6 +109,26 @@ pub struct CheckStats {
     pub fails: u64,
 }
 
+impl CheckStats {
+    fn add(&mut self, passed: bool) {
+        if passed {
+            self.passes += 1
+        } else {
+            self.fails += 1
+        }
+    }
+
+    fn merge(&mut self, o: &CheckStats) {
+        self.passes += o.passes;
+        self.fails += o.fails;
+    }
+
+    pub fn rate(&self) -> Option<f64> {
+        let n = self.passes + self.fails;
+        (n > 0).then(|| self.passes as f64 / n as f64)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrendStats {
     /// Samples scaled by 1000 and clamped at 0, for percentiles.
@@ -104,6 +141,15 @@ pub struct TrendStats {
 }
 
 impl TrendStats {
+    fn add(&mut self, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.scaled
+            .saturating_record((value.max(0.0) * 1000.0) as u64);
+    }
+
     pub fn merge(&mut self, o: &TrendStats) {
         self.scaled.add(&o.scaled).expect("histograms share bounds");
         self.count += o.count;
@@ -121,6 +167,244 @@ impl Default for TrendStats {
             sum: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+/// k6's rate: the share of samples that were true.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RateStats {
+    pub hits: u64,
+    pub total: u64,
+}
+
+impl RateStats {
+    fn add(&mut self, hit: bool) {
+        self.total += 1;
+        self.hits += u64::from(hit);
+    }
+
+    fn merge(&mut self, o: &RateStats) {
+        self.hits += o.hits;
+        self.total += o.total;
+    }
+
+    pub fn rate(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.hits as f64 / self.total as f64)
+    }
+}
+
+/// k6's gauge: the last value set, and the extremes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GaugeStats {
+    pub value: f64,
+    pub min: f64,
+    pub max: f64,
+    /// When the value was set (ms since the epoch, as recorded): merging
+    /// nodes' gauges keeps the latest value.
+    pub at_ms: u64,
+}
+
+impl GaugeStats {
+    fn new(value: f64) -> GaugeStats {
+        GaugeStats {
+            value,
+            min: value,
+            max: value,
+            at_ms: now_ms(),
+        }
+    }
+
+    fn set(&mut self, value: f64) {
+        self.value = value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.at_ms = now_ms();
+    }
+
+    fn merge(&mut self, o: &GaugeStats) {
+        if o.at_ms >= self.at_ms {
+            self.value = o.value;
+            self.at_ms = o.at_ms;
+        }
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// k6's request phases (`http_req_blocked` ... `http_req_receiving`), in
+/// microseconds. Kept per scenario rather than per name: six histograms
+/// for each of hundreds of names would cost more than the names do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phases {
+    #[serde(with = "hist")]
+    pub blocked: Histogram<u64>,
+    #[serde(with = "hist")]
+    pub connecting: Histogram<u64>,
+    #[serde(with = "hist")]
+    pub tls_handshaking: Histogram<u64>,
+    #[serde(with = "hist")]
+    pub sending: Histogram<u64>,
+    #[serde(with = "hist")]
+    pub waiting: Histogram<u64>,
+    #[serde(with = "hist")]
+    pub receiving: Histogram<u64>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            blocked: histogram(),
+            connecting: histogram(),
+            tls_handshaking: histogram(),
+            sending: histogram(),
+            waiting: histogram(),
+            receiving: histogram(),
+        }
+    }
+}
+
+impl Phases {
+    /// The metric names, in the order a request goes through them.
+    pub const NAMES: [&str; 6] = [
+        "http_req_blocked",
+        "http_req_connecting",
+        "http_req_tls_handshaking",
+        "http_req_sending",
+        "http_req_waiting",
+        "http_req_receiving",
+    ];
+
+    fn all_mut(&mut self) -> [&mut Histogram<u64>; 6] {
+        [
+            &mut self.blocked,
+            &mut self.connecting,
+            &mut self.tls_handshaking,
+            &mut self.sending,
+            &mut self.waiting,
+            &mut self.receiving,
+        ]
+    }
+
+    /// The histogram of a phase by its metric name.
+    pub fn get(&self, metric: &str) -> Option<&Histogram<u64>> {
+        let all = [
+            &self.blocked,
+            &self.connecting,
+            &self.tls_handshaking,
+            &self.sending,
+            &self.waiting,
+            &self.receiving,
+        ];
+        Self::NAMES
+            .iter()
+            .position(|n| *n == metric)
+            .map(|i| all[i])
+    }
+
+    /// A phase that did not happen (a reused connection's connect) is a
+    /// zero sample, as in k6, so every phase counts every answered request.
+    fn record(&mut self, t: &Timings) {
+        let values = [
+            t.blocked,
+            t.connecting,
+            t.tls,
+            t.sending,
+            t.waiting,
+            t.receiving,
+        ];
+        for (h, v) in self.all_mut().into_iter().zip(values) {
+            h.saturating_record(v.as_micros() as u64);
+        }
+    }
+
+    pub fn merge(&mut self, o: &Phases) {
+        let others = [
+            &o.blocked,
+            &o.connecting,
+            &o.tls_handshaking,
+            &o.sending,
+            &o.waiting,
+            &o.receiving,
+        ];
+        for (h, other) in self.all_mut().into_iter().zip(others) {
+            h.add(other).expect("histograms share bounds");
+        }
+    }
+}
+
+/// One group's requests, checks and run times (`group_duration`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupStats {
+    pub requests: RequestStats,
+    pub checks: CheckStats,
+    #[serde(with = "hist")]
+    pub duration: Histogram<u64>,
+}
+
+impl Default for GroupStats {
+    fn default() -> Self {
+        GroupStats {
+            requests: RequestStats::default(),
+            checks: CheckStats::default(),
+            duration: histogram(),
+        }
+    }
+}
+
+impl GroupStats {
+    fn merge(&mut self, o: &GroupStats) {
+        self.requests.merge(&o.requests);
+        self.checks.merge(&o.checks);
+        self.duration
+            .add(&o.duration)
+            .expect("histograms share bounds");
+    }
+}
+
+/// The samples one tag filter let through, in whichever kinds it is about.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Tagged {
+    #[serde(default)]
+    pub requests: Option<Box<RequestStats>>,
+    #[serde(default)]
+    pub phases: Option<Box<Phases>>,
+    #[serde(default)]
+    pub checks: CheckStats,
+    #[serde(default)]
+    pub trend: Option<Box<TrendStats>>,
+    #[serde(default)]
+    pub counter: f64,
+    #[serde(default)]
+    pub rate: RateStats,
+    #[serde(default)]
+    pub gauge: Option<GaugeStats>,
+}
+
+impl Tagged {
+    fn merge(&mut self, o: &Tagged) {
+        if let Some(r) = &o.requests {
+            self.requests.get_or_insert_default().merge(r);
+        }
+        if let Some(p) = &o.phases {
+            self.phases.get_or_insert_default().merge(p);
+        }
+        self.checks.merge(&o.checks);
+        if let Some(t) = &o.trend {
+            self.trend.get_or_insert_default().merge(t);
+        }
+        self.counter += o.counter;
+        self.rate.merge(&o.rate);
+        match (&mut self.gauge, &o.gauge) {
+            (Some(g), Some(og)) => g.merge(og),
+            (None, Some(og)) => self.gauge = Some(og.clone()),
+            _ => {}
         }
     }
 }
@@ -166,7 +450,20 @@ pub struct Metrics {
     pub counters: BTreeMap<(String, String), f64>,
     #[serde(with = "entries")]
     pub trends: BTreeMap<(String, String), TrendStats>,
+    #[serde(default, with = "entries")]
+    pub gauges: BTreeMap<(String, String), GaugeStats>,
+    #[serde(default, with = "entries")]
+    pub rates: BTreeMap<(String, String), RateStats>,
     pub scenarios: BTreeMap<String, ScenarioStats>,
+    /// Keyed by scenario and group path (`::a::b`).
+    #[serde(default, with = "entries")]
+    pub groups: BTreeMap<(String, String), GroupStats>,
+    /// Request phases per scenario.
+    #[serde(default)]
+    pub phases: BTreeMap<String, Phases>,
+    /// Series of the thresholds' tag filters, by the filter's key.
+    #[serde(default)]
+    pub tagged: BTreeMap<String, Tagged>,
 }
 
 /// A latency distribution summarised in milliseconds.
@@ -239,39 +536,60 @@ impl Metrics {
                 error,
                 micros,
                 bytes,
+                timings,
+                ctx,
+                ..
             } => {
                 let key = series(&self.requests, scenario, name);
-                let s = self.requests.entry(key).or_default();
-                s.count += 1;
-                s.bytes += bytes;
-                s.latency.saturating_record(micros.max(1));
-                if let Some(code) = status {
-                    *s.statuses.entry(code).or_default() += 1;
+                self.requests
+                    .entry(key)
+                    .or_default()
+                    .record(status, error, micros, bytes);
+                // A request that got no response has no phases to tell.
+                if status.is_some() {
+                    self.phases
+                        .entry(scenario.to_owned())
+                        .or_default()
+                        .record(&timings);
                 }
-                if let Some(kind) = error {
-                    *s.errors.entry(kind.to_owned()).or_default() += 1;
-                }
-                if error.is_some() || status.is_some_and(|c| c >= 400) {
-                    s.failed += 1;
+                if !ctx.group.is_empty() {
+                    self.group(scenario, &ctx.group)
+                        .requests
+                        .record(status, error, micros, bytes);
                 }
             }
-            Event::Check { name, passed } => {
+            Event::Check { name, passed, ctx } => {
                 let key = series(&self.checks, scenario, name);
-                let c = self.checks.entry(key).or_default();
-                if passed { c.passes += 1 } else { c.fails += 1 }
+                self.checks.entry(key).or_default().add(passed);
+                if !ctx.group.is_empty() {
+                    self.group(scenario, &ctx.group).checks.add(passed);
+                }
             }
-            Event::Counter { name, value } => {
+            Event::Counter { name, value, .. } => {
                 let key = series(&self.counters, scenario, name);
                 *self.counters.entry(key).or_default() += value
             }
-            Event::Trend { name, value } => {
+            Event::Trend { name, value, .. } => {
                 let key = series(&self.trends, scenario, name);
-                let t = self.trends.entry(key).or_default();
-                t.count += 1;
-                t.sum += value;
-                t.min = t.min.min(value);
-                t.max = t.max.max(value);
-                t.scaled.saturating_record((value.max(0.0) * 1000.0) as u64);
+                self.trends.entry(key).or_default().add(value);
+            }
+            Event::Gauge { name, value, .. } => {
+                let key = series(&self.gauges, scenario, name);
+                match self.gauges.get_mut(&key) {
+                    Some(g) => g.set(value),
+                    None => {
+                        self.gauges.insert(key, GaugeStats::new(value));
+                    }
+                }
+            }
+            Event::Rate { name, hit, .. } => {
+                let key = series(&self.rates, scenario, name);
+                self.rates.entry(key).or_default().add(hit);
+            }
+            Event::Group { group, micros } => {
+                self.group(scenario, &group)
+                    .duration
+                    .saturating_record(micros.max(1));
             }
             Event::Iteration { micros, failure } => {
                 let s = self.scenarios.entry(scenario.to_owned()).or_default();
@@ -297,6 +615,23 @@ impl Metrics {
         }
     }
 
+    fn group(&mut self, scenario: &str, group: &str) -> &mut GroupStats {
+        let key = series(&self.groups, scenario, group.to_owned());
+        self.groups.entry(key).or_default()
+    }
+
+    /// Feeds `event` to the series of every filter it passes.
+    pub fn apply_tagged(&mut self, filters: &[TagFilter], scenario: &str, event: &Event) {
+        for f in filters {
+            if !f.admits(scenario) {
+                continue;
+            }
+            if let Some(sample) = Sample::of(f, event) {
+                sample.add_to(self.tagged.entry(f.key.clone()).or_default());
+            }
+        }
+    }
+
     /// Adds another node's or interval's metrics to these, exactly.
     pub fn merge(&mut self, o: &Metrics) {
         for ((s, n), v) in &o.requests {
@@ -305,9 +640,7 @@ impl Metrics {
         }
         for ((s, n), v) in &o.checks {
             let key = series(&self.checks, s, n.clone());
-            let c = self.checks.entry(key).or_default();
-            c.passes += v.passes;
-            c.fails += v.fails;
+            self.checks.entry(key).or_default().merge(v);
         }
         for ((s, n), v) in &o.counters {
             let key = series(&self.counters, s, n.clone());
@@ -316,6 +649,28 @@ impl Metrics {
         for ((s, n), v) in &o.trends {
             let key = series(&self.trends, s, n.clone());
             self.trends.entry(key).or_default().merge(v);
+        }
+        for ((s, n), v) in &o.gauges {
+            let key = series(&self.gauges, s, n.clone());
+            match self.gauges.get_mut(&key) {
+                Some(g) => g.merge(v),
+                None => {
+                    self.gauges.insert(key, v.clone());
+                }
+            }
+        }
+        for ((s, n), v) in &o.rates {
+            let key = series(&self.rates, s, n.clone());
+            self.rates.entry(key).or_default().merge(v);
+        }
+        for ((s, g), v) in &o.groups {
+            self.group(s, g).merge(v);
+        }
+        for (s, v) in &o.phases {
+            self.phases.entry(s.clone()).or_default().merge(v);
+        }
+        for (k, v) in &o.tagged {
+            self.tagged.entry(k.clone()).or_default().merge(v);
         }
         for (k, v) in &o.scenarios {
             let s = self.scenarios.entry(k.clone()).or_default();
@@ -345,6 +700,107 @@ impl Metrics {
     }
 }
 
+/// What a filter takes from one event, once it has let it through.
+enum Sample<'a> {
+    Request(&'a Event),
+    Check(bool),
+    Counter(f64),
+    Trend(f64),
+    Gauge(f64),
+    Rate(bool),
+}
+
+impl<'a> Sample<'a> {
+    fn of(f: &TagFilter, event: &'a Event) -> Option<Sample<'a>> {
+        use std::borrow::Cow;
+        let common = |ctx: &'a Context, k: &str| -> Option<Cow<'a, str>> {
+            match k {
+                "group" => Some(Cow::Borrowed(&ctx.group)),
+                _ => ctx.tag(k).map(Cow::Borrowed),
+            }
+        };
+        let (sample, passes) = match event {
+            Event::Request {
+                name,
+                method,
+                status,
+                error,
+                ctx,
+                ..
+            } if f.on_requests() => {
+                let passes = f.matches(|k| match k {
+                    "name" => Some(Cow::Borrowed(name.as_str())),
+                    "method" => Some(Cow::Borrowed(method.as_str())),
+                    "status" => Some(Cow::Owned(status.map_or(String::new(), |s| s.to_string()))),
+                    "error" => error.map(Cow::Borrowed),
+                    k => common(ctx, k),
+                });
+                (Sample::Request(event), passes)
+            }
+            Event::Check { name, passed, ctx } if f.metric == "checks" => {
+                let passes = f.matches(|k| match k {
+                    "check" | "name" => Some(Cow::Borrowed(name.as_str())),
+                    k => common(ctx, k),
+                });
+                (Sample::Check(*passed), passes)
+            }
+            Event::Counter { name, value, ctx } if f.metric == *name => {
+                (Sample::Counter(*value), custom(f, ctx, common))
+            }
+            Event::Trend { name, value, ctx } if f.metric == *name => {
+                (Sample::Trend(*value), custom(f, ctx, common))
+            }
+            Event::Gauge { name, value, ctx } if f.metric == *name => {
+                (Sample::Gauge(*value), custom(f, ctx, common))
+            }
+            Event::Rate { name, hit, ctx } if f.metric == *name => {
+                (Sample::Rate(*hit), custom(f, ctx, common))
+            }
+            _ => return None,
+        };
+        passes.then_some(sample)
+    }
+
+    fn add_to(self, t: &mut Tagged) {
+        match self {
+            Sample::Request(Event::Request {
+                status,
+                error,
+                micros,
+                bytes,
+                timings,
+                ..
+            }) => {
+                t.requests
+                    .get_or_insert_default()
+                    .record(*status, *error, *micros, *bytes);
+                if status.is_some() {
+                    t.phases.get_or_insert_default().record(timings);
+                }
+            }
+            Sample::Request(_) => {}
+            Sample::Check(passed) => t.checks.add(passed),
+            Sample::Counter(v) => t.counter += v,
+            Sample::Trend(v) => t.trend.get_or_insert_default().add(v),
+            Sample::Gauge(v) => match &mut t.gauge {
+                Some(g) => g.set(v),
+                None => t.gauge = Some(GaugeStats::new(v)),
+            },
+            Sample::Rate(hit) => t.rate.add(hit),
+        }
+    }
+}
+
+/// A custom metric's sample passes when its group and tags match (the
+/// scenario was checked before).
+fn custom<'a>(
+    f: &TagFilter,
+    ctx: &'a Context,
+    common: impl Fn(&'a Context, &str) -> Option<std::borrow::Cow<'a, str>>,
+) -> bool {
+    f.matches(|k| common(ctx, k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +812,9 @@ mod tests {
             error: status.is_none().then_some("connect"),
             micros,
             bytes: 10,
+            method: hyper::Method::GET,
+            timings: Default::default(),
+            ctx: Default::default(),
         }
     }
 
@@ -403,6 +862,7 @@ mod tests {
                 Event::Check {
                     name: format!("check {i}"),
                     passed: true,
+                    ctx: Default::default(),
                 },
             );
         }

@@ -84,6 +84,9 @@ mod tests {
                     error: None,
                     micros,
                     bytes: 3,
+                    method: hyper::Method::GET,
+                    timings: Default::default(),
+                    ctx: Default::default(),
                 },
             );
             m.apply(
@@ -91,6 +94,7 @@ mod tests {
                 Event::Check {
                     name: "ok".into(),
                     passed: i % 10 != 0,
+                    ctx: Default::default(),
                 },
             );
             m.apply(
@@ -98,6 +102,7 @@ mod tests {
                 Event::Trend {
                     name: "cart".into(),
                     value: i as f64 / 3.0,
+                    ctx: Default::default(),
                 },
             );
             m.apply(

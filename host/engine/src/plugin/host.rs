@@ -1,20 +1,21 @@
-//! The host side of the `scenario` world's imports: what a VU can ask of
-//! the host. Everything a guest does that costs time or touches the
-//! network comes through here and is recorded.
+//! The host side of the `scenario` world's imports (0.2; 0.1's are
+//! translated in `host_v01`): what a VU can ask of the host. Everything a
+//! guest does that costs time or touches the network comes through here
+//! and is recorded, tagged with the VU's group and tags.
 
-use super::bindings::loadtest::scenario::{http, log, metrics, vu};
-use crate::client::{self, Client, Hop, Jar, Outgoing, RequestError, Session};
-use crate::metrics::{Event, Recorder};
+use super::bindings::v02::loadtest::scenario::{cookies, http, log, metrics, vu};
+use crate::client::{self, Client, Exchange, Hop, Jar, Outgoing, RequestError, Session, Timings};
+use crate::metrics::{Context, Event, Recorder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// One VU's state that outlives its instances: a trapped instance is
-/// replaced, but the VU's id, iteration count and metric buffer carry on.
 /// The test's data files, shared by every VU.
 pub type Files = Arc<std::collections::BTreeMap<String, Arc<[u8]>>>;
 
+/// One VU's state that outlives its instances: a trapped instance is
+/// replaced, but the VU's id, iteration count and metric buffer carry on.
 pub struct VuHost {
     pub id: u32,
     pub scenario: Arc<str>,
@@ -27,6 +28,14 @@ pub struct VuHost {
     pub exec: String,
     /// Connections and cookies, shared in part with `wasi_http`.
     pub session: Session,
+    /// What the scenario's `setup` returned.
+    pub setup_data: Option<Arc<str>>,
+    /// The group and tags every sample is taken in.
+    ctx: Context,
+    /// Open groups, innermost last.
+    groups: Vec<OpenGroup>,
+    /// Extra sessions for batches, kept so their connections are reused.
+    batch: Vec<Session>,
     files: Files,
     rng: SmallRng,
     epoch: Instant,
@@ -60,102 +69,310 @@ impl VuHost {
             scheduled: None,
             exec: String::new(),
             session: Session::new(client, jar),
+            setup_data: None,
+            ctx: Context::default(),
+            groups: Vec::new(),
+            batch: Vec::new(),
             files,
             rng: SmallRng::from_os_rng(),
             epoch,
             waited: false,
         }
     }
-}
 
-impl VuHost {
     pub fn rng(&mut self) -> &mut SmallRng {
         &mut self.rng
+    }
+
+    /// Puts what follows in the group `name` (setup's and teardown's
+    /// samples); if nothing is recorded in it, it leaves no trace.
+    pub fn enter_quiet_group(&mut self, name: &str) {
+        metrics::Host::group_start(self, name.to_owned());
+        if let Some(g) = self.groups.last_mut() {
+            g.quiet_unless_after = Some(self.recorder.recorded());
+        }
+    }
+
+    /// Ends the groups an iteration left open (a guest that returned
+    /// early), recording their durations.
+    pub fn close_groups(&mut self) {
+        while !self.groups.is_empty() {
+            metrics::Host::group_end(self);
+        }
+    }
+
+    fn set_ctx(&mut self, ctx: Context) {
+        self.wasi_http.ctx = ctx.clone();
+        self.ctx = ctx;
+    }
+
+    /// How late this iteration started (open models only), taken once:
+    /// only the first request is charged with it.
+    fn late(&mut self) -> Duration {
+        self.scheduled
+            .take()
+            .map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    fn prepare(&self, req: http::Request, late: Duration) -> Prepared {
+        let name = req
+            .name
+            .unwrap_or_else(|| client::default_name(&req.method, &req.url));
+        Prepared {
+            name,
+            max_redirects: req.max_redirects,
+            ctx: self.ctx.with(req.tags),
+            late,
+            outgoing: Outgoing {
+                method: req.method,
+                url: req.url,
+                headers: req.headers,
+                body: req.body,
+                timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+                keep_body: !req.discard_body,
+                keep_headers: !req.discard_headers,
+            },
+        }
+    }
+}
+
+struct OpenGroup {
+    /// The path outside it.
+    outer: Arc<str>,
+    started: Instant,
+    /// For setup's and teardown's groups: the events recorded before
+    /// it began, so one that recorded nothing leaves no row behind.
+    quiet_unless_after: Option<u64>,
+}
+
+/// A guest's request made ready to send and record.
+struct Prepared {
+    outgoing: Outgoing,
+    name: String,
+    max_redirects: Option<u32>,
+    ctx: Context,
+    late: Duration,
+}
+
+/// Sends a prepared request on `session`, handing each hop's event to `record`.
+async fn exchange(session: &mut Session, p: Prepared, mut record: impl FnMut(Event)) -> Exchange {
+    let Prepared {
+        outgoing,
+        name,
+        max_redirects,
+        ctx,
+        late,
+    } = p;
+    let mut name = Some(name);
+    let exchange = session
+        .send(outgoing, max_redirects, |hop| {
+            record(hop_event(&mut name, hop, late, &ctx))
+        })
+        .await;
+    Exchange {
+        elapsed: exchange.elapsed + late,
+        result: exchange.result,
+    }
+}
+
+/// The event of one hop: the first under the request's name (its latency
+/// counted from the schedule in open models), redirects under their own.
+pub(super) fn hop_event(
+    name: &mut Option<String>,
+    hop: Hop<'_>,
+    late: Duration,
+    ctx: &Context,
+) -> Event {
+    let (name, late) = match hop.index {
+        0 => (name.take().unwrap_or_default(), late),
+        _ => (client::default_name(hop.method, hop.url), Duration::ZERO),
+    };
+    let method = hyper::Method::from_bytes(hop.method.as_bytes()).unwrap_or_default();
+    let mut timings = hop.timings;
+    timings.blocked += late;
+    Event::Request {
+        name,
+        method,
+        status: hop.status,
+        error: hop.error,
+        micros: (hop.elapsed + late).as_micros() as u64,
+        bytes: hop.bytes,
+        timings,
+        ctx: ctx.clone(),
+    }
+}
+
+fn response_of(exchange: Exchange) -> Result<http::Response, http::Error> {
+    let incoming = exchange.result.map_err(error_of)?;
+    let us = |d: Duration| d.as_micros() as u64;
+    let t: Timings = incoming.timings;
+    Ok(http::Response {
+        status: incoming.status,
+        headers: incoming.headers,
+        body: incoming.body.to_vec(),
+        duration_us: us(exchange.elapsed),
+        url: incoming.final_url.unwrap_or_default(),
+        redirects: incoming.redirects,
+        timings: http::Timings {
+            blocked_us: us(t.blocked),
+            connecting_us: us(t.connecting),
+            tls_handshaking_us: us(t.tls),
+            sending_us: us(t.sending),
+            waiting_us: us(t.waiting),
+            receiving_us: us(t.receiving),
+            // The sum of the phases as the guest sees them, to the microsecond.
+            duration_us: us(t.sending) + us(t.waiting) + us(t.receiving),
+        },
+    })
+}
+
+fn error_of(e: RequestError) -> http::Error {
+    match e {
+        RequestError::Invalid(m) => http::Error::InvalidRequest(m),
+        RequestError::Connect(m) => http::Error::Connect(m),
+        RequestError::Timeout => http::Error::Timeout,
+        RequestError::Transport(m) => http::Error::Transport(m),
+        RequestError::BodyTooLarge(n) => http::Error::BodyTooLarge(n),
+        RequestError::TooManyRedirects(n) => http::Error::TooManyRedirects(n),
     }
 }
 
 impl http::Host for VuHost {
     async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
-        let name = req
-            .name
-            .unwrap_or_else(|| client::default_name(&req.method, &req.url));
-        let outgoing = Outgoing {
-            method: req.method,
-            url: req.url,
-            headers: req.headers,
-            body: req.body,
-            timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
-            keep_body: !req.discard_body,
-            keep_headers: !req.discard_headers,
-        };
-        // Only open models have a schedule to be late against.
-        let sent = self.scheduled.take().map(|s| (s, Instant::now()));
-        let late = sent.map_or(Duration::ZERO, |(s, sent)| {
-            sent.saturating_duration_since(s)
-        });
+        let late = self.late();
+        let prepared = self.prepare(req, late);
         let VuHost {
             session, recorder, ..
         } = self;
-        let mut name = Some(name);
-        let exchange = session
-            .send(outgoing, None, |hop| {
-                record_hop(recorder, &mut name, hop, late)
-            })
-            .await;
+        let ex = exchange(session, prepared, |e| recorder.record(e)).await;
         self.waited = true;
-        let micros = (exchange.elapsed + late).as_micros() as u64;
-        match exchange.result {
-            Ok(incoming) => Ok(http::Response {
-                status: incoming.status,
-                headers: incoming.headers,
-                body: incoming.body.to_vec(),
-                duration_us: micros,
-            }),
-            Err(e) => Err(match e {
-                RequestError::Invalid(m) => http::Error::InvalidRequest(m),
-                RequestError::Connect(m) => http::Error::Connect(m),
-                RequestError::Timeout => http::Error::Timeout,
-                RequestError::Transport(m) => http::Error::Transport(m),
-                e @ (RequestError::BodyTooLarge(_) | RequestError::TooManyRedirects(_)) => {
-                    http::Error::Transport(e.to_string())
-                }
-            }),
+        response_of(ex)
+    }
+
+    async fn batch(
+        &mut self,
+        reqs: Vec<http::Request>,
+    ) -> Vec<Result<http::Response, http::Error>> {
+        let late = self.late();
+        let n = reqs.len();
+        let prepared: Vec<_> = reqs
+            .into_iter()
+            .map(|r| Some(self.prepare(r, late)))
+            .collect();
+        let urls = prepared.iter().flatten().map(|p| p.outgoing.url.as_str());
+        let lanes = super::batch::Lanes::new(self.session.client(), urls);
+        while self.batch.len() < lanes.hosts.len() {
+            self.batch.push(self.session.sibling());
         }
+        let VuHost {
+            batch, recorder, ..
+        } = self;
+        // Locks only so the future is Send: the lanes run in this one
+        // task, and none is held across an await.
+        let recorder = Mutex::new(recorder);
+        let prepared = Mutex::new(prepared);
+        let results = Mutex::new((0..n).map(|_| None).collect::<Vec<_>>());
+        let work = batch.iter_mut().zip(&lanes.hosts).map(|(session, host)| {
+            let (lanes, recorder, prepared, results) = (&lanes, &recorder, &prepared, &results);
+            async move {
+                while let Some(i) = lanes.next(host) {
+                    let Some(p) = lock(prepared)[i].take() else {
+                        continue;
+                    };
+                    let _permit = lanes.permits.acquire().await.ok();
+                    let ex = exchange(session, p, |e| lock(recorder).record(e)).await;
+                    lock(results)[i] = Some(response_of(ex));
+                }
+            }
+        });
+        futures_util::future::join_all(work).await;
+        self.waited = true;
+        let unsent = || Err(http::Error::InvalidRequest("not sent".into()));
+        results
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .map(|r| r.unwrap_or_else(unsent))
+            .collect()
     }
 }
 
-/// Records one hop: the first under the request's name (its latency
-/// counted from the schedule in open models), redirects under their own.
-pub(super) fn record_hop(
-    recorder: &mut Recorder,
-    name: &mut Option<String>,
-    hop: Hop<'_>,
-    late: Duration,
-) {
-    let (name, late) = match hop.index {
-        0 => (name.take().unwrap_or_default(), late),
-        _ => (client::default_name(hop.method, hop.url), Duration::ZERO),
-    };
-    recorder.record(Event::Request {
-        name,
-        status: hop.status,
-        error: hop.error,
-        micros: (hop.elapsed + late).as_micros() as u64,
-        bytes: hop.bytes,
-    });
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl cookies::Host for VuHost {
+    fn for_url(&mut self, url: String) -> Vec<(String, String)> {
+        self.session.cookies_for(&url).unwrap_or_default()
+    }
+
+    fn set(&mut self, url: String, set_cookie: String) -> Result<(), String> {
+        self.session.set_cookie(&url, &set_cookie)
+    }
+
+    fn clear(&mut self) {
+        self.session.jar.clear();
+    }
 }
 
 impl metrics::Host for VuHost {
     fn check(&mut self, name: String, passed: bool) {
-        self.recorder.record(Event::Check { name, passed });
+        let ctx = self.ctx.clone();
+        self.recorder.record(Event::Check { name, passed, ctx });
     }
 
     fn counter_add(&mut self, name: String, value: f64) {
-        self.recorder.record(Event::Counter { name, value });
+        let ctx = self.ctx.clone();
+        self.recorder.record(Event::Counter { name, value, ctx });
     }
 
     fn trend_add(&mut self, name: String, value: f64) {
-        self.recorder.record(Event::Trend { name, value });
+        let ctx = self.ctx.clone();
+        self.recorder.record(Event::Trend { name, value, ctx });
+    }
+
+    fn gauge_set(&mut self, name: String, value: f64) {
+        let ctx = self.ctx.clone();
+        self.recorder.record(Event::Gauge { name, value, ctx });
+    }
+
+    fn rate_add(&mut self, name: String, hit: bool) {
+        let ctx = self.ctx.clone();
+        self.recorder.record(Event::Rate { name, hit, ctx });
+    }
+
+    fn group_start(&mut self, name: String) {
+        let outer = self.ctx.group.clone();
+        let group = format!("{outer}::{}", name.replace("::", ":"));
+        self.groups.push(OpenGroup {
+            outer,
+            started: Instant::now(),
+            quiet_unless_after: None,
+        });
+        let ctx = Context {
+            group: group.into(),
+            tags: self.ctx.tags.clone(),
+        };
+        self.set_ctx(ctx);
+    }
+
+    fn group_end(&mut self) {
+        let Some(open) = self.groups.pop() else {
+            return;
+        };
+        let silent = open
+            .quiet_unless_after
+            .is_some_and(|n| self.recorder.recorded() == n);
+        if !silent {
+            let group = self.ctx.group.clone();
+            let micros = open.started.elapsed().as_micros() as u64;
+            self.recorder.record(Event::Group { group, micros });
+        }
+        let ctx = Context {
+            group: open.outer,
+            tags: self.ctx.tags.clone(),
+        };
+        self.set_ctx(ctx);
     }
 }
 
@@ -197,6 +414,28 @@ impl vu::Host for VuHost {
 
     fn file(&mut self, name: String) -> Option<Vec<u8>> {
         self.files.get(&name).map(|b| b.to_vec())
+    }
+
+    fn set_tag(&mut self, key: String, value: Option<String>) {
+        let mut tags: Vec<_> = self
+            .ctx
+            .tags
+            .as_deref()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        tags.retain(|(k, _)| *k != key);
+        if let Some(v) = value {
+            tags.push((key, v));
+        }
+        let ctx = Context {
+            group: self.ctx.group.clone(),
+            tags: (!tags.is_empty()).then(|| tags.into()),
+        };
+        self.set_ctx(ctx);
+    }
+
+    fn setup_data(&mut self) -> Option<String> {
+        self.setup_data.as_deref().map(str::to_owned)
     }
 }
 

@@ -1,6 +1,6 @@
 //! One VU's live instance of a plugin, and how its calls fail.
 
-use super::bindings::Scenario;
+use super::bindings::{v02, v02_lifecycle};
 use super::sandbox::{Meter, Violation};
 use super::{Limits, Plugin, VuHost};
 use crate::metrics::FailureKind;
@@ -92,7 +92,12 @@ pub enum CallFailure {
 
 pub struct VuInstance {
     store: Store<StoreState>,
-    bindings: Scenario,
+    bindings: Bindings,
+}
+
+enum Bindings {
+    Plain(v02::Scenario),
+    Lifecycle(v02_lifecycle::ScenarioLifecycle),
 }
 
 impl VuInstance {
@@ -107,7 +112,14 @@ impl VuInstance {
         }
         let mut store = runtime.new_store(host, limits);
         arm(&mut store);
-        match plugin.pre.instantiate_async(&mut store).await {
+        let bindings = match &plugin.pre {
+            super::Pre::Plain(pre) => pre.instantiate_async(&mut store).await.map(Bindings::Plain),
+            super::Pre::Lifecycle(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Bindings::Lifecycle),
+        };
+        match bindings {
             Ok(bindings) => Ok(VuInstance { store, bindings }),
             Err(e) => {
                 let msg = describe(&store, &e);
@@ -118,13 +130,45 @@ impl VuInstance {
 
     pub async fn init(&mut self, params: &str) -> Result<(), CallFailure> {
         arm(&mut self.store);
-        let r = self.bindings.call_init(&mut self.store, params).await;
+        let r = match &self.bindings {
+            Bindings::Plain(b) => b.call_init(&mut self.store, params).await,
+            Bindings::Lifecycle(b) => b.call_init(&mut self.store, params).await,
+        };
         self.settle(r)
     }
 
     pub async fn iteration(&mut self) -> Result<(), CallFailure> {
         arm(&mut self.store);
-        let r = self.bindings.call_iteration(&mut self.store).await;
+        let r = match &self.bindings {
+            Bindings::Plain(b) => b.call_iteration(&mut self.store).await,
+            Bindings::Lifecycle(b) => b.call_iteration(&mut self.store).await,
+        };
+        self.settle(r)
+    }
+
+    /// Runs the component's `setup`: `Ok(None)` also when it has none.
+    pub async fn setup(&mut self, params: &str) -> Result<Option<String>, CallFailure> {
+        let Bindings::Lifecycle(b) = &self.bindings else {
+            return Ok(None);
+        };
+        arm(&mut self.store);
+        let r = b
+            .loadtest_scenario_lifecycle()
+            .call_setup(&mut self.store, params)
+            .await;
+        self.settle(r)
+    }
+
+    /// Runs the component's `teardown`, if it has one.
+    pub async fn teardown(&mut self, params: &str, data: Option<&str>) -> Result<(), CallFailure> {
+        let Bindings::Lifecycle(b) = &self.bindings else {
+            return Ok(());
+        };
+        arm(&mut self.store);
+        let r = b
+            .loadtest_scenario_lifecycle()
+            .call_teardown(&mut self.store, params, data)
+            .await;
         self.settle(r)
     }
 
@@ -137,9 +181,9 @@ impl VuInstance {
         self.store.into_data().host
     }
 
-    fn settle(&mut self, r: wasmtime::Result<Result<(), String>>) -> Result<(), CallFailure> {
+    fn settle<T>(&mut self, r: wasmtime::Result<Result<T, String>>) -> Result<T, CallFailure> {
         match r {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(msg)) => Err(CallFailure::Guest(msg)),
             Err(e) => Err(CallFailure::Fault(classify(&e), describe(&self.store, &e))),
         }

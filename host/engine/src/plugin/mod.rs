@@ -3,10 +3,12 @@
 //! (CPU budget per call, memory cap per instance, no filesystem or sockets)
 //! so a plugin can fail its own iterations but never the process.
 
+mod batch;
 mod bindings;
 pub mod builtin;
 mod cache;
 mod host;
+mod host_v01;
 mod instance;
 pub mod maps;
 mod sandbox;
@@ -17,7 +19,7 @@ pub use instance::{CallFailure, VuInstance};
 pub use sandbox::Limits;
 
 use crate::config::PluginBytes;
-use bindings::ScenarioPre;
+use bindings::{v01, v02, v02_lifecycle};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,7 +35,23 @@ pub struct Plugin {
     pub name: String,
     pub digest: String,
     pub compile_time: Duration,
-    pre: ScenarioPre<instance::StoreState>,
+    pre: Pre,
+}
+
+/// A linked component. `init` and `iteration` are the same in every
+/// version of the world, so a 0.1 component's exports are found as 0.2's;
+/// the versions differ in what they import, which the linker offers both of.
+enum Pre {
+    Plain(v02::ScenarioPre<instance::StoreState>),
+    /// With the `lifecycle` export (setup and teardown).
+    Lifecycle(v02_lifecycle::ScenarioLifecyclePre<instance::StoreState>),
+}
+
+impl Plugin {
+    /// Whether it exports `setup` and `teardown`.
+    pub fn has_lifecycle(&self) -> bool {
+        matches!(self.pre, Pre::Lifecycle(_))
+    }
 }
 
 /// A plugin that cannot be used, with what to do about it.
@@ -74,7 +92,11 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Scenario::add_to_linker::<_, HasSelf<_>>(
+        v02::Scenario::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s: &mut instance::StoreState| &mut s.host,
+        )?;
+        v01::Scenario::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
             |s: &mut instance::StoreState| &mut s.host,
         )?;
@@ -112,12 +134,7 @@ impl Runtime {
                  loadtest:scenario world's imports and WASI 0.2 without filesystem or sockets"
             ))
         })?;
-        let pre = ScenarioPre::new(instance_pre).map_err(|e| {
-            err(format!(
-                "does not implement the loadtest:scenario world ({e:#}); it must export \
-                 `init: func(params: string) -> result<_, string>` and `iteration: func() -> result<_, string>`"
-            ))
-        })?;
+        let pre = link(instance_pre).map_err(err)?;
         let compiled = Arc::new(Plugin {
             name: name.to_owned(),
             digest: plugin.digest.clone(),
@@ -164,6 +181,24 @@ impl Runtime {
     pub(crate) fn new_store(&self, host: VuHost, limits: Limits) -> Store<instance::StoreState> {
         instance::new_store(&self.engine, host, limits)
     }
+}
+
+/// Links the exports: the scenario's, and the lifecycle's when it has them.
+fn link(
+    instance_pre: wasmtime::component::InstancePre<instance::StoreState>,
+) -> Result<Pre, String> {
+    if let Ok(pre) = v02_lifecycle::ScenarioLifecyclePre::new(instance_pre.clone()) {
+        return Ok(Pre::Lifecycle(pre));
+    }
+    v02::ScenarioPre::new(instance_pre)
+        .map(Pre::Plain)
+        .map_err(|e| {
+            format!(
+                "does not implement the loadtest:scenario world ({e:#}); it must export \
+             `init: func(params: string) -> result<_, string>` and \
+             `iteration: func() -> result<_, string>`"
+            )
+        })
 }
 
 /// A component's interface, as `loadtest inspect` prints it.

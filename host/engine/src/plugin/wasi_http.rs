@@ -5,7 +5,7 @@
 //! them, and are recorded the same way, named `METHOD /path`.
 
 use crate::client::{self, Outgoing, RequestError, Session};
-use crate::metrics::{Recorder, Sink};
+use crate::metrics::{Context, Recorder, Sink};
 use http_body_util::{BodyExt as _, Full};
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub struct HttpHooks {
     session: Arc<tokio::sync::Mutex<Session>>,
     scenario: Arc<str>,
     sink: Sink,
+    /// The VU's group and tags, kept up to date by the VU.
+    pub(super) ctx: Context,
 }
 
 impl HttpHooks {
@@ -29,6 +31,7 @@ impl HttpHooks {
             session: Arc::new(tokio::sync::Mutex::new(session)),
             scenario,
             sink,
+            ctx: Context::default(),
         }
     }
 }
@@ -40,10 +43,11 @@ impl WasiHttpHooks for HttpHooks {
         options: Option<RequestOptions>,
         _fut: Finished,
     ) -> Sent {
-        let (session, scenario, sink) = (
+        let (session, scenario, sink, ctx) = (
             self.session.clone(),
             self.scenario.clone(),
             self.sink.clone(),
+            self.ctx.clone(),
         );
         Box::new(async move {
             let (parts, body) = request.into_parts();
@@ -69,7 +73,7 @@ impl WasiHttpHooks for HttpHooks {
                 .lock()
                 .await
                 .send(outgoing, None, |hop| {
-                    super::host::record_hop(&mut recorder, &mut name, hop, Duration::ZERO)
+                    recorder.record(super::host::hop_event(&mut name, hop, Duration::ZERO, &ctx))
                 })
                 .await;
             let incoming = exchange.result.map_err(error_code)?;

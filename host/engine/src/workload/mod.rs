@@ -2,15 +2,17 @@
 //! the whole of every scenario; a cluster node calls it with its segment.
 
 mod executor;
+mod lifecycle;
 mod schedule;
 mod segment;
 mod vu;
 
+pub use lifecycle::{LifecycleError, SetupData, setup, teardown};
 pub use segment::Segment;
 
 use crate::client::{Client, ClientOptions};
 use crate::config::{Bundle, Executor};
-use crate::metrics::{Collector, Metrics, Recorder, Row, Sink};
+use crate::metrics::{Collector, Filters, Metrics, Recorder, Row, Sink};
 use crate::plugin::{Limits, Plugin, Runtime};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,8 @@ pub struct ScenarioCtx {
     vu_ids: Arc<AtomicU32>,
     /// VUs in an iteration right now, for progress and reports.
     pub active: Arc<AtomicU32>,
+    /// What the scenario's setup returned.
+    setup_data: Option<Arc<str>>,
 }
 
 impl ScenarioCtx {
@@ -109,10 +113,16 @@ impl Live {
         Self::with_collector(Collector::new(Instant::now()))
     }
 
+    /// A live view that keeps a series for each of the thresholds' tag
+    /// filters (see [`crate::threshold::filters`]).
+    pub fn with_filters(filters: Filters) -> Live {
+        Self::with_collector(Collector::new(Instant::now()).with_filters(filters))
+    }
+
     /// A live view whose intervals count from `epoch` and are kept for a
     /// cluster node's metric stream.
-    pub fn streaming(epoch: Instant) -> Live {
-        Self::with_collector(Collector::new(epoch).streaming())
+    pub fn streaming(epoch: Instant, filters: Filters) -> Live {
+        Self::with_collector(Collector::new(epoch).streaming().with_filters(filters))
     }
 
     fn with_collector(c: Collector) -> Live {
@@ -158,18 +168,10 @@ fn contexts(
     stop: &watch::Receiver<Stop>,
     live: &Live,
     resume_from: Duration,
+    setup: &SetupData,
 ) -> anyhow::Result<Vec<Arc<ScenarioCtx>>> {
     let config = &bundle.config;
-    let client = Client::new(&ClientOptions {
-        base: config.target.clone(),
-        timeout: config.http.timeout.0,
-        connect_timeout: config.http.connect_timeout.0,
-        http2_prior_knowledge: config.http.http2_prior_knowledge,
-        insecure_skip_tls_verify: config.http.insecure_skip_tls_verify,
-        max_body: config.http.max_body_bytes,
-        max_redirects: config.http.max_redirects,
-        reset_cookies: !config.http.no_cookies_reset,
-    })?;
+    let client = client_of(config)?;
     let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
     let epoch = Instant::now();
     let vu_ids = Arc::new(AtomicU32::new(0));
@@ -200,6 +202,7 @@ fn contexts(
             epoch,
             vu_ids: vu_ids.clone(),
             active: Arc::new(AtomicU32::new(0)),
+            setup_data: setup.of(name),
         });
         let entry = (ctx.name.clone(), ctx.executor.clone(), ctx.active.clone());
         live.scenarios
@@ -209,6 +212,24 @@ fn contexts(
         ctxs.push(ctx);
     }
     Ok(ctxs)
+}
+
+/// The HTTP client every VU of a run shares, from the config's `http`.
+fn client_of(config: &crate::config::Config) -> anyhow::Result<Client> {
+    Client::new(&ClientOptions {
+        base: config.target.clone(),
+        timeout: config.http.timeout.0,
+        connect_timeout: config.http.connect_timeout.0,
+        http2_prior_knowledge: config.http.http2_prior_knowledge,
+        insecure_skip_tls_verify: config.http.insecure_skip_tls_verify,
+        max_body: config.http.max_body_bytes,
+        max_redirects: config.http.max_redirects,
+        reset_cookies: !config.http.no_cookies_reset,
+        batch: crate::client::Batching {
+            total: config.http.batch,
+            per_host: config.http.batch_per_host,
+        },
+    })
 }
 
 /// Starts one VU of every scenario (instantiate and `init` with its
@@ -228,6 +249,7 @@ pub async fn check_inits(
         &stop,
         &live,
         Duration::ZERO,
+        &SetupData::default(),
     )? {
         let mut vu = vu::Vu::new(ctx.clone(), 1);
         let flow = vu.ready().await;
@@ -294,8 +316,17 @@ pub async fn run(
     stop: watch::Receiver<Stop>,
     live: Live,
     timing: Timing,
+    setup: &SetupData,
 ) -> anyhow::Result<Outcome> {
-    let ctxs = contexts(bundle, &runtime, segment, &stop, &live, timing.resume_from)?;
+    let ctxs = contexts(
+        bundle,
+        &runtime,
+        segment,
+        &stop,
+        &live,
+        timing.resume_from,
+        setup,
+    )?;
 
     let mut inits = JoinSet::new();
     for (i, ctx) in ctxs.iter().enumerate() {

@@ -42,6 +42,8 @@ impl Vu {
             ctx.recorder(),
             ctx.epoch,
         );
+        let mut host = host;
+        host.setup_data = ctx.setup_data.clone();
         Vu {
             ctx,
             id,
@@ -168,6 +170,7 @@ impl Vu {
         // Success and guest errors leave a healthy instance.
         let keep = matches!(failure, Some((FailureKind::Error, _)) | None);
         let host = inst.host();
+        host.close_groups();
         host.recorder.record(Event::Iteration { micros, failure });
         host.recorder.maybe_flush(Instant::now());
         if !keep {

@@ -1,0 +1,149 @@
+//! `setup` and `teardown`: code a scenario runs once per test, not once
+//! per VU, each in an instance of its own (VU id 0). What setup returns
+//! is handed to every VU (`vu.setup-data`) and to teardown. A cluster
+//! runs them on the leader only and ships the data in the plan, so this
+//! is where both kinds of run come for them.
+
+use super::Live;
+use crate::config::Bundle;
+use crate::metrics::Recorder;
+use crate::plugin::{CallFailure, Limits, Runtime, VuHost, VuInstance};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What each scenario's `setup` returned, by scenario name; scenarios
+/// whose plugin has no setup are absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetupData(pub BTreeMap<String, Option<String>>);
+
+impl SetupData {
+    pub fn of(&self, scenario: &str) -> Option<Arc<str>> {
+        self.0.get(scenario).cloned().flatten().map(Arc::from)
+    }
+}
+
+/// A setup or teardown that failed, with the guest's message.
+#[derive(Debug, thiserror::Error)]
+#[error("scenario `{scenario}`: {phase} failed: {message}")]
+pub struct LifecycleError {
+    pub scenario: String,
+    pub phase: &'static str,
+    pub message: String,
+}
+
+/// Runs every scenario's `setup`, in config order; the first failure
+/// stops, before any load.
+pub async fn setup(
+    bundle: &Bundle,
+    runtime: &Arc<Runtime>,
+    live: &Live,
+) -> anyhow::Result<SetupData> {
+    let mut data = SetupData::default();
+    for (name, params, mut inst) in instances(bundle, runtime, live, "setup").await? {
+        let started = Instant::now();
+        let result = inst.setup(&params).await;
+        finish(&mut inst);
+        let value = result.map_err(|f| failed(name.as_str(), "setup", f))?;
+        tracing::info!(
+            scenario = name.as_str(),
+            "setup ran in {:.0?}",
+            started.elapsed()
+        );
+        data.0.insert(name, value);
+    }
+    Ok(data)
+}
+
+/// Runs every scenario's `teardown` with its setup's data. All run even
+/// when one fails; the first failure is returned.
+pub async fn teardown(
+    bundle: &Bundle,
+    runtime: &Arc<Runtime>,
+    live: &Live,
+    data: &SetupData,
+) -> anyhow::Result<()> {
+    let mut first = None;
+    for (name, params, mut inst) in instances(bundle, runtime, live, "teardown").await? {
+        let value = data.0.get(&name).cloned().flatten();
+        let result = inst.teardown(&params, value.as_deref()).await;
+        finish(&mut inst);
+        if let Err(f) = result {
+            let e = failed(&name, "teardown", f);
+            tracing::error!("{e}");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), |e| Err(e.into()))
+}
+
+fn plugin_of(
+    bundle: &Bundle,
+    runtime: &Runtime,
+    plugin: &str,
+) -> anyhow::Result<Arc<crate::plugin::Plugin>> {
+    let bytes = bundle
+        .plugins
+        .get(plugin)
+        .ok_or_else(|| anyhow::anyhow!("plugin `{plugin}` was not loaded"))?;
+    Ok(runtime.load(plugin, bytes)?)
+}
+
+/// An instance for each scenario with a lifecycle, its samples in the
+/// group `::setup` or `::teardown`.
+async fn instances(
+    bundle: &Bundle,
+    runtime: &Arc<Runtime>,
+    live: &Live,
+    phase: &'static str,
+) -> anyhow::Result<Vec<(String, String, VuInstance)>> {
+    let config = &bundle.config;
+    let client = super::client_of(config)?;
+    let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
+    let mut out = Vec::new();
+    for (name, scenario) in &config.scenarios {
+        let plugin = plugin_of(bundle, runtime, &scenario.plugin)?;
+        if !plugin.has_lifecycle() {
+            continue;
+        }
+        let scenario_name: Arc<str> = name.as_str().into();
+        let recorder = Recorder::new(scenario_name.clone(), live.sink.clone());
+        let mut host = VuHost::new(
+            0,
+            scenario_name,
+            client.clone(),
+            bundle.files.clone(),
+            recorder,
+            Instant::now(),
+        );
+        host.enter_quiet_group(phase);
+        let inst = VuInstance::new(runtime, &plugin, host, limits)
+            .await
+            .map_err(|(_, message)| LifecycleError {
+                scenario: name.clone(),
+                phase,
+                message: format!("instantiate: {message}"),
+            })?;
+        let params = serde_json::to_string(&scenario.params)?;
+        out.push((name.clone(), params, inst));
+    }
+    Ok(out)
+}
+
+fn finish(inst: &mut VuInstance) {
+    let host = inst.host();
+    host.close_groups();
+    host.recorder.flush();
+}
+
+fn failed(scenario: &str, phase: &'static str, f: CallFailure) -> LifecycleError {
+    let message = match f {
+        CallFailure::Guest(m) | CallFailure::Fault(_, m) => m,
+    };
+    LifecycleError {
+        scenario: scenario.to_owned(),
+        phase,
+        message,
+    }
+}
