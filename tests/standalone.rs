@@ -420,3 +420,78 @@ fn a_request_past_its_timeout_is_cut_off_as_a_timeout() {
     // Each request went out: a timed-out connection is not reused.
     assert_eq!(target.received(), 3);
 }
+
+#[test]
+fn an_init_that_never_returns_is_cut_off_by_the_init_timeout() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 2\n    iterations: 1\n    params: { mode: init-hang }\nsandbox: { initTimeout: 1s }\n";
+    let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
+    let started = std::time::Instant::now();
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let s = &run.report["scenarios"]["s"];
+    assert_eq!(s["init_failed"], 2, "{s}");
+    assert!(
+        s["init_messages"]
+            .to_string()
+            .contains("init did not return within 1s (sandbox.initTimeout)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn ctrl_c_while_vus_start_ends_the_run_and_writes_the_report() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: constant-vus\n    vus: 3\n    duration: 60s\n    params: { mode: init-hang }\n";
+    let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
+    let report = dir.path().join("report.json");
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["run", "-q", "--json", report.to_str().unwrap()])
+        .arg(&cfg)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Every VU's init has sent its request and now waits forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while target.received() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the inits never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let started = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let code = common::wait_bounded(&mut child, std::time::Duration::from_secs(20));
+    assert_eq!(code, 130);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["stopped_early"], true);
+    assert_eq!(r["totals"]["requests"].as_u64(), Some(target.received()));
+}
+
+#[test]
+fn a_plugin_logging_in_a_loop_is_held_to_its_log_budget() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 2\n    iterations: 3\n    params: { mode: log }\nsandbox: { logsPerSecond: 50 }\n";
+    let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let floods = run.stderr.lines().filter(|l| l.contains("flood ")).count();
+    // 6000 lines asked for; the run lasts a second or two.
+    assert!(floods > 0 && floods <= 200, "{floods} flood lines written");
+    assert!(
+        run.stderr
+            .contains("plugin log lines were dropped over the budget"),
+        "{}",
+        run.stderr.lines().last().unwrap_or_default()
+    );
+    assert_eq!(run.report["totals"]["iterations"], 6);
+}

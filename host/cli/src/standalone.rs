@@ -36,8 +36,15 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         stop_tx.clone(),
         aborted.clone(),
     ));
-    // A failing setup ends the run here, before any load.
-    let setup = workload::setup(&bundle, &runtime, &live).await?;
+    // A failing setup ends the run here, before any load; so does a stop.
+    let mut asked = stop_rx.clone();
+    let setup = tokio::select! {
+        setup = workload::setup(&bundle, &runtime, &live) => setup?,
+        _ = asked.wait_for(|s| *s != Stop::No) => {
+            eprintln!("stopped during setup; no load was sent");
+            return Ok(loadtest_report::exit::INTERRUPTED);
+        }
+    };
     let outcome = workload::run(
         &bundle,
         runtime.clone(),

@@ -137,6 +137,13 @@ pub struct SandboxOptions {
     pub cpu_per_call: HumanDuration,
     /// Linear memory one VU instance may grow to, in MiB.
     pub memory_mb: u32,
+    /// Wall-clock time a VU's instantiation and `init`, or a `setup` or
+    /// `teardown`, may take, waiting included: a plugin that never returns
+    /// from them cannot hold the run.
+    pub init_timeout: HumanDuration,
+    /// Log lines a scenario's plugin may write per second; the rest are
+    /// dropped and counted.
+    pub logs_per_second: u32,
 }
 
 impl Default for SandboxOptions {
@@ -144,6 +151,8 @@ impl Default for SandboxOptions {
         SandboxOptions {
             cpu_per_call: HumanDuration(Duration::from_secs(2)),
             memory_mb: 128,
+            init_timeout: HumanDuration(Duration::from_secs(60)),
+            logs_per_second: 100,
         }
     }
 }

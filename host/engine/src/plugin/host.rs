@@ -30,6 +30,8 @@ pub struct VuHost {
     pub session: Session,
     /// What the scenario's `setup` returned.
     pub setup_data: Option<Arc<str>>,
+    /// The scenario's log budget; unlimited when none.
+    pub log_budget: Option<Arc<super::LogBudget>>,
     /// The group and tags every sample is taken in.
     ctx: Context,
     /// Open groups, innermost last.
@@ -70,6 +72,7 @@ impl VuHost {
             exec: String::new(),
             session: Session::new(client, jar),
             setup_data: None,
+            log_budget: None,
             ctx: Context::default(),
             groups: Vec::new(),
             batch: Vec::new(),
@@ -442,6 +445,15 @@ impl vu::Host for VuHost {
 impl log::Host for VuHost {
     fn log(&mut self, level: log::Level, message: String) {
         let (scenario, vu) = (&*self.scenario, self.id);
+        match self.log_budget.as_deref().map(super::LogBudget::take) {
+            Some(super::log_budget::Verdict::Drop) => return,
+            Some(super::log_budget::Verdict::WriteAfterDropping(n)) => tracing::warn!(
+                target: "plugin",
+                scenario,
+                "{n} log lines of this scenario were dropped in the last second (sandbox.logsPerSecond)"
+            ),
+            _ => {}
+        }
         match level {
             log::Level::Trace => tracing::trace!(target: "plugin", scenario, vu, "{message}"),
             log::Level::Debug => tracing::debug!(target: "plugin", scenario, vu, "{message}"),

@@ -10,12 +10,14 @@ mod cache;
 mod host;
 mod host_v01;
 mod instance;
+mod log_budget;
 pub mod maps;
 mod sandbox;
 mod wasi_http;
 
 pub use host::{Files, VuHost};
 pub use instance::{CallFailure, VuInstance};
+pub use log_budget::LogBudget;
 pub use sandbox::Limits;
 
 use crate::config::PluginBytes;

@@ -9,6 +9,8 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Epoch ticks of guest execution allowed per export call.
     pub cpu_ticks: u64,
+    /// Wall-clock limit of instantiate + `init`, and of `setup` and `teardown`.
+    pub start_timeout: Duration,
 }
 
 impl Limits {
@@ -17,6 +19,15 @@ impl Limits {
         Limits {
             memory_bytes: (memory_mb as usize) << 20,
             cpu_ticks: ticks,
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The config's `sandbox` section.
+    pub fn of(s: &crate::config::SandboxOptions) -> Self {
+        Limits {
+            start_timeout: s.init_timeout.0,
+            ..Limits::new(s.memory_mb, s.cpu_per_call.0)
         }
     }
 }

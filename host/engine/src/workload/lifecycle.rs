@@ -41,9 +41,12 @@ pub async fn setup(
     live: &Live,
 ) -> anyhow::Result<SetupData> {
     let mut data = SetupData::default();
+    let limit = Limits::of(&bundle.config.sandbox).start_timeout;
     for (name, params, mut inst) in instances(bundle, runtime, live, "setup").await? {
         let started = Instant::now();
-        let result = inst.setup(&params).await;
+        let result = tokio::time::timeout(limit, inst.setup(&params))
+            .await
+            .unwrap_or_else(|_| Err(too_slow("setup", limit)));
         finish(&mut inst);
         let value = result.map_err(|f| failed(name.as_str(), "setup", f))?;
         tracing::info!(
@@ -67,7 +70,10 @@ pub async fn teardown(
     let mut first = None;
     for (name, params, mut inst) in instances(bundle, runtime, live, "teardown").await? {
         let value = data.0.get(&name).cloned().flatten();
-        let result = inst.teardown(&params, value.as_deref()).await;
+        let limit = Limits::of(&bundle.config.sandbox).start_timeout;
+        let result = tokio::time::timeout(limit, inst.teardown(&params, value.as_deref()))
+            .await
+            .unwrap_or_else(|_| Err(too_slow("teardown", limit)));
         finish(&mut inst);
         if let Err(f) = result {
             let e = failed(&name, "teardown", f);
@@ -100,7 +106,7 @@ async fn instances(
 ) -> anyhow::Result<Vec<(String, String, VuInstance)>> {
     let config = &bundle.config;
     let client = super::client_of(config)?;
-    let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
+    let limits = Limits::of(&config.sandbox);
     let mut out = Vec::new();
     for (name, scenario) in &config.scenarios {
         let plugin = plugin_of(bundle, runtime, &scenario.plugin)?;
@@ -129,6 +135,12 @@ async fn instances(
         out.push((name.clone(), params, inst));
     }
     Ok(out)
+}
+
+fn too_slow(phase: &str, limit: std::time::Duration) -> CallFailure {
+    CallFailure::Guest(format!(
+        "{phase} did not return within {limit:?} (sandbox.initTimeout)"
+    ))
 }
 
 fn finish(inst: &mut VuInstance) {

@@ -66,6 +66,7 @@ pub struct ScenarioCtx {
     pub active: Arc<AtomicU32>,
     /// What the scenario's setup returned.
     setup_data: Option<Arc<str>>,
+    log_budget: Arc<crate::plugin::LogBudget>,
 }
 
 impl ScenarioCtx {
@@ -172,7 +173,7 @@ fn contexts(
 ) -> anyhow::Result<Vec<Arc<ScenarioCtx>>> {
     let config = &bundle.config;
     let client = client_of(config)?;
-    let limits = Limits::new(config.sandbox.memory_mb, config.sandbox.cpu_per_call.0);
+    let limits = Limits::of(&config.sandbox);
     let epoch = Instant::now();
     let vu_ids = Arc::new(AtomicU32::new(0));
     let mut ctxs = Vec::new();
@@ -203,6 +204,9 @@ fn contexts(
             vu_ids: vu_ids.clone(),
             active: Arc::new(AtomicU32::new(0)),
             setup_data: setup.of(name),
+            log_budget: Arc::new(crate::plugin::LogBudget::new(
+                config.sandbox.logs_per_second,
+            )),
         });
         let entry = (ctx.name.clone(), ctx.executor.clone(), ctx.active.clone());
         live.scenarios
@@ -339,7 +343,23 @@ pub async fn run(
         });
     }
     let init_started = Instant::now();
-    let mut ready: Vec<_> = inits.join_all().await;
+    // A stop while VUs start (Ctrl-C, SIGTERM) ends the run before any
+    // load: the inits are dropped, and with them their instances.
+    let mut asked = stop.clone();
+    let mut ready: Vec<_> = tokio::select! {
+        ready = inits.join_all() => ready,
+        _ = asked.wait_for(|s| *s != Stop::No) => {
+            tracing::warn!("stopped while the VUs were starting; no load was sent");
+            let mut collector = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+            collector.close_all();
+            return Ok(Outcome {
+                metrics: collector.total().clone(),
+                rows: collector.rows().to_vec(),
+                elapsed: Duration::ZERO,
+                stopped_early: true,
+            });
+        }
+    };
     ready.sort_by_key(|(i, _)| *i);
     let vus: usize = ready.iter().map(|(_, v)| v.len()).sum();
     tracing::info!("initialised {vus} VUs in {:.0?}", init_started.elapsed());
@@ -349,12 +369,25 @@ pub async fn run(
     *live.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
     let closer = spawn_interval_closer(live.clone());
     let mut runs = JoinSet::new();
+    let budgets: Vec<_> = ctxs
+        .iter()
+        .map(|c| (c.name.clone(), c.log_budget.clone()))
+        .collect();
     for (ctx, (_, vus)) in ctxs.into_iter().zip(ready) {
         runs.spawn(executor::run(ctx, vus, start));
     }
     while let Some(r) = runs.join_next().await {
         if let Err(e) = r {
             tracing::error!("a scenario task failed: {e}");
+        }
+    }
+    for (scenario, budget) in budgets {
+        let n = budget.dropped_total.load(Ordering::Relaxed);
+        if n > 0 {
+            tracing::warn!(
+                scenario = &*scenario,
+                "{n} plugin log lines were dropped over the budget (sandbox.logsPerSecond)"
+            );
         }
     }
     let elapsed = start.elapsed();

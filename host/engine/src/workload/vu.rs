@@ -44,6 +44,7 @@ impl Vu {
         );
         let mut host = host;
         host.setup_data = ctx.setup_data.clone();
+        host.log_budget = Some(ctx.log_budget.clone());
         Vu {
             ctx,
             id,
@@ -63,6 +64,8 @@ impl Vu {
             return Flow::Dead;
         };
         let started = Instant::now();
+        let limit = self.ctx.limits.start_timeout;
+        let deadline = tokio::time::Instant::from_std(started + limit);
         let inst = match VuInstance::new(&self.ctx.runtime, &self.ctx.plugin, host, self.ctx.limits)
             .await
         {
@@ -77,7 +80,13 @@ impl Vu {
         };
         let mut inst = inst;
         let instantiated = started.elapsed();
-        match inst.init(&self.ctx.params).await {
+        let init = tokio::time::timeout_at(deadline, inst.init(&self.ctx.params)).await;
+        let init = init.unwrap_or_else(|_| {
+            Err(CallFailure::Guest(format!(
+                "init did not return within {limit:?} (sandbox.initTimeout)"
+            )))
+        });
+        match init {
             Ok(()) => {
                 let init = started.elapsed() - instantiated;
                 let (scenario, vu) = (&*self.ctx.name, self.id);

@@ -1,9 +1,11 @@
 //! Sends one request (to `path`, default `/`) per iteration, then
 //! misbehaves as `mode` says on every `every`-th iteration (counted by the
 //! host, so it survives the fresh instance a trap brings). Modes: ok, error,
-//! trap, loop, oom, init-fail. `init_sleep_ms` makes `init` slow.
+//! trap, loop, oom, log (a flood of warnings), init-fail, init-hang (one
+//! request, then an `init` that never returns). `init_sleep_ms` makes
+//! `init` slow.
 
-use loadtest_sdk::{Params, Result, Scenario, fail, http, vu};
+use loadtest_sdk::{Params, Result, Scenario, fail, http, log, vu};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -35,6 +37,12 @@ impl Scenario for Hostile {
         if config.mode == "init-fail" {
             fail!("init refused: no credentials for this VU");
         }
+        if config.mode == "init-hang" {
+            http::get(config.path.as_deref().unwrap_or("/")).send()?;
+            loop {
+                vu::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         Ok(Hostile(config))
     }
 
@@ -57,6 +65,12 @@ impl Scenario for Hostile {
             "trap" => std::process::abort(),
             "loop" => spin(),
             "oom" => grow_forever(),
+            "log" => {
+                for i in 0..1000 {
+                    log::warn(&format!("flood {i}"));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
