@@ -9,12 +9,12 @@
 #   js python c go
 #                the example scenarios in that language (their toolchain is
 #                installed on first use, into a cache outside the repo)
-# http-steps is built with any Rust guest: the host binary embeds it.
+# http-steps and javascript are built with any Rust guest: the host binary embeds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Every Rust guest crate of the workspace: a cdylib depending on the SDK.
-rust_guests=(http-steps quickstart single-get hostile features)
+rust_guests=(http-steps javascript quickstart single-get hostile features)
 languages=(rust js python c go)
 out=target/components
 mkdir -p "$out"
@@ -40,7 +40,11 @@ build_rust() {
   # A separate target dir keeps the guest toolchain's artifacts from
   # invalidating the host's.
   local target_dir="${CARGO_TARGET_DIR:-target}/wasm"
-  "${WASM_CARGO[@]}" build --profile wasm --target wasm32-wasip2 "${WASM_FLAGS[@]}" \
+  # The javascript plugin compiles QuickJS's C for the guest.
+  local qjs
+  qjs=$(scripts/quickjs-toolchain.sh)
+  eval "$qjs"
+  env "${QJS_ENV[@]}" "${WASM_CARGO[@]}" build --profile wasm --target wasm32-wasip2 "${WASM_FLAGS[@]}" \
     --target-dir "$target_dir" "${args[@]}"
   # Copied only when changed: the host embeds http_steps.wasm and rebuilds
   # whenever its mtime moves.
@@ -151,8 +155,8 @@ for what in "$@"; do
   esac
 done
 if [ ${#crates[@]} -gt 0 ]; then
-  # The host embeds http-steps, so any Rust build brings it along.
-  mapfile -t crates < <(printf '%s\n' http-steps "${crates[@]}" | awk '!seen[$0]++')
+  # The host embeds http-steps and javascript, so any Rust build brings them along.
+  mapfile -t crates < <(printf '%s\n' http-steps javascript "${crates[@]}" | awk '!seen[$0]++')
   build_rust "${crates[@]}"
 fi
 for lang in "${langs[@]+"${langs[@]}"}"; do

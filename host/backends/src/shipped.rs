@@ -34,6 +34,24 @@ impl Shipped {
                 path.display()
             );
         }
+        Ok((Shipped::of(&bundle, yaml), bundle))
+    }
+
+    /// A config file, or a k6-style script made into a config (its
+    /// options read by running it once in the javascript plugin).
+    pub async fn from_path(path: &Path) -> anyhow::Result<(Shipped, Bundle)> {
+        if !loadtest_engine::script::is_script(path) {
+            return Self::from_file(path);
+        }
+        let runtime = Arc::new(
+            loadtest_engine::plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?,
+        );
+        let (bundle, yaml) = loadtest_engine::script::bundle_and_config(path, &runtime).await?;
+        Ok((Shipped::of(&bundle, yaml), bundle))
+    }
+
+    /// What must travel with `bundle`, whose config is `yaml`.
+    pub fn of(bundle: &Bundle, yaml: String) -> Shipped {
         let mut blobs: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
         let mut plugins = BTreeMap::new();
         for (name, p) in bundle.shipped_plugins() {
@@ -46,14 +64,13 @@ impl Shipped {
             files.insert(name.clone(), d.clone());
             blobs.insert(d, bytes.clone());
         }
-        let shipped = Shipped {
+        Shipped {
             name: bundle.name.clone(),
             yaml,
             plugins,
             files,
             blobs,
-        };
-        Ok((shipped, bundle))
+        }
     }
 }
 

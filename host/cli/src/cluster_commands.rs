@@ -129,7 +129,7 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<u8> {
 }
 
 async fn push(config: &std::path::Path, agent: Option<&str>, key: &str) -> anyhow::Result<u8> {
-    let (shipped, _) = shipped::Shipped::from_file(config)?;
+    let (shipped, _) = shipped::Shipped::from_path(config).await?;
     let addr = consul::address(agent);
     let started = std::time::Instant::now();
     let chunks = consul::kv::Kv::new(&addr).push(key, &shipped).await?;
@@ -145,7 +145,7 @@ async fn push(config: &std::path::Path, agent: Option<&str>, key: &str) -> anyho
 
 async fn push_gcs(config: &std::path::Path, url: &str) -> anyhow::Result<u8> {
     let (bucket, object) = gcs::parse_url(url)?;
-    let (shipped, _) = shipped::Shipped::from_file(config)?;
+    let (shipped, _) = shipped::Shipped::from_path(config).await?;
     let started = std::time::Instant::now();
     let client = gcs::Gcs::new().await?;
     let pushed = client.push(&bucket, &object, &shipped).await?;

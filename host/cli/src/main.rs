@@ -231,9 +231,9 @@ fn inspect(path: PathBuf) -> anyhow::Result<u8> {
 }
 
 async fn validate(path: PathBuf) -> anyhow::Result<u8> {
-    let bundle = config::Bundle::load(&path)?;
     let runtime =
         std::sync::Arc::new(plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
+    let bundle = standalone::load(&path, &runtime).await?;
     for (name, bytes) in &bundle.plugins {
         let plugin = runtime.load(name, bytes)?;
         println!(

@@ -15,9 +15,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Result<u8> {
-    let bundle = Bundle::load(&path)?;
-    warn_if_map_count_is_low(&bundle, segment);
     let runtime = Arc::new(Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
+    let bundle = load(&path, &runtime).await?;
+    warn_if_map_count_is_low(&bundle, segment);
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let stop_tx = Arc::new(stop_tx);
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -85,6 +85,14 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         return Ok(loadtest_report::exit::ERROR);
     }
     Ok(exit_code(&summary, interrupted.load(Ordering::Relaxed)))
+}
+
+/// A YAML config, or a k6-style script (`.js`) made into one.
+pub async fn load(path: &std::path::Path, runtime: &Arc<Runtime>) -> anyhow::Result<Bundle> {
+    if loadtest_engine::script::is_script(path) {
+        return loadtest_engine::script::bundle(path, runtime).await;
+    }
+    Ok(Bundle::load(path)?)
 }
 
 /// Says before the run, not as hundreds of failed inits, when the VUs

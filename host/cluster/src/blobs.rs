@@ -36,6 +36,14 @@ impl BlobStore {
         digest
     }
 
+    /// Keeps only the blobs whose digest is in `keep`.
+    pub fn retain(&self, keep: &std::collections::HashSet<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|d, _| keep.contains(d));
+    }
+
     pub fn missing(&self, digests: &[String]) -> Vec<String> {
         let held = self.0.lock().unwrap_or_else(|p| p.into_inner());
         digests
@@ -63,11 +71,10 @@ impl BlobStore {
                 if chunk.size > 1 << 30 {
                     return Err(Status::invalid_argument("blobs over 1 GiB are refused"));
                 }
-                current = Some((
-                    chunk.digest,
-                    chunk.size,
-                    Vec::with_capacity(chunk.size as usize),
-                ));
+                // Grown as the bytes arrive: a sender's claimed size
+                // reserves nothing.
+                let reserve = (chunk.size as usize).min(CHUNK);
+                current = Some((chunk.digest, chunk.size, Vec::with_capacity(reserve)));
             }
             let Some((_, size, buf)) = current.as_mut() else {
                 return Err(Status::invalid_argument(

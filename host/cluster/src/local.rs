@@ -140,13 +140,37 @@ impl Local {
         .map_err(|e| format!("compiling plugins: {e}"))??;
         let bundle = Arc::new(bundle);
         let mut prepared = lock(&self.prepared);
-        // A switch mid-run needs two versions at once; more are stale.
-        if prepared.len() >= 2 {
-            prepared.clear();
-        }
-        Ok(prepared
+        let bundle = prepared
             .entry(plan.version.clone())
             .or_insert(bundle)
-            .clone())
+            .clone();
+        self.forget_unused(plan, &mut prepared);
+        Ok(bundle)
+    }
+
+    /// Drops the bundles, blobs and compiled plugins of config versions no
+    /// share of `plan` runs any more, so a long-lived node holds what its
+    /// runs use and no more. A switch keeps the version it replaces for as
+    /// long as a share of it is in the plan.
+    fn forget_unused(&self, plan: &Plan, prepared: &mut HashMap<String, Arc<Bundle>>) {
+        let live: std::collections::HashSet<&str> = std::iter::once(plan.version.as_str())
+            .chain(plan.assignments.iter().map(|a| a.version.as_str()))
+            .collect();
+        prepared.retain(|version, _| live.contains(version.as_str()));
+        let digests: std::collections::HashSet<String> = prepared
+            .values()
+            .flat_map(|b| {
+                b.plugins
+                    .values()
+                    .map(|p| p.digest.clone())
+                    .chain(b.files.values().map(|f| crate::blobs::digest(f)))
+            })
+            .chain(plan.plugins.values().cloned())
+            .chain(plan.files.values().cloned())
+            .collect();
+        self.blobs.retain(&digests);
+        if let Some(runtime) = self.runtime.get() {
+            runtime.retain(&digests);
+        }
     }
 }

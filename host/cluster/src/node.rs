@@ -309,9 +309,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(maintain(ctx.clone(), me));
-    tokio::spawn(crate::coordinator::drive(ctx.clone()));
-    tokio::spawn(crate::worker::follow(ctx.clone()));
-    tokio::spawn(crate::config_watch::watch(ctx.clone()));
+    supervise("the coordinator", ctx.clone(), crate::coordinator::drive);
+    supervise("the worker", ctx.clone(), crate::worker::follow);
+    supervise(
+        "the config watcher",
+        ctx.clone(),
+        crate::config_watch::watch,
+    );
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -322,6 +326,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     crate::heartbeats::remove(&ctx).await;
     let _ = raft.shutdown().await;
     Ok(())
+}
+
+/// Runs one of the node's long-lived tasks, and starts it again if it
+/// panics: a bug met on one input (a config, a peer's message) must not
+/// silently end the coordinator, the worker or config watching.
+fn supervise<F, Fut>(what: &'static str, ctx: Arc<NodeCtx>, task: F)
+where
+    F: Fn(Arc<NodeCtx>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(task(ctx.clone())).await {
+                Ok(()) => return,
+                Err(e) if e.is_panic() => {
+                    tracing::error!("{what} panicked (a bug; please report it): restarting it");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(_) => return,
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -49,7 +49,7 @@ pub fn node_list(nodes: &str) -> Vec<String> {
 /// run to end and reports it as a standalone run would.
 pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> anyhow::Result<u8> {
     let nodes = node_list(nodes);
-    let (shipped, bundle) = Shipped::from_file(path)?;
+    let (shipped, bundle) = Shipped::from_path(path).await?;
     let sub = Submission::of(&shipped);
     let run_id = send_submission(&nodes, &sub, &shipped.blobs).await?;
     eprintln!("submitted `{}` as run {run_id}", bundle.name);

@@ -8,5 +8,6 @@ pub mod client;
 pub mod config;
 pub mod metrics;
 pub mod plugin;
+pub mod script;
 pub mod threshold;
 pub mod workload;

@@ -597,7 +597,7 @@ mod tests {
                     error: None,
                     micros: i * 1000,
                     bytes: 10,
-                    method: hyper::Method::GET,
+                    method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),
                 },
@@ -610,7 +610,7 @@ mod tests {
                     error: None,
                     micros: 5000,
                     bytes: 10,
-                    method: hyper::Method::GET,
+                    method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),
                 },
@@ -665,24 +665,18 @@ mod tests {
     fn tagged(group: &str, status: u16, tags: &[(&str, &str)]) -> Event {
         Event::Request {
             name: "pay".into(),
-            method: crate::metrics::Method::POST,
+            method: "POST",
             status: Some(status),
             error: None,
             micros: 2000,
             bytes: 1,
-            timings: crate::client::Timings {
-                waiting: Duration::from_millis(2),
-                ..Default::default()
-            },
-            ctx: crate::metrics::Context {
-                group: group.into(),
-                tags: Some(
-                    tags.iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect::<Vec<_>>()
-                        .into(),
-                ),
-            },
+            timings: [0, 0, 0, 0, 2000, 0],
+            ctx: crate::metrics::Context::new(
+                group,
+                tags.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
         }
     }
 

@@ -399,7 +399,7 @@ mod tests {
                     error: None,
                     micros: 100,
                     bytes: 1,
-                    method: loadtest_engine::metrics::Method::GET,
+                    method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),
                 },

@@ -25,6 +25,8 @@ const MAX_HEADERS: usize = 128;
 /// A response head larger than this is refused as malformed.
 const MAX_HEAD: usize = 64 << 10;
 const READ_CHUNK: usize = 16 << 10;
+/// Requests larger than this are written while watching for an early answer.
+const WATCHED_WRITE: usize = 256 << 10;
 /// More interim (1xx) answers than this to one request is refused.
 const MAX_INTERIM: usize = 16;
 /// A chunk-size line (with its extensions) longer than this is refused:
@@ -117,10 +119,22 @@ impl H1 {
         self.reusable = false;
         let start = Instant::now();
         let mut sent = start;
-        let (mut response, framing, mut reusable) = match self.io.write_all(request).await {
-            Ok(()) => {
+        let written = if request.len() > WATCHED_WRITE {
+            self.write_watching(request).await
+        } else {
+            self.io.write_all(request).await.map(|()| true)
+        };
+        let (mut response, framing, mut reusable) = match written {
+            Ok(true) => {
                 sent = Instant::now();
                 self.read_head(head_only, keep).await?
+            }
+            // An answer came while the request was still being written:
+            // the server will read no more of it.
+            Ok(false) => {
+                sent = Instant::now();
+                let (response, framing, _) = self.read_head(head_only, keep).await?;
+                (response, framing, false)
             }
             // A server may answer before it has read the whole request (a
             // 413, then close): that answer is the response, and the
@@ -145,6 +159,28 @@ impl H1 {
         self.reusable = reusable;
         self.idle_since = end;
         Ok(response)
+    }
+
+    /// Writes a large request while listening: a server that answers
+    /// before it has read it all (a 413) and then stops reading would
+    /// otherwise leave the write waiting until the request's timeout.
+    /// `Ok(false)` means an answer began before the write ended.
+    async fn write_watching(&mut self, request: &[u8]) -> io::Result<bool> {
+        let H1 { io, buf, .. } = self;
+        let (mut rd, mut wr) = tokio::io::split(io);
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            biased;
+            written = wr.write_all(request) => written.map(|()| true),
+            read = rd.read_buf(buf) => match read {
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "the server closed the connection while the request was being written",
+                )),
+                Ok(_) => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// Reads more into the buffer; 0 means the peer closed.

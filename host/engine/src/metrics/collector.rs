@@ -202,7 +202,7 @@ mod tests {
             error: None,
             micros: ms * 1000,
             bytes: 1,
-            method: hyper::Method::GET,
+            method: "GET",
             timings: Default::default(),
             ctx: Default::default(),
         }

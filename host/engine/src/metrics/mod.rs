@@ -10,11 +10,13 @@ mod tags;
 mod wire;
 
 pub use collector::{Closed, Collector, INTERVAL, Row, row};
-/// The method of a request sample.
-pub use hyper::Method;
 pub use recorder::{Event, FailureKind, Recorder, Sink};
 pub use stats::{
     CheckStats, GaugeStats, GroupStats, Latency, Metrics, Phases, RateStats, RequestStats,
     ScenarioStats, Tagged, TrendStats, histogram,
 };
-pub use tags::{BUILTIN_TAGS, Context, Filters, TagFilter, Tags};
+pub use tags::{BUILTIN_TAGS, Context, Filters, TagFilter};
+
+/// A request's phases in microseconds, in the order of [`Phases::NAMES`]:
+/// compact, because every request's sample carries them.
+pub type PhaseMicros = [u32; 6];

@@ -1,5 +1,4 @@
 use super::{Collector, Context, INTERVAL};
-use crate::client::Timings;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -37,12 +36,13 @@ impl FailureKind {
 pub enum Event {
     Request {
         name: String,
-        method: hyper::Method,
+        /// A standard method's name, or "OTHER".
+        method: &'static str,
         status: Option<u16>,
         error: Option<&'static str>,
         micros: u64,
         bytes: u64,
-        timings: Timings,
+        timings: super::PhaseMicros,
         ctx: Context,
     },
     Check {

@@ -1,6 +1,5 @@
-use super::wire::{entries, hist};
+use super::wire::{entries, hist, phase_hist};
 use super::{Context, Event, FailureKind, TagFilter};
-use crate::client::Timings;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -8,6 +7,13 @@ use std::collections::BTreeMap;
 /// Latencies are kept in microseconds, 1 µs to 1 h, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Request phases at 2 significant digits (1%): six per scenario and
+/// interval at the precision of latencies would allocate and clear over a
+/// megabyte every second.
+pub fn phase_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static histogram bounds are valid")
 }
 
 /// Distinct iteration error messages kept per scenario; more are counted
@@ -243,29 +249,29 @@ fn now_ms() -> u64 {
 /// for each of hundreds of names would cost more than the names do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phases {
-    #[serde(with = "hist")]
+    #[serde(with = "phase_hist")]
     pub blocked: Histogram<u64>,
-    #[serde(with = "hist")]
+    #[serde(with = "phase_hist")]
     pub connecting: Histogram<u64>,
-    #[serde(with = "hist")]
+    #[serde(with = "phase_hist")]
     pub tls_handshaking: Histogram<u64>,
-    #[serde(with = "hist")]
+    #[serde(with = "phase_hist")]
     pub sending: Histogram<u64>,
-    #[serde(with = "hist")]
+    #[serde(with = "phase_hist")]
     pub waiting: Histogram<u64>,
-    #[serde(with = "hist")]
+    #[serde(with = "phase_hist")]
     pub receiving: Histogram<u64>,
 }
 
 impl Default for Phases {
     fn default() -> Self {
         Phases {
-            blocked: histogram(),
-            connecting: histogram(),
-            tls_handshaking: histogram(),
-            sending: histogram(),
-            waiting: histogram(),
-            receiving: histogram(),
+            blocked: phase_histogram(),
+            connecting: phase_histogram(),
+            tls_handshaking: phase_histogram(),
+            sending: phase_histogram(),
+            waiting: phase_histogram(),
+            receiving: phase_histogram(),
         }
     }
 }
@@ -310,17 +316,9 @@ impl Phases {
 
     /// A phase that did not happen (a reused connection's connect) is a
     /// zero sample, as in k6, so every phase counts every answered request.
-    fn record(&mut self, t: &Timings) {
-        let values = [
-            t.blocked,
-            t.connecting,
-            t.tls,
-            t.sending,
-            t.waiting,
-            t.receiving,
-        ];
-        for (h, v) in self.all_mut().into_iter().zip(values) {
-            h.saturating_record(v.as_micros() as u64);
+    fn record(&mut self, t: &super::PhaseMicros) {
+        for (h, v) in self.all_mut().into_iter().zip(t) {
+            h.saturating_record(u64::from(*v));
         }
     }
 
@@ -552,8 +550,8 @@ impl Metrics {
                         .or_default()
                         .record(&timings);
                 }
-                if !ctx.group.is_empty() {
-                    self.group(scenario, &ctx.group)
+                if !ctx.group().is_empty() {
+                    self.group(scenario, ctx.group())
                         .requests
                         .record(status, error, micros, bytes);
                 }
@@ -561,8 +559,8 @@ impl Metrics {
             Event::Check { name, passed, ctx } => {
                 let key = series(&self.checks, scenario, name);
                 self.checks.entry(key).or_default().add(passed);
-                if !ctx.group.is_empty() {
-                    self.group(scenario, &ctx.group).checks.add(passed);
+                if !ctx.group().is_empty() {
+                    self.group(scenario, ctx.group()).checks.add(passed);
                 }
             }
             Event::Counter { name, value, .. } => {
@@ -715,7 +713,7 @@ impl<'a> Sample<'a> {
         use std::borrow::Cow;
         let common = |ctx: &'a Context, k: &str| -> Option<Cow<'a, str>> {
             match k {
-                "group" => Some(Cow::Borrowed(&ctx.group)),
+                "group" => Some(Cow::Borrowed(ctx.group())),
                 _ => ctx.tag(k).map(Cow::Borrowed),
             }
         };
@@ -730,7 +728,7 @@ impl<'a> Sample<'a> {
             } if f.on_requests() => {
                 let passes = f.matches(|k| match k {
                     "name" => Some(Cow::Borrowed(name.as_str())),
-                    "method" => Some(Cow::Borrowed(method.as_str())),
+                    "method" => Some(Cow::Borrowed(*method)),
                     "status" => Some(Cow::Owned(status.map_or(String::new(), |s| s.to_string()))),
                     "error" => error.map(Cow::Borrowed),
                     k => common(ctx, k),
@@ -812,7 +810,7 @@ mod tests {
             error: status.is_none().then_some("connect"),
             micros,
             bytes: 10,
-            method: hyper::Method::GET,
+            method: "GET",
             timings: Default::default(),
             ctx: Default::default(),
         }

@@ -6,22 +6,40 @@
 
 use std::sync::Arc;
 
-/// Tags a VU or a request set, carried by every sample they cover.
-pub type Tags = Arc<[(String, String)]>;
-
 /// Where a sample was taken: the VU's group (`::a::b`, "" outside any)
-/// and its tags. Cloning it costs two reference counts.
+/// and its tags. Most VUs have neither, and then this is a null pointer:
+/// samples carry it for free, and cloning it touches no counter.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Context {
-    pub group: Arc<str>,
-    pub tags: Option<Tags>,
+pub struct Context(Option<Arc<Scope>>);
+
+#[derive(Debug, PartialEq)]
+struct Scope {
+    group: String,
+    tags: Vec<(String, String)>,
 }
 
 impl Context {
-    /// The value of a tag the scenario set.
+    pub fn new(group: &str, tags: Vec<(String, String)>) -> Context {
+        if group.is_empty() && tags.is_empty() {
+            return Context(None);
+        }
+        Context(Some(Arc::new(Scope {
+            group: group.to_owned(),
+            tags,
+        })))
+    }
+
+    pub fn group(&self) -> &str {
+        self.0.as_deref().map_or("", |s| s.group.as_str())
+    }
+
+    pub fn tags(&self) -> &[(String, String)] {
+        self.0.as_deref().map_or(&[], |s| s.tags.as_slice())
+    }
+
+    /// The value of a tag the scenario set (the latest, if set twice).
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .as_deref()?
+        self.tags()
             .iter()
             .rev()
             .find(|(k, _)| k == key)
@@ -33,12 +51,9 @@ impl Context {
         if extra.is_empty() {
             return self.clone();
         }
-        let mut all: Vec<_> = self.tags.as_deref().map(<[_]>::to_vec).unwrap_or_default();
+        let mut all = self.tags().to_vec();
         all.extend(extra);
-        Context {
-            group: self.group.clone(),
-            tags: Some(all.into()),
-        }
+        Context::new(self.group(), all)
     }
 }
 

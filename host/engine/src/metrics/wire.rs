@@ -29,6 +29,15 @@ pub mod hist {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        deserialize_into(d, super::super::stats::histogram())
+    }
+
+    /// Reads a histogram into `out`, whose bounds every local one of its
+    /// kind has (merging needs them).
+    pub fn deserialize_into<'de, D: Deserializer<'de>>(
+        d: D,
+        mut out: Histogram<u64>,
+    ) -> Result<Histogram<u64>, D::Error> {
         let bytes: Vec<u8> = if d.is_human_readable() {
             let text = String::deserialize(d)?;
             B64.decode(text.as_bytes())
@@ -39,11 +48,19 @@ pub mod hist {
         let h: Histogram<u64> = HdrDeserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| D::Error::custom(format!("histogram: {e:?}")))?;
-        // Merging needs the bounds every local histogram has.
-        let mut out = super::super::stats::histogram();
         out.add(&h)
             .map_err(|e| D::Error::custom(format!("histogram bounds: {e:?}")))?;
         Ok(out)
+    }
+}
+
+/// The same for the request phases' coarser histograms.
+pub mod phase_hist {
+    pub use super::hist::serialize;
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        super::hist::deserialize_into(d, super::super::stats::phase_histogram())
     }
 }
 
@@ -84,7 +101,7 @@ mod tests {
                     error: None,
                     micros,
                     bytes: 3,
-                    method: hyper::Method::GET,
+                    method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),
                 },

@@ -141,7 +141,7 @@ impl VuHost {
 
 struct OpenGroup {
     /// The path outside it.
-    outer: Arc<str>,
+    outer: String,
     started: Instant,
     /// For setup's and teardown's groups: the events recorded before
     /// it began, so one that recorded nothing leaves no row behind.
@@ -190,19 +190,37 @@ pub(super) fn hop_event(
         0 => (name.take().unwrap_or_default(), late),
         _ => (client::default_name(hop.method, hop.url), Duration::ZERO),
     };
-    let method = hyper::Method::from_bytes(hop.method.as_bytes()).unwrap_or_default();
-    let mut timings = hop.timings;
-    timings.blocked += late;
+    let t = hop.timings;
+    let us = |d: Duration| d.as_micros().min(u32::MAX.into()) as u32;
     Event::Request {
         name,
-        method,
+        method: method_tag(hop.method),
         status: hop.status,
         error: hop.error,
         micros: (hop.elapsed + late).as_micros() as u64,
         bytes: hop.bytes,
-        timings,
+        timings: [
+            us(t.blocked + late),
+            us(t.connecting),
+            us(t.tls),
+            us(t.sending),
+            us(t.waiting),
+            us(t.receiving),
+        ],
         ctx: ctx.clone(),
     }
+}
+
+/// The method as a sample's `method` tag: the standard ones by name.
+fn method_tag(m: &str) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .iter()
+        .find(|s| s.eq_ignore_ascii_case(m))
+        .copied()
+        .unwrap_or("OTHER")
 }
 
 fn response_of(exchange: Exchange) -> Result<http::Response, http::Error> {
@@ -345,17 +363,14 @@ impl metrics::Host for VuHost {
     }
 
     fn group_start(&mut self, name: String) {
-        let outer = self.ctx.group.clone();
+        let outer = self.ctx.group().to_owned();
         let group = format!("{outer}::{}", name.replace("::", ":"));
         self.groups.push(OpenGroup {
             outer,
             started: Instant::now(),
             quiet_unless_after: None,
         });
-        let ctx = Context {
-            group: group.into(),
-            tags: self.ctx.tags.clone(),
-        };
+        let ctx = Context::new(&group, self.ctx.tags().to_vec());
         self.set_ctx(ctx);
     }
 
@@ -367,14 +382,11 @@ impl metrics::Host for VuHost {
             .quiet_unless_after
             .is_some_and(|n| self.recorder.recorded() == n);
         if !silent {
-            let group = self.ctx.group.clone();
+            let group = self.ctx.group().into();
             let micros = open.started.elapsed().as_micros() as u64;
             self.recorder.record(Event::Group { group, micros });
         }
-        let ctx = Context {
-            group: open.outer,
-            tags: self.ctx.tags.clone(),
-        };
+        let ctx = Context::new(&open.outer, self.ctx.tags().to_vec());
         self.set_ctx(ctx);
     }
 }
@@ -420,20 +432,12 @@ impl vu::Host for VuHost {
     }
 
     fn set_tag(&mut self, key: String, value: Option<String>) {
-        let mut tags: Vec<_> = self
-            .ctx
-            .tags
-            .as_deref()
-            .map(<[_]>::to_vec)
-            .unwrap_or_default();
+        let mut tags = self.ctx.tags().to_vec();
         tags.retain(|(k, _)| *k != key);
         if let Some(v) = value {
             tags.push((key, v));
         }
-        let ctx = Context {
-            group: self.ctx.group.clone(),
-            tags: (!tags.is_empty()).then(|| tags.into()),
-        };
+        let ctx = Context::new(self.ctx.group(), tags);
         self.set_ctx(ctx);
     }
 

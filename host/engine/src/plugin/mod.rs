@@ -150,6 +150,14 @@ impl Runtime {
         Ok(compiled)
     }
 
+    /// Forgets the compiled plugins whose digest is not in `keep`.
+    pub fn retain(&self, keep: &std::collections::HashSet<String>) {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|d, _| keep.contains(d));
+    }
+
     /// What a component imports and exports, for `loadtest inspect`; a file
     /// that is not a component at all is an error.
     pub fn describe(&self, name: &str, plugin: &PluginBytes) -> Result<Description, PluginError> {

@@ -322,3 +322,44 @@ async fn a_connection_the_server_dropped_while_idle_is_noticed_before_reuse() {
     assert!(c.dropped_while_idle());
     assert!(!c.reusable());
 }
+
+#[tokio::test]
+async fn an_answer_while_a_large_body_is_written_ends_the_write_and_retires_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        while !seen.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            if s.read(&mut b).await.unwrap() == 0 {
+                return;
+            }
+            seen.push(b[0]);
+        }
+        // Answer at once and read nothing more, holding the socket open.
+        s.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+            .await
+            .unwrap();
+        let _ = done_rx.await;
+    });
+    let mut c = H1::new(Box::new(TcpStream::connect(addr).await.unwrap()));
+    let payload = vec![b'x'; 32 << 20];
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        payload.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&payload);
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        c.exchange(&request, false, ALL),
+    )
+    .await
+    .expect("the early answer ends the write instead of waiting for the timeout")
+    .unwrap();
+    assert_eq!((r.status, body(&r)), (413, "big!"));
+    assert!(!c.reusable(), "the rest of the request was never sent");
+    let _ = done_tx.send(());
+}

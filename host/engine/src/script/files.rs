@@ -1,0 +1,122 @@
+//! Which files travel with a script: the script, the local modules it
+//! imports (`import x from './lib.js'`, followed transitively) and the
+//! files it `open()`s, each named by a string literal. Names are paths
+//! relative to the script's directory, as the plugin resolves them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The main module's name and every file by name.
+pub type Collected = (String, BTreeMap<String, Arc<[u8]>>);
+
+pub fn collect(main: &Path) -> anyhow::Result<Collected> {
+    let dir = main.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let name = main
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("{} is not a file", main.display()))?;
+    let mut files = BTreeMap::new();
+    let mut todo = vec![name.clone()];
+    while let Some(module) = todo.pop() {
+        if files.contains_key(&module) {
+            continue;
+        }
+        let text = read(&dir, &module)?;
+        for import in specifiers(&text, &["from", "import"]) {
+            if import.starts_with("./") || import.starts_with("../") {
+                todo.push(join(&module, &import));
+            }
+        }
+        for opened in specifiers(&text, &["open("]) {
+            let file = join("", &opened);
+            if !files.contains_key(&file) {
+                files.insert(file.clone(), Arc::from(read_bytes(&dir, &file)?));
+            }
+        }
+        files.insert(module, Arc::from(text.into_bytes()));
+    }
+    Ok((name, files))
+}
+
+fn read(dir: &Path, name: &str) -> anyhow::Result<String> {
+    String::from_utf8(read_bytes(dir, name)?)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", dir.join(name).display()))
+}
+
+fn read_bytes(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let path: PathBuf = dir.join(name);
+    std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+/// String literals that follow one of `keywords` (after spaces): the
+/// module specifiers of `import ... from '...'` and `import '...'`, or
+/// the argument of `open('...')`.
+fn specifiers(text: &str, keywords: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kw in keywords {
+        let mut rest = text;
+        while let Some(i) = rest.find(kw) {
+            let after = &rest[i + kw.len()..];
+            let preceded_by_word = rest[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            let trimmed = after.trim_start();
+            if !preceded_by_word
+                && let Some(q) = trimmed
+                    .chars()
+                    .next()
+                    .filter(|c| matches!(c, '\'' | '"' | '`'))
+                && let Some(end) = trimmed[1..].find(q)
+            {
+                out.push(trimmed[1..1 + end].to_owned());
+            }
+            rest = after;
+        }
+    }
+    out
+}
+
+/// `name` from the directory of module `base`, normalised (the plugin's
+/// resolver does the same).
+pub fn join(base: &str, name: &str) -> String {
+    let mut parts: Vec<&str> = base.split('/').collect();
+    parts.pop();
+    for seg in name.split('/') {
+        match seg {
+            "." | "" => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_and_opened_files_are_found_by_their_literals() {
+        let js = r#"import http from 'k6/http';
+import { login } from "./lib/auth.js";
+import './side.js';
+const users = JSON.parse(open('./data/users.json'));
+const x = reopen('nope');"#;
+        assert_eq!(
+            specifiers(js, &["from", "import"]),
+            vec!["k6/http", "./lib/auth.js", "./side.js"]
+        );
+        assert_eq!(specifiers(js, &["open("]), vec!["./data/users.json"]);
+        assert_eq!(join("lib/auth.js", "../util.js"), "util.js");
+        assert_eq!(join("main.js", "./lib/a.js"), "lib/a.js");
+        assert_eq!(join("", "../shared/x.json"), "../shared/x.json");
+    }
+}

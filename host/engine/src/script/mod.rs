@@ -1,0 +1,81 @@
+//! k6-style JavaScript as a test: `loadtest run script.js`. The script and
+//! the files it imports or opens become the Bundle's data files, the
+//! builtin `javascript` plugin runs it, and its `options` (read by running
+//! the script's top level once in that plugin) become the config.
+
+mod files;
+mod options;
+
+pub use files::collect;
+pub use options::config_of;
+
+use crate::config::Bundle;
+use crate::plugin::Runtime;
+use crate::workload::{self, Live};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Whether `path` names a script rather than a YAML config.
+pub fn is_script(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("js" | "mjs")
+    )
+}
+
+/// The script's options and exported functions, as the plugin reports them.
+#[derive(Debug, serde::Deserialize)]
+pub struct Described {
+    #[serde(default)]
+    pub options: serde_json::Value,
+    #[serde(default)]
+    pub exports: Vec<String>,
+}
+
+/// Reads the script and what it needs, asks it for its options, and
+/// builds the Bundle a run of it is.
+pub async fn bundle(path: &Path, runtime: &Arc<Runtime>) -> anyhow::Result<Bundle> {
+    Ok(bundle_and_config(path, runtime).await?.0)
+}
+
+/// [`bundle`], with the config it made (YAML, in JSON's notation): what
+/// travels to a cluster in place of a config file.
+pub async fn bundle_and_config(
+    path: &Path,
+    runtime: &Arc<Runtime>,
+) -> anyhow::Result<(Bundle, String)> {
+    let (main, files) = collect(path)?;
+    let name = path
+        .file_stem()
+        .map_or("script".into(), |s| s.to_string_lossy().into_owned());
+    let env: serde_json::Map<String, serde_json::Value> = std::env::vars()
+        .filter(|(k, _)| k != "CLUSTER_TOKEN")
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let probe = options::probe_config(&name, &main, &env, &files);
+    let probe = Bundle::from_shipped(&name, &probe, Default::default(), files.clone())?;
+    let described = describe(&probe, runtime)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+    let yaml = config_of(&name, &main, &described, &env, files.keys())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bundle = Bundle::from_shipped(&name, &yaml, Default::default(), files)?;
+    Ok((bundle, yaml))
+}
+
+async fn describe(probe: &Bundle, runtime: &Arc<Runtime>) -> anyhow::Result<Described> {
+    let data = workload::setup(probe, runtime, &Live::new())
+        .await
+        .map_err(|e| match e.downcast::<workload::LifecycleError>() {
+            Ok(failed) => anyhow::anyhow!("{}", failed.message),
+            Err(e) => e,
+        })?;
+    let text = data
+        .0
+        .values()
+        .next()
+        .cloned()
+        .flatten()
+        .ok_or_else(|| anyhow::anyhow!("the javascript plugin did not describe the script"))?;
+    Ok(serde_json::from_str(&text)?)
+}

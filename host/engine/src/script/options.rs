@@ -1,0 +1,260 @@
+//! k6's `options` as a loadtest config. k6 chose the executor names and
+//! fields this config uses, so most of it carries over as written; what
+//! has no counterpart here is refused by name rather than ignored.
+
+use super::Described;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The config a script is first run under, only to read its options.
+pub fn probe_config(
+    name: &str,
+    main: &str,
+    env: &Map<String, Value>,
+    files: &BTreeMap<String, Arc<[u8]>>,
+) -> String {
+    json!({
+        "name": name,
+        "plugins": { "js": { "builtin": "javascript" } },
+        "files": files.keys().map(|k| (k.clone(), Value::String(k.clone()))).collect::<Map<_, _>>(),
+        "scenarios": { "probe": {
+            "plugin": "js", "executor": "per-vu-iterations", "vus": 1, "iterations": 1,
+            "params": { "main": main, "env": env, "probe": "options" },
+        }},
+    })
+    .to_string()
+}
+
+/// Scenario fields that mean the same here as in k6.
+const SCENARIO_FIELDS: &[&str] = &[
+    "executor",
+    "vus",
+    "duration",
+    "iterations",
+    "stages",
+    "startVUs",
+    "rate",
+    "timeUnit",
+    "preAllocatedVUs",
+    "maxVUs",
+    "startRate",
+    "startTime",
+    "gracefulStop",
+    "gracefulRampDown",
+    "maxDuration",
+];
+
+/// Top-level options that become the config's `http` section.
+const HTTP_OPTIONS: &[&str] = &[
+    "maxRedirects",
+    "noCookiesReset",
+    "insecureSkipTLSVerify",
+    "batch",
+    "batchPerHost",
+];
+
+/// Options that only shape k6's own output; accepted, no effect here.
+const COSMETIC: &[&str] = &[
+    "summaryTrendStats",
+    "summaryTimeUnit",
+    "noColor",
+    "setupTimeout",
+    "teardownTimeout",
+];
+
+/// The YAML (as JSON, which YAML reads) of a run of the script.
+pub fn config_of<'a>(
+    name: &str,
+    main: &str,
+    described: &Described,
+    env: &Map<String, Value>,
+    files: impl Iterator<Item = &'a String>,
+) -> Result<String, String> {
+    let options = match &described.options {
+        Value::Object(o) => o.clone(),
+        Value::Null => Map::new(),
+        _ => return Err("`options` must be an object".into()),
+    };
+    let mut http = Map::new();
+    for (key, value) in &options {
+        if HTTP_OPTIONS.contains(&key.as_str()) {
+            http.insert(key.clone(), value.clone());
+        } else if !matches!(
+            key.as_str(),
+            "scenarios" | "thresholds" | "vus" | "duration" | "iterations" | "stages"
+        ) && !COSMETIC.contains(&key.as_str())
+        {
+            return Err(format!(
+                "options.{key} is not supported by loadtest yet (supported: scenarios, thresholds, vus, duration, iterations, stages, {})",
+                HTTP_OPTIONS.join(", ")
+            ));
+        }
+    }
+    let params = json!({ "main": main, "env": env });
+    let scenarios = scenarios(&options, &params, &described.exports)?;
+    let mut config = json!({
+        "name": name,
+        "plugins": { "js": { "builtin": "javascript" } },
+        "files": files.map(|k| (k.clone(), Value::String(k.clone()))).collect::<Map<_, _>>(),
+        "scenarios": scenarios,
+        "http": http,
+    });
+    if let Some(t) = options.get("thresholds") {
+        config["thresholds"] = t.clone();
+    }
+    Ok(config.to_string())
+}
+
+fn scenarios(
+    options: &Map<String, Value>,
+    params: &Value,
+    exports: &[String],
+) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    if let Some(list) = options.get("scenarios") {
+        let list = list
+            .as_object()
+            .ok_or("options.scenarios must be an object of scenarios")?;
+        for (name, s) in list {
+            out.insert(name.clone(), scenario(name, s, params, exports)?);
+        }
+        return Ok(out);
+    }
+    let field = |k: &str| options.get(k).cloned();
+    let mut s = Map::new();
+    if let Some(stages) = field("stages") {
+        s.insert("executor".into(), "ramping-vus".into());
+        s.insert("startVUs".into(), field("vus").unwrap_or(json!(1)));
+        s.insert("stages".into(), stages);
+    } else if let Some(iterations) = field("iterations") {
+        s.insert("executor".into(), "shared-iterations".into());
+        s.insert("vus".into(), field("vus").unwrap_or(json!(1)));
+        s.insert("iterations".into(), iterations);
+        if let Some(d) = field("duration") {
+            s.insert("maxDuration".into(), d);
+        }
+    } else if let Some(duration) = field("duration") {
+        s.insert("executor".into(), "constant-vus".into());
+        s.insert("vus".into(), field("vus").unwrap_or(json!(1)));
+        s.insert("duration".into(), duration);
+    } else {
+        // k6's default: one VU, one iteration.
+        s.insert("executor".into(), "per-vu-iterations".into());
+        s.insert("vus".into(), field("vus").unwrap_or(json!(1)));
+        s.insert("iterations".into(), json!(1));
+    }
+    out.insert(
+        "default".into(),
+        scenario("default", &Value::Object(s), params, exports)?,
+    );
+    Ok(out)
+}
+
+fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result<Value, String> {
+    let s = s
+        .as_object()
+        .ok_or_else(|| format!("options.scenarios.{name} must be an object"))?;
+    let mut out = Map::new();
+    let mut exec = "default".to_owned();
+    for (key, value) in s {
+        if SCENARIO_FIELDS.contains(&key.as_str()) {
+            out.insert(key.clone(), value.clone());
+        } else if key == "exec" {
+            exec = value
+                .as_str()
+                .ok_or_else(|| format!("options.scenarios.{name}.exec must be a function name"))?
+                .to_owned();
+        } else {
+            return Err(format!(
+                "options.scenarios.{name}.{key} is not supported by loadtest yet (supported: exec, {})",
+                SCENARIO_FIELDS.join(", ")
+            ));
+        }
+    }
+    if !exports.contains(&exec) {
+        return Err(if exec == "default" {
+            format!(
+                "scenario `{name}` runs the default function, but the script exports none: add `export default function () {{ ... }}` or give the scenario an `exec`"
+            )
+        } else {
+            format!("options.scenarios.{name}.exec: the script exports no function `{exec}`")
+        });
+    }
+    out.insert("plugin".into(), "js".into());
+    if exec != "default" {
+        out.insert("exec".into(), json!({ exec: 1 }));
+    }
+    out.insert("params".into(), params.clone());
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(options: Value, exports: &[&str]) -> Result<Value, String> {
+        let d = Described {
+            options,
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+        };
+        let files = ["s.js".to_string()];
+        config_of("s", "s.js", &d, &Map::new(), files.iter())
+            .map(|t| serde_json::from_str(&t).unwrap())
+    }
+
+    #[test]
+    fn k6_shortcuts_become_executors() {
+        let c = config(json!({ "vus": 5, "duration": "10s" }), &["default"]).unwrap();
+        assert_eq!(c["scenarios"]["default"]["executor"], "constant-vus");
+        assert_eq!(c["scenarios"]["default"]["vus"], 5);
+        let c = config(json!({ "iterations": 7 }), &["default"]).unwrap();
+        assert_eq!(c["scenarios"]["default"]["executor"], "shared-iterations");
+        let c = config(
+            json!({ "stages": [{ "duration": "1s", "target": 3 }] }),
+            &["default"],
+        )
+        .unwrap();
+        assert_eq!(c["scenarios"]["default"]["executor"], "ramping-vus");
+        let c = config(json!(null), &["default"]).unwrap();
+        assert_eq!(c["scenarios"]["default"]["iterations"], 1);
+    }
+
+    #[test]
+    fn scenarios_keep_their_fields_and_exec_names_a_function() {
+        let c = config(
+            json!({ "scenarios": { "buy": { "executor": "constant-arrival-rate", "rate": 5, "duration": "2s", "preAllocatedVUs": 2, "exec": "buy" } },
+                    "thresholds": { "http_req_duration": ["p(95)<500"] }, "maxRedirects": 3 }),
+            &["buy"],
+        )
+        .unwrap();
+        let buy = &c["scenarios"]["buy"];
+        assert_eq!(buy["rate"], 5);
+        assert_eq!(buy["exec"]["buy"], 1);
+        assert_eq!(c["http"]["maxRedirects"], 3);
+        assert_eq!(c["thresholds"]["http_req_duration"][0], "p(95)<500");
+    }
+
+    #[test]
+    fn what_has_no_counterpart_is_refused_by_name() {
+        let e = config(json!({ "cloud": {} }), &["default"]).unwrap_err();
+        assert!(e.contains("options.cloud is not supported"), "{e}");
+        let e = config(
+            json!({ "scenarios": { "a": { "executor": "constant-vus", "tags": {} } } }),
+            &["default"],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("options.scenarios.a.tags is not supported"),
+            "{e}"
+        );
+        let e = config(json!({}), &["setup"]).unwrap_err();
+        assert!(e.contains("exports none"), "{e}");
+        let e = config(
+            json!({ "scenarios": { "a": { "executor": "constant-vus", "exec": "nope" } } }),
+            &["default"],
+        )
+        .unwrap_err();
+        assert!(e.contains("exports no function `nope`"), "{e}");
+    }
+}

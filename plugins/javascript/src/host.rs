@@ -1,0 +1,281 @@
+//! The native functions behind the k6 modules (`globalThis.__host`): each
+//! one a direct call of a host import, so a request costs one crossing and
+//! no interpreted glue beyond building the response object.
+
+use base64::Engine as _;
+use loadtest_sdk::{cookies, http, log, vu};
+use rquickjs::convert::Coerced;
+use rquickjs::{Array, Ctx, Exception, Function, Object, Value};
+use std::time::Duration;
+
+pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    let h = Object::new(ctx.clone())?;
+    h.set("send", Function::new(ctx.clone(), send)?)?;
+    h.set("batch", Function::new(ctx.clone(), batch)?)?;
+    h.set(
+        "check",
+        Function::new(ctx.clone(), |name: String, ok: bool| {
+            loadtest_sdk::check(&name, ok);
+        })?,
+    )?;
+    h.set(
+        "counter",
+        Function::new(ctx.clone(), |n: String, v: f64| {
+            loadtest_sdk::counter(&n, v)
+        })?,
+    )?;
+    h.set(
+        "trend",
+        Function::new(ctx.clone(), |n: String, v: f64| loadtest_sdk::trend(&n, v))?,
+    )?;
+    h.set(
+        "gauge",
+        Function::new(ctx.clone(), |n: String, v: f64| loadtest_sdk::gauge(&n, v))?,
+    )?;
+    h.set(
+        "rate",
+        Function::new(ctx.clone(), |n: String, v: bool| loadtest_sdk::rate(&n, v))?,
+    )?;
+    h.set(
+        "groupStart",
+        Function::new(ctx.clone(), |n: String| loadtest_sdk::group_start(&n))?,
+    )?;
+    h.set(
+        "groupEnd",
+        Function::new(ctx.clone(), loadtest_sdk::group_end)?,
+    )?;
+    h.set(
+        "sleep",
+        Function::new(ctx.clone(), |ms: f64| {
+            vu::sleep(Duration::from_micros((ms.max(0.0) * 1000.0) as u64))
+        })?,
+    )?;
+    h.set("vuId", Function::new(ctx.clone(), vu::id)?)?;
+    h.set(
+        "iteration",
+        Function::new(ctx.clone(), || vu::iteration() as f64)?,
+    )?;
+    h.set("scenario", Function::new(ctx.clone(), vu::scenario)?)?;
+    h.set(
+        "open",
+        Function::new(ctx.clone(), |path: String| {
+            let name = crate::engine::join("", &path);
+            vu::file(&name).map(|b| String::from_utf8_lossy(&b).into_owned())
+        })?,
+    )?;
+    h.set(
+        "log",
+        Function::new(ctx.clone(), |level: u8, msg: String| match level {
+            0 | 1 => log::debug(&msg),
+            2 => log::info(&msg),
+            3 => log::warn(&msg),
+            _ => log::error(&msg),
+        })?,
+    )?;
+    h.set("b64encode", Function::new(ctx.clone(), b64encode)?)?;
+    h.set("b64decode", Function::new(ctx.clone(), b64decode)?)?;
+    h.set(
+        "cookies",
+        Function::new(ctx.clone(), |url: String| {
+            let pairs = cookies::for_url(&url).into_iter();
+            pairs.map(|(k, v)| vec![k, v]).collect::<Vec<_>>()
+        })?,
+    )?;
+    h.set(
+        "setCookie",
+        Function::new(ctx.clone(), |url: String, c: String| {
+            cookies::set(&url, &c).is_ok()
+        })?,
+    )?;
+    h.set("clearCookies", Function::new(ctx.clone(), cookies::clear)?)?;
+    ctx.globals().set("__host", h)
+}
+
+fn send<'js>(
+    ctx: Ctx<'js>,
+    method: String,
+    url: String,
+    body: Option<String>,
+    params: Option<Object<'js>>,
+) -> rquickjs::Result<Object<'js>> {
+    let req = request(&ctx, &method, url, body, params.as_ref())?;
+    response(&ctx, req.send())
+}
+
+fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'js>> {
+    let mut reqs = Vec::with_capacity(items.len());
+    for item in &items {
+        let method: String = item.get(0)?;
+        let url: String = item.get(1)?;
+        let body: Option<String> = item.get(2)?;
+        let params: Option<Object> = item.get(3)?;
+        reqs.push(request(&ctx, &method, url, body, params.as_ref())?);
+    }
+    let out = Array::new(ctx.clone())?;
+    for (i, r) in http::batch(&reqs).into_iter().enumerate() {
+        out.set(i, response(&ctx, r)?)?;
+    }
+    Ok(out)
+}
+
+/// A k6 request's params: headers, tags (`name` names the request), timeout,
+/// redirects, responseType.
+fn request<'js>(
+    ctx: &Ctx<'js>,
+    method: &str,
+    url: String,
+    body: Option<String>,
+    params: Option<&Object<'js>>,
+) -> rquickjs::Result<http::Request> {
+    let mut r = http::Request::new(method, url);
+    if let Some(b) = body {
+        r = r.body(b);
+    }
+    let Some(p) = params else {
+        return Ok(r);
+    };
+    if let Some(headers) = p.get::<_, Option<Object>>("headers")? {
+        for pair in headers.props::<String, Coerced<String>>() {
+            let (k, v) = pair?;
+            r = r.header(k, v.0);
+        }
+    }
+    if let Some(tags) = p.get::<_, Option<Object>>("tags")? {
+        for pair in tags.props::<String, Coerced<String>>() {
+            let (k, v) = pair?;
+            if k == "name" {
+                r = r.name(v.0.clone());
+            }
+            r = r.tag(k, v.0);
+        }
+    }
+    let timeout: Value = p.get("timeout")?;
+    if !timeout.is_undefined() && !timeout.is_null() {
+        r = r.timeout(duration(ctx, &timeout)?);
+    }
+    if let Some(n) = p.get::<_, Option<f64>>("redirects")? {
+        r = r.max_redirects(n.max(0.0) as u32);
+    }
+    if p.get::<_, Option<String>>("responseType")?.as_deref() == Some("none") {
+        r = r.discard_body();
+    }
+    Ok(r)
+}
+
+/// k6's durations: a number of milliseconds or a string like `10s`, `500ms`, `1m`.
+fn duration<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> rquickjs::Result<Duration> {
+    if let Some(ms) = v.as_number() {
+        return Ok(Duration::from_micros((ms.max(0.0) * 1000.0) as u64));
+    }
+    let text: String = v.get()?;
+    let (num, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((text.as_str(), "ms"), |i| (&text[..i], &text[i..]));
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| Exception::throw_type(ctx, &format!("`{text}` is not a duration")))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        "h" => n * 3_600_000.0,
+        _ => {
+            return Err(Exception::throw_type(
+                ctx,
+                &format!("`{text}` is not a duration"),
+            ));
+        }
+    };
+    Ok(Duration::from_micros((ms.max(0.0) * 1000.0) as u64))
+}
+
+/// k6's response object; a failed request is a response with status 0
+/// and `error`/`error_code`, as in k6, not an exception.
+fn response<'js>(
+    ctx: &Ctx<'js>,
+    r: Result<http::Response, http::HttpError>,
+) -> rquickjs::Result<Object<'js>> {
+    let o = Object::new(ctx.clone())?;
+    let res = match r {
+        Ok(res) => res,
+        Err(e) => {
+            let (code, message) = error_of(e);
+            o.set("status", 0)?;
+            o.set("body", Value::new_null(ctx.clone()))?;
+            o.set("headers", Object::new(ctx.clone())?)?;
+            o.set("error", message)?;
+            o.set("error_code", code)?;
+            o.set("timings", Object::new(ctx.clone())?)?;
+            return Ok(o);
+        }
+    };
+    o.set("status", res.status())?;
+    o.set("url", res.url())?;
+    o.set("body", res.text())?;
+    let headers = Object::new(ctx.clone())?;
+    for (k, v) in &res.0.headers {
+        headers.set(canonical(k), v.as_str())?;
+    }
+    o.set("headers", headers)?;
+    let t = res.timings();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let timings = Object::new(ctx.clone())?;
+    timings.set("duration", ms(t.duration))?;
+    timings.set("blocked", ms(t.blocked))?;
+    timings.set("connecting", ms(t.connecting))?;
+    timings.set("tls_handshaking", ms(t.tls_handshaking))?;
+    timings.set("sending", ms(t.sending))?;
+    timings.set("waiting", ms(t.waiting))?;
+    timings.set("receiving", ms(t.receiving))?;
+    o.set("timings", timings)?;
+    o.set("error", "")?;
+    o.set("error_code", 0)?;
+    Ok(o)
+}
+
+/// k6's error codes for the kinds the host reports.
+fn error_of(e: http::HttpError) -> (u32, String) {
+    use http::HttpError as E;
+    let code = match &e {
+        E::InvalidRequest(_) => 1020,
+        E::Connect(_) => 1210,
+        E::Timeout => 1050,
+        E::Transport(_) => 1000,
+        E::TooManyRedirects(_) => 1150,
+        E::BodyTooLarge(_) => 1000,
+    };
+    (code, loadtest_sdk::Error::from(e).0)
+}
+
+/// `content-type` as k6 shows it: `Content-Type`.
+fn canonical(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut up = true;
+    for c in name.chars() {
+        out.push(if up { c.to_ascii_uppercase() } else { c });
+        up = c == '-';
+    }
+    out
+}
+
+fn engine(name: &str) -> base64::engine::GeneralPurpose {
+    use base64::engine::general_purpose as gp;
+    match name {
+        "rawstd" => gp::STANDARD_NO_PAD,
+        "url" => gp::URL_SAFE,
+        "rawurl" => gp::URL_SAFE_NO_PAD,
+        _ => gp::STANDARD,
+    }
+}
+
+fn b64encode(input: String, encoding: String) -> String {
+    engine(&encoding).encode(input.as_bytes())
+}
+
+fn b64decode<'js>(ctx: Ctx<'js>, input: String, encoding: String) -> rquickjs::Result<String> {
+    let bytes = engine(&encoding)
+        .decode(input.as_bytes())
+        .map_err(|e| Exception::throw_type(&ctx, &format!("b64decode: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}

@@ -1,0 +1,71 @@
+//! The builtin `javascript` plugin: k6-style scripts, run by QuickJS
+//! inside a scenario component like any other plugin. The script and the
+//! files it imports or opens travel in the Bundle as data files, so a
+//! cluster runs it with nothing installed on the nodes. The k6 modules are
+//! JavaScript (src/js) over a handful of native functions (`host.rs`) that
+//! call the host's imports directly.
+//!
+//! Params, written by the host when it turns a script into a config:
+//! `{ "main": "script.js", "env": { ... } }`; `"probe": "options"` makes
+//! `setup` return the script's `options` and exports instead of running.
+
+mod engine;
+mod host;
+
+use engine::Engine;
+use loadtest_sdk::{Params, Result, Scenario, vu};
+
+struct Script {
+    engine: Engine,
+}
+
+fn load(params: &Params) -> Result<Engine> {
+    let main = params
+        .str("main")
+        .ok_or("params.main: the script to run is missing")?;
+    let env = match params.0.get("env") {
+        Some(e @ serde_json::Value::Object(_)) => e.clone(),
+        _ => serde_json::Value::Object(Default::default()),
+    };
+    Ok(Engine::load(main, &env)?)
+}
+
+impl Scenario for Script {
+    fn init(params: &Params) -> Result<Self> {
+        let engine = load(params)?;
+        engine.set_data(vu::setup_data().as_deref())?;
+        Ok(Script { engine })
+    }
+
+    fn iteration(&mut self) -> Result<()> {
+        let exec = vu::exec();
+        let name = if exec.is_empty() { "default" } else { &exec };
+        self.engine.call(name)?;
+        Ok(())
+    }
+
+    fn setup(params: &Params) -> Result<Option<String>> {
+        let engine = load(params)?;
+        if params.str("probe") == Some("options") {
+            return Ok(Some(engine.describe()?));
+        }
+        if !engine.exports("setup")? {
+            return Ok(None);
+        }
+        Ok(Some(engine.call_json("setup")?))
+    }
+
+    fn teardown(params: &Params, data: Option<&str>) -> Result<()> {
+        if params.str("probe").is_some() {
+            return Ok(());
+        }
+        let engine = load(params)?;
+        if engine.exports("teardown")? {
+            engine.set_data(data)?;
+            engine.call("teardown")?;
+        }
+        Ok(())
+    }
+}
+
+loadtest_sdk::export_scenario!(Script);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Prints, as a bash array QJS_ENV, the environment that builds rquickjs-sys
+# (QuickJS's C sources, for the builtin javascript plugin) for
+# wasm32-wasip2 with Debian's clang and wasi-libc instead of a wasi-sdk
+# download, installing clang and llvm-ar when they are missing. The
+# variables are target-qualified, so the host's own C builds are untouched.
+# Usage: out=$(scripts/quickjs-toolchain.sh); eval "$out"
+#        env "${QJS_ENV[@]}" <guest cargo command> ...
+set -euo pipefail
+
+clang=$(readlink /usr/bin/rust-clang 2>/dev/null || echo clang-22)
+version=${clang#clang-}
+if ! command -v "$clang" >/dev/null || ! command -v "llvm-ar-$version" >/dev/null || [ ! -e /usr/lib/wasm32-wasi/libc.a ]; then
+  echo "installing $clang, llvm-$version and wasi-libc for the javascript plugin's QuickJS..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends "$clang" "llvm-$version" wasi-libc >&2
+fi
+resource=$("$clang" -print-resource-dir)
+cflags="-nostdlibinc -isystem /usr/include/wasm32-wasi -isystem $resource/include -O2"
+printf 'QJS_ENV=(RQUICKJS_SYS_NO_WASI_SDK=1 CC_wasm32_wasip2=%q AR_wasm32_wasip2=%q %q)\n' \
+  "$clang" "llvm-ar-$version" "CFLAGS_wasm32_wasip2=$cflags"

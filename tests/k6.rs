@@ -1,0 +1,309 @@
+//! k6-style JavaScript run as it is (`loadtest run script.js`) by the
+//! builtin javascript plugin, against the embedded target, with counts
+//! equal to the target's. The scripts follow the k6 documentation's
+//! patterns; they are written here.
+
+mod common;
+
+use common::{BIN, Target, wait_bounded};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+struct Run {
+    code: i32,
+    stderr: String,
+    report: Value,
+}
+
+/// Writes `script` (and `extra` files) into a fresh directory and runs
+/// `loadtest <command> script.js`.
+fn k6(command: &str, script: &str, extra: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "script.js", script);
+    for (name, text) in extra {
+        write(dir.path(), name, text);
+    }
+    let report = dir.path().join("report.json");
+    let mut cmd = Command::new(BIN);
+    cmd.arg(command);
+    if command == "run" {
+        cmd.args(["-q", "--json"]).arg(&report);
+    }
+    let out = cmd
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .env_remove("CLUSTER_ENABLED")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting loadtest");
+    let mut child = out;
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let code = wait_bounded(&mut child, Duration::from_secs(120));
+    let stderr = reader.join().unwrap();
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
+    Run {
+        code,
+        stderr,
+        report,
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn check(r: &Value, name: &str) -> (u64, u64) {
+    let c = &r["checks"][name];
+    assert!(c.is_object(), "no check `{name}` in {}", r["checks"]);
+    (c["passes"].as_u64().unwrap(), c["fails"].as_u64().unwrap())
+}
+
+fn passed(r: &Value, metric: &str) -> bool {
+    let v = r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"] == metric)
+        .unwrap_or_else(|| panic!("no threshold on {metric}: {}", r["thresholds"]));
+    v["passed"].as_bool().unwrap()
+}
+
+#[test]
+fn a_check_and_sleep_script_with_thresholds_runs_as_written() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check, sleep }} from 'k6';
+
+export const options = {{
+  vus: 2,
+  iterations: 10,
+  thresholds: {{ checks: ['rate==1'], http_req_duration: ['p(95)<5000'] }},
+}};
+
+export default function () {{
+  const res = http.get('{}/');
+  check(res, {{ 'status is 200': (r) => r.status === 200, 'says hello': (r) => r.body.includes('hello') }});
+  sleep(0.01);
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = &run.report;
+    assert_eq!(r["totals"]["iterations"], 10);
+    assert_eq!(r["totals"]["requests"], 10);
+    assert_eq!(t.received(), 10);
+    assert_eq!(check(r, "status is 200"), (10, 0));
+    assert_eq!(check(r, "says hello"), (10, 0));
+    assert!(passed(r, "checks") && passed(r, "http_req_duration"));
+}
+
+#[test]
+fn setup_returns_a_token_every_vu_uses_and_teardown_gets_it_back() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+const BASE = '{}';
+export const options = {{ vus: 3, iterations: 9 }};
+
+export function setup() {{
+  const res = http.post(`${{BASE}}/login`, JSON.stringify({{ user: 'ada' }}), {{
+    headers: {{ 'Content-Type': 'application/json' }},
+  }});
+  return {{ token: res.json('token') }};
+}}
+
+export default function (data) {{
+  const res = http.get(`${{BASE}}/`, {{ headers: {{ Authorization: `Bearer ${{data.token}}` }} }});
+  check(data, {{ 'the token came from setup': (d) => d.token === 'token-ada' }});
+  check(res, {{ '200': (r) => r.status === 200 }});
+}}
+
+export function teardown(data) {{
+  http.get(`${{BASE}}/?bye=${{data.token}}`, {{ tags: {{ name: 'bye' }} }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = &run.report;
+    assert_eq!(check(r, "the token came from setup"), (9, 0));
+    assert_eq!(
+        r["scenarios"]["default"]["requests"]["POST /login"]["count"],
+        1
+    );
+    assert_eq!(r["scenarios"]["default"]["requests"]["bye"]["count"], 1);
+    assert_eq!(t.received(), 11);
+    assert_eq!(r["totals"]["requests"], 11);
+}
+
+#[test]
+fn groups_and_a_custom_trend_carry_thresholds() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ group }} from 'k6';
+import {{ Trend, Counter }} from 'k6/metrics';
+const cart = new Trend('cart_ms');
+const orders = new Counter('orders');
+export const options = {{
+  vus: 2, iterations: 6,
+  thresholds: {{
+    cart_ms: ['max<0'],
+    orders: ['count==6'],
+    'group_duration{{group:::cart}}': ['count==6'],
+    'http_reqs{{group:::cart::pay}}': ['count==6'],
+  }},
+}};
+export default function () {{
+  group('cart', () => {{
+    const res = http.get('{0}/');
+    cart.add(res.timings.duration);
+    group('pay', () => {{ http.post('{0}/echo', 'paid'); orders.add(1); }});
+  }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 99, "{}", run.stderr);
+    let r = &run.report;
+    assert!(!passed(r, "cart_ms"), "an impossible trend threshold fails");
+    assert!(passed(r, "orders"));
+    assert!(passed(r, "group_duration{group:::cart}"));
+    assert!(passed(r, "http_reqs{group:::cart::pay}"));
+    assert_eq!(r["trends"]["cart_ms"]["count"], 6);
+    assert_eq!(
+        r["scenarios"]["default"]["groups"]["::cart::pay"]["requests"],
+        6
+    );
+    assert_eq!(t.received(), 12);
+}
+
+#[test]
+fn a_shared_array_from_a_json_file_opened_in_init() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import {{ SharedArray }} from 'k6/data';
+import {{ pick }} from './lib/pick.js';
+const users = new SharedArray('users', () => JSON.parse(open('./data/users.json')));
+export const options = {{ vus: 2, iterations: 6 }};
+export default function () {{
+  const user = pick(users, __ITER);
+  const res = http.post('{}/echo', JSON.stringify({{ user: user.name }}));
+  check(res, {{ 'the user came back': (r) => r.json('user') === user.name }});
+}}
+"#,
+        t.url
+    );
+    let lib = "export function pick(list, i) { return list[i % list.length]; }\n";
+    let users = r#"[{"name": "ada"}, {"name": "grace"}, {"name": "linus"}]"#;
+    let run = k6(
+        "run",
+        &script,
+        &[("lib/pick.js", lib), ("data/users.json", users)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(check(&run.report, "the user came back"), (6, 0));
+    assert_eq!(t.received(), 6);
+}
+
+#[test]
+fn http_batch_sends_every_request_once() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{ vus: 2, iterations: 4, batchPerHost: 2 }};
+export default function () {{
+  const responses = http.batch([
+    ['GET', '{0}/'],
+    ['GET', '{0}/json', null, {{ tags: {{ name: 'json' }} }}],
+    '{0}/',
+  ]);
+  check(responses, {{ 'all three are 200': (rs) => rs.length === 3 && rs.every((r) => r.status === 200) }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(check(&run.report, "all three are 200"), (4, 0));
+    assert_eq!(run.report["totals"]["requests"], 12);
+    assert_eq!(t.received(), 12);
+}
+
+#[test]
+fn options_scenarios_run_two_executors_with_their_exec_functions() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+export const options = {{
+  scenarios: {{
+    browse: {{ executor: 'per-vu-iterations', vus: 2, iterations: 3, exec: 'browse' }},
+    buy: {{ executor: 'shared-iterations', vus: 1, iterations: 4, exec: 'buy' }},
+  }},
+}};
+export function browse() {{ http.get('{0}/', {{ tags: {{ name: 'browse' }} }}); }}
+export function buy() {{ http.post('{0}/echo', 'x', {{ tags: {{ name: 'buy' }} }}); }}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let s = &run.report["scenarios"];
+    assert_eq!(s["browse"]["iterations"], 6);
+    assert_eq!(s["buy"]["iterations"], 4);
+    assert_eq!(s["browse"]["requests"]["browse"]["count"], 6);
+    assert_eq!(s["buy"]["requests"]["buy"]["count"], 4);
+    assert_eq!(t.received(), 10);
+}
+
+#[test]
+fn script_errors_name_the_file_line_and_column() {
+    let t = Target::start();
+    let script = format!(
+        "import http from 'k6/http';\nexport const options = {{ vus: 1, iterations: 2 }};\nexport default function () {{\n  http.get('{}/');\n  throw new Error('the cart was empty');\n}}\n",
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    let messages = run.report["scenarios"]["default"]["failure_messages"].to_string();
+    assert!(
+        messages.contains("the cart was empty") && messages.contains("script.js:5:"),
+        "{messages}"
+    );
+    assert_eq!(run.report["scenarios"]["default"]["iterations_failed"], 2);
+
+    let broken = "export default function () {\n  let x = ;\n}\n";
+    let run = k6("validate", broken, &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("script.js:2"), "{}", run.stderr);
+
+    let unsupported = "import crypto from 'k6/crypto';\nexport default function () {}\n";
+    let run = k6("validate", unsupported, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("`k6/crypto` is not supported"),
+        "{}",
+        run.stderr
+    );
+}
