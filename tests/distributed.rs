@@ -395,3 +395,42 @@ fn setup_runs_once_for_the_cluster_and_teardown_once_after_the_leader_is_killed(
         out.output
     );
 }
+
+#[test]
+fn a_k6_script_runs_on_three_nodes_with_nothing_installed_on_them() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import {{ path }} from './lib/paths.js';
+export const options = {{
+  scenarios: {{ shop: {{ executor: 'constant-arrival-rate', rate: 50, duration: '4s', preAllocatedVUs: 5, maxVUs: 20 }} }},
+  thresholds: {{ checks: ['rate==1'] }},
+}};
+export function setup() {{ return {{ greeting: 'hello' }}; }}
+export default function (data) {{
+  const res = http.get('{}' + path());
+  check(res, {{ 'greeted': (r) => r.body.includes(data.greeting) }});
+}}
+"#,
+        target.url
+    );
+    let cfg = dir.path().join("shop.js");
+    std::fs::write(&cfg, script).unwrap();
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    std::fs::write(
+        dir.path().join("lib/paths.js"),
+        "export const path = () => '/';\n",
+    )
+    .unwrap();
+    let (c, _) = start_cluster(3, None, &[]);
+    let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    assert_eq!(r["totals"]["iterations"], 200, "{}", out.output);
+    assert_eq!(r["totals"]["requests"].as_u64(), Some(target.received()));
+    assert_eq!(r["checks"]["greeted"]["passes"], 200);
+    assert_eq!(nodes_of(r).len(), 2);
+}
