@@ -58,7 +58,7 @@ fresh() {
     -u CARGO_BUILD_TARGET -u CARGO_TARGET_DIR -u CC -u CFLAGS -u WASM_CARGO -u WASM_FLAGS
     "XDG_CACHE_HOME=$cache")
   local script start
-  for script in wasm-toolchain js-toolchain py-toolchain c-toolchain go-toolchain consul fake-gcs httpbin; do
+  for script in wasm-toolchain quickjs-toolchain js-toolchain py-toolchain c-toolchain go-toolchain consul fake-gcs httpbin; do
     start=$SECONDS
     echo "check-install: scripts/$script.sh with an empty cache..." >&2
     if ! "${clean[@]}" bash "$root/scripts/$script.sh" >"$work/$script.out" 2>"$work/$script.err"; then
@@ -70,7 +70,7 @@ fresh() {
   done
   # What the toolchain scripts printed must name tools that run.
   (
-    for script in wasm-toolchain js-toolchain py-toolchain c-toolchain go-toolchain; do
+    for script in wasm-toolchain quickjs-toolchain js-toolchain py-toolchain c-toolchain go-toolchain; do
       eval "$(cat "$work/$script.out")"
     done
     "${WASM_CARGO[@]}" --version
@@ -79,6 +79,7 @@ fresh() {
     "$WIT_BINDGEN" --version
     "$WASM_TOOLS" --version
     "$CLANG" --version | head -1
+    env "${QJS_ENV[@]}" sh -c '"$CC_wasm32_wasip2" --version | head -1; "$AR_wasm32_wasip2" --version | head -1'
     test -f "$WASI_ADAPTER"
   ) >&2
   "$(cat "$work/consul.out")" version | head -1 >&2
