@@ -447,31 +447,10 @@ fn ctrl_c_while_vus_start_ends_the_run_and_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let executor = "    executor: constant-vus\n    vus: 3\n    duration: 60s\n    params: { mode: init-hang }\n";
     let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
-    let report = dir.path().join("report.json");
-    let mut child = std::process::Command::new(common::BIN)
-        .args(["run", "-q", "--json", report.to_str().unwrap()])
-        .arg(&cfg)
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Every VU's init has sent its request and now waits forever.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while target.received() < 3 {
-        assert!(std::time::Instant::now() < deadline, "the inits never ran");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let started = std::time::Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let code = common::wait_bounded(&mut child, std::time::Duration::from_secs(20));
+    // Ready when every VU's init has sent its request and waits forever.
+    let (code, took, r) = common::run_interrupted(&cfg, || target.received() >= 3);
     assert_eq!(code, 130);
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     assert_eq!(r["stopped_early"], true);
     assert_eq!(r["totals"]["requests"].as_u64(), Some(target.received()));
 }

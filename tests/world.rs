@@ -213,31 +213,8 @@ fn teardown_runs_after_ctrl_c_too() {
         "executor: constant-vus\n    vus: 2\n    duration: 120s",
     );
     let cfg = write_config(&dir, &yaml);
-    let report = dir.path().join("report.json");
-    let mut child = std::process::Command::new(common::BIN)
-        .args(["run", "-q", "--json", report.to_str().unwrap()])
-        .arg(&cfg)
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while target.received() < 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no load reached the target"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let code = common::wait_bounded(&mut child, std::time::Duration::from_secs(30));
+    let (code, _, r) = common::run_interrupted(&cfg, || target.received() >= 20);
     assert_eq!(code, 130);
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["scenarios"]["s"]["requests"]["teardown"]["count"], 1);
     assert_eq!(check(&r, "teardown got setup's data"), (1, 0));
     // Teardown's request is in the report like every other.

@@ -190,6 +190,45 @@ pub fn run_loadtest(dir: &tempfile::TempDir, args: &[&str]) -> RunResult {
     }
 }
 
+/// Runs `loadtest run -q` on `cfg` until `ready` holds (waited for up to
+/// 30 s), then sends SIGINT, as Ctrl-C does. Returns the exit code, how
+/// long the process took to exit after the signal, and the JSON report.
+pub fn run_interrupted(cfg: &Path, mut ready: impl FnMut() -> bool) -> (i32, Duration, Value) {
+    let dir = cfg.parent().unwrap();
+    let report = dir.join("report.json");
+    let mut child = Command::new(BIN)
+        .args(["run", "-q", "--json", report.to_str().unwrap()])
+        .arg(cfg)
+        .env("NO_COLOR", "1")
+        .env_remove("CLUSTER_ENABLED")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting loadtest");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "the run never got ready to interrupt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let code = wait_bounded(&mut child, Duration::from_secs(30));
+    let took = signalled.elapsed();
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .map_or(Value::Null, |t| {
+            serde_json::from_str(&t).expect("report is JSON")
+        });
+    (code, took, report)
+}
+
 /// Waits for the child's exit, killing it (and failing) past `limit`.
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> i32 {
     let deadline = Instant::now() + limit;
