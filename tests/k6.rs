@@ -307,3 +307,22 @@ fn script_errors_name_the_file_line_and_column() {
         run.stderr
     );
 }
+
+#[test]
+fn a_yaml_config_can_name_a_script_as_its_plugin() {
+    let t = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "import http from 'k6/http';\nimport {{ check }} from 'k6';\nexport default function () {{\n  check(http.get('{}/'), {{ 'ok': (r) => r.status === 200 }});\n}}\n",
+        t.url
+    );
+    write(dir.path(), "shop.js", &script);
+    let cfg = common::write_config(
+        &dir,
+        "plugins:\n  shop: { script: ./shop.js }\nscenarios:\n  s: { plugin: shop, executor: per-vu-iterations, vus: 2, iterations: 3 }\n",
+    );
+    let run = common::run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(check(&run.report, "ok"), (6, 0));
+    assert_eq!(t.received(), 6);
+}

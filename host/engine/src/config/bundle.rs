@@ -50,7 +50,9 @@ impl Bundle {
         })?;
         let config = super::parse_with_env(path, &yaml, vars)?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = config;
         let mut plugins = BTreeMap::new();
+        let mut files = BTreeMap::new();
         for (name, source) in &config.plugins {
             let bytes = match source {
                 super::schema::PluginSource::Path(p) => read_plugin(path, base, name, p)?,
@@ -58,10 +60,21 @@ impl Bundle {
                     .map_err(|e| {
                         ConfigError::new(path, Some(format!("plugins.{name}.builtin")), e)
                     })?,
+                super::schema::PluginSource::Script(p) => {
+                    let (_, found) = crate::script::collect(&resolve(base, p)).map_err(|e| {
+                        ConfigError::new(
+                            path,
+                            Some(format!("plugins.{name}.script")),
+                            e.to_string(),
+                        )
+                    })?;
+                    files.extend(found);
+                    javascript()
+                }
             };
             plugins.insert(name.clone(), PluginBytes::new(bytes));
         }
-        let mut files = BTreeMap::new();
+        attach_scripts(&mut config);
         for (name, p) in &config.files {
             let file = resolve(base, p);
             let bytes = std::fs::read(&file).map_err(|e| {
@@ -97,7 +110,8 @@ impl Bundle {
         files: BTreeMap<String, Arc<[u8]>>,
     ) -> Result<Bundle, ConfigError> {
         let path = Path::new(name);
-        let config = super::parse_with_env(path, yaml, |_| None)?;
+        let mut config = super::parse_with_env(path, yaml, |_| None)?;
+        attach_scripts(&mut config);
         let mut plugins = BTreeMap::new();
         for (pname, source) in &config.plugins {
             let bytes = match source {
@@ -114,6 +128,7 @@ impl Bundle {
                     .map_err(|e| {
                         ConfigError::new(path, Some(format!("plugins.{pname}.builtin")), e)
                     })?,
+                super::schema::PluginSource::Script(_) => javascript(),
             };
             plugins.insert(pname.clone(), PluginBytes::new(bytes));
         }
@@ -143,6 +158,38 @@ impl Bundle {
             .filter(|(_, s)| matches!(s, super::schema::PluginSource::Path(_)))
             .filter_map(|(n, _)| self.plugins.get(n).map(|p| (n.clone(), p)))
             .collect()
+    }
+}
+
+fn javascript() -> Vec<u8> {
+    crate::plugin::builtin::bytes("javascript").expect("the javascript plugin is built in")
+}
+
+/// Tells the javascript plugin which file a `script:` plugin's scenarios
+/// run: `params.main`, unless the scenario set it.
+fn attach_scripts(config: &mut super::Config) {
+    let mains: BTreeMap<String, String> = config
+        .plugins
+        .iter()
+        .filter_map(|(name, s)| match s {
+            super::schema::PluginSource::Script(p) => p
+                .file_name()
+                .map(|f| (name.clone(), f.to_string_lossy().into_owned())),
+            _ => None,
+        })
+        .collect();
+    for scenario in config.scenarios.values_mut() {
+        let Some(main) = mains.get(&scenario.plugin) else {
+            continue;
+        };
+        if scenario.params.is_null() {
+            scenario.params = serde_json::Value::Object(Default::default());
+        }
+        if let Some(params) = scenario.params.as_object_mut() {
+            params
+                .entry("main")
+                .or_insert_with(|| serde_json::Value::String(main.clone()));
+        }
     }
 }
 

@@ -46,13 +46,15 @@ impl TryFrom<BTreeMap<String, Vec<ThresholdSpec>>> for Thresholds {
     }
 }
 
-/// Where a plugin's bytes come from: a file (relative to the config file)
-/// or one of the plugins built into the binary.
+/// Where a plugin's bytes come from: a file (relative to the config file),
+/// one of the plugins built into the binary, or a k6-style script run by
+/// the builtin javascript plugin (its scenarios come from this config).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, try_from = "RawPluginSource")]
 pub enum PluginSource {
     Path(PathBuf),
     Builtin(String),
+    Script(PathBuf),
 }
 
 #[derive(Deserialize)]
@@ -60,14 +62,16 @@ pub enum PluginSource {
 struct RawPluginSource {
     path: Option<PathBuf>,
     builtin: Option<String>,
+    script: Option<PathBuf>,
 }
 
 impl TryFrom<RawPluginSource> for PluginSource {
     type Error = String;
     fn try_from(r: RawPluginSource) -> Result<Self, String> {
-        match (r.path, r.builtin) {
-            (Some(p), None) => Ok(PluginSource::Path(p)),
-            (None, Some(b)) => {
+        match (r.path, r.builtin, r.script) {
+            (Some(p), None, None) => Ok(PluginSource::Path(p)),
+            (None, None, Some(s)) => Ok(PluginSource::Script(s)),
+            (None, Some(b), None) => {
                 if crate::plugin::builtin::names().contains(&b.as_str()) {
                     Ok(PluginSource::Builtin(b))
                 } else {
@@ -78,7 +82,8 @@ impl TryFrom<RawPluginSource> for PluginSource {
                 }
             }
             _ => Err(
-                "a plugin needs exactly one of `path: file.wasm` or `builtin: http-steps`".into(),
+                "a plugin needs exactly one of `path: file.wasm`, `builtin: http-steps` or `script: test.js`"
+                    .into(),
             ),
         }
     }
