@@ -422,20 +422,14 @@ fn observe_custom(
     let mut trend = TrendStats::default();
     let (mut rates, mut trends) = (false, false);
     for (_, r) in m.rates.iter().filter(|(k, _)| of(k)) {
-        rate.hits += r.hits;
-        rate.total += r.total;
+        rate.merge(r);
         rates = true;
     }
     for (_, g) in m.gauges.iter().filter(|(k, _)| of(k)) {
-        gauge = Some(match gauge {
-            None => g.clone(),
-            Some(mut acc) => {
-                acc.value += g.value;
-                acc.min = acc.min.min(g.min);
-                acc.max = acc.max.max(g.max);
-                acc
-            }
-        });
+        match &mut gauge {
+            Some(acc) => acc.sum(g),
+            None => gauge = Some(g.clone()),
+        }
     }
     for (_, t) in m.trends.iter().filter(|(k, _)| of(k)) {
         trend.merge(t);

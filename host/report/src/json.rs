@@ -309,11 +309,7 @@ impl Summary {
         let mut gauges: BTreeMap<String, GaugeStats> = BTreeMap::new();
         for ((_, name), g) in &m.gauges {
             match gauges.get_mut(name) {
-                Some(acc) => {
-                    acc.value += g.value;
-                    acc.min = acc.min.min(g.min);
-                    acc.max = acc.max.max(g.max);
-                }
+                Some(acc) => acc.sum(g),
                 None => {
                     gauges.insert(name.clone(), g.clone());
                 }
@@ -321,9 +317,7 @@ impl Summary {
         }
         let mut rates: BTreeMap<String, RateStats> = BTreeMap::new();
         for ((_, name), r) in &m.rates {
-            let e = rates.entry(name.clone()).or_default();
-            e.hits += r.hits;
-            e.total += r.total;
+            rates.entry(name.clone()).or_default().merge(r);
         }
         let mut checks: BTreeMap<String, CheckStats> = BTreeMap::new();
         for ((_, name), c) in &m.checks {

@@ -190,7 +190,7 @@ impl RateStats {
         self.hits += u64::from(hit);
     }
 
-    fn merge(&mut self, o: &RateStats) {
+    pub fn merge(&mut self, o: &RateStats) {
         self.hits += o.hits;
         self.total += o.total;
     }
@@ -226,6 +226,14 @@ impl GaugeStats {
         self.min = self.min.min(value);
         self.max = self.max.max(value);
         self.at_ms = now_ms();
+    }
+
+    /// The same gauge name in several scenarios: the values add up and
+    /// the extremes widen (for views over scenarios, not node merges).
+    pub fn sum(&mut self, o: &GaugeStats) {
+        self.value += o.value;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
     }
 
     fn merge(&mut self, o: &GaugeStats) {
@@ -545,10 +553,15 @@ impl Metrics {
                     .record(status, error, micros, bytes);
                 // A request that got no response has no phases to tell.
                 if status.is_some() {
-                    self.phases
-                        .entry(scenario.to_owned())
-                        .or_default()
-                        .record(&timings);
+                    // Looked up before inserting: no key allocated per request.
+                    match self.phases.get_mut(scenario) {
+                        Some(p) => p.record(&timings),
+                        None => self
+                            .phases
+                            .entry(scenario.to_owned())
+                            .or_default()
+                            .record(&timings),
+                    }
                 }
                 if !ctx.group().is_empty() {
                     self.group(scenario, ctx.group())

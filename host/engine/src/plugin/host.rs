@@ -104,6 +104,12 @@ impl VuHost {
         }
     }
 
+    /// Records a sample taken in the VU's current group and tags.
+    fn record_in_ctx(&mut self, event: impl FnOnce(Context) -> Event) {
+        let e = event(self.ctx.clone());
+        self.recorder.record(e);
+    }
+
     fn set_ctx(&mut self, ctx: Context) {
         self.wasi_http.ctx = ctx.clone();
         self.ctx = ctx;
@@ -338,28 +344,23 @@ impl cookies::Host for VuHost {
 
 impl metrics::Host for VuHost {
     fn check(&mut self, name: String, passed: bool) {
-        let ctx = self.ctx.clone();
-        self.recorder.record(Event::Check { name, passed, ctx });
+        self.record_in_ctx(|ctx| Event::Check { name, passed, ctx });
     }
 
     fn counter_add(&mut self, name: String, value: f64) {
-        let ctx = self.ctx.clone();
-        self.recorder.record(Event::Counter { name, value, ctx });
+        self.record_in_ctx(|ctx| Event::Counter { name, value, ctx });
     }
 
     fn trend_add(&mut self, name: String, value: f64) {
-        let ctx = self.ctx.clone();
-        self.recorder.record(Event::Trend { name, value, ctx });
+        self.record_in_ctx(|ctx| Event::Trend { name, value, ctx });
     }
 
     fn gauge_set(&mut self, name: String, value: f64) {
-        let ctx = self.ctx.clone();
-        self.recorder.record(Event::Gauge { name, value, ctx });
+        self.record_in_ctx(|ctx| Event::Gauge { name, value, ctx });
     }
 
     fn rate_add(&mut self, name: String, hit: bool) {
-        let ctx = self.ctx.clone();
-        self.recorder.record(Event::Rate { name, hit, ctx });
+        self.record_in_ctx(|ctx| Event::Rate { name, hit, ctx });
     }
 
     fn group_start(&mut self, name: String) {

@@ -68,9 +68,9 @@ pub async fn teardown(
     data: &SetupData,
 ) -> anyhow::Result<()> {
     let mut first = None;
+    let limit = Limits::of(&bundle.config.sandbox).start_timeout;
     for (name, params, mut inst) in instances(bundle, runtime, live, "teardown").await? {
         let value = data.0.get(&name).cloned().flatten();
-        let limit = Limits::of(&bundle.config.sandbox).start_timeout;
         let result = tokio::time::timeout(limit, inst.teardown(&params, value.as_deref()))
             .await
             .unwrap_or_else(|_| Err(too_slow("teardown", limit)));
