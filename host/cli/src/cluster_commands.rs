@@ -75,6 +75,36 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "ADDR[,ADDR...]")]
         node: String,
     },
+    /// Tools for setting a cluster up.
+    #[command(subcommand)]
+    Cluster(ClusterTool),
+}
+
+#[derive(clap::Subcommand)]
+pub enum ClusterTool {
+    /// Make a cluster CA and certificates for mutual TLS: one per node
+    /// (CLUSTER_TLS_CERT, CLUSTER_TLS_KEY) and per operator, all trusting
+    /// ca.pem (CLUSTER_TLS_CA). With an --out that holds a CA already, new
+    /// certificates are signed by it: issue one and restart that node to
+    /// rotate its certificate.
+    Certs {
+        /// Where to write the PEM files (keys are made readable by their
+        /// owner only).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The nodes, by host name or address (each certificate is also
+        /// valid for the name peers check, loadtest-node).
+        #[arg(long, value_name = "NODE[,NODE...]", value_delimiter = ',')]
+        nodes: Vec<String>,
+        /// Operators who drive the cluster (submit, status, stop, report).
+        #[arg(
+            long,
+            value_name = "NAME[,NAME...]",
+            value_delimiter = ',',
+            default_value = "operator"
+        )]
+        operators: Vec<String>,
+    },
 }
 
 /// Runs as a node until stopped.
@@ -88,15 +118,7 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<u8> {
     match command {
         ClusterCommand::Node => node().await,
         ClusterCommand::ClusterWrite { key, value, node } => {
-            let token = std::env::var("CLUSTER_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty());
-            let applied = cluster::write_remote(
-                &node,
-                token.as_deref(),
-                cluster::Command::Set { key, value },
-            )
-            .await?;
+            let applied = cluster::write_remote(&node, cluster::Op::Put { key, value }).await?;
             println!(
                 "ok (previous value: {})",
                 applied.previous.as_deref().unwrap_or("none")
@@ -125,7 +147,28 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<u8> {
             cluster::report(&node, reports.outputs(None)).await
         }
         ClusterCommand::Stop { node } => cluster::stop(&node).await,
+        ClusterCommand::Cluster(ClusterTool::Certs {
+            out,
+            nodes,
+            operators,
+        }) => certs(&out, &nodes, &operators),
     }
+}
+
+fn certs(out: &std::path::Path, nodes: &[String], operators: &[String]) -> anyhow::Result<u8> {
+    let written = cluster::certs::make(out, nodes, operators)?;
+    for f in &written {
+        println!("{}", f.display());
+    }
+    eprintln!(
+        "wrote {} file(s) to {}. On each node set CLUSTER_TLS_CA={}/ca.pem and its own \
+         CLUSTER_TLS_CERT=node-<name>.pem, CLUSTER_TLS_KEY=node-<name>.key; operators set theirs the same way. \
+         Keep ca.key off the nodes.",
+        written.len(),
+        out.display(),
+        out.display()
+    );
+    Ok(exit::OK)
 }
 
 async fn push(config: &std::path::Path, agent: Option<&str>, key: &str) -> anyhow::Result<u8> {

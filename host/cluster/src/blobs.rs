@@ -2,25 +2,104 @@
 //! nodes: asked for by digest, streamed in chunks, checked on arrival.
 //! A node that already holds a digest is not sent it again.
 
-use crate::network::long_channel;
+use crate::transport::Transport;
 use loadtest_engine::config::hex;
-use loadtest_wire::rpc::{AddToken, decode, encode, format_ok, pb};
+use loadtest_wire::rpc::{decode, encode, format_ok, pb};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tonic::Status;
 
 /// Chunk size: well under gRPC's 4 MiB message limit.
 const CHUNK: usize = 1 << 20;
 
+/// How long an announced blob may take to arrive.
+const ANNOUNCED_FOR: Duration = Duration::from_secs(600);
+
+/// A blob a sender is about to send: announced first, so the receiver
+/// can refuse it by size before a byte of it is buffered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlobRef {
+    pub digest: String,
+    pub size: u64,
+}
+
 /// The blobs this node holds, by digest. In memory: a run's plugins are
 /// loaded in memory anyway, and a restarted node is sent them again.
-#[derive(Clone, Default)]
-pub struct BlobStore(Arc<Mutex<HashMap<String, Arc<[u8]>>>>);
+#[derive(Clone)]
+pub struct BlobStore {
+    held: Arc<Mutex<HashMap<String, Arc<[u8]>>>>,
+    /// Announced and not yet arrived: size, and when announced.
+    announced: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+    /// The largest blob accepted (`CLUSTER_MAX_BLOB_MB`).
+    max_bytes: u64,
+}
+
+impl Default for BlobStore {
+    fn default() -> Self {
+        BlobStore::with_limit(256 << 20)
+    }
+}
 
 impl BlobStore {
+    pub fn with_limit(max_bytes: u64) -> Self {
+        BlobStore {
+            held: Arc::default(),
+            announced: Arc::default(),
+            max_bytes,
+        }
+    }
+
+    /// Records blobs about to be sent, and answers which this node lacks.
+    /// Refused whole when one is over the limit, or when all that is
+    /// announced and not yet arrived would exceed four times the limit:
+    /// a sender cannot make the node hold more than that in flight.
+    pub fn announce(&self, refs: &[BlobRef]) -> Result<Vec<String>, String> {
+        let limit = self.max_bytes;
+        if let Some(big) = refs.iter().find(|r| r.size > limit) {
+            return Err(format!(
+                "blob {} is {} MiB, over this node's limit of {} MiB (CLUSTER_MAX_BLOB_MB on the nodes)",
+                big.digest,
+                big.size >> 20,
+                limit >> 20
+            ));
+        }
+        let missing = self.missing(&refs.iter().map(|r| r.digest.clone()).collect::<Vec<_>>());
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        announced.retain(|_, (_, at)| at.elapsed() < ANNOUNCED_FOR);
+        let fresh: Vec<&BlobRef> = refs
+            .iter()
+            .filter(|r| missing.contains(&r.digest) && !announced.contains_key(&r.digest))
+            .collect();
+        let pending: u64 = announced.values().map(|(s, _)| s).sum::<u64>()
+            + fresh.iter().map(|r| r.size).sum::<u64>();
+        if pending > 4 * limit {
+            return Err(format!(
+                "{} MiB of blobs would be in flight to this node, over its limit of {} MiB; send fewer at once",
+                pending >> 20,
+                (4 * limit) >> 20
+            ));
+        }
+        for r in refs.iter().filter(|r| missing.contains(&r.digest)) {
+            announced.insert(r.digest.clone(), (r.size, Instant::now()));
+        }
+        Ok(missing)
+    }
+
+    /// The announced size of `digest`, if it was announced and is fresh.
+    fn expected(&self, digest: &str) -> Option<u64> {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .filter(|(_, at)| at.elapsed() < ANNOUNCED_FOR)
+            .map(|(size, _)| *size)
+    }
+
     pub fn get(&self, digest: &str) -> Option<Arc<[u8]>> {
-        self.0
+        self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(digest)
@@ -29,7 +108,7 @@ impl BlobStore {
 
     pub fn insert(&self, bytes: Arc<[u8]>) -> String {
         let digest = digest(&bytes);
-        self.0
+        self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(digest.clone(), bytes);
@@ -38,14 +117,14 @@ impl BlobStore {
 
     /// Keeps only the blobs whose digest is in `keep`.
     pub fn retain(&self, keep: &std::collections::HashSet<String>) {
-        self.0
+        self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|d, _| keep.contains(d));
     }
 
     pub fn missing(&self, digests: &[String]) -> Vec<String> {
-        let held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         digests
             .iter()
             .filter(|d| !held.contains_key(*d))
@@ -68,8 +147,20 @@ impl BlobStore {
                     self.finish(done)?;
                     stored += 1;
                 }
-                if chunk.size > 1 << 30 {
-                    return Err(Status::invalid_argument("blobs over 1 GiB are refused"));
+                match self.expected(&chunk.digest) {
+                    None => {
+                        return Err(Status::failed_precondition(format!(
+                            "blob {} was not announced (MissingBlobs first), or its announcement expired",
+                            chunk.digest
+                        )));
+                    }
+                    Some(size) if size != chunk.size => {
+                        return Err(Status::invalid_argument(format!(
+                            "blob {} was announced as {size} bytes and arrives as {}",
+                            chunk.digest, chunk.size
+                        )));
+                    }
+                    Some(_) => {}
                 }
                 // Grown as the bytes arrive: a sender's claimed size
                 // reserves nothing.
@@ -102,9 +193,16 @@ impl BlobStore {
                 bytes.len()
             )));
         }
-        let got = self.insert(bytes.into());
+        let got = digest(&bytes);
+        if got == want {
+            self.insert(bytes.into());
+            self.announced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&want);
+        }
         if got != want {
-            self.0
+            self.held
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&got);
@@ -123,19 +221,26 @@ pub fn digest(bytes: &[u8]) -> String {
 /// Sends the node at `addr` whichever of `blobs` it lacks.
 pub async fn push(
     addr: &str,
-    token: &AddToken,
+    transport: &Transport,
     blobs: &BTreeMap<String, Arc<[u8]>>,
 ) -> anyhow::Result<usize> {
     if blobs.is_empty() {
         return Ok(0);
     }
-    let channel = long_channel(addr)?;
-    let mut client =
-        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone())
-            .max_decoding_message_size(16 << 20);
-    let digests: Vec<String> = blobs.keys().cloned().collect();
-    let reply = client.missing_blobs(encode(&digests)?).await?;
-    let missing: Vec<String> = decode(reply.get_ref())?;
+    let mut client = transport
+        .coordinator(addr, true)
+        .await?
+        .max_decoding_message_size(16 << 20);
+    let refs: Vec<BlobRef> = blobs
+        .iter()
+        .map(|(d, b)| BlobRef {
+            digest: d.clone(),
+            size: b.len() as u64,
+        })
+        .collect();
+    let reply = client.missing_blobs(encode(&refs)?).await?;
+    let missing: Result<Vec<String>, String> = decode(reply.get_ref())?;
+    let missing = missing.map_err(|e| anyhow::anyhow!("{addr} refused the blobs: {e}"))?;
     if missing.is_empty() {
         return Ok(0);
     }
@@ -183,6 +288,28 @@ fn stream_of(items: Vec<pb::BlobChunk>) -> tokio_stream::wrappers::ReceiverStrea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn blob_ref(digest: &str, size: u64) -> BlobRef {
+        BlobRef {
+            digest: digest.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn announcements_are_bounded_per_blob_and_in_flight() {
+        let store = BlobStore::with_limit(10);
+        let e = store.announce(&[blob_ref("big", 11)]).unwrap_err();
+        assert!(e.contains("CLUSTER_MAX_BLOB_MB"), "{e}");
+        assert_eq!(store.announce(&[blob_ref("a", 10)]).unwrap(), ["a"]);
+        assert_eq!(store.expected("a"), Some(10));
+        assert_eq!(store.expected("b"), None);
+        let many: Vec<BlobRef> = (0..4).map(|i| blob_ref(&format!("m{i}"), 10)).collect();
+        let e = store.announce(&many).unwrap_err();
+        assert!(e.contains("in flight"), "{e}");
+        // Announcing the same blob again reserves nothing more.
+        assert_eq!(store.announce(&[blob_ref("a", 10)]).unwrap(), ["a"]);
+    }
 
     #[test]
     fn chunks_cover_the_blob_and_name_it_once() {

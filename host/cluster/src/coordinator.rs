@@ -6,7 +6,6 @@
 //! carries on from the Plan.
 
 use crate::blobs;
-use crate::network::long_channel;
 use crate::node::NodeCtx;
 use crate::service;
 use loadtest_engine::config::Executor;
@@ -14,7 +13,7 @@ use loadtest_engine::metrics::{Closed, Metrics, row};
 use loadtest_engine::workload::{self, Live};
 use loadtest_wire::command::Command;
 use loadtest_wire::plan::{self, Assignment, NodeReport, Plan, Progress, RunResult, Status};
-use loadtest_wire::rpc::{decode, encode, pb};
+use loadtest_wire::rpc::{decode, encode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -283,12 +282,14 @@ async fn deliver(ctx: &Arc<NodeCtx>, plan: &Plan, addr: &str) -> Result<(), Deli
         .chain(plan.files.values())
         .filter_map(|d| ctx.local.blobs.get(d).map(|b| (d.clone(), b)))
         .collect();
-    blobs::push(addr, &ctx.token, &blobs)
+    blobs::push(addr, &ctx.transport, &blobs)
         .await
         .map_err(|e| failed(&format!("{e:#}")))?;
-    let channel = long_channel(addr).map_err(|e| failed(&e))?;
-    let mut client =
-        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, ctx.token.clone());
+    let mut client = ctx
+        .transport
+        .coordinator(addr, true)
+        .await
+        .map_err(|e| failed(&format!("{e:#}")))?;
     let reply = client
         .prepare(encode(plan).map_err(|e| failed(&e))?)
         .await

@@ -1,7 +1,10 @@
 //! `GET /health/cluster` (the JSON SPEC.md fixes, for Consul checks and
-//! operators) and `GET /cluster/state` (more detail, for tests and status).
+//! anyone) and `GET /cluster/state` (more detail, for the cluster's
+//! operators: it needs the token when the cluster has credentials).
 
 use crate::node::NodeCtx;
+use loadtest_report::httpd::Reply;
+use loadtest_wire::auth::CheckToken;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,13 +23,25 @@ pub async fn serve(
     addr: SocketAddr,
     ctx: Arc<NodeCtx>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    loadtest_report::httpd::serve("CLUSTER_HEALTH_ADDR", addr, move |path| {
+    let check = CheckToken::new(ctx.settings.token.as_deref());
+    let open = ctx.settings.token.is_none() && ctx.settings.tls.is_none();
+    loadtest_report::httpd::serve("CLUSTER_HEALTH_ADDR", addr, move |path, auth| {
         let body = match path {
             "/health/cluster" => serde_json::to_vec(&ctx.health()),
-            "/cluster/state" => serde_json::to_vec(&ctx.detail()),
-            _ => return None,
+            "/cluster/state" if open || (ctx.settings.token.is_some() && check.accepts(auth)) => {
+                serde_json::to_vec(&ctx.detail())
+            }
+            "/cluster/state" => return Reply::Unauthorized(DETAIL_NEEDS),
+            _ => return Reply::NotFound,
         };
-        Some(("application/json", body.unwrap_or_default()))
+        Reply::Found("application/json", body.unwrap_or_default())
     })
     .await
 }
+
+/// Membership, addresses and replicated keys are for the cluster's
+/// operators: the health port is plain HTTP, so a certificate cannot be
+/// shown there, and a TLS-only cluster serves the detail through
+/// `loadtest status --json` instead.
+const DETAIL_NEEDS: &str = "/cluster/state needs `Authorization: Bearer <CLUSTER_TOKEN>`; \
+     on a cluster with mutual TLS and no token, use `loadtest status --json` with an operator certificate";

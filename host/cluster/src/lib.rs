@@ -5,6 +5,7 @@
 //! top; and the operator's commands that drive a cluster from outside.
 
 mod blobs;
+pub mod certs;
 mod config_watch;
 mod coordinator;
 mod health;
@@ -17,9 +18,10 @@ mod registry;
 mod service;
 mod settings;
 mod store;
+mod transport;
 mod worker;
 
-pub use loadtest_wire::command::Command;
+pub use loadtest_wire::command::Op;
 pub use node::run;
 pub use operator::{report, status, stop, submit};
 pub use service::write_remote;

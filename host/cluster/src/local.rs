@@ -32,6 +32,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Local {
+    pub fn with_blob_limit(max_bytes: u64) -> Self {
+        Local {
+            blobs: BlobStore::with_limit(max_bytes),
+            ..Local::default()
+        }
+    }
+
     pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
         if let Some(r) = self.runtime.get() {
             return Ok(r.clone());

@@ -1,8 +1,9 @@
-//! Raft's outgoing transport: openraft's RPCs as gRPC calls, with the
-//! cluster token on each.
+//! Raft's outgoing transport: openraft's RPCs as gRPC calls, over the
+//! node's [`Transport`] (TLS, and the token only to proven peers).
 
+use crate::transport::{RaftClient, Transport};
 use loadtest_wire::command::{NodeId, TypeConfig};
-use loadtest_wire::rpc::{AddToken, decode, encode, pb};
+use loadtest_wire::rpc::{decode, encode, pb};
 use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -12,40 +13,17 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use std::time::Duration;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-
-pub type RaftClient = pb::raft_client::RaftClient<InterceptedService<Channel, AddToken>>;
-
-/// A lazily connecting channel to `addr`.
-pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect_lazy())
-}
-
-/// A channel without a per-call deadline, for calls whose time depends
-/// on their size (blobs, compiling a plugin); callers bound them.
-pub fn long_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_millis(1000))
-        .tcp_nodelay(true)
-        .connect_lazy())
-}
 
 #[derive(Clone)]
 pub struct Network {
-    pub token: AddToken,
+    pub transport: Transport,
 }
 
 pub struct Peer {
     target: NodeId,
     addr: String,
     client: Option<RaftClient>,
-    token: AddToken,
+    transport: Transport,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -56,7 +34,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             client: None,
-            token: self.token.clone(),
+            transport: self.transport.clone(),
         }
     }
 }
@@ -64,13 +42,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
 impl Peer {
-    fn client(&mut self) -> Result<RaftClient, NetworkError> {
+    /// Connects on first use, once the peer proved it holds the token.
+    async fn client(&mut self) -> Result<RaftClient, Unreachable> {
         if self.client.is_none() {
-            let ch = channel(&self.addr).map_err(|e| NetworkError::new(&e))?;
-            self.client = Some(pb::raft_client::RaftClient::with_interceptor(
-                ch,
-                self.token.clone(),
-            ));
+            let c = self
+                .transport
+                .raft(&self.addr)
+                .await
+                .map_err(|e| Unreachable::new(&std::io::Error::other(format!("{e:#}"))))?;
+            self.client = Some(c);
         }
         Ok(self.client.clone().expect("just set"))
     }
@@ -90,7 +70,7 @@ impl Peer {
         E: std::error::Error + serde::de::DeserializeOwned,
     {
         let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let client = self.client().map_err(RPCError::Network)?;
+        let client = self.client().await.map_err(RPCError::Unreachable)?;
         let reply = call(client, payload).await.map_err(|status| {
             // An unreachable peer backs off; anything else is retried as usual.
             if matches!(

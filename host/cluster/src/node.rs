@@ -5,14 +5,16 @@
 use crate::health::{self, Health};
 use crate::heartbeats::{Claimed, Heartbeats};
 use crate::local::Local;
-use crate::network::{Network, channel};
+use crate::network::Network;
 use crate::registry::Registry;
-use crate::service::{CoordinatorService, RaftService};
+use crate::service::{CoordinatorService, PeerService, RaftService};
 use crate::settings::{Discovery, Settings};
 use crate::store::{self, LogStore, StateMachine};
+use crate::transport::{Tls, Transport, is_node_certificate};
+use loadtest_wire::auth::CheckToken;
 use loadtest_wire::command::{NodeId, Raft, raft_id};
 use loadtest_wire::plan::Status;
-use loadtest_wire::rpc::{AddToken, CheckToken, pb};
+use loadtest_wire::rpc::pb;
 use openraft::{BasicNode, ServerState};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,12 +25,16 @@ use std::time::Duration;
 pub struct NodeCtx {
     pub node_id: String,
     pub nonce: String,
-    pub token: AddToken,
+    pub transport: Transport,
+    /// The node name certificates are checked for, under mutual TLS.
+    tls_name: Option<String>,
     raft: OnceLock<Raft>,
     sm: StateMachine,
     addr: OnceLock<String>,
     /// Human node ids of peers, by address, learned from hellos.
     names: Mutex<HashMap<String, String>>,
+    /// Peers already reported for a wrong proof.
+    distrusted: Mutex<BTreeSet<String>>,
     pub settings: Settings,
     pub local: Local,
     registry: OnceLock<Registry>,
@@ -56,6 +62,24 @@ impl NodeCtx {
             (Some(reg), _, Some(me)) => reg.peers(&me).await,
             (_, Some(hb), Some(me)) => hb.peers(&me).await,
             _ => self.settings.peers.clone(),
+        }
+    }
+
+    /// Refuses a call only nodes make (Raft, a plan's delivery, metric
+    /// batches) from an operator's certificate. Without TLS the token is
+    /// the only credential, and it is checked already.
+    pub fn require_node<T>(&self, req: &tonic::Request<T>) -> Result<(), tonic::Status> {
+        let Some(name) = &self.tls_name else {
+            return Ok(());
+        };
+        let certs = req.peer_certs().ok_or_else(|| {
+            tonic::Status::unauthenticated("this call needs a node's client certificate")
+        })?;
+        match certs.first() {
+            Some(c) if is_node_certificate(c, name) => Ok(()),
+            _ => Err(tonic::Status::permission_denied(format!(
+                "only cluster nodes make this call: the client certificate is not issued for `{name}`"
+            ))),
         }
     }
 
@@ -102,6 +126,20 @@ impl NodeCtx {
             .membership()
             .get_node(&leader)
             .map(|n| n.addr.clone())
+    }
+
+    /// Logs, once per address, a peer that answered hello with a wrong
+    /// proof of the token.
+    fn distrust(&self, addr: &str, reply: &pb::HelloReply) {
+        let mut seen = self.distrusted.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.insert(addr.to_owned()) {
+            tracing::warn!(
+                "{addr} (calling itself `{}` at `{}`) answered without a valid proof of the cluster token: \
+                 not treating it as a peer, and sending it nothing. Another CLUSTER_TOKEN, or not a loadtest node of this cluster.",
+                reply.node_id,
+                reply.addr
+            );
+        }
     }
 
     pub fn name_of(&self, addr: &str) -> String {
@@ -226,10 +264,10 @@ fn raft_config(s: &Settings) -> anyhow::Result<Arc<openraft::Config>> {
 
 /// Runs the node until SIGINT or SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    if settings.token.is_none() && !settings.bind.ip().is_loopback() {
+    let tls = settings.tls.as_ref().map(Tls::load).transpose()?;
+    if settings.insecure && tls.is_none() && settings.token.is_none() {
         tracing::warn!(
-            "CLUSTER_BIND_ADDR={} is reachable from other machines and CLUSTER_TOKEN is not set: \
-             anyone who can reach this port can drive the cluster. Set CLUSTER_TOKEN on every node.",
+            "CLUSTER_INSECURE=true: this node takes runs from anyone who reaches {}",
             settings.bind
         );
     }
@@ -243,13 +281,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 &mut <rand::rngs::SmallRng as rand::SeedableRng>::from_os_rng()
             )
         ),
-        token: AddToken::new(settings.token.as_deref())?,
+        transport: Transport::new(tls.as_ref(), settings.token.as_deref())?,
+        tls_name: tls.as_ref().map(|t| t.server_name.clone()),
         raft: OnceLock::new(),
         sm: StateMachine::open(db.clone())?,
         addr: OnceLock::new(),
         names: Mutex::new(HashMap::new()),
+        distrusted: Mutex::new(BTreeSet::new()),
         settings: settings.clone(),
-        local: Local::default(),
+        local: Local::with_blob_limit(settings.max_blob_bytes),
         registry: OnceLock::new(),
         heartbeats: OnceLock::new(),
     });
@@ -257,8 +297,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| anyhow::anyhow!("CLUSTER_BIND_ADDR={}: cannot listen: {e}", settings.bind))?;
-    let check = CheckToken(settings.token.clone());
-    let server = tonic::transport::Server::builder()
+    let check = CheckToken::new(settings.token.as_deref());
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder
+            .tls_config(tls.server())
+            .map_err(|e| anyhow::anyhow!("CLUSTER_TLS_*: {e}"))?;
+    }
+    let server = builder
+        .add_service(pb::peer_server::PeerServer::new(PeerService(ctx.clone())))
         .add_service(pb::raft_server::RaftServer::with_interceptor(
             RaftService(ctx.clone()),
             check.clone(),
@@ -287,7 +334,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         raft_id(&me),
         raft_config(&settings)?,
         Network {
-            token: ctx.token.clone(),
+            transport: ctx.transport.clone(),
         },
         LogStore::new(db),
         ctx.sm.clone(),
@@ -366,35 +413,37 @@ async fn shutdown_signal() {
     }
 }
 
-/// Asks every listed peer for hello; returns the replies by address.
+/// Asks every listed peer for hello; returns the replies by address of
+/// the peers that proved they hold the token (and this node's own reply,
+/// which identifies it). Nothing else of the cluster's reaches a peer
+/// that has not proved itself.
 async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::HelloReply> {
     let calls = peers.iter().map(|addr| async move {
-        let ch = channel(addr).ok()?;
-        let mut client =
-            pb::coordinator_client::CoordinatorClient::with_interceptor(ch, ctx.token.clone());
-        let req = pb::HelloRequest {
-            nonce: ctx.nonce.clone(),
-            format: loadtest_wire::FORMAT,
-        };
-        let reply = tokio::time::timeout(Duration::from_millis(800), client.hello(req))
-            .await
-            .ok()?;
-        let reply = match reply {
-            Ok(r) => r,
-            Err(status) => {
-                if status.code() == tonic::Code::FailedPrecondition {
-                    tracing::error!("peer {addr} refused this node: {}", status.message());
+        let hello = match ctx.transport.hello(addr, &ctx.nonce).await {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(s) = e.downcast_ref::<tonic::Status>()
+                    && s.code() == tonic::Code::FailedPrecondition
+                {
+                    tracing::error!("peer {addr} refused this node: {}", s.message());
                 }
                 return None;
             }
         };
-        if let Err(why) =
-            loadtest_wire::check_format(&format!("peer {addr}"), reply.get_ref().format)
-        {
+        let reply = hello.reply;
+        if let Err(why) = loadtest_wire::check_format(&format!("peer {addr}"), reply.format) {
             tracing::error!("{why}");
             return None;
         }
-        Some((addr.clone(), reply.into_inner()))
+        if !hello.proven && reply.nonce != ctx.nonce {
+            // A peer that has not learnt its own address yet sends no
+            // proof; one that sends a wrong one is not of this cluster.
+            if !reply.proof.is_empty() {
+                ctx.distrust(addr, &reply);
+            }
+            return None;
+        }
+        Some((addr.clone(), reply))
     });
     let replies: BTreeMap<_, _> = futures_util::future::join_all(calls)
         .await

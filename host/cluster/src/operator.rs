@@ -5,34 +5,36 @@
 
 use crate::blobs;
 use crate::coordinator::Submission;
-use crate::network::long_channel;
 use crate::service::{StatusReply, StatusRequest};
+use crate::transport::{CoordinatorClient, Transport};
 use loadtest_backends::shipped::Shipped;
 use loadtest_report::outputs::Outputs;
 use loadtest_report::{self as report, ClusterSummary, NodeSummary, RunFacts, Summary};
-use loadtest_wire::command::Command;
+use loadtest_wire::command::Op;
 use loadtest_wire::plan::{NodeReport, RunResult, Status};
-use loadtest_wire::rpc::{AddToken, decode, encode, pb};
+use loadtest_wire::rpc::{decode, encode};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn token() -> anyhow::Result<AddToken> {
-    AddToken::new(std::env::var("CLUSTER_TOKEN").ok().as_deref())
+/// The operator's credentials, loaded once per command so a node's
+/// proof is checked once rather than on every poll.
+fn transport() -> anyhow::Result<&'static Transport> {
+    static ONCE: std::sync::OnceLock<Transport> = std::sync::OnceLock::new();
+    if let Some(t) = ONCE.get() {
+        return Ok(t);
+    }
+    let t = Transport::from_env()?;
+    Ok(ONCE.get_or_init(|| t))
 }
 
-fn client(
-    addr: &str,
-) -> anyhow::Result<
-    pb::coordinator_client::CoordinatorClient<
-        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>,
-    >,
-> {
-    Ok(
-        pb::coordinator_client::CoordinatorClient::with_interceptor(long_channel(addr)?, token()?)
-            .max_decoding_message_size(256 << 20),
-    )
+/// A coordinator client for `addr` with the operator's credentials.
+async fn client(addr: &str) -> anyhow::Result<CoordinatorClient> {
+    Ok(transport()?
+        .coordinator(addr, true)
+        .await?
+        .max_decoding_message_size(256 << 20))
 }
 
 /// Splits `--node a:7000,b:7000`.
@@ -140,8 +142,8 @@ async fn send_submission(
     let mut errors = Vec::new();
     for node in nodes {
         let attempt = async {
-            blobs::push(node, &token()?, blobs).await?;
-            let reply = client(node)?.submit(encode(sub)?).await?;
+            blobs::push(node, transport()?, blobs).await?;
+            let reply = client(node).await?.submit(encode(sub)?).await?;
             let r: Result<String, String> = decode(reply.get_ref())?;
             r.map_err(|e| anyhow::anyhow!(e))
         };
@@ -197,7 +199,8 @@ async fn ask(nodes: &[String], with_result: bool) -> anyhow::Result<StatusReply>
     let mut errors = Vec::new();
     for node in nodes {
         let attempt = async {
-            let reply = client(node)?
+            let reply = client(node)
+                .await?
                 .status(encode(&StatusRequest { with_result })?)
                 .await?;
             Ok::<StatusReply, anyhow::Error>(decode(reply.get_ref())?)
@@ -348,16 +351,10 @@ pub async fn stop(nodes: &str) -> anyhow::Result<u8> {
     let nodes = node_list(nodes);
     let mut errors = Vec::new();
     for node in &nodes {
-        let cmd = Command::Stop {
+        let op = Op::Stop {
             run_id: String::new(),
         };
-        match crate::service::write_remote(
-            node,
-            std::env::var("CLUSTER_TOKEN").ok().as_deref(),
-            cmd,
-        )
-        .await
-        {
+        match crate::service::write_remote(node, op).await {
             Ok(a) if a.changed => {
                 eprintln!(
                     "stopping the run: no new iterations; running ones finish within gracefulStop"

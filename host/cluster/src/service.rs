@@ -1,12 +1,14 @@
-//! The gRPC services a node serves: Raft's incoming RPCs, and the
-//! coordinator (hello, forwarded writes, blobs, runs, metrics, status).
+//! The gRPC services a node serves: Raft's incoming RPCs, the hello peers
+//! find each other with, and the coordinator (operators' operations,
+//! blobs, runs, metrics, status).
 
-use crate::blobs;
+use crate::blobs::{self, BlobRef};
 use crate::coordinator::{self, Submission};
 use crate::node::NodeCtx;
-use loadtest_wire::command::{Applied, Command};
+use crate::transport::Transport;
+use loadtest_wire::command::{Applied, Command, Op};
 use loadtest_wire::plan::{self, Batch, Plan};
-use loadtest_wire::rpc::{AddToken, decode, encode, format_ok, pb};
+use loadtest_wire::rpc::{decode, encode, format_ok, pb};
 use openraft::error::{ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct RaftService(pub Arc<NodeCtx>);
+pub struct PeerService(pub Arc<NodeCtx>);
 pub struct CoordinatorService(pub Arc<NodeCtx>);
 
 fn not_ready() -> Status {
@@ -23,6 +26,7 @@ fn not_ready() -> Status {
 #[tonic::async_trait]
 impl pb::raft_server::Raft for RaftService {
     async fn vote(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        self.0.require_node(&req)?;
         let raft = self.0.raft().ok_or_else(not_ready)?;
         let r = raft.vote(decode(req.get_ref())?).await;
         Ok(Response::new(encode(&r)?))
@@ -32,6 +36,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
+        self.0.require_node(&req)?;
         let raft = self.0.raft().ok_or_else(not_ready)?;
         let r = raft.append_entries(decode(req.get_ref())?).await;
         Ok(Response::new(encode(&r)?))
@@ -41,6 +46,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
+        self.0.require_node(&req)?;
         let raft = self.0.raft().ok_or_else(not_ready)?;
         let r = raft.install_snapshot(decode(req.get_ref())?).await;
         Ok(Response::new(encode(&r)?))
@@ -48,25 +54,39 @@ impl pb::raft_server::Raft for RaftService {
 }
 
 #[tonic::async_trait]
-impl pb::coordinator_server::Coordinator for CoordinatorService {
+impl pb::peer_server::Peer for PeerService {
+    /// Answered without the token: the proof in the reply is what lets
+    /// the caller trust this node with it.
     async fn hello(
         &self,
         req: Request<pb::HelloRequest>,
     ) -> Result<Response<pb::HelloReply>, Status> {
         format_ok("this hello", req.get_ref().format)?;
         let ctx = &self.0;
+        let addr = ctx.addr().unwrap_or_default();
+        let proof = match &ctx.settings.token {
+            Some(t) if !addr.is_empty() && !req.get_ref().challenge.is_empty() => {
+                loadtest_wire::auth::proof(t, &req.get_ref().challenge, &addr)
+            }
+            _ => Vec::new(),
+        };
         Ok(Response::new(pb::HelloReply {
             format: loadtest_wire::FORMAT,
             node_id: ctx.node_id.clone(),
             nonce: ctx.nonce.clone(),
             initialized: ctx.is_member(),
             leader_addr: ctx.leader_addr().unwrap_or_default(),
+            addr,
+            proof,
         }))
     }
+}
 
+#[tonic::async_trait]
+impl pb::coordinator_server::Coordinator for CoordinatorService {
     async fn write(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
-        let cmd: Command = decode(req.get_ref())?;
-        let result = write(&self.0, cmd).await;
+        let op: Op = decode(req.get_ref())?;
+        let result = write_op(&self.0, op).await;
         Ok(Response::new(encode(&result)?))
     }
 
@@ -74,8 +94,8 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
-        let digests: Vec<String> = decode(req.get_ref())?;
-        encode(&self.0.local.blobs.missing(&digests)).map(Response::new)
+        let refs: Vec<BlobRef> = decode(req.get_ref())?;
+        encode(&self.0.local.blobs.announce(&refs)).map(Response::new)
     }
 
     async fn put_blobs(
@@ -92,6 +112,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     }
 
     async fn prepare(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        self.0.require_node(&req)?;
         let plan: Plan = decode(req.get_ref())?;
         let result = self.0.local.prepare(&plan).await.map(|_| ());
         if let Err(e) = &result {
@@ -104,6 +125,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
+        self.0.require_node(&req)?;
         let batch: Batch = decode(req.get_ref())?;
         encode(&report_metrics(&self.0, batch).await).map(Response::new)
     }
@@ -135,12 +157,14 @@ async fn submit(ctx: &Arc<NodeCtx>, sub: Submission) -> Result<String, String> {
         .into_iter()
         .filter_map(|d| ctx.local.blobs.get(&d).map(|b| (d, b)))
         .collect();
-    blobs::push(&leader, &ctx.token, &blobs)
+    blobs::push(&leader, &ctx.transport, &blobs)
         .await
         .map_err(|e| format!("forwarding to the leader {leader}: {e:#}"))?;
-    let channel = crate::network::long_channel(&leader).map_err(|e| e.to_string())?;
-    let mut client =
-        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, ctx.token.clone());
+    let mut client = ctx
+        .transport
+        .coordinator(&leader, true)
+        .await
+        .map_err(|e| format!("forwarding to the leader {leader}: {e:#}"))?;
     let reply = client
         .submit(encode(&sub).map_err(|e| e.to_string())?)
         .await
@@ -226,41 +250,50 @@ fn status(ctx: &NodeCtx, ask: &StatusRequest) -> StatusReply {
     }
 }
 
-/// Applies a write through Raft; a follower forwards it to the leader.
+/// Applies the coordinator's own write through Raft. Only the leader
+/// writes its state: a node that lost leadership mid-way gets an error,
+/// and the new leader's coordinator takes over.
 pub async fn write(ctx: &Arc<NodeCtx>, cmd: Command) -> Result<Applied, String> {
     let raft = ctx.raft().ok_or("this node has not started Raft yet")?;
-    match raft.client_write(cmd.clone()).await {
+    raft.client_write(cmd)
+        .await
+        .map(|r| r.data)
+        .map_err(|e| e.to_string())
+}
+
+/// Applies an operator's operation; a follower forwards it to the leader.
+async fn write_op(ctx: &Arc<NodeCtx>, op: Op) -> Result<Applied, String> {
+    let raft = ctx.raft().ok_or("this node has not started Raft yet")?;
+    let cmd = op.clone().command()?;
+    match raft.client_write(cmd).await {
         Ok(r) => Ok(r.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
             let addr = f
                 .leader_node
                 .map(|n| n.addr)
                 .ok_or("no leader is known yet; try again")?;
-            forward(&addr, &ctx.token, cmd).await
+            forward(&addr, &ctx.transport, op).await
         }
         Err(e) => Err(e.to_string()),
     }
 }
 
-/// Sends a write to the node at `addr` (for the CLI); that node forwards
-/// it to the leader if it is not the leader itself.
-pub async fn write_remote(
-    addr: &str,
-    token: Option<&str>,
-    cmd: Command,
-) -> anyhow::Result<Applied> {
-    let token = AddToken::new(token)?;
-    forward(addr, &token, cmd)
+/// Sends an operation to the node at `addr` (for the CLI); that node
+/// forwards it to the leader if it is not the leader itself.
+pub async fn write_remote(addr: &str, op: Op) -> anyhow::Result<Applied> {
+    let transport = Transport::from_env()?;
+    forward(addr, &transport, op)
         .await
         .map_err(|e| anyhow::anyhow!("write via {addr}: {e}"))
 }
 
-async fn forward(addr: &str, token: &AddToken, cmd: Command) -> Result<Applied, String> {
-    let channel = crate::network::channel(addr).map_err(|e| e.to_string())?;
-    let mut client =
-        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone());
+async fn forward(addr: &str, transport: &Transport, op: Op) -> Result<Applied, String> {
+    let mut client = transport
+        .coordinator(addr, false)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     let reply = client
-        .write(encode(&cmd).map_err(|e| e.to_string())?)
+        .write(encode(&op).map_err(|e| e.to_string())?)
         .await
         .map_err(|e| e.message().to_owned())?;
     decode::<Result<Applied, String>>(reply.get_ref()).map_err(|e| e.message().to_owned())?

@@ -20,6 +20,13 @@ pub struct Settings {
     pub advertise: Option<String>,
     pub data_dir: PathBuf,
     pub token: Option<String>,
+    /// Mutual TLS on every cluster RPC (`CLUSTER_TLS_CERT`, `_KEY`, `_CA`).
+    pub tls: Option<TlsFiles>,
+    /// `CLUSTER_INSECURE=true`: a lab may bind beyond loopback with no
+    /// authentication at all.
+    pub insecure: bool,
+    /// The largest blob (plugin, data file) a node accepts.
+    pub max_blob_bytes: u64,
     /// How many voters at most; further nodes are learners.
     pub max_voters: usize,
     pub election_timeout: Duration,
@@ -35,6 +42,57 @@ pub struct Settings {
     pub redistribute: bool,
     /// Where the leader reads a config to run by itself, if anywhere.
     pub config_source: Option<ConfigSource>,
+}
+
+/// Where a node's (or an operator's) certificate, key and the cluster CA
+/// are, and the name every node's certificate is issued for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// The DNS name peers check a node's certificate for
+    /// (`CLUSTER_TLS_SERVER_NAME`); it also marks a certificate as a
+    /// node's rather than an operator's.
+    pub server_name: String,
+}
+
+/// The name `loadtest cluster certs` issues node certificates for.
+pub const NODE_NAME: &str = "loadtest-node";
+
+impl TlsFiles {
+    /// All three of `CLUSTER_TLS_CERT`, `CLUSTER_TLS_KEY` and
+    /// `CLUSTER_TLS_CA`, or none.
+    pub fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<TlsFiles>> {
+        let names = ["CLUSTER_TLS_CERT", "CLUSTER_TLS_KEY", "CLUSTER_TLS_CA"];
+        let got: Vec<Option<String>> = names.iter().map(|n| var(vars, n)).collect();
+        if got.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let missing: Vec<&str> = names
+            .iter()
+            .zip(&got)
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "mutual TLS needs CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA together; {} is not set \
+             (`loadtest cluster certs --out DIR --nodes ...` makes all three)",
+            missing.join(" and ")
+        );
+        let path = |i: usize| PathBuf::from(got[i].clone().unwrap_or_default());
+        Ok(Some(TlsFiles {
+            cert: path(0),
+            key: path(1),
+            ca: path(2),
+            server_name: var(vars, "CLUSTER_TLS_SERVER_NAME").unwrap_or_else(|| NODE_NAME.into()),
+        }))
+    }
+
+    pub fn from_env() -> anyhow::Result<Option<TlsFiles>> {
+        Self::from_vars(&|k| std::env::var(k).ok())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,12 +322,30 @@ impl Settings {
         let config_timeout = number(&vars, "CLUSTER_CONFIG_TIMEOUT_SECS", 30, 1, "seconds")?;
         let start_delay = number(&vars, "CLUSTER_START_DELAY_MS", 2000, 100, "milliseconds")?;
         let node_lost = number(&vars, "CLUSTER_NODE_LOST_SECS", 10, 2, "seconds")?;
+        let config_source = config_source(&vars)?;
+        let token = var(&vars, "CLUSTER_TOKEN");
+        let tls = TlsFiles::from_vars(&vars)?;
+        let insecure = flag(&vars, "CLUSTER_INSECURE", false)?;
+        if token.is_none() && tls.is_none() && !insecure && !bind.ip().is_loopback() {
+            anyhow::bail!(
+                "CLUSTER_BIND_ADDR={bind} is reachable from other machines, and this node has no authentication: \
+                 anyone who reaches the port could aim load anywhere. Set CLUSTER_TOKEN (the same secret on every node \
+                 and for the operator), or mutual TLS with CLUSTER_TLS_CERT, CLUSTER_TLS_KEY and CLUSTER_TLS_CA \
+                 (`loadtest cluster certs` makes them); bind to 127.0.0.1 for a one-machine cluster; or, in a lab \
+                 network nobody else reaches, set CLUSTER_INSECURE=true"
+            );
+        }
+        let max_blob_mb = number(&vars, "CLUSTER_MAX_BLOB_MB", 256, 1, "MiB")?;
         Ok(Settings {
+            token,
+            tls,
+            insecure,
+            max_blob_bytes: max_blob_mb << 20,
             config_timeout: Duration::from_secs(config_timeout),
             start_delay: Duration::from_millis(start_delay),
             node_lost_after: Duration::from_secs(node_lost),
             redistribute: flag(&vars, "CLUSTER_REDISTRIBUTE", true)?,
-            config_source: config_source(&vars)?,
+            config_source,
             snapshot_every,
             node_id,
             bind,
@@ -278,7 +354,6 @@ impl Settings {
             advertise,
             discovery,
             data_dir,
-            token: var(&vars, "CLUSTER_TOKEN"),
             max_voters,
             election_timeout: Duration::from_millis(election_ms),
         })
@@ -343,6 +418,7 @@ mod tests {
         let s = settings(&[
             ("CLUSTER_NODES", "a:7000,b:7000,c:7000"),
             ("HOSTNAME", "h1"),
+            ("CLUSTER_TOKEN", "t"),
         ])
         .unwrap();
         assert_eq!(s.bind.to_string(), "0.0.0.0:7000");
@@ -369,6 +445,34 @@ mod tests {
     }
 
     #[test]
+    fn a_node_reachable_from_other_machines_needs_authentication() {
+        let open = [("CLUSTER_NODES", "a:7000")];
+        let e = settings(&open).unwrap_err().to_string();
+        assert!(
+            e.contains("CLUSTER_TOKEN") && e.contains("CLUSTER_INSECURE=true"),
+            "{e}"
+        );
+        assert!(settings(&[open[0], ("CLUSTER_BIND_ADDR", "127.0.0.1:7000")]).is_ok());
+        assert!(settings(&[open[0], ("CLUSTER_INSECURE", "true")]).is_ok());
+        let e = settings(&[
+            open[0],
+            ("CLUSTER_TLS_CERT", "n.pem"),
+            ("CLUSTER_TLS_CA", "ca.pem"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("CLUSTER_TLS_KEY is not set"), "{e}");
+        let s = settings(&[
+            open[0],
+            ("CLUSTER_TLS_CERT", "n.pem"),
+            ("CLUSTER_TLS_KEY", "n.key"),
+            ("CLUSTER_TLS_CA", "ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(s.tls.unwrap().server_name, NODE_NAME);
+    }
+
+    #[test]
     fn bad_addresses_name_the_variable() {
         let e = settings(&[
             ("CLUSTER_NODES", "a:1"),
@@ -392,6 +496,7 @@ mod tests {
             base[1],
             ("GCS_CONFIG_BUCKET", "b"),
             ("GCS_CONFIG_OBJECT", "t.yaml"),
+            ("CLUSTER_TOKEN", "t"),
         ])
         .unwrap();
         assert_eq!(

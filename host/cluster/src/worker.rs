@@ -8,7 +8,7 @@ use crate::node::NodeCtx;
 use loadtest_engine::metrics::Closed;
 use loadtest_engine::workload::{self, Live, Stop, Timing};
 use loadtest_wire::plan::{Assignment, Batch, Finished, Plan, Status};
-use loadtest_wire::rpc::{decode, encode, pb};
+use loadtest_wire::rpc::{decode, encode};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -304,9 +304,7 @@ async fn send(ctx: &NodeCtx, batch: &Batch) -> anyhow::Result<u64> {
     let leader = ctx
         .leader_addr()
         .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
-    let channel = crate::network::channel(&leader)?;
-    let mut client =
-        pb::coordinator_client::CoordinatorClient::with_interceptor(channel, ctx.token.clone());
+    let mut client = ctx.transport.coordinator(&leader, false).await?;
     let reply = client.report_metrics(encode(batch)?).await?;
     let acked: Result<u64, String> = decode(reply.get_ref())?;
     acked.map_err(|e| anyhow::anyhow!(e))

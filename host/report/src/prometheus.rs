@@ -3,6 +3,7 @@
 //! directly from the same metrics the reports use; a metrics crate would
 //! only mirror them into a second registry.
 
+use crate::httpd::Reply;
 use loadtest_engine::metrics::Metrics;
 use loadtest_engine::workload::Live;
 use std::fmt::Write;
@@ -11,8 +12,9 @@ use std::sync::atomic::Ordering;
 
 /// Binds `addr` and serves `/metrics` until the task is aborted.
 pub async fn bind(addr: SocketAddr, live: Live) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    crate::httpd::serve("--metrics-addr", addr, move |path| {
-        (path == "/metrics").then(|| ("text/plain; version=0.0.4", exposition(&live).into_bytes()))
+    crate::httpd::serve("--metrics-addr", addr, move |path, _| match path {
+        "/metrics" => Reply::Found("text/plain; version=0.0.4", exposition(&live).into_bytes()),
+        _ => Reply::NotFound,
     })
     .await
 }

@@ -26,6 +26,40 @@ pub enum Command {
     },
 }
 
+/// What the Write RPC accepts: the operations an operator may ask for.
+/// Plans, metric batches and results are written only by the leader's
+/// own coordinator, so a caller holding the token still cannot forge a
+/// plan (and aim load somewhere) or a result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    /// A graceful stop of the run (empty id: whatever runs).
+    Stop { run_id: String },
+    /// A user key in the replicated state (`loadtest cluster-write`).
+    Put { key: String, value: String },
+}
+
+/// Key prefixes the cluster itself keeps; `Op::Put` may not touch them.
+const RESERVED: [&str; 3] = ["plan", "run/", "source/"];
+
+impl Op {
+    /// The state machine's command for this operation, or why it is
+    /// refused.
+    pub fn command(self) -> Result<Command, String> {
+        match self {
+            Op::Stop { run_id } => Ok(Command::Stop { run_id }),
+            Op::Put { key, value } => {
+                if key.is_empty() || RESERVED.iter().any(|r| key.starts_with(r)) {
+                    return Err(format!(
+                        "`{key}` is not a key operators may write: keys starting with {} belong to the cluster; pick another name",
+                        RESERVED.join(", ")
+                    ));
+                }
+                Ok(Command::Set { key, value })
+            }
+        }
+    }
+}
+
 /// What a write returns: the previous value of a key, or for a metric
 /// batch the next interval the node should send.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,4 +91,25 @@ pub fn raft_id(addr: &str) -> NodeId {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(addr.as_bytes());
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) >> 1
+}
+
+#[cfg(test)]
+mod op_tests {
+    use super::*;
+
+    #[test]
+    fn operators_cannot_write_the_clusters_own_keys() {
+        let put = |k: &str| {
+            Op::Put {
+                key: k.into(),
+                value: "x".into(),
+            }
+            .command()
+        };
+        assert!(matches!(put("setting"), Ok(Command::Set { .. })));
+        for reserved in ["plan", "run/r1/result", "source/started", ""] {
+            let e = put(reserved).unwrap_err();
+            assert!(e.contains("not a key operators may write"), "{e}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! carries [`FORMAT`], so a node that meets a message or a stored state
 //! written by a newer loadtest says so instead of misreading it.
 
+pub mod auth;
 pub mod command;
 pub mod plan;
 pub mod rpc;

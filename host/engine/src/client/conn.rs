@@ -440,7 +440,12 @@ fn origin_of(uri: &Uri) -> Result<Origin, RequestError> {
 async fn connect(client: &Client, origin: Origin) -> Result<Conn, RequestError> {
     let connect_err = |e: &dyn std::error::Error| RequestError::Connect(error_chain(e));
     let start = Instant::now();
-    let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
+    let addrs = client
+        .inner
+        .egress
+        .resolve(&origin.host, origin.port)
+        .await?;
+    let tcp = TcpStream::connect(&addrs[..])
         .await
         .map_err(|e| connect_err(&e))?;
     let connected = Instant::now();

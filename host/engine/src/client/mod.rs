@@ -7,6 +7,7 @@
 
 mod conn;
 mod decode;
+pub mod egress;
 mod h1;
 mod session;
 
@@ -29,6 +30,9 @@ pub enum RequestError {
     BodyTooLarge(u64),
     /// Still redirected after the limit (`http.maxRedirects`).
     TooManyRedirects(u32),
+    /// The destination is off limits (`sandbox.blockIPs`, ...): nothing
+    /// was sent.
+    Blocked(String),
 }
 
 impl RequestError {
@@ -41,6 +45,7 @@ impl RequestError {
             RequestError::Transport(_) => "transport",
             RequestError::BodyTooLarge(_) => "body_too_large",
             RequestError::TooManyRedirects(_) => "too_many_redirects",
+            RequestError::Blocked(_) => "blocked",
         }
     }
 }
@@ -59,6 +64,7 @@ impl std::fmt::Display for RequestError {
             RequestError::TooManyRedirects(n) => {
                 write!(f, "stopped after {n} redirects (http.maxRedirects)")
             }
+            RequestError::Blocked(m) => write!(f, "blocked by the sandbox: {m}"),
         }
     }
 }
@@ -170,6 +176,7 @@ struct Shared {
     connect_timeout: Duration,
     http2_prior_knowledge: bool,
     tls: Arc<rustls::ClientConfig>,
+    egress: egress::Egress,
 }
 
 /// How many requests of one batch are in flight at once, in all and per host.
@@ -202,6 +209,7 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     pub http2_prior_knowledge: bool,
     pub insecure_skip_tls_verify: bool,
+    pub egress: egress::Egress,
 }
 
 impl Client {
@@ -226,6 +234,7 @@ impl Client {
                 connect_timeout: opts.connect_timeout,
                 http2_prior_knowledge: opts.http2_prior_knowledge,
                 tls: Arc::new(tls_config(opts.insecure_skip_tls_verify)?),
+                egress: opts.egress.clone(),
             }),
         })
     }

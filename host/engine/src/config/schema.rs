@@ -149,6 +149,22 @@ pub struct SandboxOptions {
     /// Log lines a scenario's plugin may write per second; the rest are
     /// dropped and counted.
     pub logs_per_second: u32,
+    /// Host names (or `*.example.com` patterns) requests may not go to,
+    /// besides the cloud metadata names always blocked.
+    pub block_hostnames: Vec<String>,
+    /// Addresses or ranges requests may not go to, checked on what a name
+    /// resolves to, besides link-local and the metadata addresses.
+    pub block_ips: Vec<String>,
+    /// Addresses or ranges let through although blocked above or by
+    /// default (a lab whose target lives at a link-local address).
+    pub allow_ips: Vec<String>,
+}
+
+impl SandboxOptions {
+    /// Where requests may go, from the three lists.
+    pub fn egress(&self) -> Result<crate::client::egress::Egress, String> {
+        crate::client::egress::Egress::new(&self.block_hostnames, &self.block_ips, &self.allow_ips)
+    }
 }
 
 impl Default for SandboxOptions {
@@ -158,6 +174,9 @@ impl Default for SandboxOptions {
             memory_mb: 128,
             init_timeout: HumanDuration(Duration::from_secs(60)),
             logs_per_second: 100,
+            block_hostnames: Vec::new(),
+            block_ips: Vec::new(),
+            allow_ips: Vec::new(),
         }
     }
 }
@@ -193,6 +212,9 @@ impl Config {
         if let Some(target) = &self.target {
             crate::client::parse_base_url(target)
                 .map_err(|e| ConfigError::new(file, Some("target".into()), e))?;
+        }
+        if let Err(e) = self.sandbox.egress() {
+            return Err(ConfigError::new(file, Some("sandbox".into()), e));
         }
         if self.sandbox.memory_mb == 0 {
             return Err(ConfigError::new(

@@ -74,6 +74,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             http2_prior_knowledge: false,
             insecure_skip_tls_verify: false,
+            egress: Default::default(),
         })
         .unwrap();
         let urls = [

@@ -8,6 +8,12 @@
 //! `$XDG_CACHE_HOME/loadtest/compiled`, else `~/.cache/loadtest/compiled`;
 //! an empty `LOADTEST_CACHE_DIR` turns it off. Only what this process
 //! compiled itself is written there.
+//!
+//! A cached file is machine code that runs with this user's rights: who
+//! can write it can run code as this user. So the directory and each file
+//! are used only when this user owns them and nobody else may write them
+//! (a directory the process creates is made so); otherwise the cache is
+//! ignored with a warning and plugins are compiled in memory.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -42,9 +48,19 @@ pub fn compile(
     let Some(dir) = dir else {
         return Component::new(engine, bytes);
     };
+    if let Err(why) = prepare_dir(dir) {
+        warn_once(&why);
+        return Component::new(engine, bytes);
+    }
     let mut h = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let path = dir.join(format!("{digest}-{:016x}.cwasm", h.finish()));
+    if path.is_file()
+        && let Err(why) = owned_privately(&path)
+    {
+        warn_once(&why);
+        return Component::new(engine, bytes);
+    }
     if path.is_file() {
         // SAFETY: the file was written by `serialize` of this same engine
         // configuration (its name says so, and wasmtime checks the header).
@@ -66,15 +82,67 @@ pub fn compile(
     Ok(component)
 }
 
+/// Creates the directory (readable by this user only) if it is missing,
+/// and checks that it can be trusted.
+fn prepare_dir(dir: &Path) -> Result<(), String> {
+    if !dir.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
+            .map_err(|e| format!("cannot create the plugin cache {}: {e}", dir.display()))?;
+    }
+    owned_privately(dir)
+}
+
+/// Whether `path` (not a symlink) belongs to this user with no group or
+/// world write permission.
+fn owned_privately(path: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let why = if meta.file_type().is_symlink() {
+            Some("is a symbolic link")
+        } else if meta.uid() != me {
+            Some("belongs to another user")
+        } else if meta.mode() & 0o022 != 0 {
+            Some("may be written by other users")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(format!(
+                "the compiled-plugin cache is not used: {} {why}, and machine code from it would run as this user \
+                 (fix its owner and mode, e.g. chmod go-w, or point LOADTEST_CACHE_DIR at a private directory)",
+                path.display()
+            ));
+        }
+    }
+    let _ = meta;
+    Ok(())
+}
+
+fn warn_once(why: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| tracing::warn!("{why}"));
+}
+
 /// Writes next to the target and renames, so a reader never sees half a
 /// file, then trims the directory.
 fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let bytes = component
         .serialize()
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    std::fs::write(&tmp, bytes)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&tmp)?, &bytes)?;
     std::fs::rename(&tmp, path)?;
     trim(dir, LIMIT_BYTES)
 }
@@ -126,6 +194,44 @@ mod tests {
         std::fs::write(&path, b"not machine code").unwrap();
         compile(&engine, Some(dir.path()), bytes, "d1").unwrap();
         assert!(std::fs::read(&path).unwrap().len() > 16, "rewritten");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_others_may_write_is_not_loaded_from() {
+        use std::os::unix::fs::PermissionsExt;
+        let engine = Engine::default();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("compiled");
+        let bytes = b"\0asm\x0d\0\x01\0";
+        compile(&engine, Some(&cache), bytes, "d1").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&cache), 0o700);
+        let file = std::fs::read_dir(&cache)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert_eq!(mode(&file), 0o600);
+        assert!(owned_privately(&file).is_ok());
+        // A file someone else could have replaced is not trusted.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = owned_privately(&file).unwrap_err();
+        assert!(e.contains("may be written by other users"), "{e}");
+        std::fs::write(&file, b"planted").unwrap();
+        compile(&engine, Some(&cache), bytes, "d1").unwrap();
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"planted",
+            "neither loaded nor overwritten"
+        );
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            prepare_dir(&cache)
+                .unwrap_err()
+                .contains(&cache.display().to_string())
+        );
     }
 
     #[test]

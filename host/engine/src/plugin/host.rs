@@ -261,6 +261,7 @@ fn error_of(e: RequestError) -> http::Error {
         RequestError::Transport(m) => http::Error::Transport(m),
         RequestError::BodyTooLarge(n) => http::Error::BodyTooLarge(n),
         RequestError::TooManyRedirects(n) => http::Error::TooManyRedirects(n),
+        e @ RequestError::Blocked(_) => http::Error::Connect(e.to_string()),
     }
 }
 

@@ -102,5 +102,6 @@ fn error_code(e: RequestError) -> Error {
         RequestError::TooManyRedirects(_) => {
             Error::InternalError(Some("too many redirects (http.maxRedirects)".into()))
         }
+        RequestError::Blocked(_) => Error::DestinationIpProhibited,
     }
 }

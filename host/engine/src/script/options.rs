@@ -54,6 +54,15 @@ const HTTP_OPTIONS: &[&str] = &[
     "batchPerHost",
 ];
 
+/// k6's egress options, as the config's `sandbox` names them.
+fn sandbox_option(key: &str) -> Option<&'static str> {
+    match key {
+        "blockHostnames" => Some("blockHostnames"),
+        "blacklistIPs" => Some("blockIPs"),
+        _ => None,
+    }
+}
+
 /// Options that only shape k6's own output; accepted, no effect here.
 const COSMETIC: &[&str] = &[
     "summaryTrendStats",
@@ -77,16 +86,19 @@ pub fn config_of<'a>(
         _ => return Err("`options` must be an object".into()),
     };
     let mut http = Map::new();
+    let mut sandbox = Map::new();
     for (key, value) in &options {
         if HTTP_OPTIONS.contains(&key.as_str()) {
             http.insert(key.clone(), value.clone());
+        } else if let Some(k) = sandbox_option(key) {
+            sandbox.insert(k.into(), value.clone());
         } else if !matches!(
             key.as_str(),
             "scenarios" | "thresholds" | "vus" | "duration" | "iterations" | "stages"
         ) && !COSMETIC.contains(&key.as_str())
         {
             return Err(format!(
-                "options.{key} is not supported by loadtest yet (supported: scenarios, thresholds, vus, duration, iterations, stages, {})",
+                "options.{key} is not supported by loadtest yet (supported: scenarios, thresholds, vus, duration, iterations, stages, blockHostnames, blacklistIPs, {})",
                 HTTP_OPTIONS.join(", ")
             ));
         }
@@ -99,6 +111,7 @@ pub fn config_of<'a>(
         "files": files.map(|k| (k.clone(), Value::String(k.clone()))).collect::<Map<_, _>>(),
         "scenarios": scenarios,
         "http": http,
+        "sandbox": sandbox,
     });
     if let Some(t) = options.get("thresholds") {
         config["thresholds"] = t.clone();
