@@ -245,7 +245,9 @@ fn submit_needs_the_cluster_token() {
     let wrong = submit(dir.path(), &cfg, &nodes, Some("guess")).finish();
     assert_eq!(wrong.code, 1);
     assert!(
-        wrong.output.contains("wrong cluster token"),
+        wrong
+            .output
+            .contains("did not prove it holds the cluster token"),
         "{}",
         wrong.output
     );

@@ -247,3 +247,47 @@ fn steps_setup_runs_once_and_its_variables_reach_every_vu_and_teardown() {
         r["thresholds"]
     );
 }
+
+/// Three scenarios, each a request the server sees and then one the
+/// sandbox must stop: the metadata address, a redirect to a blocked
+/// address, and a blocked host name.
+#[test]
+fn requests_to_metadata_and_blocked_destinations_fail_as_blocked_even_through_a_redirect() {
+    let bin = Httpbin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |blocked: &str| {
+        format!(
+            "    plugin: steps\n    executor: per-vu-iterations\n    vus: 1\n    iterations: 3\n    params:\n      steps:\n        - request: {{ path: /get, name: ok }}\n        - request: {{ {blocked}, name: blocked }}\n"
+        )
+    };
+    let yaml = format!(
+        "target: {}\nsandbox:\n  blockIPs: [127.0.0.2]\n  blockHostnames: ['*.internal.test']\nplugins:\n  steps: {{ builtin: http-steps }}\nscenarios:\n  metadata:\n{}  redirect:\n{}  named:\n{}",
+        bin.url,
+        scenario("url: 'http://169.254.169.254/latest/meta-data/'"),
+        scenario("path: '/redirect-to?url=http://127.0.0.2:9/get'"),
+        scenario("url: 'http://api.internal.test/'"),
+    );
+    let cfg = write_config(&dir, &yaml);
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    let r = &run.report;
+    for s in ["metadata", "redirect", "named"] {
+        let rows = &r["scenarios"][s]["requests"];
+        let blocked: u64 = rows
+            .as_object()
+            .unwrap_or_else(|| panic!("no rows for {s}: {}", run.stderr))
+            .values()
+            .filter_map(|row| row["errors"]["blocked"].as_u64())
+            .sum();
+        assert_eq!(blocked, 3, "{s}: {rows}");
+        assert_eq!(rows["ok"]["status"]["200"], 3, "{s}: {rows}");
+    }
+    // The server saw each `ok`, and the redirect's first hop; nothing
+    // blocked left the machine as a request it could count.
+    assert_eq!(bin.received(12), 12, "{:?}", bin.log());
+    let redirected = bin
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("GET /redirect-to"))
+        .count();
+    assert_eq!(redirected, 3, "{:?}", bin.log());
+}

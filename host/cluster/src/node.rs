@@ -435,7 +435,10 @@ async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::Hell
             tracing::error!("{why}");
             return None;
         }
-        if !hello.proven && reply.nonce != ctx.nonce {
+        // This node's own hello coming back identifies it, but only while
+        // it looks for its address: later, a peer relaying it is a rogue.
+        let own = reply.nonce == ctx.nonce && ctx.addr().is_none();
+        if !hello.proven && !own {
             // A peer that has not learnt its own address yet sends no
             // proof; one that sends a wrong one is not of this cluster.
             if !reply.proof.is_empty() {

@@ -177,7 +177,10 @@ fn reason(e: &anyhow::Error) -> String {
     let Some(s) = e.downcast_ref::<tonic::Status>() else {
         return format!("{e:#}");
     };
-    if s.code() != tonic::Code::Unavailable {
+    // A connection that failed below gRPC (refused, reset, a TLS or
+    // HTTP/2 mismatch) comes back as one of these.
+    use tonic::Code::{Cancelled, Internal, Unavailable, Unknown};
+    if !matches!(s.code(), Unavailable | Internal | Unknown | Cancelled) {
         return s.message().to_owned();
     }
     // A connection problem: the useful part (refused, timed out) is the
@@ -189,7 +192,8 @@ fn reason(e: &anyhow::Error) -> String {
         inner = err.source();
     }
     format!(
-        "{}{}; is a loadtest node running and reachable there?",
+        "{}{}; is a loadtest node running and reachable there? (A cluster with mutual TLS also needs \
+         CLUSTER_TLS_CA, CLUSTER_TLS_CERT and CLUSTER_TLS_KEY set to an operator certificate its CA signed.)",
         s.message(),
         last.map_or(String::new(), |l| format!(" ({l})"))
     )

@@ -154,9 +154,11 @@ pub struct SandboxOptions {
     pub block_hostnames: Vec<String>,
     /// Addresses or ranges requests may not go to, checked on what a name
     /// resolves to, besides link-local and the metadata addresses.
+    #[serde(rename = "blockIPs")]
     pub block_ips: Vec<String>,
     /// Addresses or ranges let through although blocked above or by
     /// default (a lab whose target lives at a link-local address).
+    #[serde(rename = "allowIPs")]
     pub allow_ips: Vec<String>,
 }
 
