@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 const LIMIT: Duration = Duration::from_secs(40);
 const RAFT_PORT: u16 = 7000;
 const HEALTH_PORT: u16 = 8080;
+/// The nodes' token: /cluster/state asks for it too.
+const TOKEN: &str = "partition-test";
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip")
@@ -149,7 +151,7 @@ fn health(net: &Net, i: usize) -> Option<Value> {
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
         s,
-        "GET /cluster/state HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET /cluster/state HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut resp = String::new();
@@ -191,7 +193,7 @@ fn write(net: &Net, via: usize, value: &str) -> i32 {
             "--node",
             &format!("{}:{RAFT_PORT}", net.addr(via)),
         ])
-        .env("CLUSTER_TOKEN", "partition-test")
+        .env("CLUSTER_TOKEN", TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -223,7 +225,7 @@ fn a_minority_partition_cannot_lead_or_commit_and_rejoins_after_healing() {
                 std::env::temp_dir().join(format!("{}-n{i}", net.tag)),
             )
             .env("CLUSTER_ELECTION_TIMEOUT_MS", "500")
-            .env("CLUSTER_TOKEN", "partition-test")
+            .env("CLUSTER_TOKEN", TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

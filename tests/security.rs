@@ -153,7 +153,7 @@ fn start_tls_cluster(dir: &Path) -> Cluster {
 fn mutual_tls_admits_only_what_the_cluster_ca_signed_and_node_calls_only_from_nodes() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let c = start_tls_cluster(dir.path());
+    let mut c = start_tls_cluster(dir.path());
     let (ca, rogue) = (dir.path().join("pki"), dir.path().join("rogue"));
     certs(&rogue, "n1");
     let addr = c.nodes[0].raft.clone();
@@ -230,6 +230,19 @@ fn mutual_tls_admits_only_what_the_cluster_ca_signed_and_node_calls_only_from_no
         target.received(),
         report["totals"]["requests"].as_u64().unwrap()
     );
+
+    // Rotation: a new certificate from the same CA, and that node
+    // restarted with it, rejoins the same cluster.
+    let before = std::fs::read(ca.join("node-n1.pem")).unwrap();
+    certs(&ca, "n1");
+    assert_ne!(std::fs::read(ca.join("node-n1.pem")).unwrap(), before);
+    c.kill(0);
+    let env = tls_env(&ca, &ca, "node-n1");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    c.start_with(0, &env);
+    c.await_agreement(LIMIT);
+    let state = common::cluster::get_json(&c.nodes[0].health, "/health/cluster").unwrap();
+    assert_eq!(state["peers"], 3, "{state}");
 
     // Without a certificate the CLI gets nowhere, and says what to set.
     let out = Command::new(BIN)

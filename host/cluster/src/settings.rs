@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub node_id: String,
     pub bind: SocketAddr,
@@ -92,6 +92,24 @@ impl TlsFiles {
 
     pub fn from_env() -> anyhow::Result<Option<TlsFiles>> {
         Self::from_vars(&|k| std::env::var(k).ok())
+    }
+}
+
+/// Everything but the token, which is never printed.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("node_id", &self.node_id)
+            .field("bind", &self.bind)
+            .field("health", &self.health)
+            .field("peers", &self.peers)
+            .field("discovery", &self.discovery)
+            .field("advertise", &self.advertise)
+            .field("data_dir", &self.data_dir)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
     }
 }
 
