@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::cluster::{Cluster, LIMIT, arrival, serial, shared_config};
+use common::cluster::{Cluster, LIMIT, arrival, cli, serial, shared_config};
 use common::consul::Consul;
 use common::{BIN, Target, component, wait_bounded};
 use loadtest_wire::rpc::pb;
@@ -252,31 +252,6 @@ fn mutual_tls_admits_only_what_the_cluster_ca_signed_and_node_calls_only_from_no
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("CLUSTER_TLS_CERT"), "{err}");
-}
-
-fn cli(args: &[&str], token: Option<&str>) -> (i32, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    match token {
-        Some(t) => cmd.env("CLUSTER_TOKEN", t),
-        None => cmd.env_remove("CLUSTER_TOKEN"),
-    };
-    let mut child = cmd.spawn().unwrap();
-    let code = wait_bounded(&mut child, LIMIT);
-    let mut out = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    (code, out)
 }
 
 /// A raw HTTP GET with optional headers; the status line and the body.

@@ -163,30 +163,10 @@ impl Cluster {
     }
 
     pub fn write(&self, via: usize, key: &str, value: &str, token: Option<&str>) -> (i32, String) {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["cluster-write", key, value, "--node", &self.nodes[via].raft])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match token {
-            Some(t) => cmd.env("CLUSTER_TOKEN", t),
-            None => cmd.env_remove("CLUSTER_TOKEN"),
-        };
-        let mut child = cmd.spawn().unwrap();
-        let code = wait_bounded(&mut child, LIMIT);
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        (code, out)
+        cli(
+            &["cluster-write", key, value, "--node", &self.nodes[via].raft],
+            token,
+        )
     }
 }
 
@@ -211,6 +191,28 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// Runs a short CLI command with the token (or none); its exit code, and
+/// its stdout then stderr.
+pub fn cli(args: &[&str], token: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    match token {
+        Some(t) => cmd.env("CLUSTER_TOKEN", t),
+        None => cmd.env_remove("CLUSTER_TOKEN"),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let code = wait_bounded(&mut child, LIMIT);
+    let mut out = String::new();
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let mut pipe = pipe;
+        pipe.read_to_string(&mut out).unwrap();
+    }
+    (code, out)
 }
 
 pub fn get_json(addr: &str, path: &str) -> Option<Value> {
