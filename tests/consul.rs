@@ -1,7 +1,8 @@
 //! Consul KV as the cluster's config source, against a real Consul agent
 //! (scripts/consul.sh) and real node processes: `push` then a run, the
 //! missing-key hint then a plain YAML put with the consul CLI, a corrupted
-//! chunk refused, a parse error with its position, and the ACL token.
+//! chunk refused, a parse error with its position, and the ACL token;
+//! and Consul's DNS interface as a DNS server nodes discover each other by.
 
 mod common;
 
@@ -395,4 +396,62 @@ fn the_run_survives_a_consul_restart_and_the_watcher_recovers() {
         out.report["totals"]["requests"].as_u64().unwrap(),
         target.received()
     );
+}
+
+/// Registers node `i`'s Raft port as an instance of `service` (no check:
+/// Consul's DNS lists it at once), the way an orchestrator would.
+fn register(consul: &Consul, c: &Cluster, i: usize, service: &str) {
+    let port = port_of(&c.nodes[i].raft);
+    let (ok, out) = consul.cli(
+        &[
+            "services",
+            "register",
+            &format!("-name={service}"),
+            &format!("-id={}", c.nodes[i].name),
+            "-address=127.0.0.1",
+            &format!("-port={port}"),
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn nodes_find_each_other_through_dns_srv_records_and_a_later_one_joins() {
+    let _g = serial();
+    let consul = Consul::start();
+    let mut c = Cluster::new(4, None);
+    for i in 0..3 {
+        register(&consul, &c, i, "lt-dns");
+    }
+    let server = format!("127.0.0.1:{}", consul.dns_port);
+    let env = [
+        ("DISCOVERY_MODE", "dns"),
+        ("CLUSTER_NODES", ""),
+        ("CLUSTER_DNS_NAME", "lt-dns.service.consul"),
+        ("CLUSTER_DNS_SERVER", server.as_str()),
+        ("CLUSTER_BOOTSTRAP_EXPECT", "3"),
+    ];
+    for i in 0..3 {
+        c.start_with(i, &env);
+    }
+    let (leader, _) = c.await_agreement(LIMIT);
+    let state = c.state(leader).unwrap();
+    assert_eq!(state["voters"].as_array().unwrap().len(), 3, "{state}");
+    let logs: String = (0..3)
+        .map(|i| std::fs::read_to_string(&c.nodes[i].log).unwrap())
+        .collect();
+    assert!(logs.contains("nodes found through DNS"), "{logs}");
+
+    // A node that appears in DNS later is added as a learner.
+    register(&consul, &c, 3, "lt-dns");
+    c.start_with(3, &env);
+    await_true("the fourth node as a learner", || {
+        c.state(leader).is_some_and(|s| {
+            s["learners"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|a| *a == c.nodes[3].raft.as_str()))
+        })
+    });
+    c.await_agreement(LIMIT);
 }

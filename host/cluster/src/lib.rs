@@ -8,6 +8,7 @@ mod blobs;
 pub mod certs;
 mod config_watch;
 mod coordinator;
+mod dns;
 mod health;
 mod heartbeats;
 mod local;

@@ -58,6 +58,7 @@ impl Peer {
     /// Sends one RPC; the reply carries the remote Raft's own result.
     async fn call<Req, Resp, E>(
         &mut self,
+        option: &RPCOption,
         req: &Req,
         call: impl AsyncFnOnce(
             RaftClient,
@@ -71,17 +72,31 @@ impl Peer {
     {
         let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let client = self.client().await.map_err(RPCError::Unreachable)?;
-        let reply = call(client, payload).await.map_err(|status| {
-            // An unreachable peer backs off; anything else is retried as usual.
-            if matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-            ) {
-                RPCError::Unreachable(Unreachable::new(&status))
-            } else {
-                RPCError::Network(NetworkError::new(&status))
-            }
-        })?;
+        // openraft's deadline for this RPC, so a peer that stopped
+        // answering holds no heartbeat or vote past it.
+        let reply = tokio::time::timeout(option.hard_ttl(), call(client, payload))
+            .await
+            .map_err(|_| {
+                RPCError::Network(NetworkError::new(&std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer from {} within {:?}",
+                        self.addr,
+                        option.hard_ttl()
+                    ),
+                )))
+            })?
+            .map_err(|status| {
+                // An unreachable peer backs off; anything else is retried as usual.
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                ) {
+                    RPCError::Unreachable(Unreachable::new(&status))
+                } else {
+                    RPCError::Network(NetworkError::new(&status))
+                }
+            })?;
         let result: Result<Resp, E> =
             decode(reply.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -92,26 +107,27 @@ impl RaftNetwork<TypeConfig> for Peer {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        self.call(&rpc, async |mut c, p| c.append_entries(p).await)
+        self.call(&option, &rpc, async |mut c, p| c.append_entries(p).await)
             .await
     }
 
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
-        self.call(&rpc, async |mut c, p| c.install_snapshot(p).await)
+        self.call(&option, &rpc, async |mut c, p| c.install_snapshot(p).await)
             .await
     }
 
     async fn vote(
         &mut self,
         rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
-        self.call(&rpc, async |mut c, p| c.vote(p).await).await
+        self.call(&option, &rpc, async |mut c, p| c.vote(p).await)
+            .await
     }
 }

@@ -2,6 +2,7 @@
 //! bootstrap the cluster once a quorum is reachable, keep membership in
 //! shape while leading, and report health.
 
+use crate::dns::DnsPeers;
 use crate::health::{self, Health};
 use crate::heartbeats::{Claimed, Heartbeats};
 use crate::local::Local;
@@ -26,6 +27,9 @@ pub struct NodeCtx {
     pub node_id: String,
     pub nonce: String,
     pub transport: Transport,
+    /// The main runtime, where coordinator calls do their work (the gRPC
+    /// server itself runs on Raft's runtime).
+    pub main: tokio::runtime::Handle,
     /// The node name certificates are checked for, under mutual TLS.
     tls_name: Option<String>,
     raft: OnceLock<Raft>,
@@ -39,6 +43,7 @@ pub struct NodeCtx {
     pub local: Local,
     registry: OnceLock<Registry>,
     heartbeats: OnceLock<Heartbeats>,
+    dns: OnceLock<DnsPeers>,
 }
 
 impl NodeCtx {
@@ -55,12 +60,18 @@ impl NodeCtx {
     }
 
     /// Everyone this node should know: the static list, the passing
-    /// instances of the Consul service, or the fresh heartbeats in the
-    /// bucket (this node included).
+    /// instances of the Consul service, the fresh heartbeats in the
+    /// bucket, or what the DNS name answers (this node included).
     pub async fn peers(&self) -> Vec<String> {
-        match (self.registry(), self.heartbeats(), self.addr()) {
-            (Some(reg), _, Some(me)) => reg.peers(&me).await,
-            (_, Some(hb), Some(me)) => hb.peers(&me).await,
+        match (
+            self.registry(),
+            self.heartbeats(),
+            self.dns.get(),
+            self.addr(),
+        ) {
+            (Some(reg), _, _, Some(me)) => reg.peers(&me).await,
+            (_, Some(hb), _, Some(me)) => hb.peers(&me).await,
+            (_, _, Some(dns), Some(me)) => dns.peers(&me).await,
             _ => self.settings.peers.clone(),
         }
     }
@@ -243,13 +254,29 @@ pub struct Detail {
     pub data: BTreeMap<String, String>,
 }
 
+/// Election timeout range and heartbeat interval from
+/// `CLUSTER_ELECTION_TIMEOUT_MS`, in milliseconds.
+///
+/// openraft 0.9 has a follower wait for the leader's lease (the range's
+/// maximum) and then a random timeout in the range before it campaigns,
+/// so a dead leader is replaced after about `max + min..max` (plus up to
+/// a tick, 1.5 heartbeats). A narrow range keeps that short; the
+/// heartbeat is also openraft's deadline for an AppendEntries, so it stays
+/// at 100 ms or more for a batch of entries to make it in time.
+fn timeouts(election: std::time::Duration) -> (u64, u64, u64) {
+    let min = election.as_millis() as u64;
+    let max = min + (min / 3).max(100);
+    let heartbeat = (min / 3).max(100).min(min / 2);
+    (min, max, heartbeat)
+}
+
 fn raft_config(s: &Settings) -> anyhow::Result<Arc<openraft::Config>> {
-    let election = s.election_timeout.as_millis() as u64;
+    let (min, max, heartbeat) = timeouts(s.election_timeout);
     let config = openraft::Config {
         cluster_name: "loadtest".into(),
-        heartbeat_interval: (election / 5).max(50),
-        election_timeout_min: election,
-        election_timeout_max: election * 2,
+        heartbeat_interval: heartbeat,
+        election_timeout_min: min,
+        election_timeout_max: max,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(s.snapshot_every),
         max_in_snapshot_log_to_keep: (s.snapshot_every / 10).min(100),
         purge_batch_size: 1,
@@ -260,6 +287,39 @@ fn raft_config(s: &Settings) -> anyhow::Result<Arc<openraft::Config>> {
             .validate()
             .map_err(|e| anyhow::anyhow!("raft config: {e}"))?,
     ))
+}
+
+/// Raft's core, its network and the cluster's gRPC server run on a
+/// runtime of their own: VUs on the main runtime may keep its workers busy
+/// for a while, and a heartbeat or vote that waits behind them makes
+/// followers call an election the cluster does not need. With short
+/// election timeouts (fast failover), that isolation is what keeps a busy
+/// cluster stable.
+struct RaftRuntime(Option<tokio::runtime::Runtime>);
+
+impl RaftRuntime {
+    fn new() -> anyhow::Result<RaftRuntime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("loadtest-raft")
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow::anyhow!("starting Raft's runtime: {e}"))?;
+        Ok(RaftRuntime(Some(rt)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for RaftRuntime {
+    /// Dropped from async code, so it must not wait for its tasks.
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -282,6 +342,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             )
         ),
         transport: Transport::new(tls.as_ref(), settings.token.as_deref())?,
+        main: tokio::runtime::Handle::current(),
         tls_name: tls.as_ref().map(|t| t.server_name.clone()),
         raft: OnceLock::new(),
         sm: StateMachine::open(db.clone())?,
@@ -292,10 +353,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         local: Local::with_blob_limit(settings.max_blob_bytes),
         registry: OnceLock::new(),
         heartbeats: OnceLock::new(),
+        dns: OnceLock::new(),
     });
 
-    let listener = tokio::net::TcpListener::bind(settings.bind)
-        .await
+    let raft_rt = RaftRuntime::new()?;
+    let listener = std::net::TcpListener::bind(settings.bind)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| anyhow::anyhow!("CLUSTER_BIND_ADDR={}: cannot listen: {e}", settings.bind))?;
     let check = CheckToken::new(settings.token.as_deref());
     let mut builder = tonic::transport::Server::builder();
@@ -313,10 +376,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .add_service(pb::coordinator_server::CoordinatorServer::with_interceptor(
             CoordinatorService(ctx.clone()),
             check,
-        ))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-    tokio::spawn(async move {
-        if let Err(e) = server.await {
+        ));
+    raft_rt.handle().spawn(async move {
+        let served = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => server
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(l))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = served {
             tracing::error!("the cluster gRPC server stopped: {e}");
         }
     });
@@ -329,8 +398,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(hb) = Heartbeats::new(&settings).await? {
         let _ = ctx.heartbeats.set(hb);
     }
+    if let Discovery::Dns(d) = &settings.discovery {
+        let own_port = me
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(settings.bind.port());
+        let _ = ctx.dns.set(DnsPeers::new(d, own_port)?);
+    }
     tracing::info!(node = %settings.node_id, addr = %me, "starting Raft");
-    let raft = Raft::new(
+    let starting = Raft::new(
         raft_id(&me),
         raft_config(&settings)?,
         Network {
@@ -338,9 +414,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         LogStore::new(db),
         ctx.sm.clone(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("starting Raft: {e}"))?;
+    );
+    let raft = raft_rt
+        .handle()
+        .spawn(starting)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting Raft: {e}"))?
+        .map_err(|e| anyhow::anyhow!("starting Raft: {e}"))?;
     let _ = ctx.raft.set(raft.clone());
     let _ = ctx.addr.set(me.clone());
     let registration = tokio::spawn(crate::registry::keep_registered(ctx.clone()));
@@ -511,6 +591,7 @@ async fn bootstrap(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
             return bootstrap_discovered(&settings, &ctx, &me, *expect).await;
         }
         Discovery::Bucket(b) => return bootstrap_discovered(&settings, &ctx, &me, b.expect).await,
+        Discovery::Dns(d) => return bootstrap_discovered(&settings, &ctx, &me, d.expect).await,
         Discovery::Static => {}
     }
     let voters = initial_voters(&settings.peers, settings.max_voters);
@@ -604,6 +685,8 @@ async fn bootstrap_discovered(settings: &Settings, ctx: &NodeCtx, me: &str, expe
             .collect();
         let via = if ctx.heartbeats().is_some() {
             "heartbeats in the bucket"
+        } else if ctx.dns.get().is_some() {
+            "DNS"
         } else {
             "Consul"
         };
@@ -798,5 +881,25 @@ async fn log_leadership(ctx: Arc<NodeCtx>) {
             }
             last = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::timeouts;
+    use std::time::Duration;
+
+    #[test]
+    fn the_default_election_timeout_replaces_a_dead_leader_within_a_second() {
+        let (min, max, heartbeat) = timeouts(Duration::from_millis(300));
+        assert!(heartbeat >= 100 && heartbeat < min, "{heartbeat}");
+        // Lease, the longest random timeout, and one tick (1.5 heartbeats).
+        let worst = max + max + heartbeat * 3 / 2;
+        assert!(
+            worst < 1000,
+            "{min}..{max}, heartbeat {heartbeat}: {worst} ms"
+        );
+        let (min, max, heartbeat) = timeouts(Duration::from_millis(100));
+        assert!(min < max && heartbeat < min, "{min} {max} {heartbeat}");
     }
 }

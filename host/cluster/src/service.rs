@@ -82,55 +82,81 @@ impl pb::peer_server::Peer for PeerService {
     }
 }
 
+/// Runs a coordinator call on the node's main runtime. The gRPC server
+/// lives on Raft's own runtime so heartbeats are never queued behind
+/// VUs; a submission's `setup`, compiling plugins or hashing blobs must
+/// not hold that runtime's one thread in turn.
+async fn on_main<F>(ctx: &Arc<NodeCtx>, work: F) -> Result<Response<pb::Payload>, Status>
+where
+    F: Future<Output = Result<pb::Payload, Status>> + Send + 'static,
+{
+    ctx.main
+        .spawn(work)
+        .await
+        .map_err(|e| Status::internal(format!("this call failed on the node: {e}")))?
+        .map(Response::new)
+}
+
+type Reply = Result<Response<pb::Payload>, Status>;
+
 #[tonic::async_trait]
 impl pb::coordinator_server::Coordinator for CoordinatorService {
-    async fn write(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
-        let op: Op = decode(req.get_ref())?;
-        let result = write_op(&self.0, op).await;
-        Ok(Response::new(encode(&result)?))
+    async fn write(&self, req: Request<pb::Payload>) -> Reply {
+        let ctx = self.0.clone();
+        on_main(&self.0, async move {
+            let op: Op = decode(req.get_ref())?;
+            encode(&write_op(&ctx, op).await)
+        })
+        .await
     }
 
-    async fn missing_blobs(
-        &self,
-        req: Request<pb::Payload>,
-    ) -> Result<Response<pb::Payload>, Status> {
+    async fn missing_blobs(&self, req: Request<pb::Payload>) -> Reply {
         let refs: Vec<BlobRef> = decode(req.get_ref())?;
         encode(&self.0.local.blobs.announce(&refs)).map(Response::new)
     }
 
-    async fn put_blobs(
-        &self,
-        req: Request<tonic::Streaming<pb::BlobChunk>>,
-    ) -> Result<Response<pb::Payload>, Status> {
-        let stored = self.0.local.blobs.receive(req.into_inner()).await?;
-        encode(&stored).map(Response::new)
+    async fn put_blobs(&self, req: Request<tonic::Streaming<pb::BlobChunk>>) -> Reply {
+        let ctx = self.0.clone();
+        on_main(&self.0, async move {
+            encode(&ctx.local.blobs.receive(req.into_inner()).await?)
+        })
+        .await
     }
 
-    async fn submit(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
-        let sub: Submission = decode(req.get_ref())?;
-        encode(&submit(&self.0, sub).await).map(Response::new)
+    async fn submit(&self, req: Request<pb::Payload>) -> Reply {
+        let ctx = self.0.clone();
+        on_main(&self.0, async move {
+            let sub: Submission = decode(req.get_ref())?;
+            encode(&submit(&ctx, sub).await)
+        })
+        .await
     }
 
-    async fn prepare(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+    async fn prepare(&self, req: Request<pb::Payload>) -> Reply {
         self.0.require_node(&req)?;
-        let plan: Plan = decode(req.get_ref())?;
-        let result = self.0.local.prepare(&plan).await.map(|_| ());
-        if let Err(e) = &result {
-            tracing::error!(run = %plan.run_id, "cannot take the run's config: {e}");
-        }
-        encode(&result).map(Response::new)
+        let ctx = self.0.clone();
+        on_main(&self.0, async move {
+            let plan: Plan = decode(req.get_ref())?;
+            let result = ctx.local.prepare(&plan).await.map(|_| ());
+            if let Err(e) = &result {
+                tracing::error!(run = %plan.run_id, "cannot take the run's config: {e}");
+            }
+            encode(&result)
+        })
+        .await
     }
 
-    async fn report_metrics(
-        &self,
-        req: Request<pb::Payload>,
-    ) -> Result<Response<pb::Payload>, Status> {
+    async fn report_metrics(&self, req: Request<pb::Payload>) -> Reply {
         self.0.require_node(&req)?;
-        let batch: Batch = decode(req.get_ref())?;
-        encode(&report_metrics(&self.0, batch).await).map(Response::new)
+        let ctx = self.0.clone();
+        on_main(&self.0, async move {
+            let batch: Batch = decode(req.get_ref())?;
+            encode(&report_metrics(&ctx, batch).await)
+        })
+        .await
     }
 
-    async fn status(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+    async fn status(&self, req: Request<pb::Payload>) -> Reply {
         let ask: StatusRequest = decode(req.get_ref())?;
         encode(&status(&self.0, &ask)).map(Response::new)
     }

@@ -127,6 +127,23 @@ pub enum Discovery {
     /// Peers are the fresh heartbeat objects under a bucket prefix; the
     /// node that creates the bootstrap object first forms the cluster.
     Bucket(Bucket),
+    /// Peers are what a DNS name answers (SRV, else A/AAAA); the lowest
+    /// address forms the cluster once `expect` answer, as with Consul.
+    Dns(Dns),
+}
+
+/// `DISCOVERY_MODE=dns`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dns {
+    /// `CLUSTER_DNS_NAME`: a headless Service's name, or Consul's
+    /// `<service>.service.consul`.
+    pub name: String,
+    /// `CLUSTER_DNS_SERVER`: the server to ask; else the system's.
+    pub server: Option<SocketAddr>,
+    /// `CLUSTER_DNS_PORT`: the peers' port when the name has no SRV
+    /// records; else this node's own.
+    pub port: Option<u16>,
+    pub expect: usize,
 }
 
 /// `DISCOVERY_MODE=gcs`: heartbeats at `gs://<bucket>/<prefix>/nodes/<node-id>`.
@@ -219,6 +236,38 @@ fn gcs_source(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<ConfigSo
     })
 }
 
+fn dns_discovery(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Discovery> {
+    let name = var(vars, "CLUSTER_DNS_NAME").ok_or_else(|| {
+        anyhow::anyhow!(
+            "DISCOVERY_MODE=dns needs the name to look up: set CLUSTER_DNS_NAME (like loadtest.default.svc.cluster.local, or loadtest.service.consul)"
+        )
+    })?;
+    let server = var(vars, "CLUSTER_DNS_SERVER")
+        .map(|v| {
+            v.parse::<SocketAddr>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "CLUSTER_DNS_SERVER=`{v}` is not an address; write it like 10.0.0.2 or 127.0.0.1:8600"
+                    )
+                })
+        })
+        .transpose()?;
+    let port = var(vars, "CLUSTER_DNS_PORT")
+        .map(|v| {
+            v.parse::<u16>().map_err(|_| {
+                anyhow::anyhow!("CLUSTER_DNS_PORT=`{v}` must be a port number like 7000")
+            })
+        })
+        .transpose()?;
+    Ok(Discovery::Dns(Dns {
+        name,
+        server,
+        port,
+        expect: number(vars, "CLUSTER_BOOTSTRAP_EXPECT", 3, 1, "nodes")? as usize,
+    }))
+}
+
 fn consul_discovery(vars: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Discovery> {
     let explicit = var(vars, "CONSUL_ADDR").or_else(|| var(vars, "CONSUL_HTTP_ADDR"));
     Ok(Discovery::Consul {
@@ -302,8 +351,9 @@ impl Settings {
             ),
             "consul" => (consul_discovery(&vars)?, Vec::new()),
             "gcs" | "bucket" => (bucket_discovery(&vars)?, Vec::new()),
+            "dns" => (dns_discovery(&vars)?, Vec::new()),
             _ => anyhow::bail!(
-                "DISCOVERY_MODE=`{mode}` is not a discovery mode; use static (with CLUSTER_NODES), consul or gcs"
+                "DISCOVERY_MODE=`{mode}` is not a discovery mode; use static (with CLUSTER_NODES), consul, dns or gcs"
             ),
         };
         let advertise = var(&vars, "CLUSTER_ADVERTISE_ADDR");
@@ -324,7 +374,7 @@ impl Settings {
             },
         };
         let election_ms = match var(&vars, "CLUSTER_ELECTION_TIMEOUT_MS") {
-            None => 1500,
+            None => 300,
             Some(v) => v.parse::<u64>().ok().filter(|n| *n >= 100).ok_or_else(|| {
                 anyhow::anyhow!("CLUSTER_ELECTION_TIMEOUT_MS=`{v}` must be a whole number of milliseconds, at least 100")
             })?,
