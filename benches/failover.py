@@ -52,6 +52,19 @@ def agreed(alive, deadline=30):
         time.sleep(0.01)
     raise SystemExit("no agreement within the deadline")
 
+def settled(deadline=30):
+    """Every node has applied the same log index (a restarted node has
+    caught up), then a second more: the kills hit a steady cluster, not
+    one whose last member is still replaying."""
+    end = time.time() + deadline
+    while time.time() < end:
+        st = [get(f"http://{n['health']}/cluster/state") for n in nodes]
+        if all(st) and len({x.get("last_applied_index") for x in st}) == 1:
+            time.sleep(1)
+            return
+        time.sleep(0.05)
+    raise SystemExit("the nodes did not catch up within the deadline")
+
 def cli(*a):
     return subprocess.run([binary, *a], env=env_base, capture_output=True, text=True, timeout=300)
 
@@ -87,6 +100,7 @@ scenarios:
             assert time.time() < end, "the run did not start"
             time.sleep(0.1)
     times = []
+    settled()
     for _ in range(kills):
         leader = next(n for n in nodes if n["name"] == agreed(nodes))
         t = time.time()
@@ -95,6 +109,7 @@ scenarios:
         times.append(time.time() - t)
         start(leader)
         agreed(nodes)
+        settled()
     shown = f"{election_ms} ms" if election_ms else "the default"
     print(f"election timeout {shown}, {kills} leader kills{' during a run at 200 requests/s' if with_run else ''}")
     print(f"fresh 3-node cluster: first agreement after {first * 1000:.0f} ms (includes process start)")
