@@ -194,22 +194,19 @@ impl BlobStore {
             )));
         }
         let got = digest(&bytes);
-        if got == want {
-            self.insert(bytes.into());
-            self.announced
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&want);
-        }
         if got != want {
-            self.held
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&got);
             return Err(Status::data_loss(format!(
                 "blob arrived with digest {got}, expected {want}"
             )));
         }
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(want.clone(), bytes.into());
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&want);
         Ok(())
     }
 }

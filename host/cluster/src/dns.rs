@@ -23,7 +23,7 @@ impl DnsPeers {
     /// `own_port`: the port A/AAAA answers are taken to listen on unless
     /// `CLUSTER_DNS_PORT` says otherwise.
     pub fn new(dns: &Dns, own_port: u16) -> anyhow::Result<DnsPeers> {
-        let builder = match dns.server {
+        let mut builder = match dns.server {
             Some(server) => {
                 let mut udp = ConnectionConfig::udp();
                 udp.port = server.port();
@@ -41,7 +41,6 @@ impl DnsPeers {
                 )
             })?,
         };
-        let mut builder = builder;
         // Membership changes must be seen at once, whatever TTL the
         // records carry.
         builder.options_mut().cache_size = 0;

@@ -66,7 +66,9 @@ impl Egress {
         self.hosts
             .iter()
             .find(|p| match p.strip_prefix("*.") {
-                Some(suffix) => host.ends_with(&format!(".{suffix}")) || host == suffix,
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|rest| rest.is_empty() || rest.ends_with('.')),
                 None => host == **p,
             })
             .map(String::as_str)
