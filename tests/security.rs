@@ -81,6 +81,7 @@ fn payload(json: &str) -> pb::Payload {
     pb::Payload {
         json: json.as_bytes().to_vec(),
         format: loadtest_wire::FORMAT,
+        data: Vec::new(),
     }
 }
 

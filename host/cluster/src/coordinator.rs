@@ -498,18 +498,39 @@ async fn watch_nodes(ctx: &Arc<NodeCtx>, mut plan: Plan) -> Option<Plan> {
     changed.then_some(plan)
 }
 
-/// Everything merged so far for the run.
+/// Everything merged so far for the run: the total and the series, its
+/// folded minutes first.
 fn merged(ctx: &NodeCtx, run: &str) -> (Metrics, Vec<loadtest_engine::metrics::Row>) {
-    let mut total = Metrics::default();
     let mut rows = Vec::new();
-    for (_, v) in ctx.sm().with_prefix(&plan::interval_prefix(run)) {
-        let Ok(c) = serde_json::from_str::<Closed>(&v) else {
-            continue;
-        };
-        total.merge(&c.metrics);
+    let decode = |v: &str| serde_json::from_str::<Closed>(v).ok();
+    for c in ctx
+        .sm()
+        .with_prefix(&plan::coarse_prefix(run))
+        .iter()
+        .filter_map(|(_, v)| decode(v))
+    {
+        let secs = plan::COARSE_SECS;
+        let mut r = row(c.idx * secs + secs - 1, &c.metrics, c.vus);
+        r.secs = secs;
+        rows.push(r);
+    }
+    for c in ctx
+        .sm()
+        .with_prefix(&plan::interval_prefix(run))
+        .iter()
+        .filter_map(|(_, v)| decode(v))
+    {
         rows.push(row(c.idx, &c.metrics, c.vus));
     }
-    (total, rows)
+    (total(ctx, run), rows)
+}
+
+/// The run's metrics over every interval merged so far.
+fn total(ctx: &NodeCtx, run: &str) -> Metrics {
+    ctx.sm()
+        .get(&plan::total_key(run))
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default()
 }
 
 /// `abortOnFail` thresholds on the merged metrics, as a standalone run
@@ -533,7 +554,7 @@ fn abort_threshold_failed(ctx: &NodeCtx, plan: &mut Plan) -> bool {
     if due.is_empty() {
         return false;
     }
-    let (metrics, _) = merged(ctx, &plan.run_id);
+    let metrics = total(ctx, &plan.run_id);
     let Some(v) = due
         .iter()
         .map(|t| t.evaluate(&metrics, elapsed))

@@ -11,6 +11,7 @@ mod coordinator;
 mod dns;
 mod health;
 mod heartbeats;
+mod intake;
 mod local;
 mod network;
 mod node;

@@ -71,6 +71,23 @@ impl Peer {
         E: std::error::Error + serde::de::DeserializeOwned,
     {
         let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send(option, payload, call).await
+    }
+
+    /// Sends an encoded RPC.
+    async fn send<Resp, E>(
+        &mut self,
+        option: &RPCOption,
+        payload: pb::Payload,
+        call: impl AsyncFnOnce(
+            RaftClient,
+            pb::Payload,
+        ) -> Result<tonic::Response<pb::Payload>, tonic::Status>,
+    ) -> RpcResult<Resp, E>
+    where
+        Resp: serde::de::DeserializeOwned,
+        E: std::error::Error + serde::de::DeserializeOwned,
+    {
         let client = self.client().await.map_err(RPCError::Unreachable)?;
         // openraft's deadline for this RPC, so a peer that stopped
         // answering holds no heartbeat or vote past it.
@@ -113,13 +130,19 @@ impl RaftNetwork<TypeConfig> for Peer {
             .await
     }
 
+    /// The chunk's bytes travel raw beside the JSON of the rest.
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        mut rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
-        self.call(&option, &rpc, async |mut c, p| c.install_snapshot(p).await)
-            .await
+        let data = std::mem::take(&mut rpc.data);
+        let mut payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        payload.data = data;
+        self.send(&option, payload, async |mut c, p| {
+            c.install_snapshot(p).await
+        })
+        .await
     }
 
     async fn vote(

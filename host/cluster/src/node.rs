@@ -41,6 +41,8 @@ pub struct NodeCtx {
     distrusted: Mutex<BTreeSet<String>>,
     pub settings: Settings,
     pub local: Local,
+    /// Leader only: the metrics nodes sent that the log does not hold yet.
+    pub intake: crate::intake::Intake,
     registry: OnceLock<Registry>,
     heartbeats: OnceLock<Heartbeats>,
     dns: OnceLock<DnsPeers>,
@@ -230,6 +232,12 @@ impl NodeCtx {
             last_applied_index: m.as_ref().and_then(|m| m.last_applied.map(|l| l.index)),
             snapshot_index: m.as_ref().and_then(|m| m.snapshot.map(|l| l.index)),
             purged_index: m.as_ref().and_then(|m| m.purged.map(|l| l.index)),
+            log_bytes: crate::store::LOG_BYTES.load(std::sync::atomic::Ordering::Relaxed),
+            state_bytes: state
+                .data
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum(),
             data: state
                 .data
                 .into_iter()
@@ -251,6 +259,10 @@ pub struct Detail {
     pub last_applied_index: Option<u64>,
     pub snapshot_index: Option<u64>,
     pub purged_index: Option<u64>,
+    /// Bytes appended to this node's Raft log since it started.
+    pub log_bytes: u64,
+    /// Keys and values of the replicated state, in bytes.
+    pub state_bytes: u64,
     pub data: BTreeMap<String, String>,
 }
 
@@ -270,6 +282,13 @@ fn timeouts(election: std::time::Duration) -> (u64, u64, u64) {
     (min, max, heartbeat)
 }
 
+/// Bytes of snapshot per InstallSnapshot call.
+const SNAPSHOT_CHUNK: u64 = 1 << 20;
+
+/// The largest Raft message a node accepts: a snapshot chunk as JSON, or
+/// a batch of entries carrying large user values.
+pub const RAFT_MESSAGE_LIMIT: usize = 64 << 20;
+
 fn raft_config(s: &Settings) -> anyhow::Result<Arc<openraft::Config>> {
     let (min, max, heartbeat) = timeouts(s.election_timeout);
     let config = openraft::Config {
@@ -280,6 +299,13 @@ fn raft_config(s: &Settings) -> anyhow::Result<Arc<openraft::Config>> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(s.snapshot_every),
         max_in_snapshot_log_to_keep: (s.snapshot_every / 10).min(100),
         purge_batch_size: 1,
+        // A snapshot travels in chunks that stay well inside the gRPC
+        // message limit once JSON has written each byte as up to four.
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK,
+        // A follower catching up gets entries in batches that fit the
+        // message limit and arrive within the heartbeat deadline even
+        // when entries are large (plans, results, user values).
+        max_payload_entries: 16,
         ..Default::default()
     };
     Ok(Arc::new(
@@ -354,6 +380,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         registry: OnceLock::new(),
         heartbeats: OnceLock::new(),
         dns: OnceLock::new(),
+        intake: Default::default(),
     });
 
     let raft_rt = RaftRuntime::new()?;
@@ -369,8 +396,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let server = builder
         .add_service(pb::peer_server::PeerServer::new(PeerService(ctx.clone())))
-        .add_service(pb::raft_server::RaftServer::with_interceptor(
-            RaftService(ctx.clone()),
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            pb::raft_server::RaftServer::new(RaftService(ctx.clone()))
+                .max_decoding_message_size(RAFT_MESSAGE_LIMIT),
             check.clone(),
         ))
         .add_service(pb::coordinator_server::CoordinatorServer::with_interceptor(
@@ -438,6 +466,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(maintain(ctx.clone(), me));
     supervise("the coordinator", ctx.clone(), crate::coordinator::drive);
     supervise("the worker", ctx.clone(), crate::worker::follow);
+    supervise("the metrics intake", ctx.clone(), crate::intake::flush);
     supervise(
         "the config watcher",
         ctx.clone(),
@@ -768,8 +797,24 @@ async fn still_lowest(ctx: &NodeCtx, me: &str, seen: &[String]) -> bool {
 async fn maintain(ctx: Arc<NodeCtx>, me: String) {
     let mut misses: HashMap<NodeId, u32> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_round: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
+        // The leader needs every peer's liveness each second (to add
+        // learners and replace dead voters); the others only keep names
+        // fresh, so a fleet of n nodes makes about n hellos a second in
+        // all rather than n².
+        let leading = ctx
+            .raft()
+            .is_some_and(|r| r.metrics().borrow().state == ServerState::Leader);
+        // Half the time after which a peer counts as lost, so what a new
+        // leader knows of the others is never old enough to call one lost.
+        let every = (ctx.settings.node_lost_after / 2)
+            .clamp(Duration::from_secs(1), Duration::from_secs(5));
+        if !leading && last_round.is_some_and(|t| t.elapsed() < every) {
+            continue;
+        }
+        last_round = Some(std::time::Instant::now());
         let others: Vec<String> = ctx.peers().await.into_iter().filter(|p| *p != me).collect();
         let replies = hello_all(&others, &ctx).await;
         ctx.local.answered(replies.keys().cloned());

@@ -229,8 +229,9 @@ async fn wait_for(
     let mut said = (None, 0usize);
     let mut last_line = Instant::now();
     let mut unreachable_since: Option<Instant> = None;
+    let mut order = nodes.to_vec();
     loop {
-        let reply = match ask(nodes, true).await {
+        let reply = match ask(&order, true).await {
             Ok(r) => {
                 unreachable_since = None;
                 r
@@ -244,7 +245,18 @@ async fn wait_for(
                 continue;
             }
         };
+        // The leader is asked first from now on: it knows the run for sure.
+        if let Some(leader) = &reply.leader_addr {
+            order.retain(|n| n != leader);
+            order.insert(0, leader.clone());
+        }
         let Some(plan) = reply.plan.as_ref().filter(|p| p.run_id == run_id) else {
+            // A node that does not lead may not have caught up (one that
+            // just joined has no plan yet): only the leader's word counts.
+            if reply.state != "leader" {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
             anyhow::ensure!(
                 said.0.is_none(),
                 "run {run_id} was replaced by another run before its end was seen"

@@ -6,10 +6,11 @@ use crate::blobs::{self, BlobRef};
 use crate::coordinator::{self, Submission};
 use crate::node::NodeCtx;
 use crate::transport::Transport;
-use loadtest_wire::command::{Applied, Command, Op};
-use loadtest_wire::plan::{self, Batch, Plan};
+use loadtest_wire::command::{Applied, Command, Op, TypeConfig};
+use loadtest_wire::plan::{self, Ack, Batch, Plan};
 use loadtest_wire::rpc::{decode, encode, format_ok, pb};
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,7 +49,27 @@ impl pb::raft_server::Raft for RaftService {
     ) -> Result<Response<pb::Payload>, Status> {
         self.0.require_node(&req)?;
         let raft = self.0.raft().ok_or_else(not_ready)?;
-        let r = raft.install_snapshot(decode(req.get_ref())?).await;
+        let mut chunk: InstallSnapshotRequest<TypeConfig> = decode(req.get_ref())?;
+        if chunk.data.is_empty() {
+            chunk.data = req.into_inner().data;
+        }
+        let (vote, done) = (chunk.vote, chunk.done);
+        let r = raft.install_snapshot(chunk).await;
+        if r.is_ok() && !done {
+            // openraft 0.9 refreshes a follower's election timer only with
+            // the last chunk, so a transfer longer than the election timeout
+            // would have the follower campaign in the middle of it. An empty
+            // append carrying the leader's vote is a heartbeat and changes
+            // nothing else.
+            let _ = raft
+                .append_entries(AppendEntriesRequest {
+                    vote,
+                    prev_log_id: None,
+                    leader_commit: None,
+                    entries: Vec::new(),
+                })
+                .await;
+        }
         Ok(Response::new(encode(&r)?))
     }
 }
@@ -151,7 +172,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let ctx = self.0.clone();
         on_main(&self.0, async move {
             let batch: Batch = decode(req.get_ref())?;
-            encode(&report_metrics(&ctx, batch).await)
+            encode(&report_metrics(&ctx, batch))
         })
         .await
     }
@@ -198,36 +219,33 @@ async fn submit(ctx: &Arc<NodeCtx>, sub: Submission) -> Result<String, String> {
     decode::<Result<String, String>>(reply.get_ref()).map_err(|e| e.message().to_owned())?
 }
 
-/// The leader records a node's metric batch through Raft and answers with
-/// the index below which everything is merged. An empty batch is a
-/// heartbeat: it only refreshes when the node was last heard from.
-async fn report_metrics(ctx: &Arc<NodeCtx>, batch: Batch) -> Result<u64, String> {
+/// The leader takes a node's metric batch into its intake, to be
+/// committed with every other node's at the next flush, and answers with
+/// what is committed and what it holds. An empty batch is a heartbeat: it
+/// only refreshes when the node was last heard from.
+fn report_metrics(ctx: &NodeCtx, batch: Batch) -> Result<Ack, String> {
     if !ctx.is_leader() {
         return Err("this node is not the leader".into());
     }
     ctx.local.seen(&batch.run_id, batch.assignment);
-    match coordinator::current_plan(ctx) {
-        // A newer run replaced this one, which means it is over.
-        Some(p) if p.run_id != batch.run_id => return Ok(u64::MAX),
-        Some(_) => {}
+    let Some(plan) = coordinator::current_plan(ctx) else {
         // A new leader that has not applied the plan yet: ask again later.
-        None => return Err("this leader has not caught up with the plan yet".into()),
-    }
-    let progress = ctx
-        .sm()
-        .get(&plan::progress_key(&batch.run_id, batch.assignment))
-        .and_then(|v| serde_json::from_str::<plan::Progress>(&v).ok());
-    let start_recorded = progress.as_ref().is_some_and(|p| p.started_at_ms.is_some());
-    let heartbeat = batch.intervals.is_empty()
-        && batch.finished.is_none()
-        && (batch.started_at_ms.is_none() || start_recorded);
-    if heartbeat {
-        return Ok(progress.map_or(0, |p| p.next));
-    }
-    let applied = write(ctx, Command::Metrics(Box::new(batch))).await?;
-    applied
-        .acked
-        .ok_or_else(|| "the state machine did not acknowledge".into())
+        return Err("this leader has not caught up with the plan yet".into());
+    };
+    let counted = (plan.run_id == batch.run_id && !plan.status.is_over())
+        .then(|| {
+            plan.assignments
+                .iter()
+                .find(|a| a.id == batch.assignment && !a.lost)
+        })
+        .flatten();
+    // A newer run replaced this one, or the share was handed on: nobody
+    // counts it any more, so a node that comes back adds nothing twice.
+    let Some(a) = counted else {
+        return Ok(Ack::OVER);
+    };
+    let committed = coordinator::progress_of(ctx, &plan.run_id, a);
+    Ok(ctx.intake.receive(batch, &committed))
 }
 
 #[derive(Debug, Serialize, Deserialize, Default)]
@@ -243,6 +261,9 @@ pub struct StatusReply {
     pub node_id: String,
     pub state: String,
     pub leader: Option<String>,
+    /// The leader's address, so a caller can ask it directly.
+    #[serde(default)]
+    pub leader_addr: Option<String>,
     pub term: u64,
     pub members: Vec<String>,
     pub plan: Option<Plan>,
@@ -268,6 +289,7 @@ fn status(ctx: &NodeCtx, ask: &StatusRequest) -> StatusReply {
         node_id: health.node_id,
         state: health.state.to_owned(),
         leader: health.leader_id,
+        leader_addr: ctx.leader_addr(),
         term: health.term,
         members: ctx.members(),
         plan,

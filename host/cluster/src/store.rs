@@ -30,6 +30,10 @@ const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
+/// Bytes this process appended to its Raft log, for `/cluster/state` and
+/// the fleet benchmark (one node per process).
+pub static LOG_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Opens (or creates) the node's database.
 pub fn open(dir: &Path) -> anyhow::Result<Arc<Database>> {
     std::fs::create_dir_all(dir)
@@ -190,6 +194,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 for entry in entries {
                     let bytes = serde_json::to_vec(&entry)?;
                     table.insert(entry.log_id.index, bytes.as_slice())?;
+                    LOG_BYTES.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             txn.commit()?;
@@ -247,13 +252,7 @@ fn touched_by(data: &BTreeMap<String, String>, cmd: &Command) -> Vec<String> {
         Command::Plan(p) => std::iter::once(plan::PLAN.to_owned())
             .chain(plan::replaced_keys(data, p))
             .collect(),
-        Command::Metrics(b) => std::iter::once(plan::progress_key(&b.run_id, b.assignment))
-            .chain(
-                b.intervals
-                    .iter()
-                    .map(|c| plan::interval_key(&b.run_id, c.idx)),
-            )
-            .collect(),
+        Command::Merged(m) => plan::merged_keys(data, m),
     }
 }
 
@@ -280,8 +279,8 @@ fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> Applied {
             changed: plan::apply_plan(data, &plan),
             ..Applied::default()
         },
-        Command::Metrics(batch) => Applied {
-            acked: Some(plan::apply_batch(data, &batch)),
+        Command::Merged(m) => Applied {
+            changed: plan::apply_merged(data, &m),
             ..Applied::default()
         },
         Command::Stop { run_id } => Applied {
@@ -299,10 +298,46 @@ pub struct State {
     pub data: BTreeMap<String, String>,
 }
 
+/// A snapshot as builds before the split into meta and data stored it
+/// (its bytes as a JSON list of numbers, four times their size).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, openraft::BasicNode>,
     data: Vec<u8>,
+}
+
+/// Stores the latest snapshot: its meta as JSON, its bytes as they are,
+/// so a state of tens of MiB costs its size on disk, once.
+fn put_snapshot(
+    db: &Database,
+    meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+    data: &[u8],
+) -> anyhow::Result<()> {
+    let meta = serde_json::to_vec(meta)?;
+    let txn = db.begin_write()?;
+    {
+        let mut table = txn.open_table(META)?;
+        table.insert("snapshot_meta", meta.as_slice())?;
+        table.insert("snapshot_data", data)?;
+        table.remove("snapshot")?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn get_snapshot(db: &Database) -> anyhow::Result<Option<StoredSnapshot>> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(META)?;
+    let (Some(meta), Some(data)) = (table.get("snapshot_meta")?, table.get("snapshot_data")?)
+    else {
+        drop(table);
+        drop(txn);
+        return get_meta(db, "snapshot");
+    };
+    Ok(Some(StoredSnapshot {
+        meta: serde_json::from_slice(meta.value())?,
+        data: data.value().to_vec(),
+    }))
 }
 
 #[derive(Clone)]
@@ -417,28 +452,32 @@ impl StateMachine {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    /// Serialising a state of tens of MiB takes a while: it runs off Raft's
+    /// one-thread runtime, so heartbeats and votes go on meanwhile.
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
         let state = self.view();
-        let data =
-            Versioned::to_json(&state).map_err(|e| StorageIOError::read_state_machine(io(e)))?;
-        let id = state.last_applied.map_or("none".to_string(), |l| {
-            format!("{}-{}", l.leader_id, l.index)
-        });
-        let meta = SnapshotMeta {
-            last_log_id: state.last_applied,
-            last_membership: state.membership.clone(),
-            snapshot_id: id,
+        let db = self.db.clone();
+        let build = move || -> StorageResult<Snapshot<TypeConfig>> {
+            let data = Versioned::to_json(&state)
+                .map_err(|e| StorageIOError::read_state_machine(io(e)))?;
+            let id = state.last_applied.map_or("none".to_string(), |l| {
+                format!("{}-{}", l.leader_id, l.index)
+            });
+            let meta = SnapshotMeta {
+                last_log_id: state.last_applied,
+                last_membership: state.membership.clone(),
+                snapshot_id: id,
+            };
+            put_snapshot(&db, &meta, &data)
+                .map_err(|e| StorageIOError::write_snapshot(None, io(e)))?;
+            Ok(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            })
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        put_meta(&self.db, "snapshot", &stored)
-            .map_err(|e| StorageIOError::write_snapshot(None, io(e)))?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, io(e)))?
     }
 }
 
@@ -451,8 +490,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Option<LogId<NodeId>>,
         StoredMembership<NodeId, openraft::BasicNode>,
     )> {
-        let s = self.view();
-        Ok((s.last_applied, s.membership))
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        Ok((s.last_applied, s.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Applied>>
@@ -510,30 +549,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StorageResult<()> {
-        let data = snapshot.into_inner();
-        let mut state: State = Versioned::from_json("the snapshot", &data)
-            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), io(e)))?;
-        state.last_applied = meta.last_log_id;
-        state.membership = meta.last_membership.clone();
-        let applied = AppliedMeta {
-            last_applied: state.last_applied,
-            membership: state.membership.clone(),
+        // Parsed and stored off Raft's runtime, like a build.
+        let (sm, meta) = (self.clone(), meta.clone());
+        let install = move || -> StorageResult<()> {
+            let data = snapshot.into_inner();
+            let mut state: State = Versioned::from_json("the snapshot", &data)
+                .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), io(e)))?;
+            state.last_applied = meta.last_log_id;
+            state.membership = meta.last_membership.clone();
+            let applied = AppliedMeta {
+                last_applied: state.last_applied,
+                membership: state.membership.clone(),
+            };
+            sm.persist(&applied, None, Some(&state.data))?;
+            put_snapshot(&sm.db, &meta, &data)
+                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), io(e)))?;
+            *sm.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+            sm.changed();
+            Ok(())
         };
-        self.persist(&applied, None, Some(&state.data))?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        put_meta(&self.db, "snapshot", &stored)
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), io(e)))?;
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
-        self.changed();
-        Ok(())
+        tokio::task::spawn_blocking(install)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, io(e)))?
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let stored: Option<StoredSnapshot> = get_meta(&self.db, "snapshot")
-            .map_err(|e| StorageIOError::read_snapshot(None, io(e)))?;
+        let stored =
+            get_snapshot(&self.db).map_err(|e| StorageIOError::read_snapshot(None, io(e)))?;
         Ok(stored.map(|s| Snapshot {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),

@@ -114,7 +114,17 @@ pub struct Transport {
     proven: Arc<Mutex<HashMap<String, Instant>>>,
     /// An operator's command rather than a node.
     operator: bool,
+    /// One short-deadline channel per address, kept: a node says hello
+    /// to its peers and reports metrics every second, and a connection
+    /// (a TLS handshake under mTLS) per call would cost a fleet more
+    /// than the calls do. A channel reconnects by itself after a peer
+    /// restarts.
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
+
+/// Channels kept at most; past it the cache starts again (addresses of
+/// nodes long gone do not pile up).
+const MAX_CHANNELS: usize = 4096;
 
 impl Transport {
     pub fn new(tls: Option<&Tls>, token: Option<&str>) -> anyhow::Result<Transport> {
@@ -124,6 +134,7 @@ impl Transport {
             secret: token.map(Arc::from),
             proven: Arc::default(),
             operator: false,
+            channels: Arc::default(),
         })
     }
 
@@ -151,11 +162,20 @@ impl Transport {
 
     /// A lazily connecting channel with a short per-call deadline.
     pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        Ok(self
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = self
             .endpoint(addr)?
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(5))
-            .connect_lazy())
+            .connect_lazy();
+        if channels.len() >= MAX_CHANNELS {
+            channels.clear();
+        }
+        channels.insert(addr.to_owned(), c.clone());
+        Ok(c)
     }
 
     /// A channel without a per-call deadline, for calls whose time

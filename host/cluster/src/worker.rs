@@ -1,13 +1,13 @@
 //! Every node's part of a distributed run: follow the Plan in the
 //! replicated state, run this node's shares on the common clock, stop
 //! when asked, and stream each closed second of metrics to whoever leads,
-//! keeping it until that leader acknowledges it.
+//! keeping it until the committed state covers it.
 
 use crate::coordinator::{self, current_plan, now_ms};
 use crate::node::NodeCtx;
 use loadtest_engine::metrics::Closed;
 use loadtest_engine::workload::{self, Live, Stop, Timing};
-use loadtest_wire::plan::{Assignment, Batch, Finished, Plan, Status};
+use loadtest_wire::plan::{Ack, Assignment, Batch, Finished, Plan, Status};
 use loadtest_wire::rpc::{decode, encode};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -196,8 +196,9 @@ async fn run_share(
 }
 
 /// Sends closed intervals to the leader every second until the engine is
-/// done and everything is acknowledged. Unacknowledged intervals are
-/// sent again, to whichever node leads by then.
+/// done and its end is committed. Everything is kept until the committed
+/// state covers it; what the same leader already holds is not sent again,
+/// and a new leader gets everything not committed.
 async fn stream_metrics(
     ctx: &Arc<NodeCtx>,
     plan: &Plan,
@@ -210,6 +211,8 @@ async fn stream_metrics(
     let mut finished: Option<Finished> = None;
     let mut engine_done = false;
     let mut logged_start = false;
+    // (leader, the first interval it does not hold)
+    let mut held: Option<(String, u64)> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -233,19 +236,12 @@ async fn stream_metrics(
             tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
             logged_start = true;
         }
-        let batch = Batch {
-            run_id: run.to_owned(),
-            assignment: a.id,
-            intervals: outbox.iter().take(BATCH).cloned().collect(),
-            started_at_ms,
-            finished: finished.filter(|_| outbox.len() <= BATCH),
-        };
-        match send(ctx, &batch).await {
-            Ok(acked) => {
-                while outbox.front().is_some_and(|c| c.idx < acked) {
+        match report(ctx, run, a, &outbox, &mut held, started_at_ms, finished).await {
+            Ok(ack) => {
+                while outbox.front().is_some_and(|c| c.idx < ack.committed) {
                     outbox.pop_front();
                 }
-                if acked == u64::MAX || (batch.finished.is_some() && outbox.is_empty()) {
+                if ack.committed == u64::MAX || (ack.done && outbox.is_empty()) {
                     return;
                 }
             }
@@ -256,6 +252,40 @@ async fn stream_metrics(
             return;
         }
     }
+}
+
+/// One batch to the leader: the intervals it does not hold yet (a new
+/// leader holds none), and the end once the batch reaches the last one.
+async fn report(
+    ctx: &NodeCtx,
+    run: &str,
+    a: &Assignment,
+    outbox: &VecDeque<Closed>,
+    held: &mut Option<(String, u64)>,
+    started_at_ms: Option<u64>,
+    finished: Option<Finished>,
+) -> anyhow::Result<Ack> {
+    let leader = ctx
+        .leader_addr()
+        .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
+    let from = match held {
+        Some((l, received)) if *l == leader => *received,
+        _ => 0,
+    };
+    let unsent = outbox.iter().filter(|c| c.idx >= from);
+    let batch = Batch {
+        run_id: run.to_owned(),
+        assignment: a.id,
+        intervals: unsent.clone().take(BATCH).cloned().collect(),
+        started_at_ms,
+        finished: finished.filter(|_| unsent.count() <= BATCH),
+    };
+    let mut client = ctx.transport.coordinator(&leader, false).await?;
+    let reply = client.report_metrics(encode(&batch)?).await?;
+    let ack: Result<Ack, String> = decode(reply.get_ref())?;
+    let ack = ack.map_err(|e| anyhow::anyhow!(e))?;
+    *held = Some((leader, ack.received));
+    Ok(ack)
 }
 
 fn plan_is_over(ctx: &NodeCtx, run: &str) -> bool {
@@ -298,14 +328,4 @@ fn finish_of(
             }
         }
     }
-}
-
-async fn send(ctx: &NodeCtx, batch: &Batch) -> anyhow::Result<u64> {
-    let leader = ctx
-        .leader_addr()
-        .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
-    let mut client = ctx.transport.coordinator(&leader, false).await?;
-    let reply = client.report_metrics(encode(batch)?).await?;
-    let acked: Result<u64, String> = decode(reply.get_ref())?;
-    acked.map_err(|e| anyhow::anyhow!(e))
 }

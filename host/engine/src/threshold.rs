@@ -151,7 +151,9 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
     let (lhs, rhs) = (&e[..pos], &e[pos + len..]);
     let value: f64 = rhs
         .parse()
-        .map_err(|_| format!("`{expr}`: `{rhs}` is not a number"))?;
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| format!("`{expr}`: `{rhs}` is not a number"))?;
     let agg = match lhs {
         "avg" => Agg::Avg,
         "min" => Agg::Min,
@@ -775,5 +777,32 @@ mod tests {
         assert!(bad("http_req_duration{re gion:eu}", "avg<3").contains("not a tag name"));
         assert!(bad("gauge", "value").contains("no comparison"));
         assert!(bad("http_req_duration", "avg<fast").contains("not a number"));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_threshold_text_parses_or_fails_cleanly(key in "[ -~]{0,60}", expr in "[ -~]{0,40}") {
+            let _ = parse_selector(&key);
+            let _ = parse_expr(&expr);
+        }
+
+        #[test]
+        fn written_thresholds_read_back(
+            tenths in 0u32..=1000, op in prop::sample::select(vec!["<", "<=", ">", ">=", "==", "!="]),
+            value in -1.0e9f64..1.0e9, tag in "[a-z_]{1,10}", tv in "[a-z0-9:/._-]{0,12}",
+        ) {
+            let p = format!("{}.{}", tenths / 10, tenths % 10);
+            let (agg, _, got) = parse_expr(&format!("p({p}) {op} {value}")).expect("a valid expression");
+            prop_assert_eq!(agg, Agg::Percentile(p.parse().unwrap()));
+            prop_assert_eq!(got, value);
+            let sel = parse_selector(&format!("http_req_duration{{{tag}:{tv}}}")).expect("a valid selector");
+            prop_assert_eq!(sel.tags, vec![(tag, tv)]);
+        }
     }
 }

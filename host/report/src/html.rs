@@ -42,17 +42,19 @@ pub fn render(s: &Summary, rows: &[Row]) -> String {
     );
     h.push_str("<div class=\"charts\">");
     let t = |r: &Row| r.t as f64;
+    // Counts per second, also for rows that cover a folded minute.
+    let per_s = |r: &Row, n: u64| n as f64 / r.secs.max(1) as f64;
     h.push_str(&chart(
         "Requests per second",
         "req/s",
         &[
             (
                 "requests",
-                rows.iter().map(|r| (t(r), r.requests as f64)).collect(),
+                rows.iter().map(|r| (t(r), per_s(r, r.requests))).collect(),
             ),
             (
                 "failed",
-                rows.iter().map(|r| (t(r), r.failed as f64)).collect(),
+                rows.iter().map(|r| (t(r), per_s(r, r.failed))).collect(),
             ),
         ],
     ));
@@ -84,18 +86,18 @@ pub fn render(s: &Summary, rows: &[Row]) -> String {
         &[
             (
                 "failed requests",
-                rows.iter().map(|r| (t(r), r.failed as f64)).collect(),
+                rows.iter().map(|r| (t(r), per_s(r, r.failed))).collect(),
             ),
             (
                 "failed iterations",
                 rows.iter()
-                    .map(|r| (t(r), r.iterations_failed as f64))
+                    .map(|r| (t(r), per_s(r, r.iterations_failed)))
                     .collect(),
             ),
             (
                 "dropped iterations",
                 rows.iter()
-                    .map(|r| (t(r), r.dropped_iterations as f64))
+                    .map(|r| (t(r), per_s(r, r.dropped_iterations)))
                     .collect(),
             ),
         ],

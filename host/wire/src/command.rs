@@ -2,7 +2,7 @@
 //! commands. The state machine is small on purpose: it holds what every
 //! node must agree on (a key-value map the coordinator builds plans in).
 
-use crate::plan::{Batch, Plan};
+use crate::plan::{Merged, Plan};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
@@ -18,8 +18,8 @@ pub enum Command {
     },
     /// Replace the current plan (a new run, or a new status).
     Plan(Box<Plan>),
-    /// Merge a node's metric batch into its run.
-    Metrics(Box<Batch>),
+    /// The leader's merged metrics of every share since its last flush.
+    Merged(Box<Merged>),
     /// An operator's graceful stop of the run (empty id: whatever runs).
     Stop {
         run_id: String,
@@ -60,13 +60,11 @@ impl Op {
     }
 }
 
-/// What a write returns: the previous value of a key, or for a metric
-/// batch the next interval the node should send.
+/// What a write returns: the previous value of a key, or whether a plan,
+/// stop or merged entry was taken.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Applied {
     pub previous: Option<String>,
-    #[serde(default)]
-    pub acked: Option<u64>,
     #[serde(default)]
     pub changed: bool,
 }

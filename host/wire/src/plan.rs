@@ -1,8 +1,9 @@
 //! The replicated record of a distributed run: the Plan (what runs,
 //! where, from when), each assignment's progress, the merged per-second
 //! metrics, and the final result. It lives in the Raft state machine, so
-//! a new leader finds everything the old one knew, and the state machine
-//! itself merges metric batches, so a replayed batch is never counted twice.
+//! a new leader finds everything the old one knew. Metrics reach it as one
+//! merged entry per flush from the leader, with per-share watermarks, so
+//! a batch replayed to a new leader is never counted twice.
 
 use loadtest_engine::metrics::{Closed, Metrics, Row};
 use loadtest_engine::workload::Segment;
@@ -124,7 +125,8 @@ impl Plan {
 pub struct Batch {
     pub run_id: String,
     pub assignment: u32,
-    /// Consecutive intervals from the oldest one not yet acknowledged.
+    /// Consecutive intervals from the oldest one this leader does not
+    /// hold yet.
     pub intervals: Vec<Closed>,
     /// When the node's clock started its first iteration (Unix ms).
     pub started_at_ms: Option<u64>,
@@ -204,71 +206,242 @@ pub fn result_key(run: &str) -> String {
     format!("run/{run}/result")
 }
 
-/// Applies a batch to the state-machine map: intervals at or after the
-/// assignment's `next` are merged in order; earlier ones (a replay after
-/// a lost acknowledgement) are skipped. Returns the new `next`, the
-/// acknowledgement the node gets back.
-pub fn apply_batch(data: &mut BTreeMap<String, String>, b: &Batch) -> u64 {
-    let plan = data
+/// The leader's one write per flush: whatever is new from every share,
+/// its intervals merged across shares by index, and each share's
+/// watermark before and after. Its size grows with the number of shares
+/// only by a [`Part`] each; the metrics in it are one merged interval per
+/// second whatever the fleet size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Merged {
+    pub run_id: String,
+    pub parts: Vec<Part>,
+    /// The parts' intervals, merged across shares: one per index.
+    pub intervals: Vec<Closed>,
+}
+
+/// One share's contribution to a [`Merged`] entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Part {
+    pub assignment: u32,
+    /// The share's `next` the entry was built on. The entry applies only
+    /// if the state still has it, so intervals replayed to a new leader
+    /// are counted once.
+    pub from: u64,
+    /// The share's `next` after the entry: intervals `from..to` are in it.
+    pub to: u64,
+    pub requests: u64,
+    pub failed: u64,
+    pub iterations: u64,
+    pub dropped: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished: Option<Finished>,
+}
+
+impl Part {
+    /// The share's counts over `intervals`, which run from `from` on.
+    pub fn of(assignment: u32, from: u64, intervals: &[&Closed]) -> Part {
+        let mut part = Part {
+            assignment,
+            from,
+            to: from + intervals.len() as u64,
+            requests: 0,
+            failed: 0,
+            iterations: 0,
+            dropped: 0,
+            started_at_ms: None,
+            finished: None,
+        };
+        for c in intervals {
+            let m = &c.metrics;
+            part.requests += m.total_requests();
+            part.failed += m.total_failed();
+            part.iterations += m.scenarios.values().map(|s| s.iterations).sum::<u64>();
+            part.dropped += m.scenarios.values().map(|s| s.dropped).sum::<u64>();
+        }
+        part
+    }
+}
+
+/// The leader's answer to a node's batch.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ack {
+    /// Everything below is committed: the node may forget it. `u64::MAX`:
+    /// nobody counts this share any more (its run is over, or it was
+    /// declared lost and handed on).
+    pub committed: u64,
+    /// Everything below is held by this leader on its way to the log: the
+    /// node sends from here while the same leader leads, and keeps the
+    /// rest until it is committed.
+    pub received: u64,
+    /// The share's end is committed: the node is done reporting.
+    pub done: bool,
+}
+
+impl Ack {
+    pub const OVER: Ack = Ack {
+        committed: u64::MAX,
+        received: u64::MAX,
+        done: true,
+    };
+}
+
+/// Applies a merged entry to the state-machine map, all or nothing: if
+/// any part's share is no longer counted or has moved past the part's
+/// `from` (an entry built on a state the leader had not caught up with),
+/// nothing is applied and the leader builds again. Returns whether it
+/// applied.
+pub fn apply_merged(data: &mut BTreeMap<String, String>, m: &Merged) -> bool {
+    let Some(plan) = data
         .get(PLAN)
-        .and_then(|p| serde_json::from_str::<Plan>(p).ok());
-    let current = plan.as_ref().is_some_and(|p| {
-        p.run_id == b.run_id
-            && !p.status.is_over()
-            && p.assignments
-                .iter()
-                .any(|a| a.id == b.assignment && !a.lost)
-    });
-    if !current {
-        // Nobody counts this share any more (its run is over, or it was
-        // declared lost and handed on): acknowledge and drop it, so a
-        // node that comes back after its share moved adds nothing twice.
-        return u64::MAX;
-    }
-    let key = progress_key(&b.run_id, b.assignment);
-    let mut p: Progress = data
-        .get(&key)
-        .and_then(|v| serde_json::from_str(v).ok())
-        .unwrap_or_default();
-    let mut complete = true;
-    for c in &b.intervals {
-        if c.idx < p.next {
-            continue;
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+        .filter(|p| p.run_id == m.run_id && !p.status.is_over())
+    else {
+        return false;
+    };
+    let mut progress = Vec::with_capacity(m.parts.len());
+    for part in &m.parts {
+        let counted = plan
+            .assignments
+            .iter()
+            .any(|a| a.id == part.assignment && !a.lost);
+        let p: Progress = data
+            .get(&progress_key(&m.run_id, part.assignment))
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        if !counted || p.next != part.from || part.to < part.from {
+            return false;
         }
-        if c.idx > p.next {
-            complete = false;
-            break;
-        }
-        merge_interval(data, &b.run_id, c);
-        let m = &c.metrics;
-        p.requests += m.total_requests();
-        p.failed += m.total_failed();
-        p.iterations += m.scenarios.values().map(|s| s.iterations).sum::<u64>();
-        p.dropped += m.scenarios.values().map(|s| s.dropped).sum::<u64>();
-        p.next += 1;
+        progress.push(p);
     }
-    if p.started_at_ms.is_none() {
-        p.started_at_ms = b.started_at_ms;
+    for c in &m.intervals {
+        merge_interval(data, &m.run_id, c);
     }
-    if complete && b.finished.is_some() {
-        p.finished = b.finished;
+    for (part, mut p) in m.parts.iter().zip(progress) {
+        p.next = part.to;
+        p.requests += part.requests;
+        p.failed += part.failed;
+        p.iterations += part.iterations;
+        p.dropped += part.dropped;
+        p.started_at_ms = p.started_at_ms.or(part.started_at_ms);
+        p.finished = p.finished.or(part.finished);
+        data.insert(
+            progress_key(&m.run_id, part.assignment),
+            serde_json::to_string(&p).unwrap_or_default(),
+        );
     }
-    let next = p.next;
-    data.insert(key, serde_json::to_string(&p).unwrap_or_default());
-    next
+    true
+}
+
+/// Seconds of the merged series kept one by one; older seconds are
+/// folded into minutes. A day-long run then keeps about 2,000 intervals
+/// in the replicated state (and its snapshots) rather than 86,400.
+pub const FINE_SECS: u64 = 600;
+/// The seconds one coarse interval covers.
+pub const COARSE_SECS: u64 = 60;
+
+pub fn coarse_key(run: &str, minute: u64) -> String {
+    format!("run/{run}/m/{minute:06}")
+}
+
+pub fn coarse_prefix(run: &str) -> String {
+    format!("run/{run}/m/")
+}
+
+/// The run's metrics merged over every interval so far, kept as
+/// intervals are merged so thresholds read one key, not the series.
+pub fn total_key(run: &str) -> String {
+    format!("run/{run}/total")
+}
+
+fn decode_closed(v: Option<&String>, idx: u64) -> Closed {
+    v.and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or(Closed {
+            idx,
+            vus: 0,
+            metrics: Metrics::default(),
+        })
+}
+
+/// The newest second kept one by one, if any.
+fn newest_second(data: &BTreeMap<String, String>, run: &str) -> Option<u64> {
+    let prefix = interval_prefix(run);
+    // Keys of one prefix sort together; the prefix with its last byte
+    // bumped is the first key after them.
+    let end = format!("run/{run}/i0");
+    let (k, _) = data.range(prefix.clone()..end).next_back()?;
+    k[prefix.len()..].parse().ok()
+}
+
+/// Seconds older than `newest` by more than [`FINE_SECS`], oldest first.
+fn foldable(data: &BTreeMap<String, String>, run: &str, newest: u64) -> Vec<u64> {
+    let prefix = interval_prefix(run);
+    data.range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map_while(|(k, _)| k[prefix.len()..].parse::<u64>().ok())
+        .take_while(|idx| idx + FINE_SECS < newest)
+        .collect()
+}
+
+/// The keys a merged entry may change, known before it is applied.
+pub fn merged_keys(data: &BTreeMap<String, String>, m: &Merged) -> Vec<String> {
+    let run = &m.run_id;
+    let newest = m
+        .intervals
+        .iter()
+        .map(|c| c.idx)
+        .chain(newest_second(data, run))
+        .max()
+        .unwrap_or(0);
+    let seconds = m
+        .intervals
+        .iter()
+        .map(|c| c.idx)
+        .chain(foldable(data, run, newest));
+    let mut keys: Vec<String> = m
+        .parts
+        .iter()
+        .map(|p| progress_key(run, p.assignment))
+        .chain([total_key(run)])
+        .collect();
+    for idx in seconds {
+        keys.push(interval_key(run, idx));
+        keys.push(coarse_key(run, idx / COARSE_SECS));
+    }
+    keys
 }
 
 fn merge_interval(data: &mut BTreeMap<String, String>, run: &str, c: &Closed) {
-    let key = interval_key(run, c.idx);
-    let mut merged: Closed = data
+    let newest = newest_second(data, run).unwrap_or(0).max(c.idx);
+    if c.idx + FINE_SECS < newest {
+        // A late second of a share that fell behind: its minute is folded.
+        fold_into_minute(data, run, c);
+    } else {
+        let key = interval_key(run, c.idx);
+        let mut merged = decode_closed(data.get(&key), c.idx);
+        merged.vus += c.vus;
+        merged.metrics.merge(&c.metrics);
+        data.insert(key, serde_json::to_string(&merged).unwrap_or_default());
+    }
+    let key = total_key(run);
+    let mut total: Metrics = data
         .get(&key)
         .and_then(|v| serde_json::from_str(v).ok())
-        .unwrap_or(Closed {
-            idx: c.idx,
-            vus: 0,
-            metrics: Metrics::default(),
-        });
-    merged.vus += c.vus;
+        .unwrap_or_default();
+    total.merge(&c.metrics);
+    data.insert(key, serde_json::to_string(&total).unwrap_or_default());
+    for idx in foldable(data, run, newest) {
+        if let Some(v) = data.remove(&interval_key(run, idx)) {
+            fold_into_minute(data, run, &decode_closed(Some(&v), idx));
+        }
+    }
+}
+
+/// Adds a second to its minute; the minute's VUs are the busiest second's.
+fn fold_into_minute(data: &mut BTreeMap<String, String>, run: &str, c: &Closed) {
+    let minute = c.idx / COARSE_SECS;
+    let key = coarse_key(run, minute);
+    let mut merged = decode_closed(data.get(&key), minute);
+    merged.vus = merged.vus.max(c.vus);
     merged.metrics.merge(&c.metrics);
     data.insert(key, serde_json::to_string(&merged).unwrap_or_default());
 }
@@ -412,66 +585,103 @@ mod tests {
         }
     }
 
-    fn batch(intervals: Vec<Closed>) -> Batch {
-        Batch {
-            run_id: "r1".into(),
-            assignment: 0,
+    fn merged(run: &str, from: u64, intervals: Vec<Closed>) -> Merged {
+        let refs: Vec<&Closed> = intervals.iter().collect();
+        let mut part = Part::of(0, from, &refs);
+        part.started_at_ms = Some(5);
+        Merged {
+            run_id: run.into(),
+            parts: vec![part],
             intervals,
-            started_at_ms: Some(5),
-            finished: None,
         }
     }
 
+    fn progress(data: &BTreeMap<String, String>) -> Progress {
+        serde_json::from_str(&data[&progress_key("r1", 0)]).unwrap()
+    }
+
     #[test]
-    fn replayed_intervals_are_counted_once() {
+    fn an_entry_built_on_an_old_watermark_is_not_applied() {
         let mut data = BTreeMap::new();
         apply_plan(&mut data, &plan("r1"));
-        assert_eq!(
-            apply_batch(&mut data, &batch(vec![interval(0, 3), interval(1, 4)])),
-            2
-        );
-        // The acknowledgement was lost: the node sends 1 again, then 2.
-        assert_eq!(
-            apply_batch(&mut data, &batch(vec![interval(1, 4), interval(2, 5)])),
-            3
-        );
-        let p: Progress = serde_json::from_str(&data[&progress_key("r1", 0)]).unwrap();
-        assert_eq!(p.requests, 12);
+        assert!(apply_merged(
+            &mut data,
+            &merged("r1", 0, vec![interval(0, 3), interval(1, 4)])
+        ));
+        // A new leader that had not applied that entry yet builds on 0
+        // again: the whole entry is refused, nothing counts twice.
+        assert!(!apply_merged(
+            &mut data,
+            &merged(
+                "r1",
+                0,
+                vec![interval(0, 3), interval(1, 4), interval(2, 5)]
+            )
+        ));
+        assert!(apply_merged(
+            &mut data,
+            &merged("r1", 2, vec![interval(2, 5)])
+        ));
+        let p = progress(&data);
+        assert_eq!((p.next, p.requests, p.started_at_ms), (3, 12, Some(5)));
         let i1: Closed = serde_json::from_str(&data[&interval_key("r1", 1)]).unwrap();
         assert_eq!(i1.metrics.total_requests(), 4);
     }
 
     #[test]
-    fn a_gap_stops_the_merge_and_finish_waits_for_it() {
+    fn shares_of_one_second_merge_into_one_interval() {
         let mut data = BTreeMap::new();
-        apply_plan(&mut data, &plan("r1"));
-        let mut b = batch(vec![interval(1, 1)]);
-        b.finished = Some(Finished {
-            elapsed_ms: 1,
-            stopped_early: false,
-            init_failed: 0,
-        });
-        assert_eq!(apply_batch(&mut data, &b), 0);
-        let p: Progress = serde_json::from_str(&data[&progress_key("r1", 0)]).unwrap();
-        assert!(p.finished.is_none());
+        let mut p = plan("r1");
+        let mut second = p.assignments[0].clone();
+        second.id = 1;
+        p.assignments.push(second);
+        apply_plan(&mut data, &p);
+        let mut one = interval(0, 3);
+        one.metrics.merge(&interval(0, 4).metrics);
+        one.vus = 2;
+        let m = Merged {
+            run_id: "r1".into(),
+            parts: vec![
+                Part::of(0, 0, &[&interval(0, 3)]),
+                Part::of(1, 0, &[&interval(0, 4)]),
+            ],
+            intervals: vec![one],
+        };
+        assert!(apply_merged(&mut data, &m));
+        let i0: Closed = serde_json::from_str(&data[&interval_key("r1", 0)]).unwrap();
+        assert_eq!((i0.metrics.total_requests(), i0.vus), (7, 2));
+        let p1: Progress = serde_json::from_str(&data[&progress_key("r1", 1)]).unwrap();
+        assert_eq!((p1.next, p1.requests), (1, 4));
     }
 
     #[test]
-    fn batches_of_another_run_are_acknowledged_and_dropped() {
+    fn entries_for_another_run_or_a_lost_share_are_dropped() {
         let mut data = BTreeMap::new();
         apply_plan(&mut data, &plan("r2"));
-        assert_eq!(
-            apply_batch(&mut data, &batch(vec![interval(0, 1)])),
-            u64::MAX
-        );
+        assert!(!apply_merged(
+            &mut data,
+            &merged("r1", 0, vec![interval(0, 1)])
+        ));
         assert!(!data.contains_key(&progress_key("r1", 0)));
+        let mut data = BTreeMap::new();
+        let mut p = plan("r1");
+        p.assignments[0].lost = true;
+        apply_plan(&mut data, &p);
+        assert!(!apply_merged(
+            &mut data,
+            &merged("r1", 0, vec![interval(0, 5)])
+        ));
+        assert!(!data.contains_key(&interval_key("r1", 0)));
     }
 
     #[test]
     fn a_new_run_replaces_a_finished_one_and_drops_its_keys() {
         let mut data = BTreeMap::new();
         apply_plan(&mut data, &plan("r1"));
-        apply_batch(&mut data, &batch(vec![interval(0, 1)]));
+        assert!(apply_merged(
+            &mut data,
+            &merged("r1", 0, vec![interval(0, 1)])
+        ));
         assert!(!apply_plan(&mut data, &plan("r2")), "r1 is still running");
         let mut done = plan("r1");
         done.status = Status::Finished;
@@ -479,6 +689,45 @@ mod tests {
         assert!(apply_plan(&mut data, &done));
         assert!(apply_plan(&mut data, &plan("r2")));
         assert!(!data.keys().any(|k| k.starts_with("run/r1/")));
+    }
+
+    /// A run of 40 minutes keeps ten minutes of seconds and the rest as
+    /// minutes; nothing is lost from the total, and a late second of a
+    /// folded minute lands in its minute.
+    #[test]
+    fn a_long_run_keeps_its_series_bounded() {
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r1"));
+        let secs = 2400;
+        // A request in each minute's first second: histograms are what
+        // makes an interval cost (in a debug build), and every second
+        // still folds.
+        for idx in 0..secs {
+            let requests = u64::from(idx % 60 == 0);
+            assert!(apply_merged(
+                &mut data,
+                &merged("r1", idx, vec![interval(idx, requests)])
+            ));
+        }
+        let count = |data: &BTreeMap<String, String>, prefix: String| {
+            data.keys().filter(|k| k.starts_with(&prefix)).count() as u64
+        };
+        assert_eq!(count(&data, interval_prefix("r1")), FINE_SECS + 1);
+        let minutes = count(&data, coarse_prefix("r1"));
+        assert_eq!(minutes, (secs - FINE_SECS - 1).div_ceil(COARSE_SECS));
+        let total: Metrics = serde_json::from_str(&data[&total_key("r1")]).unwrap();
+        assert_eq!(total.total_requests(), secs / 60);
+        let m0: Closed = serde_json::from_str(&data[&coarse_key("r1", 0)]).unwrap();
+        assert_eq!((m0.metrics.total_requests(), m0.idx), (1, 0));
+        // A second share, far behind, reports its second 10.
+        let mut late = merged("r1", 0, vec![interval(10, 3)]);
+        late.parts[0].assignment = 0;
+        late.parts[0].from = secs;
+        late.parts[0].to = secs + 1;
+        assert!(apply_merged(&mut data, &late));
+        let m0: Closed = serde_json::from_str(&data[&coarse_key("r1", 0)]).unwrap();
+        assert_eq!(m0.metrics.total_requests(), 4);
+        assert_eq!(count(&data, interval_prefix("r1")), FINE_SECS + 1);
     }
 
     #[test]
@@ -493,18 +742,5 @@ mod tests {
         assert!(!apply_plan(&mut data, &stale));
         let now: Plan = serde_json::from_str(&data[PLAN]).unwrap();
         assert_eq!(now.status, Status::Stopping);
-    }
-
-    #[test]
-    fn a_lost_share_is_acknowledged_and_not_counted() {
-        let mut data = BTreeMap::new();
-        let mut p = plan("r1");
-        p.assignments[0].lost = true;
-        apply_plan(&mut data, &p);
-        assert_eq!(
-            apply_batch(&mut data, &batch(vec![interval(0, 5)])),
-            u64::MAX
-        );
-        assert!(!data.contains_key(&interval_key("r1", 0)));
     }
 }

@@ -191,7 +191,7 @@ impl Steps {
 /// A step's request; what no assertion or extraction reads of the response
 /// is left on the host's side.
 fn build(req: &CRequest, vars: &BTreeMap<String, String>, step: &CStep) -> http::Request {
-    let mut url = req.path.render(vars);
+    let mut url = req.path.render_url(vars);
     for (i, (k, v)) in req.query.iter().enumerate() {
         url.push(if i == 0 && !url.contains('?') {
             '?'
@@ -202,7 +202,7 @@ fn build(req: &CRequest, vars: &BTreeMap<String, String>, step: &CStep) -> http:
     }
     let mut r = http::Request::new(&req.method, url).name(req.name.clone());
     for (k, v) in &req.headers {
-        r = r.header(k.clone(), v.render(vars));
+        r = r.header(k.clone(), v.render_header(vars));
     }
     if let Some(b) = &req.body {
         let body = if req.json {
@@ -238,16 +238,7 @@ fn build(req: &CRequest, vars: &BTreeMap<String, String>, step: &CStep) -> http:
     r
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use program::percent_encode as encode;
 
 fn assert_one(req: &CRequest, a: &CAssert, res: &http::Response, vars: &BTreeMap<String, String>) {
     let (label, passed) = match a {
@@ -328,6 +319,22 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).expect(&body);
         assert_eq!(v["user"], r#"a"b\c"#);
         assert_eq!(v["n"], "line\nbreak");
+    }
+
+    #[test]
+    fn values_substituted_into_urls_and_headers_keep_their_place() {
+        let vars = BTreeMap::from([
+            ("base".to_string(), "https://shop.test/v1".to_string()),
+            ("id".to_string(), "a/b?c=d&e#f g".to_string()),
+            ("h".to_string(), "x\r\nInjected: yes".to_string()),
+        ]);
+        let url = program::Template::parse_for_test("${base}/items/${id}?q=${id}");
+        assert_eq!(
+            url.render_url(&vars),
+            "https://shop.test/v1/items/a%2Fb%3Fc%3Dd%26e%23f%20g?q=a%2Fb%3Fc%3Dd%26e%23f%20g"
+        );
+        let header = program::Template::parse_for_test("Bearer ${h}");
+        assert_eq!(header.render_header(&vars), "Bearer x  Injected: yes");
     }
 
     fn err(v: serde_json::Value) -> String {

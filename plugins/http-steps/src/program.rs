@@ -73,6 +73,45 @@ impl Template {
             .collect()
     }
 
+    /// Renders a path or URL: a variable at the very start is put in as
+    /// it is (it may be a whole URL or a base path, such as an extracted
+    /// link); anywhere after it, a value is one component and is
+    /// percent-encoded, so a `/`, `?`, `&`, `#` or space in it cannot
+    /// change which resource or query is asked for.
+    pub fn render_url(&self, vars: &BTreeMap<String, String>) -> String {
+        let mut out = String::new();
+        for (i, p) in self.0.iter().enumerate() {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(v) => {
+                    let value = vars.get(v).map_or("", String::as_str);
+                    if i == 0 {
+                        out.push_str(value);
+                    } else {
+                        out.push_str(&percent_encode(value));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Renders a header value: control characters in a value (a CR or LF
+    /// would end the header and start another) become spaces.
+    pub fn render_header(&self, vars: &BTreeMap<String, String>) -> String {
+        let mut out = String::new();
+        for p in &self.0 {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(v) => {
+                    let value = vars.get(v).map_or("", String::as_str);
+                    out.extend(value.chars().map(|c| if c.is_control() { ' ' } else { c }));
+                }
+            }
+        }
+        out
+    }
+
     /// Renders a `json:` body, whose variables all stand inside JSON
     /// strings (the YAML was serialised before templating): each value is
     /// escaped as a JSON string, so a `"` or `\` in it keeps the body valid.
@@ -90,6 +129,19 @@ impl Template {
         }
         out
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters: the
+/// value becomes one path segment or query component.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A JSON path subset: `$`, `.key`, `['key']`, `[index]`.

@@ -528,3 +528,46 @@ fn put_header(out: &mut Vec<u8>, name: &str, value: &str) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;
+
+/// One exchange with a peer that answers `response` and closes, in
+/// memory: what fuzzing and property tests drive the parser and the
+/// framing with. `Ok` holds the status, the body length and whether the
+/// connection would be reused.
+#[doc(hidden)]
+pub fn exchange_in_memory(
+    response: &[u8],
+    head_only: bool,
+    max_body: u64,
+) -> Result<(u16, u64, bool), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let (client, mut server) = tokio::io::duplex(64 << 10);
+        let response = response.to_vec();
+        let peer = tokio::spawn(async move {
+            let _ = server.write_all(&response).await;
+            let _ = server.shutdown().await;
+            // Drain the request so the client's write never waits.
+            let mut sink = Vec::new();
+            let _ = server.read_to_end(&mut sink).await;
+        });
+        let mut h1 = H1::new(Box::new(client));
+        let keep = Keep {
+            headers: true,
+            body: true,
+            max_body,
+        };
+        let got = h1
+            .exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", head_only, keep)
+            .await
+            .map(|r| (r.status, r.body_len, h1.reusable()))
+            .map_err(|f| format!("{f:?}"));
+        drop(h1);
+        let _ = peer.await;
+        got
+    })
+}

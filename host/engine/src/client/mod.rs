@@ -11,6 +11,9 @@ pub mod egress;
 mod h1;
 mod session;
 
+#[doc(hidden)]
+pub use h1::exchange_in_memory;
+
 pub use conn::Connections;
 pub use session::{Hop, Jar, Session};
 

@@ -45,3 +45,6 @@ pub fn parse_with_env(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;

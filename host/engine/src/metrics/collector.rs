@@ -14,11 +14,16 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// How long after its end an interval waits for stragglers.
 const GRACE: u64 = 2;
 
-/// One second of the run, summarised for charts and the JSON-lines series.
+/// One second of the run (or, early in a long cluster run, a minute),
+/// summarised for charts and the JSON-lines series.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     /// Seconds since the run's clock started (end of the interval).
     pub t: u64,
+    /// The seconds the row covers: 1, or 60 for the older part of a long
+    /// cluster run, whose replicated series keeps minutes past ten.
+    #[serde(default = "one_second", skip_serializing_if = "is_one_second")]
+    pub secs: u64,
     pub requests: u64,
     pub failed: u64,
     pub iterations: u64,
@@ -172,6 +177,14 @@ impl Collector {
     }
 }
 
+fn one_second() -> u64 {
+    1
+}
+
+fn is_one_second(secs: &u64) -> bool {
+    *secs == 1
+}
+
 /// The time-series row of interval `idx`.
 pub fn row(idx: u64, m: &Metrics, vus: u64) -> Row {
     let mut latency = super::stats::histogram();
@@ -181,6 +194,7 @@ pub fn row(idx: u64, m: &Metrics, vus: u64) -> Row {
     let scenarios = m.scenarios.values();
     Row {
         t: idx + 1,
+        secs: 1,
         requests: m.total_requests(),
         failed: m.total_failed(),
         iterations: scenarios.clone().map(|s| s.iterations).sum(),

@@ -3,7 +3,7 @@
 
 mod executor;
 mod lifecycle;
-mod schedule;
+pub(crate) mod schedule;
 mod segment;
 mod vu;
 

@@ -1,0 +1,341 @@
+//! The leader's intake of metrics. Nodes stream each closed second here,
+//! outside the Raft log; the leader holds what arrived in memory and, once
+//! per flush, commits everything new as one merged entry with each share's
+//! watermark. The log then grows with time, not with the number of nodes,
+//! and every voter and learner applies one metrics entry per flush instead
+//! of one per node per second.
+//!
+//! Nothing here is the only copy: a node keeps every interval until the
+//! committed state covers it, and sends it again to a new leader.
+
+use crate::coordinator::{current_plan, progress_of};
+use crate::node::NodeCtx;
+use loadtest_engine::metrics::Closed;
+use loadtest_wire::command::Command;
+use loadtest_wire::plan::{Ack, Batch, Finished, Merged, Part, Plan, Progress};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the leader commits what it received: the merged series'
+/// resolution in the log is still one interval per second; this only
+/// sets how many seconds one entry carries.
+const FLUSH: Duration = Duration::from_secs(1);
+
+/// A share that reported its end is committed sooner than the next
+/// flush, so a run's result does not wait for the tick; the pause lets
+/// shares that end together go in one entry.
+const FINISH_PAUSE: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+pub struct Intake {
+    pending: Mutex<Pending>,
+    finished: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    run: String,
+    shares: BTreeMap<u32, Share>,
+}
+
+/// What one share sent that the log does not hold yet.
+#[derive(Default)]
+struct Share {
+    intervals: BTreeMap<u64, Closed>,
+    started_at_ms: Option<u64>,
+    finished: Option<Finished>,
+}
+
+impl Share {
+    /// Forgets what the committed state covers; returns where the
+    /// intervals this leader holds stop being consecutive from there.
+    fn trim(&mut self, committed: u64) -> u64 {
+        self.intervals = self.intervals.split_off(&committed);
+        let mut next = committed;
+        while self.intervals.contains_key(&next) {
+            next += 1;
+        }
+        next
+    }
+}
+
+impl Intake {
+    /// Takes a node's batch for a share the current plan counts, given
+    /// what the state has committed of it.
+    pub fn receive(&self, batch: Batch, committed: &Progress) -> Ack {
+        let finished = batch.finished.is_some();
+        let received = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.run != batch.run_id {
+                pending.run = batch.run_id.clone();
+                pending.shares.clear();
+            }
+            let share = pending.shares.entry(batch.assignment).or_default();
+            for c in batch.intervals {
+                if c.idx >= committed.next {
+                    share.intervals.entry(c.idx).or_insert(c);
+                }
+            }
+            share.started_at_ms = share.started_at_ms.or(batch.started_at_ms);
+            share.finished = share.finished.or(batch.finished);
+            share.trim(committed.next)
+        };
+        if finished && committed.finished.is_none() {
+            self.finished.notify_one();
+        }
+        Ack {
+            committed: committed.next,
+            received,
+            done: committed.finished.is_some(),
+        }
+    }
+
+    /// The entry that commits everything new, built on the committed
+    /// progress of each share; `None` when nothing is new. A share the
+    /// plan no longer counts is dropped.
+    pub fn build(&self, plan: &Plan, committed: impl Fn(u32) -> Progress) -> Option<Merged> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.run != plan.run_id {
+            return None;
+        }
+        pending
+            .shares
+            .retain(|id, _| plan.assignments.iter().any(|a| a.id == *id && !a.lost));
+        let mut parts = Vec::new();
+        let mut by_idx: BTreeMap<u64, Closed> = BTreeMap::new();
+        for (&id, share) in pending.shares.iter_mut() {
+            let p = committed(id);
+            let to = share.trim(p.next);
+            let fresh: Vec<&Closed> = share.intervals.range(p.next..to).map(|(_, c)| c).collect();
+            let mut part = Part::of(id, p.next, &fresh);
+            if p.started_at_ms.is_none() {
+                part.started_at_ms = share.started_at_ms;
+            }
+            // The end counts only once every interval before it is in.
+            if p.finished.is_none() && share.intervals.len() == fresh.len() {
+                part.finished = share.finished;
+            }
+            if fresh.is_empty() && part.started_at_ms.is_none() && part.finished.is_none() {
+                continue;
+            }
+            for c in fresh {
+                match by_idx.get_mut(&c.idx) {
+                    Some(m) => {
+                        m.vus += c.vus;
+                        m.metrics.merge(&c.metrics);
+                    }
+                    None => {
+                        by_idx.insert(c.idx, c.clone());
+                    }
+                }
+            }
+            parts.push(part);
+        }
+        (!parts.is_empty()).then(|| Merged {
+            run_id: plan.run_id.clone(),
+            parts,
+            intervals: by_idx.into_values().collect(),
+        })
+    }
+
+    /// Drops everything: this node no longer leads, and what it held is
+    /// still on the nodes that sent it.
+    pub fn clear(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.shares.clear();
+    }
+}
+
+/// The leader's flush loop, for as long as the node runs.
+pub async fn flush(ctx: Arc<NodeCtx>) {
+    let mut tick = tokio::time::interval(FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.intake.finished.notified() => tokio::time::sleep(FINISH_PAUSE).await,
+        }
+        if !ctx.is_leader() {
+            ctx.intake.clear();
+            continue;
+        }
+        let Some(plan) = current_plan(&ctx) else {
+            continue;
+        };
+        let Some(entry) = ctx.intake.build(&plan, |id| committed(&ctx, &plan, id)) else {
+            continue;
+        };
+        let shares = entry.parts.len();
+        match crate::service::write(&ctx, Command::Merged(Box::new(entry))).await {
+            Ok(a) if a.changed => {}
+            // Built on a state this leader had not applied yet, or the plan
+            // moved on: the next flush builds again from what is committed.
+            Ok(_) => {
+                tracing::debug!(run = %plan.run_id, "merged metrics of {shares} share(s) were stale; building again")
+            }
+            Err(e) => tracing::debug!(run = %plan.run_id, "merged metrics not committed yet: {e}"),
+        }
+    }
+}
+
+fn committed(ctx: &NodeCtx, plan: &Plan, id: u32) -> Progress {
+    plan.assignments
+        .iter()
+        .find(|a| a.id == id)
+        .map(|a| progress_of(ctx, &plan.run_id, a))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadtest_engine::metrics::{Event, Metrics};
+    use loadtest_wire::plan::{Assignment, apply_merged, apply_plan, progress_key};
+
+    fn interval(idx: u64, requests: u64) -> Closed {
+        let mut m = Metrics::default();
+        for _ in 0..requests {
+            m.apply(
+                "s",
+                Event::Request {
+                    name: "r".into(),
+                    status: Some(200),
+                    error: None,
+                    micros: 100,
+                    bytes: 1,
+                    method: "GET",
+                    timings: Default::default(),
+                    ctx: Default::default(),
+                },
+            );
+        }
+        Closed {
+            idx,
+            vus: 1,
+            metrics: m,
+        }
+    }
+
+    fn plan(shares: u32) -> Plan {
+        let text = serde_json::json!({
+            "run_id": "r1", "name": "t", "version": "v", "yaml": "", "plugins": {},
+            "files": {}, "status": "running", "start_at_ms": 0, "assignments": [],
+            "events": [],
+        });
+        let mut plan: Plan = serde_json::from_value(text).expect("a plan");
+        plan.assignments = (0..shares)
+            .map(|id| {
+                serde_json::from_value::<Assignment>(serde_json::json!({
+                    "id": id, "node": format!("n{id}"), "node_id": format!("n{id}"),
+                    "index": id, "count": shares, "resume_from_ms": 0, "lost": false,
+                }))
+                .expect("an assignment")
+            })
+            .collect();
+        plan
+    }
+
+    fn batch(assignment: u32, intervals: Vec<Closed>) -> Batch {
+        Batch {
+            run_id: "r1".into(),
+            assignment,
+            intervals,
+            started_at_ms: Some(1),
+            finished: None,
+        }
+    }
+
+    fn progress(data: &BTreeMap<String, String>, id: u32) -> Progress {
+        data.get(&progress_key("r1", id))
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default()
+    }
+
+    /// Many shares' seconds become one entry, and what a node sends again
+    /// (an acknowledgement lost, or a new leader) is counted once.
+    #[test]
+    fn one_entry_per_flush_counts_every_interval_once() {
+        let plan = plan(50);
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan);
+        let intake = Intake::default();
+        for id in 0..50 {
+            let ack = intake.receive(
+                batch(id, vec![interval(0, 2), interval(1, 3)]),
+                &progress(&data, id),
+            );
+            assert_eq!((ack.committed, ack.received, ack.done), (0, 2, false));
+        }
+        let entry = intake
+            .build(&plan, |id| progress(&data, id))
+            .expect("new metrics");
+        assert_eq!((entry.parts.len(), entry.intervals.len()), (50, 2));
+        assert!(apply_merged(&mut data, &entry));
+        // Share 7 did not hear back and sends both again, plus one more.
+        intake.receive(
+            batch(7, vec![interval(0, 2), interval(1, 3), interval(2, 4)]),
+            &progress(&data, 7),
+        );
+        let entry = intake
+            .build(&plan, |id| progress(&data, id))
+            .expect("one new second");
+        assert_eq!(entry.parts.len(), 1);
+        assert!(apply_merged(&mut data, &entry));
+        let requests: u64 = (0..50).map(|id| progress(&data, id).requests).sum();
+        assert_eq!(requests, 50 * 5 + 4);
+        assert!(intake.build(&plan, |id| progress(&data, id)).is_none());
+    }
+
+    #[test]
+    fn a_share_ends_only_after_its_last_interval() {
+        let plan = plan(1);
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan);
+        let intake = Intake::default();
+        let end = Finished {
+            elapsed_ms: 9,
+            stopped_early: false,
+            init_failed: 0,
+        };
+        // Interval 0 never arrived (sent to the old leader): 1 waits.
+        let mut b = batch(0, vec![interval(1, 1)]);
+        b.finished = Some(end);
+        let ack = intake.receive(b, &progress(&data, 0));
+        assert_eq!(ack.received, 0);
+        let entry = intake
+            .build(&plan, |id| progress(&data, id))
+            .expect("the start");
+        assert!(entry.intervals.is_empty() && entry.parts[0].finished.is_none());
+        apply_merged(&mut data, &entry);
+        intake.receive(
+            batch(0, vec![interval(0, 1), interval(1, 1)]),
+            &progress(&data, 0),
+        );
+        let entry = intake
+            .build(&plan, |id| progress(&data, id))
+            .expect("both and the end");
+        assert_eq!(entry.parts[0].finished, Some(end));
+        assert!(apply_merged(&mut data, &entry));
+        let p = progress(&data, 0);
+        assert_eq!((p.next, p.requests, p.finished), (2, 2, Some(end)));
+    }
+
+    #[test]
+    fn a_share_declared_lost_is_dropped() {
+        let mut plan = plan(2);
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan);
+        let intake = Intake::default();
+        intake.receive(batch(0, vec![interval(0, 1)]), &Progress::default());
+        intake.receive(batch(1, vec![interval(0, 1)]), &Progress::default());
+        plan.assignments[1].lost = true;
+        let entry = intake
+            .build(&plan, |id| progress(&data, id))
+            .expect("share 0");
+        assert_eq!(
+            entry.parts.iter().map(|p| p.assignment).collect::<Vec<_>>(),
+            vec![0]
+        );
+    }
+}
