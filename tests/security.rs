@@ -603,3 +603,91 @@ fn a_rogue_peer_registered_in_consul_never_receives_the_token() {
         "{log}"
     );
 }
+
+/// A peer holding the token that sends malformed, oversized and
+/// nonsensical messages: every call fails cleanly, and the cluster keeps
+/// its leader and still runs a test.
+#[test]
+fn a_hostile_peer_with_the_token_cannot_crash_or_split_the_cluster() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let token = "hostile-test-token";
+    let mut c = Cluster::new(3, Some(token));
+    for i in 0..3 {
+        c.start(i);
+    }
+    let (leader, term) = c.await_agreement(LIMIT);
+    let addr = c.nodes[leader].raft.clone();
+    let rt = runtime();
+    // Each call's outcome: a status code, or the JSON of what it answered.
+    let outcomes: Vec<(&str, Result<String, tonic::Code>)> = rt.block_on(async {
+        let ch = channel(&addr, None);
+        let add = loadtest_wire::auth::AddToken::new(Some(token)).unwrap();
+        let mut raft = pb::raft_client::RaftClient::with_interceptor(ch.clone(), add.clone())
+            .max_encoding_message_size(usize::MAX);
+        let mut co = pb::coordinator_client::CoordinatorClient::with_interceptor(ch, add)
+            .max_encoding_message_size(usize::MAX);
+        let code = |r: Result<tonic::Response<pb::Payload>, tonic::Status>| {
+            r.map(|p| String::from_utf8_lossy(&p.get_ref().json).into_owned())
+                .map_err(|s| s.code())
+        };
+        let huge = pb::Payload {
+            json: vec![b'['; 80 << 20],
+            format: loadtest_wire::FORMAT,
+            data: Vec::new(),
+        };
+        let chunk = |digest: &str, size: u64, data: Vec<u8>| pb::BlobChunk {
+            digest: digest.into(),
+            size,
+            data,
+            format: loadtest_wire::FORMAT,
+        };
+        vec![
+            ("append, 80 MiB", code(raft.append_entries(huge.clone()).await)),
+            ("submit, 80 MiB", code(co.submit(huge).await)),
+            ("append, not JSON", code(raft.append_entries(payload("\u{1}garbage")).await)),
+            ("append, deep nesting", code(raft.append_entries(payload(&"[".repeat(100_000))).await)),
+            ("vote, wrong shape", code(raft.vote(payload(r#"{"vote":"x","last_log_id":[1,2]}"#)).await)),
+            ("snapshot, wrong shape", code(raft.install_snapshot(payload(r#"{"offset":-1,"data":"x"}"#)).await)),
+            ("metrics, wrong run", code(co.report_metrics(payload(r#"{"run_id":"nope","assignment":4294967295,"intervals":[],"started_at_ms":null,"finished":null}"#)).await)),
+            ("metrics, malformed interval", code(co.report_metrics(payload(r#"{"run_id":"x","assignment":0,"intervals":[{"idx":1,"vus":1,"metrics":{"scenarios":"no"}}]}"#)).await)),
+            ("write, reserved key", code(co.write(payload(r#"{"Put":{"key":"plan","value":"{}"}}"#)).await)),
+            ("blobs, unannounced", co.put_blobs(tokio_stream::iter(vec![chunk(&"0".repeat(64), 5, b"hello".to_vec())])).await.map(|_| "taken".into()).map_err(|s| s.code())),
+            ("blobs, lying size", code(co.missing_blobs(payload(&format!(r#"[{{"digest":"{}","size":18446744073709551615}}]"#, "a".repeat(64)))).await)),
+        ]
+    });
+    eprintln!("{outcomes:?}");
+    for (what, outcome) in &outcomes {
+        match outcome {
+            // Processed, and refused inside the answer.
+            Ok(json) => assert!(json.starts_with(r#"{"Err""#), "{what} was taken: {json}"),
+            Err(code) => assert!(
+                matches!(
+                    code,
+                    tonic::Code::InvalidArgument
+                        | tonic::Code::OutOfRange
+                        | tonic::Code::ResourceExhausted
+                        | tonic::Code::FailedPrecondition
+                ),
+                "{what}: {code:?}"
+            ),
+        }
+    }
+    // Every node is up, the same leader leads in the same term, and a run
+    // goes through it.
+    assert_eq!(c.running().len(), 3);
+    assert_eq!(c.await_agreement(LIMIT), (leader, term));
+    let target = Target::start();
+    let cfg = shared_config(
+        dir.path(),
+        &target,
+        &component("quickstart"),
+        &arrival(50, 2),
+    );
+    let (code, out) = cli(
+        &["submit", &cfg.display().to_string(), "--node", &addr],
+        Some(token),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(target.received() >= 200, "{out}");
+}
