@@ -64,13 +64,24 @@ impl Template {
     }
 
     pub fn render(&self, vars: &BTreeMap<String, String>) -> String {
-        self.0
-            .iter()
-            .map(|p| match p {
-                Part::Lit(s) => s.as_str(),
-                Part::Var(v) => vars.get(v).map_or("", String::as_str),
-            })
-            .collect()
+        self.render_with(vars, |out, _, value| out.push_str(value))
+    }
+
+    /// The text with each variable's value put in by `put(out, part
+    /// index, value)`: how each place escapes what it substitutes.
+    fn render_with(
+        &self,
+        vars: &BTreeMap<String, String>,
+        mut put: impl FnMut(&mut String, usize, &str),
+    ) -> String {
+        let mut out = String::new();
+        for (i, p) in self.0.iter().enumerate() {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(v) => put(&mut out, i, vars.get(v).map_or("", String::as_str)),
+            }
+        }
+        out
     }
 
     /// Renders a path or URL: a variable at the very start is put in as
@@ -79,55 +90,31 @@ impl Template {
     /// percent-encoded, so a `/`, `?`, `&`, `#` or space in it cannot
     /// change which resource or query is asked for.
     pub fn render_url(&self, vars: &BTreeMap<String, String>) -> String {
-        let mut out = String::new();
-        for (i, p) in self.0.iter().enumerate() {
-            match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Var(v) => {
-                    let value = vars.get(v).map_or("", String::as_str);
-                    if i == 0 {
-                        out.push_str(value);
-                    } else {
-                        out.push_str(&percent_encode(value));
-                    }
-                }
+        self.render_with(vars, |out, i, value| {
+            if i == 0 {
+                out.push_str(value);
+            } else {
+                out.push_str(&percent_encode(value));
             }
-        }
-        out
+        })
     }
 
     /// Renders a header value: control characters in a value (a CR or LF
     /// would end the header and start another) become spaces.
     pub fn render_header(&self, vars: &BTreeMap<String, String>) -> String {
-        let mut out = String::new();
-        for p in &self.0 {
-            match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Var(v) => {
-                    let value = vars.get(v).map_or("", String::as_str);
-                    out.extend(value.chars().map(|c| if c.is_control() { ' ' } else { c }));
-                }
-            }
-        }
-        out
+        self.render_with(vars, |out, _, value| {
+            out.extend(value.chars().map(|c| if c.is_control() { ' ' } else { c }));
+        })
     }
 
     /// Renders a `json:` body, whose variables all stand inside JSON
     /// strings (the YAML was serialised before templating): each value is
     /// escaped as a JSON string, so a `"` or `\` in it keeps the body valid.
     pub fn render_json(&self, vars: &BTreeMap<String, String>) -> String {
-        let mut out = String::new();
-        for p in &self.0 {
-            match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Var(v) => {
-                    let value = vars.get(v).map_or("", String::as_str);
-                    let quoted = serde_json::to_string(value).expect("a string serialises");
-                    out.push_str(&quoted[1..quoted.len() - 1]);
-                }
-            }
-        }
-        out
+        self.render_with(vars, |out, _, value| {
+            let quoted = serde_json::to_string(value).expect("a string serialises");
+            out.push_str(&quoted[1..quoted.len() - 1]);
+        })
     }
 }
 
