@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod consul;
 pub mod gcs;
 pub mod httpbin;
+pub mod rawhttp;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -145,6 +146,10 @@ pub struct RunResult {
     pub stderr: String,
     /// The `--json` report (Null when the run wrote none).
     pub report: Value,
+    /// The process's peak resident memory.
+    pub peak_rss_mib: u64,
+    /// From start to exit.
+    pub took: Duration,
 }
 
 /// Runs the CLI; for `run`, adds `--json` and parses the report.
@@ -156,6 +161,7 @@ pub fn run_loadtest(dir: &tempfile::TempDir, args: &[&str]) -> RunResult {
     if args.first() == Some(&"run") {
         cmd.arg("--json").arg(&report_path);
     }
+    let started = Instant::now();
     let mut child = cmd
         .env_remove("CLUSTER_ENABLED")
         .env("NO_COLOR", "1")
@@ -174,7 +180,8 @@ pub fn run_loadtest(dir: &tempfile::TempDir, args: &[&str]) -> RunResult {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let code = wait_bounded(&mut child, RUN_LIMIT);
+    let (code, peak_rss_mib) = wait_measured(&mut child, RUN_LIMIT);
+    let took = started.elapsed();
     let stdout = out_reader.join().unwrap();
     let stderr = err_reader.join().unwrap();
     let report = std::fs::read_to_string(&report_path)
@@ -187,6 +194,36 @@ pub fn run_loadtest(dir: &tempfile::TempDir, args: &[&str]) -> RunResult {
         stdout,
         stderr,
         report,
+        peak_rss_mib,
+        took,
+    }
+}
+
+/// Like [`wait_bounded`], and also returns the child's own peak resident
+/// memory in MiB (from `wait4`, so other children do not count).
+pub fn wait_measured(child: &mut Child, limit: Duration) -> (i32, u64) {
+    let deadline = Instant::now() + limit;
+    let pid = child.id() as libc::pid_t;
+    loop {
+        let mut status = 0;
+        // SAFETY: wait4 writes only the status and the rusage it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(reaped >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if reaped == pid {
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -1
+            };
+            return (code, usage.ru_maxrss as u64 / 1024);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -40,6 +40,15 @@ pub fn render(s: &Summary, rows: &[Row]) -> String {
             ""
         },
     );
+    let g = &s.generator;
+    if g.saturated_seconds > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"bad\">The generator was saturated for {} of {} s (CPU up to {:.0}% of the cores, \
+             tasks waited up to {:.0} ms): it, not the target, may have set the pace.</p>",
+            g.saturated_seconds, g.seconds, g.cpu_max_pct, g.scheduling_lag_max_ms
+        );
+    }
     h.push_str("<div class=\"charts\">");
     let t = |r: &Row| r.t as f64;
     // Counts per second, also for rows that cover a folded minute.

@@ -1,7 +1,7 @@
 use loadtest_engine::config::Config;
 use loadtest_engine::metrics::{
-    CheckStats, GaugeStats, GroupStats, Latency, Metrics, Phases, RateStats, ScenarioStats,
-    TrendStats,
+    CheckStats, GaugeStats, GeneratorStats, GroupStats, Latency, Metrics, Phases, RateStats,
+    ScenarioStats, TrendStats,
 };
 use loadtest_engine::threshold::Verdict;
 use serde::Serialize;
@@ -25,6 +25,9 @@ pub struct Summary {
     pub gauges: BTreeMap<String, GaugeSummary>,
     pub rates: BTreeMap<String, RateSummary>,
     pub thresholds: Vec<Verdict>,
+    /// How loaded the generator itself was: whether it, not the target,
+    /// may have limited the run.
+    pub generator: GeneratorSummary,
     /// Set for a run spread over a cluster: who ran what.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSummary>,
@@ -102,12 +105,41 @@ pub struct Totals {
     pub bytes_received: u64,
 }
 
+/// The generator's own load, over all its seconds (node-seconds in a
+/// cluster run).
+#[derive(Debug, Serialize)]
+pub struct GeneratorSummary {
+    pub seconds: u64,
+    /// Seconds with CPU at 95% of the cores or more, or tasks waiting
+    /// 10 ms or more for a worker.
+    pub saturated_seconds: u64,
+    pub cpu_mean_pct: f64,
+    pub cpu_max_pct: f64,
+    /// The longest a due task waited for a worker.
+    pub scheduling_lag_max_ms: f64,
+}
+
+impl GeneratorSummary {
+    fn of(g: &GeneratorStats) -> Self {
+        GeneratorSummary {
+            seconds: g.seconds,
+            saturated_seconds: g.saturated_seconds,
+            cpu_mean_pct: g.cpu_sum_permille as f64 / 10.0 / g.seconds.max(1) as f64,
+            cpu_max_pct: g.cpu_max_permille as f64 / 10.0,
+            scheduling_lag_max_ms: g.lag_max_us as f64 / 1000.0,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ScenarioSummary {
     pub executor: String,
     pub iterations: u64,
     pub iterations_failed: u64,
     pub dropped_iterations: u64,
+    /// Of the dropped iterations, those skipped while the generator was
+    /// saturated: more CPU or more nodes, not more VUs, would keep them.
+    pub dropped_while_saturated: u64,
     pub failures: BTreeMap<String, u64>,
     pub failure_messages: BTreeMap<String, u64>,
     pub init_failed: u64,
@@ -184,6 +216,7 @@ impl ScenarioSummary {
             iterations: s.iterations,
             iterations_failed: s.failed,
             dropped_iterations: s.dropped,
+            dropped_while_saturated: s.dropped_saturated,
             failures: s
                 .failures
                 .iter()
@@ -379,6 +412,7 @@ impl Summary {
                 m,
                 f.elapsed,
             ),
+            generator: GeneratorSummary::of(&m.generator),
             cluster: None,
         }
     }

@@ -26,13 +26,7 @@ pub fn render(s: &Summary) -> String {
             ms(sc.iteration_duration_ms.p50),
             ms(sc.iteration_duration_ms.p95)
         );
-        if sc.dropped_iterations > 0 {
-            let _ = writeln!(
-                out,
-                "    {} iterations dropped: no VU was free at their scheduled start (raise maxVUs)",
-                sc.dropped_iterations
-            );
-        }
+        dropped(&mut out, sc);
         for (kind, n) in &sc.failures {
             let _ = writeln!(out, "    {n} failed with {kind}");
         }
@@ -129,6 +123,7 @@ pub fn render(s: &Summary) -> String {
             let _ = writeln!(out, "    {v}");
         }
     }
+    generator(&mut out, &s.generator);
     if let Some(c) = &s.cluster {
         cluster(&mut out, c);
     }
@@ -237,6 +232,41 @@ fn cluster(out: &mut String, c: &super::ClusterSummary) {
     for e in &c.events {
         let _ = writeln!(out, "    · {e}");
     }
+}
+
+/// Why iterations were dropped: a short VU pool, or a generator short of CPU.
+fn dropped(out: &mut String, sc: &super::json::ScenarioSummary) {
+    let n = sc.dropped_iterations;
+    let busy = sc.dropped_while_saturated;
+    if n == 0 {
+        return;
+    }
+    if busy == 0 {
+        let _ = writeln!(
+            out,
+            "    {n} iterations dropped: no VU was free at their scheduled start (raise maxVUs)"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "    {n} iterations dropped, {busy} of them while the generator was saturated \
+         (give it more CPU or more nodes; raising maxVUs will not help those)"
+    );
+}
+
+/// A line when the generator itself was short of CPU: then the figures
+/// measure it as much as the target.
+fn generator(out: &mut String, g: &super::json::GeneratorSummary) {
+    if g.saturated_seconds == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  generator saturated for {} of {} s (CPU up to {:.0}% of the cores, tasks waited up to {:.0} ms): \
+         it, not the target, may have set the pace",
+        g.saturated_seconds, g.seconds, g.cpu_max_pct, g.scheduling_lag_max_ms
+    );
 }
 
 fn ms(v: f64) -> String {

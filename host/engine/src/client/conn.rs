@@ -183,6 +183,7 @@ impl Links {
             Failure::Unsent(m) | Failure::Unanswered(m) | Failure::Broken(m) => {
                 RequestError::Transport(m)
             }
+            Failure::Protocol(m) => RequestError::Protocol(m),
             Failure::TooLarge(max) => RequestError::BodyTooLarge(max),
         })
     }

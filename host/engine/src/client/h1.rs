@@ -42,6 +42,9 @@ pub(super) enum Failure {
     Unsent(String),
     Unanswered(String),
     Broken(String),
+    /// The response broke HTTP/1.1's rules or one of the limits a sound
+    /// server never reaches (head size, interim answers, chunk lines).
+    Protocol(String),
     /// The body passed the size cap (the limit, in bytes).
     TooLarge(u64),
 }
@@ -205,7 +208,7 @@ impl H1 {
                     if (100..200).contains(&head.0.status) && head.0.status != 101 {
                         interim += 1;
                         if interim > MAX_INTERIM {
-                            return Err(Failure::Broken(format!(
+                            return Err(Failure::Protocol(format!(
                                 "more than {MAX_INTERIM} interim (1xx) responses"
                             )));
                         }
@@ -214,7 +217,7 @@ impl H1 {
                     return Ok(head);
                 }
                 if self.buf.len() > MAX_HEAD {
-                    return Err(Failure::Broken(format!(
+                    return Err(Failure::Protocol(format!(
                         "the response head is larger than {} KiB",
                         MAX_HEAD >> 10
                     )));
@@ -293,13 +296,13 @@ impl H1 {
                         break size;
                     }
                     Ok(httparse::Status::Partial) if self.buf.len() > MAX_CHUNK_LINE => {
-                        return Err(Failure::Broken(format!(
+                        return Err(Failure::Protocol(format!(
                             "a chunk-size line longer than {} KiB",
                             MAX_CHUNK_LINE >> 10
                         )));
                     }
                     Ok(httparse::Status::Partial) => self.more_chunked().await?,
-                    Err(_) => return Err(Failure::Broken("a malformed chunk size".into())),
+                    Err(_) => return Err(Failure::Protocol("a malformed chunk size".into())),
                 }
             };
             if size == 0 {
@@ -329,7 +332,7 @@ impl H1 {
             self.more_chunked().await?;
         }
         if &self.buf[..2] != b"\r\n" {
-            return Err(Failure::Broken(
+            return Err(Failure::Protocol(
                 "a chunk is longer than its size says".into(),
             ));
         }
@@ -337,17 +340,26 @@ impl H1 {
         Ok(())
     }
 
-    /// Trailer fields are read and dropped, up to the empty line.
+    /// Trailer fields are read and dropped, up to the empty line; all of
+    /// them together may be as large as a response head.
     async fn skip_trailers(&mut self) -> Result<(), Failure> {
+        let mut seen = 0;
         loop {
-            match self.buf.windows(2).position(|w| w == b"\r\n") {
+            let line = self.buf.windows(2).position(|w| w == b"\r\n");
+            if seen + line.unwrap_or(self.buf.len()) > MAX_HEAD {
+                return Err(Failure::Protocol(format!(
+                    "the chunked trailers are too large (over {} KiB)",
+                    MAX_HEAD >> 10
+                )));
+            }
+            match line {
                 Some(0) => {
                     self.buf.advance(2);
                     return Ok(());
                 }
-                Some(i) => self.buf.advance(i + 2),
-                None if self.buf.len() > MAX_HEAD => {
-                    return Err(Failure::Broken("the chunked trailers are too large".into()));
+                Some(i) => {
+                    self.buf.advance(i + 2);
+                    seen += i + 2;
                 }
                 None => self.more_chunked().await?,
             }
@@ -391,7 +403,7 @@ fn parse_head(
     let len = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(Failure::Broken(format!("a malformed response head: {e}"))),
+        Err(e) => return Err(Failure::Protocol(format!("a malformed response head: {e}"))),
     };
     let status = parsed.code.unwrap_or(0);
     let mut reusable = parsed.version == Some(1);
@@ -402,9 +414,11 @@ fn parse_head(
         meta.note(status, h.name.as_bytes(), h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = content_length(h.value)
-                .ok_or_else(|| Failure::Broken("a malformed content-length".into()))?;
+                .ok_or_else(|| Failure::Protocol("a malformed content-length".into()))?;
             if length.is_some_and(|l| l != n) {
-                return Err(Failure::Broken("conflicting content-length headers".into()));
+                return Err(Failure::Protocol(
+                    "conflicting content-length headers".into(),
+                ));
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {

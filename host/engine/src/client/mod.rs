@@ -29,6 +29,9 @@ pub enum RequestError {
     Connect(String),
     Timeout,
     Transport(String),
+    /// The response broke HTTP's framing rules or a limit no sound
+    /// server reaches: a hostile or broken server, not a network fault.
+    Protocol(String),
     /// The body (on the wire, or decoded) passed `http.maxBodyBytes`.
     BodyTooLarge(u64),
     /// Still redirected after the limit (`http.maxRedirects`).
@@ -46,6 +49,7 @@ impl RequestError {
             RequestError::Connect(_) => "connect",
             RequestError::Timeout => "timeout",
             RequestError::Transport(_) => "transport",
+            RequestError::Protocol(_) => "protocol",
             RequestError::BodyTooLarge(_) => "body_too_large",
             RequestError::TooManyRedirects(_) => "too_many_redirects",
             RequestError::Blocked(_) => "blocked",
@@ -60,6 +64,7 @@ impl std::fmt::Display for RequestError {
             RequestError::Connect(m) => write!(f, "connect: {m}"),
             RequestError::Timeout => f.write_str("timeout"),
             RequestError::Transport(m) => write!(f, "transport: {m}"),
+            RequestError::Protocol(m) => write!(f, "protocol: {m}"),
             RequestError::BodyTooLarge(n) => write!(
                 f,
                 "the response body is larger than http.maxBodyBytes ({n} bytes)"

@@ -12,8 +12,8 @@ mod wire;
 pub use collector::{Closed, Collector, INTERVAL, Row, row};
 pub use recorder::{Event, FailureKind, Recorder, Sink};
 pub use stats::{
-    CheckStats, GaugeStats, GroupStats, Latency, Metrics, Phases, RateStats, RequestStats,
-    ScenarioStats, Tagged, TrendStats, histogram,
+    CheckStats, GaugeStats, GeneratorSecond, GeneratorStats, GroupStats, Latency, Metrics, Phases,
+    RateStats, RequestStats, ScenarioStats, Tagged, TrendStats, histogram,
 };
 pub use tags::{BUILTIN_TAGS, Context, Filters, TagFilter};
 

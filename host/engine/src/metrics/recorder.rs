@@ -82,8 +82,13 @@ pub enum Event {
     InitFailed {
         message: String,
     },
-    /// An open-model start found no free VU and was skipped.
-    Dropped,
+    /// An open-model start found no free VU and was skipped; `saturated`
+    /// when the generator itself was short of CPU at that moment.
+    Dropped {
+        saturated: bool,
+    },
+    /// One second of the generator's own load (recorded by its probe).
+    Generator(super::GeneratorSecond),
 }
 
 /// The shared destination of every VU's events.

@@ -427,6 +427,9 @@ pub struct ScenarioStats {
     #[serde(with = "hist")]
     pub duration: Histogram<u64>,
     pub dropped: u64,
+    /// Of `dropped`, those skipped while the generator was saturated.
+    #[serde(default)]
+    pub dropped_saturated: u64,
 }
 
 impl Default for ScenarioStats {
@@ -440,6 +443,7 @@ impl Default for ScenarioStats {
             init_messages: BTreeMap::new(),
             duration: histogram(),
             dropped: 0,
+            dropped_saturated: 0,
         }
     }
 }
@@ -470,6 +474,58 @@ pub struct Metrics {
     /// Series of the thresholds' tag filters, by the filter's key.
     #[serde(default)]
     pub tagged: BTreeMap<String, Tagged>,
+    /// The generator's own load (summed over a cluster's nodes).
+    #[serde(default)]
+    pub generator: GeneratorStats,
+}
+
+/// One second of the generator's own load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeneratorSecond {
+    /// The latest a task was polled after it was due, in the second.
+    pub lag_max_us: u64,
+    /// Process CPU time over the second, per mille of all cores.
+    pub cpu_permille: u64,
+}
+
+/// A scheduling lag this long in a second marks it saturated.
+const SATURATED_LAG_US: u64 = 10_000;
+/// So does CPU at or above this share of the cores.
+const SATURATED_CPU_PERMILLE: u64 = 950;
+
+impl GeneratorSecond {
+    /// Whether the generator, not the target, may have set the pace.
+    pub fn saturated(&self) -> bool {
+        self.lag_max_us >= SATURATED_LAG_US || self.cpu_permille >= SATURATED_CPU_PERMILLE
+    }
+}
+
+/// The generator's seconds summed up: over a cluster, node-seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorStats {
+    pub seconds: u64,
+    pub saturated_seconds: u64,
+    pub lag_max_us: u64,
+    pub cpu_max_permille: u64,
+    pub cpu_sum_permille: u64,
+}
+
+impl GeneratorStats {
+    fn add(&mut self, s: GeneratorSecond) {
+        self.seconds += 1;
+        self.saturated_seconds += u64::from(s.saturated());
+        self.lag_max_us = self.lag_max_us.max(s.lag_max_us);
+        self.cpu_max_permille = self.cpu_max_permille.max(s.cpu_permille);
+        self.cpu_sum_permille += s.cpu_permille;
+    }
+
+    fn merge(&mut self, o: &GeneratorStats) {
+        self.seconds += o.seconds;
+        self.saturated_seconds += o.saturated_seconds;
+        self.lag_max_us = self.lag_max_us.max(o.lag_max_us);
+        self.cpu_max_permille = self.cpu_max_permille.max(o.cpu_max_permille);
+        self.cpu_sum_permille += o.cpu_sum_permille;
+    }
 }
 
 /// A latency distribution summarised in milliseconds.
@@ -612,12 +668,12 @@ impl Metrics {
                     bump_limited(&mut s.messages, clip(message));
                 }
             }
-            Event::Dropped => {
-                self.scenarios
-                    .entry(scenario.to_owned())
-                    .or_default()
-                    .dropped += 1
+            Event::Dropped { saturated } => {
+                let s = self.scenarios.entry(scenario.to_owned()).or_default();
+                s.dropped += 1;
+                s.dropped_saturated += u64::from(saturated);
             }
+            Event::Generator(second) => self.generator.add(second),
             Event::InitFailed { message } => {
                 let s = self.scenarios.entry(scenario.to_owned()).or_default();
                 s.init_failed += 1;
@@ -683,12 +739,14 @@ impl Metrics {
         for (k, v) in &o.tagged {
             self.tagged.entry(k.clone()).or_default().merge(v);
         }
+        self.generator.merge(&o.generator);
         for (k, v) in &o.scenarios {
             let s = self.scenarios.entry(k.clone()).or_default();
             s.iterations += v.iterations;
             s.failed += v.failed;
             s.init_failed += v.init_failed;
             s.dropped += v.dropped;
+            s.dropped_saturated += v.dropped_saturated;
             add_all(&mut s.failures, &v.failures);
             for (m, n) in &v.messages {
                 *s.messages.entry(m.clone()).or_default() += n;

@@ -130,7 +130,14 @@ mod tests {
                 },
             );
         }
-        m.apply("t", Event::Dropped);
+        m.apply("t", Event::Dropped { saturated: true });
+        m.apply(
+            "",
+            Event::Generator(crate::metrics::GeneratorSecond {
+                lag_max_us: seed,
+                cpu_permille: 960,
+            }),
+        );
         m
     }
 
@@ -159,6 +166,13 @@ mod tests {
         );
         assert_eq!(local.scenarios["t"].dropped, 2);
         assert_eq!(remote.scenarios["t"].dropped, 2);
+        assert_eq!(remote.scenarios["t"].dropped_saturated, 2);
+        assert_eq!(remote.generator, local.generator);
+        assert_eq!(
+            (remote.generator.seconds, remote.generator.saturated_seconds),
+            (2, 2)
+        );
+        assert_eq!(remote.generator.lag_max_us, 99);
         assert_eq!(
             local.trends[&("t".into(), "cart".into())].count,
             remote.trends[&("t".into(), "cart".into())].count

@@ -259,6 +259,8 @@ fn error_of(e: RequestError) -> http::Error {
         RequestError::Connect(m) => http::Error::Connect(m),
         RequestError::Timeout => http::Error::Timeout,
         RequestError::Transport(m) => http::Error::Transport(m),
+        // The 0.2 world has no kind of its own for it; the report has.
+        RequestError::Protocol(m) => http::Error::Transport(format!("protocol: {m}")),
         RequestError::BodyTooLarge(n) => http::Error::BodyTooLarge(n),
         RequestError::TooManyRedirects(n) => http::Error::TooManyRedirects(n),
         e @ RequestError::Blocked(_) => http::Error::Connect(e.to_string()),

@@ -98,6 +98,7 @@ fn error_code(e: RequestError) -> Error {
         RequestError::Connect(_) => Error::ConnectionRefused,
         RequestError::Timeout => Error::ConnectionReadTimeout,
         RequestError::Transport(_) => Error::ConnectionTerminated,
+        RequestError::Protocol(_) => Error::HttpProtocolError,
         RequestError::BodyTooLarge(max) => Error::HttpResponseBodySize(Some(max)),
         RequestError::TooManyRedirects(_) => {
             Error::InternalError(Some("too many redirects (http.maxRedirects)".into()))

@@ -129,16 +129,20 @@ async fn looping(
     for mut vu in vus {
         let ctx = ctx.clone();
         let more = more.clone();
-        set.spawn(async move {
+        let lane = ctx.lane.clone();
+        set.spawn(lane.run(async move {
             let mut done = 0u64;
             while *ctx.stop.borrow() == Stop::No && Instant::now() < end && more(done) {
                 if vu.iterate(None, hard_end, std::future::pending()).await != Flow::Continue {
                     break;
                 }
                 done += 1;
+                // An iteration that never waits (one that fails at once)
+                // would otherwise keep its worker from every other task.
+                tokio::task::consume_budget().await;
             }
             vu.finish();
-        });
+        }));
     }
     while set.join_next().await.is_some() {}
 }
@@ -176,7 +180,8 @@ async fn ramping_vus(
     for (j, mut vu) in vus.into_iter().enumerate() {
         let (ctx, mut target) = (ctx.clone(), rx.clone());
         let j = j as u64;
-        set.spawn(async move {
+        let lane = ctx.lane.clone();
+        set.spawn(lane.run(async move {
             loop {
                 let mut stop = ctx.stop.clone();
                 tokio::select! {
@@ -195,13 +200,18 @@ async fn ramping_vus(
                 if vu.iterate(None, hard_end, cut).await == Flow::Dead {
                     break;
                 }
+                tokio::task::consume_budget().await;
             }
             vu.finish();
-        });
+        }));
     }
     while set.join_next().await.is_some() {}
     controller.abort();
 }
+
+/// A start handed out this late means the clock itself was kept from
+/// running: the generator, not a lack of VUs, dropped it.
+const LATE: Duration = Duration::from_millis(10);
 
 /// How often idle VUs hand over their metrics: well inside the two
 /// seconds after which an interval is closed.
@@ -272,19 +282,21 @@ async fn arrival_rate(
                 Vu::new(ctx.clone(), ctx.next_vu_id())
             }
             None => {
-                recorder.record(Event::Dropped);
+                let late = Instant::now().saturating_duration_since(at);
+                let saturated = late >= LATE || ctx.pressure.saturated();
+                recorder.record(Event::Dropped { saturated });
                 recorder.maybe_flush(Instant::now());
                 continue;
             }
         };
         let idle = idle.clone();
-        running.spawn(async move {
+        running.spawn(ctx.lane.run(async move {
             let mut vu = vu;
             match vu.iterate(Some(at), hard_end, std::future::pending()).await {
                 Flow::Dead => vu.finish(),
                 _ => idle.lock().unwrap_or_else(|p| p.into_inner()).push(vu),
             }
-        });
+        }));
     }
     recorder.flush();
     while running.join_next().await.is_some() {}

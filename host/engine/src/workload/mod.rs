@@ -2,7 +2,9 @@
 //! the whole of every scenario; a cluster node calls it with its segment.
 
 mod executor;
+mod fair;
 mod lifecycle;
+mod pressure;
 pub(crate) mod schedule;
 mod segment;
 mod vu;
@@ -67,6 +69,10 @@ pub struct ScenarioCtx {
     /// What the scenario's setup returned.
     setup_data: Option<Arc<str>>,
     log_budget: Arc<crate::plugin::LogBudget>,
+    /// The scenario's share of the generator beside the others.
+    lane: fair::Lane,
+    /// Whether the generator is short of CPU right now.
+    pressure: Arc<pressure::Pressure>,
 }
 
 impl ScenarioCtx {
@@ -176,8 +182,11 @@ fn contexts(
     let limits = Limits::of(&config.sandbox);
     let epoch = Instant::now();
     let vu_ids = Arc::new(AtomicU32::new(0));
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let pressure = pressure::Pressure::new();
+    let lanes = fair::Lanes::new(config.scenarios.len(), workers, pressure.clone());
     let mut ctxs = Vec::new();
-    for (name, scenario) in &config.scenarios {
+    for (i, (name, scenario)) in config.scenarios.iter().enumerate() {
         let bytes = bundle.plugins.get(&scenario.plugin).ok_or_else(|| {
             anyhow::anyhow!(
                 "scenario `{name}`: plugin `{}` was not loaded",
@@ -207,6 +216,8 @@ fn contexts(
             log_budget: Arc::new(crate::plugin::LogBudget::new(
                 config.sandbox.logs_per_second,
             )),
+            lane: lanes.lane(i),
+            pressure: pressure.clone(),
         });
         let entry = (ctx.name.clone(), ctx.executor.clone(), ctx.active.clone());
         live.scenarios
@@ -332,6 +343,10 @@ pub async fn run(
         timing.resume_from,
         setup,
     )?;
+    // One reading shared by every scenario of the run.
+    let pressure = ctxs
+        .first()
+        .map_or_else(pressure::Pressure::new, |c| c.pressure.clone());
 
     let mut inits = JoinSet::new();
     for (i, ctx) in ctxs.iter().enumerate() {
@@ -369,6 +384,7 @@ pub async fn run(
     *live.began.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     *live.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
     let closer = spawn_interval_closer(live.clone());
+    let probe = pressure::spawn_probe(pressure, live.sink.clone());
     let mut runs = JoinSet::new();
     let budgets: Vec<_> = ctxs
         .iter()
@@ -393,6 +409,7 @@ pub async fn run(
     }
     let elapsed = start.elapsed();
     closer.abort();
+    probe.abort();
     let mut collector = live.sink.lock().unwrap_or_else(|p| p.into_inner());
     collector.close_all();
     Ok(Outcome {

@@ -2,8 +2,9 @@
 //! misbehaves as `mode` says on every `every`-th iteration (counted by the
 //! host, so it survives the fresh instance a trap brings). Modes: ok, error,
 //! trap, loop, oom, log (a flood of warnings), init-fail, init-hang (one
-//! request, then an `init` that never returns). `init_sleep_ms` makes
-//! `init` slow.
+//! request, then an `init` that never returns). Two modes send nothing
+//! and act on every iteration: fast-fail (an error at once) and burn
+//! (`burn_ms` of CPU, then success). `init_sleep_ms` makes `init` slow.
 
 use loadtest_sdk::{Params, Result, Scenario, fail, http, log, vu};
 use serde::Deserialize;
@@ -20,6 +21,13 @@ struct Config {
     /// Request path (default `/`).
     #[serde(default)]
     path: Option<String>,
+    /// CPU time an iteration of `burn` spends.
+    #[serde(default = "ten")]
+    burn_ms: u64,
+}
+
+fn ten() -> u64 {
+    10
 }
 
 fn one() -> u64 {
@@ -47,6 +55,14 @@ impl Scenario for Hostile {
     }
 
     fn iteration(&mut self) -> Result<()> {
+        match self.0.mode.as_str() {
+            "fast-fail" => fail!("failed at once, on purpose"),
+            "burn" => {
+                burn(self.0.burn_ms);
+                return Ok(());
+            }
+            _ => {}
+        }
         // With `exec` weights in the config, the pick names the request.
         let exec = vu::exec();
         let name = if exec.is_empty() {
@@ -79,6 +95,14 @@ impl Scenario for Hostile {
 fn spin() -> ! {
     let mut x: u64 = 0;
     loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn burn(ms: u64) {
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let mut x: u64 = 0;
+    while std::time::Instant::now() < until {
         x = std::hint::black_box(x.wrapping_add(1));
     }
 }

@@ -145,7 +145,7 @@ async fn malformed_responses_are_refused() {
     ] {
         let mut c = server(vec![vec![bad]]).await;
         let e = c.exchange(GET, false, ALL).await.err().unwrap();
-        assert!(matches!(e, Failure::Broken(_)), "{e:?}");
+        assert!(matches!(e, Failure::Protocol(_)), "{e:?}");
     }
 }
 
@@ -224,10 +224,11 @@ async fn redirects_cookies_and_encodings_are_noted_even_when_headers_are_discard
     assert_eq!(r.meta.content_encoding.as_deref(), Some("gzip"));
 }
 
+/// The message of a response refused for breaking the protocol's rules.
 fn broken(r: Result<Response, Failure>) -> String {
     match r {
-        Err(Failure::Broken(m)) => m,
-        Err(e) => panic!("not broken: {e:?}"),
+        Err(Failure::Protocol(m)) => m,
+        Err(e) => panic!("not a protocol error: {e:?}"),
         Ok(r) => panic!("answered {}", r.status),
     }
 }
@@ -309,6 +310,18 @@ async fn an_endless_chunk_extension_is_refused() {
     .await;
     let m = broken(c.exchange(GET, false, ALL).await);
     assert!(m.contains("chunk-size line"), "{m}");
+}
+
+#[tokio::test]
+async fn trailers_past_the_head_limit_are_refused_however_short_each_line() {
+    let lines: &'static [u8] = Box::leak(b"x-t: t\r\n".repeat(2 * MAX_HEAD / 8).into_boxed_slice());
+    let mut c = server(vec![vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n",
+        lines,
+    ]])
+    .await;
+    let m = broken(c.exchange(GET, false, ALL).await);
+    assert!(m.contains("trailers are too large"), "{m}");
 }
 
 #[tokio::test]

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""A soak: one long run at a steady arrival rate against the embedded
+target, standalone or on a 3-node cluster on loopback, sampling once a
+minute what a long run accumulates: RSS and open files of every loadtest
+process, the disk use of the nodes' data dirs, the replicated state and
+the Raft log. At the end: the report's request count against the
+target's, and the growth of each figure after the warm-up minutes.
+Not a test; prints a table.
+
+Usage: benches/soak.py standalone|cluster [minutes=30] [rate=200] [--binary PATH]
+"""
+import json, os, socket, subprocess, sys, tempfile, time, urllib.request
+
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+flags = sys.argv[1:]
+mode = args[0] if args else "standalone"
+minutes = int(args[1]) if len(args) > 1 else 30
+rate = int(args[2]) if len(args) > 2 else 200
+warmup = min(2, minutes - 1)
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if "--binary" in flags:
+    binary = flags[flags.index("--binary") + 1]
+else:
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "loadtest"], cwd=root, check=True)
+    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    binary = os.path.join(target_dir, "release", "loadtest")
+
+
+def free_ports(n):
+    socks = []
+    for _ in range(n):
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks: s.close()
+    return ports
+
+
+def get(url, timeout=2.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return json.load(r)
+    except Exception:
+        return None
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_files(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def du_kib(path):
+    return sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(path) for f in fs) / 1024
+
+
+def wait_for(what, check, deadline):
+    end = time.time() + deadline
+    while time.time() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise SystemExit(f"{what}: not within {deadline} s")
+
+
+data = tempfile.mkdtemp(prefix=f"soak-{mode}-")
+env_base = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
+env_base["RUST_LOG"] = "warn"
+procs = []
+tport = free_ports(1)[0]
+target = subprocess.Popen([binary, "target", "--addr", f"127.0.0.1:{tport}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+procs.append(target)
+stats = lambda: (get(f"http://127.0.0.1:{tport}/__stats") or {}).get("requests", 0)
+cfg = os.path.join(data, "soak.yaml")
+with open(cfg, "w") as f:
+    f.write(f"""name: soak
+target: http://127.0.0.1:{tport}
+plugins: {{ steps: {{ builtin: http-steps }} }}
+scenarios:
+  s:
+    plugin: steps
+    executor: constant-arrival-rate
+    rate: {rate}
+    duration: {minutes}m
+    preAllocatedVUs: 20
+    maxVUs: 100
+    params: {{ steps: [ {{ request: {{ path: / }}, assert: [ {{ status: 200 }} ] }} ] }}
+""")
+samples = []  # (minute, {name: (rss, fds)}, disk_kib, state_kib, log_kib)
+report_path = os.path.join(data, "report.json")
+try:
+    wait_for("the target", lambda: get(f"http://127.0.0.1:{tport}/__stats"), 30)
+    before = stats()
+    if mode == "standalone":
+        run = subprocess.Popen([binary, "run", "-q", cfg, "--json", report_path], env=env_base,
+                               stdout=open(os.path.join(data, "run.log"), "w"), stderr=subprocess.STDOUT)
+        procs.append(run)
+        watched = {"run": run}
+        nodes = []
+    else:
+        ports = free_ports(6)
+        nodes = [{"name": f"node-{i}", "raft": f"127.0.0.1:{ports[2 * i]}", "health": f"127.0.0.1:{ports[2 * i + 1]}"}
+                 for i in range(3)]
+        peers = ",".join(n["raft"] for n in nodes)
+        for n in nodes:
+            env = dict(env_base, CLUSTER_NODE_ID=n["name"], CLUSTER_BIND_ADDR=n["raft"], CLUSTER_HEALTH_ADDR=n["health"],
+                       CLUSTER_NODES=peers, CLUSTER_DATA_DIR=os.path.join(data, n["name"]))
+            n["proc"] = subprocess.Popen([binary, "node"], env=env, stdout=subprocess.DEVNULL,
+                                         stderr=open(os.path.join(data, n["name"] + ".log"), "w"))
+            procs.append(n["proc"])
+        def leader():
+            for n in nodes:
+                st = get(f"http://{n['health']}/cluster/state")
+                if st and st.get("state") == "leader" and len(st.get("voters", [])) == 3:
+                    return n
+        lead = wait_for("a leader of 3", leader, 60)
+        out = subprocess.run([binary, "submit", cfg, "--node", lead["raft"], "--detach"], env=env_base,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        watched = {n["name"]: n["proc"] for n in nodes}
+    t0 = time.time()
+    for minute in range(1, minutes + 1):
+        time.sleep(max(0, t0 + 60 * minute - time.time()))
+        per = {k: (rss_mib(p.pid), open_files(p.pid)) for k, p in watched.items() if p.poll() is None}
+        disk = sum(du_kib(os.path.join(data, n["name"])) for n in nodes)
+        state = log = 0
+        for n in nodes:
+            st = get(f"http://{n['health']}/cluster/state")
+            if st and st.get("state") == "leader":
+                state, log = st.get("state_bytes", 0) / 1024, st.get("log_bytes", 0) / 1024
+        samples.append((minute, per, disk, state, log))
+        cells = "  ".join(f"{k} {r:.1f} MiB {fd} fds" for k, (r, fd) in per.items())
+        print(f"  min {minute:>3}  {cells}  disk {disk:.0f} KiB  state {state:.0f} KiB  log {log:.0f} KiB", flush=True)
+    if mode == "standalone":
+        code = run.wait(timeout=120)
+    else:
+        out = subprocess.run([binary, "report", "--node", lead["raft"], "--json", report_path], env=env_base,
+                             capture_output=True, text=True, timeout=300)
+        code = out.returncode
+    report = json.load(open(report_path)) if os.path.exists(report_path) else {}
+    got = report.get("totals", {}).get("requests")
+    seen = stats() - before
+    print(f"soak ({mode}): {rate} requests/s for {minutes} min, exit {code}")
+    print(f"  report requests vs the target's: {got} vs {seen} ({'equal' if got == seen else 'DIFFERENT'}),"
+          f" scheduled {rate * 60 * minutes}, dropped {report.get('totals', {}).get('dropped_iterations')}")
+    base = samples[warmup - 1] if warmup > 0 else samples[0]
+    last = samples[-1]
+    span = last[0] - base[0]
+    for k in base[1]:
+        if k in last[1]:
+            r0, f0 = base[1][k]
+            r1, f1 = last[1][k]
+            peak = max(s[1][k][0] for s in samples[warmup - 1:] if k in s[1])
+            print(f"  {k}: RSS {r0:.1f} -> {r1:.1f} MiB (peak {peak:.1f}) over minutes {base[0]}-{last[0]},"
+                  f" {(r1 - r0) / max(span, 1) * 1024:.0f} KiB/min; open files {f0} -> {f1}")
+    if nodes:
+        print(f"  data dirs: {base[2]:.0f} -> {last[2]:.0f} KiB; replicated state: {base[3]:.0f} -> {last[3]:.0f} KiB;"
+              f" log: {base[4]:.0f} -> {last[4]:.0f} KiB (minutes {base[0]}-{last[0]})")
+    print(f"  generator: {json.dumps(report.get('generator'))}")
+finally:
+    for p in procs:
+        if p.poll() is None:
+            p.kill(); p.wait()
