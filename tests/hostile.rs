@@ -280,3 +280,25 @@ fn drops_beside_a_scenario_burning_cpu_are_blamed_on_the_generator() {
     assert!(g["cpu_max_pct"].as_f64().unwrap() >= 50.0, "{g}");
     assert!(run.stdout.contains("generator saturated"), "{}", run.stdout);
 }
+
+/// VUs whose iterations fail at once yield between iterations, so they
+/// cannot hold the workers from another scenario's arrival clock.
+#[test]
+fn a_scenario_failing_in_a_tight_loop_leaves_another_arrival_rate_whole() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(&dir, &beside_a_steady_rate(&target, "fast-fail"));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let steady = &run.report["scenarios"]["steady"];
+    let count = |k: &str| steady[k].as_u64().unwrap();
+    let (done, dropped) = (count("iterations"), count("dropped_iterations"));
+    assert_eq!(done + dropped, 400, "{steady}");
+    assert!(dropped <= 8, "{dropped} of 400 dropped: {steady}");
+    assert_eq!(target.received(), done, "the failing VUs send nothing");
+    let noisy = &run.report["scenarios"]["noisy"];
+    assert!(
+        noisy["iterations_failed"].as_u64().unwrap() > 1000,
+        "{noisy}"
+    );
+}
