@@ -255,47 +255,48 @@ scenarios:
     )
 }
 
-/// Fair scheduling between scenarios is not yet enough to keep the
-/// steady rate whole here (README, "Scenarios share the generator"); what
-/// holds is that the run says its drops came from the generator.
-#[test]
-fn drops_beside_a_scenario_burning_cpu_are_blamed_on_the_generator() {
+/// The runs of [`steady_beside`] measure what one generator does with the
+/// machine's cores, so they take turns instead of halving them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `steady` beside 20 VUs misbehaving in `mode` and checks that the
+/// steady arrival rate stayed whole: at most 2% of its 400 starts dropped.
+fn steady_beside(mode: &str) -> RunResult {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let target = Target::start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(&dir, &beside_a_steady_rate(&target, "burn"));
+    let cfg = write_config(&dir, &beside_a_steady_rate(&target, mode));
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let steady = &run.report["scenarios"]["steady"];
     let count = |k: &str| steady[k].as_u64().unwrap();
     let (done, dropped) = (count("iterations"), count("dropped_iterations"));
     assert_eq!(done + dropped, 400, "{steady}");
-    assert_eq!(target.received(), done, "the burning VUs send nothing");
-    assert!(
-        count("dropped_while_saturated") * 10 >= dropped * 9,
-        "{steady}"
-    );
-    // Twenty VUs burning CPU on every core: the generator says so.
+    assert!(dropped <= 8, "{mode}: {dropped} of 400 dropped: {steady}");
+    assert_eq!(target.received(), done, "the {mode} VUs send nothing");
+    run
+}
+
+/// Twenty VUs burning CPU get the generator's CPU the steady scenario
+/// leaves, not the workers' every slice; the run still says that the
+/// generator, not the target, was the bottleneck.
+#[test]
+fn a_scenario_burning_cpu_leaves_another_arrival_rate_whole_and_is_named() {
+    let run = steady_beside("burn");
     let g = &run.report["generator"];
     assert!(g["saturated_seconds"].as_u64().unwrap() >= 1, "{g}");
-    assert!(g["cpu_max_pct"].as_f64().unwrap() >= 50.0, "{g}");
+    // The CPU it got depends on what else runs beside it; the lag does not.
+    assert!(g["scheduling_lag_max_ms"].as_f64().unwrap() >= 10.0, "{g}");
     assert!(run.stdout.contains("generator saturated"), "{}", run.stdout);
+    let noisy = &run.report["scenarios"]["noisy"];
+    assert!(noisy["iterations"].as_u64().unwrap() > 400, "{noisy}");
 }
 
 /// VUs whose iterations fail at once yield between iterations, so they
 /// cannot hold the workers from another scenario's arrival clock.
 #[test]
 fn a_scenario_failing_in_a_tight_loop_leaves_another_arrival_rate_whole() {
-    let target = Target::start();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(&dir, &beside_a_steady_rate(&target, "fast-fail"));
-    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let steady = &run.report["scenarios"]["steady"];
-    let count = |k: &str| steady[k].as_u64().unwrap();
-    let (done, dropped) = (count("iterations"), count("dropped_iterations"));
-    assert_eq!(done + dropped, 400, "{steady}");
-    assert!(dropped <= 8, "{dropped} of 400 dropped: {steady}");
-    assert_eq!(target.received(), done, "the failing VUs send nothing");
+    let run = steady_beside("fast-fail");
     let noisy = &run.report["scenarios"]["noisy"];
     assert!(
         noisy["iterations_failed"].as_u64().unwrap() > 1000,

@@ -34,12 +34,20 @@ type StorageResult<T> = Result<T, StorageError<NodeId>>;
 /// the fleet benchmark (one node per process).
 pub static LOG_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The database's page cache. The state machine is in memory and the
+/// log is read back only for replication and snapshots, so the cache needs
+/// little; redb's default (1 GiB) grew every node's RSS with its file, by
+/// 0.2-0.45 MiB a minute in a 30-minute soak.
+const CACHE_BYTES: usize = 16 << 20;
+
 /// Opens (or creates) the node's database.
 pub fn open(dir: &Path) -> anyhow::Result<Arc<Database>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
     let path = dir.join("raft.redb");
-    let db = Database::create(&path)
+    let db = Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(&path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;

@@ -30,7 +30,7 @@ use wasmtime::{Engine, Store};
 
 /// How often the engine's epoch advances: the granularity of CPU budgets
 /// and of yielding a busy guest back to the scheduler.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// A plugin compiled and linked, ready to instantiate cheaply per VU.
 pub struct Plugin {

@@ -139,7 +139,7 @@ async fn looping(
                 done += 1;
                 // An iteration that never waits (one that fails at once)
                 // would otherwise keep its worker from every other task.
-                tokio::task::consume_budget().await;
+                super::fair::breathe().await;
             }
             vu.finish();
         }));
@@ -200,7 +200,7 @@ async fn ramping_vus(
                 if vu.iterate(None, hard_end, cut).await == Flow::Dead {
                     break;
                 }
-                tokio::task::consume_budget().await;
+                super::fair::breathe().await;
             }
             vu.finish();
         }));

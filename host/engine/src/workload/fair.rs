@@ -5,15 +5,24 @@
 //! VUs of another a small slice of the workers, and an arrival-rate
 //! scenario then drops most of its starts. So each scenario's VU tasks run
 //! under a [`Lane`] that charges the time spent polling them to the
-//! scenario. Only while the generator is saturated (tasks wait for a
-//! worker, see [`super::pressure`]) does a lane that has used an even
-//! share of the current window, split among the scenarios active lately,
-//! park its tasks until the next window. A scenario alone, or beside
+//! scenario, and a lane that has used its share of the current window
+//! parks its tasks until the next one. A scenario alone, or beside
 //! scenarios that have not run for a while, is never held back.
 //!
-//! The split is even rather than by what the others used: a starved
-//! scenario uses little because it is starved, so its use says nothing
-//! of what it wants.
+//! A lane's share is what the others left in the last windows, less a
+//! reserve, and never less than an even split; while the generator is
+//! saturated (tasks wait for a worker, see [`super::pressure`]) it is the
+//! even split. The reserve is what lets a starved scenario show that it
+//! wants more: a scenario kept from the workers uses little because it
+//! is kept, so its use alone says nothing of its need. With the reserve
+//! the workers also go idle in every window, and an idle worker is what
+//! reads the timers and sockets: a runtime whose workers never idle looks
+//! at them only every few dozen polls. Shares only while saturated, with
+//! no cap otherwise, did not work: the lag probe is woken by those same
+//! timers, so it saw the saturation late and lost it as soon as the
+//! shares worked. A cap alone did not either: the workers are not the
+//! cores (another process, or a debug build, takes part of them), so the
+//! capacity it assumes may not be there.
 
 use super::pressure::Pressure;
 use std::future::Future;
@@ -26,6 +35,13 @@ use tokio::time::Sleep;
 
 /// The accounting window: short, so a lane that overran waits little.
 const WINDOW: Duration = Duration::from_millis(20);
+
+/// The part of each window no lane over an even split may take: room
+/// for the others to grow into, and for the workers to idle.
+const RESERVE_DIVISOR: u64 = 8;
+
+/// A lane that ran within this many windows still takes its share.
+const ACTIVE_WINDOWS: u64 = 10;
 
 /// The lanes of one run, one per scenario.
 pub struct Lanes {
@@ -45,10 +61,9 @@ struct Usage {
     /// The window `used` counts for: the last one the lane ran in.
     window: AtomicU64,
     used: AtomicU64,
+    /// What the lane used in the window before `window`.
+    before: AtomicU64,
 }
-
-/// A lane that ran within this many windows still takes its share.
-const ACTIVE_WINDOWS: u64 = 10;
 
 /// One scenario's lane; cheap to clone into each VU task.
 #[derive(Clone)]
@@ -90,12 +105,15 @@ impl Shared {
 
     fn charge(&self, idx: usize, w: u64, ns: u64) {
         let u = &self.lanes[idx];
-        if u.window.swap(w, Ordering::Relaxed) == w {
+        let last = u.window.swap(w, Ordering::Relaxed);
+        if last == w {
             u.used.fetch_add(ns, Ordering::Relaxed);
         } else {
             // The first charge of a new window starts its count (racing
             // chargers may lose a little; the share is an estimate).
-            u.used.store(ns, Ordering::Relaxed);
+            let was = u.used.swap(ns, Ordering::Relaxed);
+            let before = if last + 1 == w { was } else { 0 };
+            u.before.store(before, Ordering::Relaxed);
         }
     }
 
@@ -109,27 +127,69 @@ impl Shared {
         }
     }
 
+    /// What lane `idx` takes lately: the more of window `w` so far and
+    /// the one before it.
+    fn recent(&self, idx: usize, w: u64) -> u64 {
+        let u = &self.lanes[idx];
+        let seen = u.window.load(Ordering::Relaxed);
+        let used = u.used.load(Ordering::Relaxed);
+        match w.saturating_sub(seen) {
+            0 => used.max(u.before.load(Ordering::Relaxed)),
+            1 => used,
+            _ => 0,
+        }
+    }
+
     /// Whether lane `idx` has run lately.
     fn active(&self, idx: usize, w: u64) -> bool {
         let seen = self.lanes[idx].window.load(Ordering::Relaxed);
         self.lanes[idx].used.load(Ordering::Relaxed) > 0 && w.saturating_sub(seen) <= ACTIVE_WINDOWS
     }
 
+    /// Lane `idx`'s share of window `w`; `None` when no other lane ran lately.
+    fn share(&self, idx: usize, w: u64) -> Option<u64> {
+        let others = (0..self.lanes.len()).filter(|&i| i != idx && self.active(i, w));
+        let (count, taken) = others.fold((0, 0), |(n, t), i| (n + 1, t + self.recent(i, w)));
+        if count == 0 {
+            return None;
+        }
+        let even = self.capacity_ns / (count + 1);
+        if self.pressure.saturated() {
+            return Some(even);
+        }
+        let left = self
+            .capacity_ns
+            .saturating_sub(self.capacity_ns / RESERVE_DIVISOR)
+            .saturating_sub(taken);
+        Some(even.max(left))
+    }
+
     /// Until when lane `idx` must wait, if it has used its share of the
-    /// window while the generator is saturated.
+    /// current window.
     fn pause(&self, idx: usize, now: Instant) -> Option<Instant> {
-        if !self.pressure.saturated() {
-            return None;
-        }
         let w = self.window(now);
-        let others = (0..self.lanes.len())
-            .filter(|&i| i != idx && self.active(i, w))
-            .count() as u64;
-        if others == 0 {
-            return None;
-        }
-        let share = self.capacity_ns / (others + 1);
+        let share = self.share(idx, w)?;
         (self.used(idx, w) >= share).then(|| self.window_end(w))
+    }
+}
+
+/// The longest a VU should keep a worker between iterations that never
+/// wait: tokio's own budget counts operations, and in a debug build 128
+/// failing iterations take a tenth of a second.
+const SLICE: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// When the lane's poll now running on this thread began.
+    static POLL_BEGAN: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Called by a VU between iterations: gives the worker back once this
+/// poll has run for a [`SLICE`], and otherwise when tokio's budget says so.
+pub async fn breathe() {
+    if POLL_BEGAN.get().is_some_and(|t| t.elapsed() >= SLICE) {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::task::consume_budget().await;
     }
 }
 
@@ -174,7 +234,9 @@ impl<F: Future> Future for Fair<F> {
             }
         }
         let started = Instant::now();
+        let outer = POLL_BEGAN.replace(Some(started));
         let out = this.inner.poll(cx);
+        POLL_BEGAN.set(outer);
         let ns = started.elapsed().as_nanos() as u64;
         shared.charge(this.lane.idx, shared.window(started), ns);
         out
@@ -185,34 +247,70 @@ impl<F: Future> Future for Fair<F> {
 mod tests {
     use super::*;
 
-    fn saturated_lanes(n: usize) -> Arc<Shared> {
-        let pressure = Pressure::new();
-        pressure.mark(Instant::now());
-        Lanes::new(n, 2, pressure).shared.unwrap()
+    const MS: u64 = 1_000_000;
+
+    /// Two workers: 40 ms a window, 5 ms of it the reserve.
+    fn lanes(n: usize) -> Arc<Shared> {
+        Lanes::new(n, 2, Pressure::new()).shared.unwrap()
     }
 
     #[test]
-    fn a_lane_over_an_even_share_waits_for_the_next_window_only_when_saturated() {
-        let s = saturated_lanes(2);
+    fn a_lane_takes_what_the_others_leave_less_the_reserve() {
+        let s = lanes(2);
         let now = Instant::now();
         let w = s.window(now);
-        let ms = |n: u64| n * 1_000_000;
-        // Two workers: 40 ms a window, 20 ms each, however little lane 1 used.
-        s.charge(1, w, ms(1));
-        s.charge(0, w, ms(19));
-        assert_eq!(s.pause(0, now), None, "19 ms is under its 20 ms share");
-        s.charge(0, w, ms(1));
+        s.charge(1, w, MS);
+        s.charge(0, w, 33 * MS);
+        assert_eq!(s.pause(0, now), None, "33 ms is under 40 - 5 - 1");
+        s.charge(0, w, MS);
         assert_eq!(s.pause(0, now), Some(s.window_end(w)));
-        assert_eq!(s.pause(1, now), None);
-        let calm = Lanes::new(2, 2, Pressure::new()).shared.unwrap();
-        calm.charge(0, w, ms(40));
-        calm.charge(1, w, ms(1));
-        assert_eq!(calm.pause(0, now), None, "not saturated: nobody waits");
+        assert_eq!(s.pause(1, now), None, "lane 1 is far under its share");
+    }
+
+    #[test]
+    fn while_saturated_the_split_is_even() {
+        let s = lanes(2);
+        let now = Instant::now();
+        let w = s.window(now);
+        s.charge(1, w, MS);
+        s.charge(0, w, 20 * MS);
+        assert_eq!(s.pause(0, now), None);
+        s.pressure.mark(now);
+        assert_eq!(
+            s.pause(0, now),
+            Some(s.window_end(w)),
+            "20 ms is half of 40"
+        );
+    }
+
+    #[test]
+    fn a_lane_never_gets_less_than_an_even_split() {
+        let s = lanes(2);
+        let now = Instant::now();
+        let w = s.window(now);
+        s.charge(1, w, 30 * MS);
+        s.charge(0, w, 19 * MS);
+        assert_eq!(s.pause(0, now), None, "19 ms is under half of 40");
+        s.charge(0, w, MS);
+        assert!(s.pause(0, now).is_some());
+    }
+
+    #[test]
+    fn what_a_lane_took_in_the_window_before_still_counts() {
+        let s = lanes(2);
+        s.charge(1, 7, 20 * MS);
+        s.charge(1, 8, MS);
+        // Lane 1 took 20 ms in window 7, so lane 0's share in 8 is 15 ms.
+        s.charge(0, 8, 15 * MS);
+        assert_eq!(s.share(0, 8), Some(20 * MS), "the even split is the floor");
+        assert_eq!(s.recent(1, 8), 20 * MS);
+        assert_eq!(s.recent(1, 9), MS, "window 7 is two back from 9");
+        assert_eq!(s.recent(1, 10), 0);
     }
 
     #[test]
     fn a_lane_alone_or_beside_long_idle_lanes_is_never_held() {
-        let s = saturated_lanes(3);
+        let s = lanes(3);
         let now = Instant::now() + WINDOW * 100;
         let w = s.window(now);
         s.charge(0, w, 1 << 40);
@@ -226,7 +324,7 @@ mod tests {
 
     #[test]
     fn counts_start_afresh_with_each_window() {
-        let s = saturated_lanes(2);
+        let s = lanes(2);
         s.charge(0, 7, 5);
         s.charge(0, 7, 5);
         assert_eq!(s.used(0, 7), 10);
