@@ -19,6 +19,7 @@ mod operator;
 mod registry;
 mod service;
 mod settings;
+mod snapshots;
 mod store;
 mod transport;
 mod worker;

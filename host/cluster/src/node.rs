@@ -371,7 +371,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         main: tokio::runtime::Handle::current(),
         tls_name: tls.as_ref().map(|t| t.server_name.clone()),
         raft: OnceLock::new(),
-        sm: StateMachine::open(db.clone())?,
+        sm: StateMachine::open(db.clone(), &settings.data_dir)?,
         addr: OnceLock::new(),
         names: Mutex::new(HashMap::new()),
         distrusted: Mutex::new(BTreeSet::new()),

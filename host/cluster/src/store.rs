@@ -1,10 +1,12 @@
 //! Durable Raft state in one redb file: the log, the vote, the committed
-//! id, the state machine and its latest snapshot. A restarted node reads
-//! everything back and rejoins with what it had.
+//! id and the state machine; the latest snapshot is a file beside it
+//! (`snapshots`). A restarted node reads everything back and rejoins with
+//! what it had.
 
 // openraft's traits fix the (large) storage error type.
 #![allow(clippy::result_large_err)]
 
+use crate::snapshots::Snapshots;
 use loadtest_wire::Versioned;
 use loadtest_wire::command::{Applied, Command, NodeId, TypeConfig};
 use loadtest_wire::plan;
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -306,51 +308,11 @@ pub struct State {
     pub data: BTreeMap<String, String>,
 }
 
-/// A snapshot as builds before the split into meta and data stored it
-/// (its bytes as a JSON list of numbers, four times their size).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
-    data: Vec<u8>,
-}
-
-/// Stores the latest snapshot: its meta as JSON, its bytes as they are,
-/// so a state of tens of MiB costs its size on disk, once.
-fn put_snapshot(
-    db: &Database,
-    meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-    data: &[u8],
-) -> anyhow::Result<()> {
-    let meta = serde_json::to_vec(meta)?;
-    let txn = db.begin_write()?;
-    {
-        let mut table = txn.open_table(META)?;
-        table.insert("snapshot_meta", meta.as_slice())?;
-        table.insert("snapshot_data", data)?;
-        table.remove("snapshot")?;
-    }
-    txn.commit()?;
-    Ok(())
-}
-
-fn get_snapshot(db: &Database) -> anyhow::Result<Option<StoredSnapshot>> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(META)?;
-    let (Some(meta), Some(data)) = (table.get("snapshot_meta")?, table.get("snapshot_data")?)
-    else {
-        drop(table);
-        drop(txn);
-        return get_meta(db, "snapshot");
-    };
-    Ok(Some(StoredSnapshot {
-        meta: serde_json::from_slice(meta.value())?,
-        data: data.value().to_vec(),
-    }))
-}
-
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
+    /// The data dir, where the latest snapshot is kept as a file.
+    dir: Arc<PathBuf>,
     state: Arc<std::sync::RwLock<State>>,
     /// Bumped after every apply or installed snapshot, so node tasks can
     /// wait for the state to change instead of polling it.
@@ -358,12 +320,13 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    pub fn open(db: Arc<Database>) -> anyhow::Result<Self> {
+    pub fn open(db: Arc<Database>, dir: &Path) -> anyhow::Result<Self> {
+        let dir = Arc::new(dir.to_path_buf());
         let Some(meta) = get_meta::<AppliedMeta>(&db, "applied")? else {
             // A data dir from before the per-key table kept the whole state
             // in one value: move it into the table once.
             let state: State = get_meta(&db, "state")?.unwrap_or_default();
-            let sm = Self::with_state(db, state.clone());
+            let sm = Self::with_state(db, dir, state.clone());
             let meta = AppliedMeta {
                 last_applied: state.last_applied,
                 membership: state.membership,
@@ -385,12 +348,13 @@ impl StateMachine {
                 .insert(k.value().to_owned(), v.value().to_owned());
         }
         drop(txn);
-        Ok(Self::with_state(db, state))
+        Ok(Self::with_state(db, dir, state))
     }
 
-    fn with_state(db: Arc<Database>, state: State) -> Self {
+    fn with_state(db: Arc<Database>, dir: Arc<PathBuf>, state: State) -> Self {
         StateMachine {
             db,
+            dir,
             state: Arc::new(std::sync::RwLock::new(state)),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
         }
@@ -423,6 +387,14 @@ impl StateMachine {
     /// A read-only view of the applied state, for health and status.
     pub fn view(&self) -> State {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn snapshots(&self) -> Snapshots<'_> {
+        Snapshots {
+            dir: &self.dir,
+            db: &self.db,
+            table: META,
+        }
     }
 
     /// Writes the given keys' current values (absent: removed) and the
@@ -464,7 +436,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     /// one-thread runtime, so heartbeats and votes go on meanwhile.
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
         let state = self.view();
-        let db = self.db.clone();
+        let sm = self.clone();
         let build = move || -> StorageResult<Snapshot<TypeConfig>> {
             let data = Versioned::to_json(&state)
                 .map_err(|e| StorageIOError::read_state_machine(io(e)))?;
@@ -476,7 +448,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 last_membership: state.membership.clone(),
                 snapshot_id: id,
             };
-            put_snapshot(&db, &meta, &data)
+            sm.snapshots()
+                .save(&meta, &data)
                 .map_err(|e| StorageIOError::write_snapshot(None, io(e)))?;
             Ok(Snapshot {
                 meta,
@@ -570,7 +543,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 membership: state.membership.clone(),
             };
             sm.persist(&applied, None, Some(&state.data))?;
-            put_snapshot(&sm.db, &meta, &data)
+            sm.snapshots()
+                .save(&meta, &data)
                 .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), io(e)))?;
             *sm.state.write().unwrap_or_else(|p| p.into_inner()) = state;
             sm.changed();
@@ -582,8 +556,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let stored =
-            get_snapshot(&self.db).map_err(|e| StorageIOError::read_snapshot(None, io(e)))?;
+        let stored = self
+            .snapshots()
+            .load()
+            .map_err(|e| StorageIOError::read_snapshot(None, io(e)))?;
         Ok(stored.map(|s| Snapshot {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
