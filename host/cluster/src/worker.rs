@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 /// Intervals per metric batch: a node that was cut off for a while
 /// catches up in several calls rather than one huge one.
-const BATCH: usize = 20;
+pub const BATCH: usize = 20;
 
 /// A share's stop switch, by (run, assignment).
 type Stops = HashMap<(String, u32), Arc<watch::Sender<Stop>>>;

@@ -5,15 +5,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Latencies are kept in microseconds, 1 µs to 1 h, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
-}
-
+pub const LATENCY_BOUNDS: (u64, u64, u8) = (1, 3_600_000_000, 3);
 /// Request phases at 2 significant digits (1%): six per scenario and
 /// interval at the precision of latencies would allocate and clear over a
 /// megabyte every second.
+pub const PHASE_BOUNDS: (u64, u64, u8) = (1, 3_600_000_000, 2);
+
+pub fn histogram() -> Histogram<u64> {
+    let (low, high, sigfig) = LATENCY_BOUNDS;
+    Histogram::new_with_bounds(low, high, sigfig).expect("static histogram bounds are valid")
+}
+
 pub fn phase_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static histogram bounds are valid")
+    let (low, high, sigfig) = PHASE_BOUNDS;
+    Histogram::new_with_bounds(low, high, sigfig).expect("static histogram bounds are valid")
 }
 
 /// Distinct iteration error messages kept per scenario; more are counted

@@ -29,14 +29,16 @@ pub mod hist {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
-        deserialize_into(d, super::super::stats::histogram())
+        deserialize_into(d, super::super::stats::LATENCY_BOUNDS)
     }
 
-    /// Reads a histogram into `out`, whose bounds every local one of its
-    /// kind has (merging needs them).
+    /// Reads a histogram with the bounds (low, high, significant digits)
+    /// every local one of its kind has (merging needs them). One sent with those bounds is kept
+    /// as decoded: the leader reads one per share per second, and
+    /// copying each into a fresh full-size histogram was most of that.
     pub fn deserialize_into<'de, D: Deserializer<'de>>(
         d: D,
-        mut out: Histogram<u64>,
+        (low, high, sigfig): (u64, u64, u8),
     ) -> Result<Histogram<u64>, D::Error> {
         let bytes: Vec<u8> = if d.is_human_readable() {
             let text = String::deserialize(d)?;
@@ -48,6 +50,11 @@ pub mod hist {
         let h: Histogram<u64> = HdrDeserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| D::Error::custom(format!("histogram: {e:?}")))?;
+        if (h.low(), h.high(), h.sigfig()) == (low, high, sigfig) {
+            return Ok(h);
+        }
+        let mut out = Histogram::new_with_bounds(low, high, sigfig)
+            .map_err(|e| D::Error::custom(format!("histogram bounds: {e:?}")))?;
         out.add(&h)
             .map_err(|e| D::Error::custom(format!("histogram bounds: {e:?}")))?;
         Ok(out)
@@ -60,7 +67,7 @@ pub mod phase_hist {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
-        super::hist::deserialize_into(d, super::super::stats::phase_histogram())
+        super::hist::deserialize_into(d, super::super::stats::PHASE_BOUNDS)
     }
 }
 
