@@ -173,16 +173,19 @@ scenarios:
     time.sleep(window)
     if perf:
         perf.send_signal(signal.SIGINT); perf.wait(timeout=60)
-    s1 = get(f"http://{lead['health']}/cluster/state")
+    s1 = get(f"http://{lead['health']}/cluster/state") or {}
+    if s1.get("state") != "leader":
+        rows.append(("LEADER CHANGED during the window", f"now {s1.get('leader')}: the CPU figures mix leading and following"))
     c1 = cpu_s(lead["proc"].pid)
     f1 = [cpu_s(n["proc"].pid) for n in followers]
     run_rate = (c1 - c0) / window
     fn = len(followers)
     rows.append(("leader CPU during the run", f"{run_rate * 100:.1f}% of a core = {run_rate / fn * 1000:.3f} ms per follower-second"))
     rows.append(("  of which the metrics path (run - idle)", f"{(run_rate - idle_rate) / fn * 1000:.3f} ms per follower-second"))
+    rows.append(("leader RSS at the window's end", f"{rss_kib(lead['proc'].pid) / 1024:.1f} MiB"))
     rows.append(("follower CPU during the run, median", f"{statistics.median(b - a for a, b in zip(f0, f1)) / window * 100:.2f}% of a core"))
     rows.append(("log during the run", f"{(s1.get('log_bytes', 0) - s0.get('log_bytes', 0)) / window:.0f} bytes/s, "
-                 f"{(s1['last_log_index'] - s0['last_log_index']) / window:.1f} entries/s"))
+                 f"{(s1.get('last_log_index', 0) - s0.get('last_log_index', 0)) / window:.1f} entries/s"))
     if kill:
         t = time.time()
         lead["proc"].send_signal(signal.SIGKILL); lead["proc"].wait()
@@ -199,6 +202,9 @@ scenarios:
     rows.append(("replicated state after the run", f"{st.get('state_bytes', 0) / 1024:.0f} KiB"))
     du = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(data, lead["name"])) for f in fs)
     rows.append(("leader's data dir after the run", f"{du / 1024:.0f} KiB"))
+    died = [f"{n['name']} (exit {n['proc'].returncode})" for n in nodes
+            if n is not lead and n["proc"].poll() is not None and not (kill and n["proc"].returncode == -signal.SIGKILL)]
+    rows.append(("nodes that died on their own", ", ".join(died) or "none"))
     shown = os.environ.get("FLEET_ELECTION_MS", "the default")
     print(f"fleet: {nodes_n} nodes on one machine, {rate} requests/s for {seconds} s, election timeout {shown}")
     width = max(len(r[0]) for r in rows)
