@@ -129,7 +129,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
     plan.setup = workload::setup(&bundle, &runtime, &Live::new())
         .await
         .map_err(|e| format!("{e:#}"))?;
-    plan.assignments = assign(ctx);
+    plan.assignments = assign(ctx).await;
     for a in &mut plan.assignments {
         a.version = plan.version.clone();
     }
@@ -158,7 +158,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
 /// last unreported seconds with it when it dies. Alone, it runs it all.
 /// A member silent for CLUSTER_NODE_LOST_SECS (a dead node still in
 /// the membership) gets no share: it would only fail the distribution.
-fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
+async fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
     let me = ctx.addr().unwrap_or_default();
     let lost = ctx.settings.node_lost_after;
     let mut nodes: Vec<String> = ctx
@@ -170,6 +170,7 @@ fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
         nodes.push(me);
     }
     nodes.sort();
+    learn_names(ctx, &nodes).await;
     let count = nodes.len() as u32;
     nodes
         .into_iter()
@@ -188,6 +189,20 @@ fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
             version: String::new(),
         })
         .collect()
+}
+
+/// Asks members this leader has not heard from yet (one that joined a
+/// moment ago) for their names, so the plan and the report name them
+/// rather than showing their addresses.
+async fn learn_names(ctx: &NodeCtx, nodes: &[String]) {
+    let unknown: Vec<String> = nodes
+        .iter()
+        .filter(|a| ctx.name_of(a) == **a)
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        crate::node::hello_all(&unknown, ctx).await;
+    }
 }
 
 /// Ships the Bundle to every assigned follower in parallel; when all

@@ -526,7 +526,7 @@ async fn shutdown_signal() {
 /// the peers that proved they hold the token (and this node's own reply,
 /// which identifies it). Nothing else of the cluster's reaches a peer
 /// that has not proved itself.
-async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::HelloReply> {
+pub(crate) async fn hello_all(peers: &[String], ctx: &NodeCtx) -> BTreeMap<String, pb::HelloReply> {
     let calls = peers.iter().map(|addr| async move {
         let hello = match ctx.transport.hello(addr, &ctx.nonce).await {
             Ok(h) => h,

@@ -181,6 +181,14 @@ mod tests {
         db
     }
 
+    fn at<'a>(dir: &'a Path, db: &'a Database) -> Snapshots<'a> {
+        Snapshots {
+            dir,
+            db,
+            table: TABLE,
+        }
+    }
+
     fn files(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -196,21 +204,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = open(dir.path());
-            let s = Snapshots {
-                dir: dir.path(),
-                db: &db,
-                table: TABLE,
-            };
+            let s = at(dir.path(), &db);
             assert!(s.load().unwrap().is_none());
             s.save(&meta(100), b"first").unwrap();
             s.save(&meta(200), b"second").unwrap();
         }
         let db = open(dir.path());
-        let s = Snapshots {
-            dir: dir.path(),
-            db: &db,
-            table: TABLE,
-        };
+        let s = at(dir.path(), &db);
         let got = s.load().unwrap().expect("a snapshot");
         assert_eq!(got.data, b"second");
         assert_eq!(got.meta.snapshot_id, "1-node/1-200");
@@ -229,11 +229,7 @@ mod tests {
             t.insert("snapshot_data", b"old".as_slice()).unwrap();
         }
         txn.commit().unwrap();
-        let s = Snapshots {
-            dir: dir.path(),
-            db: &db,
-            table: TABLE,
-        };
+        let s = at(dir.path(), &db);
         assert_eq!(s.load().unwrap().unwrap().data, b"old");
         s.save(&meta(8), b"new").unwrap();
         let txn = db.begin_read().unwrap();
@@ -252,11 +248,7 @@ mod tests {
     fn a_missing_snapshot_file_is_an_error_that_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
-        let s = Snapshots {
-            dir: dir.path(),
-            db: &db,
-            table: TABLE,
-        };
+        let s = at(dir.path(), &db);
         s.save(&meta(1), b"x").unwrap();
         std::fs::remove_file(dir.path().join("snapshot-1-node_1-1.json")).unwrap();
         let err = s.load().err().expect("an error").to_string();
