@@ -27,6 +27,10 @@ fn start_cluster(n: usize, token: Option<&str>, extra: &[(&str, &str)]) -> (Clus
         c.start_with(i, extra);
     }
     let (leader, _) = c.await_agreement(LIMIT);
+    // The state page needs the token; tests with one do not check names.
+    if token.is_none() {
+        c.await_names(leader, LIMIT);
+    }
     (c, leader)
 }
 

@@ -162,6 +162,28 @@ impl Cluster {
         }
     }
 
+    /// Waits until node `i` knows every running node by name: a plan
+    /// built before a peer's first hello names that peer by address.
+    pub fn await_names(&self, i: usize, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        loop {
+            let known = self.state(i).map(|s| s["names"].clone());
+            let all = known.as_ref().is_some_and(|names| {
+                self.running()
+                    .iter()
+                    .all(|j| names[&self.nodes[*j].raft] == self.nodes[*j].name.as_str())
+            });
+            if all {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "node {i} does not know every name: {known:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn write(&self, via: usize, key: &str, value: &str, token: Option<&str>) -> (i32, String) {
         cli(
             &["cluster-write", key, value, "--node", &self.nodes[via].raft],

@@ -155,6 +155,20 @@ impl NodeCtx {
         }
     }
 
+    fn known_names(&self) -> BTreeMap<String, String> {
+        let mut names: BTreeMap<String, String> = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(a, n)| (a.clone(), n.clone()))
+            .collect();
+        if let Some(a) = self.addr.get() {
+            names.insert(a.clone(), self.node_id.clone());
+        }
+        names
+    }
+
     pub fn name_of(&self, addr: &str) -> String {
         if self.addr.get().is_some_and(|a| a == addr) {
             return self.node_id.clone();
@@ -228,6 +242,7 @@ impl NodeCtx {
             addr: self.addr.get().cloned(),
             voters,
             learners,
+            names: self.known_names(),
             last_log_index: m.as_ref().and_then(|m| m.last_log_index),
             last_applied_index: m.as_ref().and_then(|m| m.last_applied.map(|l| l.index)),
             snapshot_index: m.as_ref().and_then(|m| m.snapshot.map(|l| l.index)),
@@ -255,6 +270,9 @@ pub struct Detail {
     pub addr: Option<String>,
     pub voters: Vec<String>,
     pub learners: Vec<String>,
+    /// The names this node knows its peers by, by address: a member not
+    /// in it has not answered a hello yet.
+    pub names: BTreeMap<String, String>,
     pub last_log_index: Option<u64>,
     pub last_applied_index: Option<u64>,
     pub snapshot_index: Option<u64>,
