@@ -197,7 +197,7 @@ async fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
 async fn learn_names(ctx: &NodeCtx, nodes: &[String]) {
     let unknown: Vec<String> = nodes
         .iter()
-        .filter(|a| ctx.name_of(a) == **a)
+        .filter(|a| !ctx.knows_name_of(a))
         .cloned()
         .collect();
     if !unknown.is_empty() {

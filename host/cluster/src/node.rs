@@ -169,6 +169,16 @@ impl NodeCtx {
         names
     }
 
+    /// Whether `name_of` would give a name rather than the address back.
+    pub fn knows_name_of(&self, addr: &str) -> bool {
+        self.addr.get().is_some_and(|a| a == addr)
+            || self
+                .names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(addr)
+    }
+
     pub fn name_of(&self, addr: &str) -> String {
         if self.addr.get().is_some_and(|a| a == addr) {
             return self.node_id.clone();

@@ -13,7 +13,7 @@ use openraft::SnapshotMeta;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 
@@ -142,7 +142,7 @@ fn file_name(id: &str) -> String {
     format!("{PREFIX}{safe}{SUFFIX}")
 }
 
-fn write_synced(dir: &Path, path: &PathBuf, data: &[u8]) -> anyhow::Result<()> {
+fn write_synced(dir: &Path, path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let tmp = dir.join(".snapshot.partial");
     let fail = |what: &str, e: std::io::Error| {
         anyhow::anyhow!("cannot {what} the snapshot {}: {e}", tmp.display())

@@ -29,14 +29,14 @@ pub mod hist {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
-        deserialize_into(d, super::super::stats::LATENCY_BOUNDS)
+        deserialize_with_bounds(d, super::super::stats::LATENCY_BOUNDS)
     }
 
     /// Reads a histogram with the bounds (low, high, significant digits)
     /// every local one of its kind has (merging needs them). One sent with those bounds is kept
     /// as decoded: the leader reads one per share per second, and
     /// copying each into a fresh full-size histogram was most of that.
-    pub fn deserialize_into<'de, D: Deserializer<'de>>(
+    pub fn deserialize_with_bounds<'de, D: Deserializer<'de>>(
         d: D,
         (low, high, sigfig): (u64, u64, u8),
     ) -> Result<Histogram<u64>, D::Error> {
@@ -67,7 +67,7 @@ pub mod phase_hist {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
-        super::hist::deserialize_into(d, super::super::stats::PHASE_BOUNDS)
+        super::hist::deserialize_with_bounds(d, super::super::stats::PHASE_BOUNDS)
     }
 }
 
