@@ -102,8 +102,16 @@ def leader():
     return None
 
 
-def cli(*a):
-    return subprocess.run([binary, *a], env=env_base, capture_output=True, text=True, timeout=600)
+def cli(*a, timeout=600):
+    return subprocess.run([binary, *a], env=env_base, capture_output=True, text=True, timeout=timeout)
+
+
+def table():
+    shown = os.environ.get("FLEET_ELECTION_MS", "the default")
+    print(f"fleet: {nodes_n} nodes on one machine, {rate} requests/s for {seconds} s, election timeout {shown}")
+    width = max((len(r[0]) for r in rows), default=0)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
 
 
 target = None
@@ -183,6 +191,9 @@ scenarios:
     rows.append(("leader CPU during the run", f"{run_rate * 100:.1f}% of a core = {run_rate / fn * 1000:.3f} ms per follower-second"))
     rows.append(("  of which the metrics path (run - idle)", f"{(run_rate - idle_rate) / fn * 1000:.3f} ms per follower-second"))
     rows.append(("leader RSS at the window's end", f"{rss_kib(lead['proc'].pid) / 1024:.1f} MiB"))
+    rss = sorted(rss_kib(n["proc"].pid) for n in followers if n["proc"].poll() is None)
+    rows.append(("follower RSS at the window's end, median (max)", f"{statistics.median(rss) / 1024:.1f} MiB ({rss[-1] / 1024:.1f})"))
+    rows.append(("Raft term at the window's start and end", f"{s0.get('term')} and {s1.get('term')}"))
     rows.append(("follower CPU during the run, median", f"{statistics.median(b - a for a, b in zip(f0, f1)) / window * 100:.2f}% of a core"))
     rows.append(("log during the run", f"{(s1.get('log_bytes', 0) - s0.get('log_bytes', 0)) / window:.0f} bytes/s, "
                  f"{(s1.get('last_log_index', 0) - s0.get('last_log_index', 0)) / window:.1f} entries/s"))
@@ -193,7 +204,7 @@ scenarios:
         rows.append(("leader SIGKILL mid-run: new leader after", f"{(time.time() - t) * 1000:.0f} ms"))
         lead = new
     rep = os.path.join(data, "report.json")
-    out = cli("report", "--node", lead["raft"], "--json", rep)
+    out = cli("report", "--node", lead["raft"], "--json", rep, timeout=seconds + 180)
     report = json.load(open(rep)) if os.path.exists(rep) else {}
     seen = (get(f"http://127.0.0.1:{tport}/__stats") or {}).get("requests", 0) - before
     got = report.get("totals", {}).get("requests")
@@ -205,12 +216,9 @@ scenarios:
     died = [f"{n['name']} (exit {n['proc'].returncode})" for n in nodes
             if n is not lead and n["proc"].poll() is not None and not (kill and n["proc"].returncode == -signal.SIGKILL)]
     rows.append(("nodes that died on their own", ", ".join(died) or "none"))
-    shown = os.environ.get("FLEET_ELECTION_MS", "the default")
-    print(f"fleet: {nodes_n} nodes on one machine, {rate} requests/s for {seconds} s, election timeout {shown}")
-    width = max(len(r[0]) for r in rows)
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v}")
 finally:
+    # What was measured is printed also when a step failed or timed out.
+    table()
     for n in nodes:
         if n.get("proc") and n["proc"].poll() is None:
             n["proc"].kill(); n["proc"].wait()

@@ -63,9 +63,7 @@ pub fn now_ms() -> u64 {
 }
 
 pub fn current_plan(ctx: &NodeCtx) -> Option<Plan> {
-    ctx.sm()
-        .get(plan::PLAN)
-        .and_then(|p| serde_json::from_str(&p).ok())
+    ctx.sm().plan().map(|p| (*p).clone())
 }
 
 /// Writes a new run's plan; refused while another run is going.

@@ -12,7 +12,8 @@ use crate::coordinator::{current_plan, progress_of};
 use crate::node::NodeCtx;
 use loadtest_engine::metrics::Closed;
 use loadtest_wire::command::Command;
-use loadtest_wire::plan::{Ack, Batch, Finished, Merged, Part, Plan, Progress};
+use loadtest_wire::plan::{Ack, Batch, Finished, Merged, Part, Plan, Progress, Sealed};
+use loadtest_wire::raw::Raw;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,12 +28,12 @@ const FLUSH: Duration = Duration::from_secs(1);
 /// shares that end together go in one entry.
 const FINISH_PAUSE: Duration = Duration::from_millis(100);
 
-/// Intervals of one share the leader holds past what is committed. A
-/// decoded second is about 350 KiB of full-size histograms per scenario;
-/// with commits stalled (no quorum, leaders changing) 100 shares sending
-/// every second grew a leader by 33 MiB/s until the kernel killed it.
-/// What is refused stays on the node, which sends it again once the
-/// committed state moves on; a node catching up sends as many at once.
+/// Intervals of one share the leader holds past what is committed. They
+/// are held sealed (a few KiB a second each), but with commits stalled (no
+/// quorum, leaders changing) 100 shares sending every second would still
+/// grow a leader without end. What is refused stays on the node, which
+/// sends it again once the committed state moves on; a node catching up
+/// sends as many at once.
 pub const HELD_AHEAD: u64 = crate::worker::BATCH as u64;
 
 #[derive(Default)]
@@ -50,7 +51,7 @@ struct Pending {
 /// What one share sent that the log does not hold yet.
 #[derive(Default)]
 struct Share {
-    intervals: BTreeMap<u64, Closed>,
+    intervals: BTreeMap<u64, Sealed>,
     started_at_ms: Option<u64>,
     finished: Option<Finished>,
 }
@@ -65,6 +66,30 @@ impl Share {
             next += 1;
         }
         next
+    }
+
+    /// The intervals of `range`, decoded. One that does not decode is
+    /// dropped, and the share waits for the node to send it again.
+    fn open(&mut self, id: u32, range: std::ops::Range<u64>) -> Option<Vec<Closed>> {
+        let mut out = Vec::with_capacity(self.intervals.len());
+        let mut bad = None;
+        for (&idx, sealed) in self.intervals.range(range) {
+            match sealed.open() {
+                Ok(c) => out.push(c),
+                Err(e) => {
+                    tracing::warn!(
+                        "share {id}: second {idx} does not decode ({e}); waiting for it again"
+                    );
+                    bad = Some(idx);
+                    break;
+                }
+            }
+        }
+        if let Some(idx) = bad {
+            self.intervals.remove(&idx);
+            return None;
+        }
+        Some(out)
     }
 }
 
@@ -116,8 +141,11 @@ impl Intake {
         for (&id, share) in pending.shares.iter_mut() {
             let p = committed(id);
             let to = share.trim(p.next);
-            let fresh: Vec<&Closed> = share.intervals.range(p.next..to).map(|(_, c)| c).collect();
-            let mut part = Part::of(id, p.next, &fresh);
+            let Some(fresh) = share.open(id, p.next..to) else {
+                continue;
+            };
+            let refs: Vec<&Closed> = fresh.iter().collect();
+            let mut part = Part::of(id, p.next, &refs);
             if p.started_at_ms.is_none() {
                 part.started_at_ms = share.started_at_ms;
             }
@@ -135,7 +163,7 @@ impl Intake {
                         m.metrics.merge(&c.metrics);
                     }
                     None => {
-                        by_idx.insert(c.idx, c.clone());
+                        by_idx.insert(c.idx, c);
                     }
                 }
             }
@@ -176,7 +204,14 @@ pub async fn flush(ctx: Arc<NodeCtx>) {
             continue;
         };
         let shares = entry.parts.len();
-        match crate::service::write(&ctx, Command::Merged(Box::new(entry))).await {
+        let entry = match Raw::encode(&entry) {
+            Ok(raw) => Command::Merged(raw),
+            Err(e) => {
+                tracing::error!(run = %plan.run_id, "merged metrics do not encode: {e}");
+                continue;
+            }
+        };
+        match crate::service::write(&ctx, entry).await {
             Ok(a) if a.changed => {}
             // Built on a state this leader had not applied yet, or the plan
             // moved on: the next flush builds again from what is committed.
@@ -249,7 +284,7 @@ mod tests {
         Batch {
             run_id: "r1".into(),
             assignment,
-            intervals,
+            intervals: intervals.iter().map(|c| Sealed::seal(c).unwrap()).collect(),
             started_at_ms: Some(1),
             finished: None,
         }
@@ -348,6 +383,25 @@ mod tests {
         let ack = intake.receive(backlog(HELD_AHEAD), &progress(&data, 0));
         assert_eq!((ack.committed, ack.received), (HELD_AHEAD, 2 * HELD_AHEAD));
         assert_eq!(held(&intake) as u64, HELD_AHEAD);
+    }
+
+    /// A hostile or broken node's second is not merged, nor does it stop
+    /// the flush: the share waits until a good copy comes.
+    #[test]
+    fn a_second_that_does_not_decode_is_waited_for_again() {
+        let plan = plan(1);
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan);
+        let intake = Intake::default();
+        let mut bad = batch(0, Vec::new());
+        bad.intervals = vec![serde_json::from_str(r#"{"idx":0,"vus":"many"}"#).unwrap()];
+        assert_eq!(intake.receive(bad, &progress(&data, 0)).received, 1);
+        assert!(intake.build(&plan, |id| progress(&data, id)).is_none());
+        let ack = intake.receive(batch(0, vec![interval(0, 2)]), &progress(&data, 0));
+        assert_eq!(ack.received, 1);
+        let entry = intake.build(&plan, |id| progress(&data, id)).expect("new");
+        assert!(apply_merged(&mut data, &entry));
+        assert_eq!(progress(&data, 0).requests, 2);
     }
 
     #[test]

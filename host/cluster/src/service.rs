@@ -228,7 +228,7 @@ fn report_metrics(ctx: &NodeCtx, batch: Batch) -> Result<Ack, String> {
         return Err("this node is not the leader".into());
     }
     ctx.local.seen(&batch.run_id, batch.assignment);
-    let Some(plan) = coordinator::current_plan(ctx) else {
+    let Some(plan) = ctx.sm().plan() else {
         // A new leader that has not applied the plan yet: ask again later.
         return Err("this leader has not caught up with the plan yet".into());
     };

@@ -9,7 +9,7 @@
 use crate::snapshots::Snapshots;
 use loadtest_wire::Versioned;
 use loadtest_wire::command::{Applied, Command, NodeId, TypeConfig};
-use loadtest_wire::plan;
+use loadtest_wire::plan::{self, Plan};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError,
@@ -253,19 +253,6 @@ impl LogStore {
     }
 }
 
-/// The keys a command may change (a superset is fine: unchanged keys are
-/// rewritten as they are, absent ones removed again), known before it runs.
-fn touched_by(data: &BTreeMap<String, String>, cmd: &Command) -> Vec<String> {
-    match cmd {
-        Command::Set { key, .. } | Command::Delete { key } => vec![key.clone()],
-        Command::Stop { .. } => vec![plan::PLAN.to_owned()],
-        Command::Plan(p) => std::iter::once(plan::PLAN.to_owned())
-            .chain(plan::replaced_keys(data, p))
-            .collect(),
-        Command::Merged(m) => plan::merged_keys(data, m),
-    }
-}
-
 /// What Raft needs besides the map to resume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct AppliedMeta {
@@ -273,30 +260,59 @@ struct AppliedMeta {
     membership: StoredMembership<NodeId, openraft::BasicNode>,
 }
 
-/// One command on the map. Deterministic: every node applies the same
-/// entries to the same map and gets the same result.
-fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> Applied {
+/// One command on the map, and the keys it may have changed (a superset
+/// is fine: unchanged keys are rewritten as they are, absent ones removed
+/// again), known before it runs. Deterministic: every node applies the
+/// same entries to the same map and gets the same result.
+fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> (Applied, Vec<String>) {
+    let changed = |changed| Applied {
+        changed,
+        ..Applied::default()
+    };
     match cmd {
-        Command::Set { key, value } => Applied {
-            previous: data.insert(key, value),
-            ..Applied::default()
+        Command::Set { key, value } => {
+            let previous = data.insert(key.clone(), value);
+            (
+                Applied {
+                    previous,
+                    ..Applied::default()
+                },
+                vec![key],
+            )
+        }
+        Command::Delete { key } => {
+            let previous = data.remove(&key);
+            (
+                Applied {
+                    previous,
+                    ..Applied::default()
+                },
+                vec![key],
+            )
+        }
+        Command::Plan(p) => {
+            let keys = std::iter::once(plan::PLAN.to_owned())
+                .chain(plan::replaced_keys(data, &p))
+                .collect();
+            (changed(plan::apply_plan(data, &p)), keys)
+        }
+        Command::Merged(raw) => match raw.decode() {
+            Ok(m) => {
+                let keys = plan::merged_keys(data, &m);
+                (changed(plan::apply_merged(data, &m)), keys)
+            }
+            // Every node skips the same bad entry, so the maps stay equal;
+            // the shares' watermarks did not move, and the leader builds
+            // the next entry from them.
+            Err(e) => {
+                tracing::error!("skipped a merged metrics entry that does not decode: {e}");
+                (changed(false), Vec::new())
+            }
         },
-        Command::Delete { key } => Applied {
-            previous: data.remove(&key),
-            ..Applied::default()
-        },
-        Command::Plan(plan) => Applied {
-            changed: plan::apply_plan(data, &plan),
-            ..Applied::default()
-        },
-        Command::Merged(m) => Applied {
-            changed: plan::apply_merged(data, &m),
-            ..Applied::default()
-        },
-        Command::Stop { run_id } => Applied {
-            changed: plan::apply_stop(data, &run_id),
-            ..Applied::default()
-        },
+        Command::Stop { run_id } => (
+            changed(plan::apply_stop(data, &run_id)),
+            vec![plan::PLAN.to_owned()],
+        ),
     }
 }
 
@@ -317,6 +333,8 @@ pub struct StateMachine {
     /// Bumped after every apply or installed snapshot, so node tasks can
     /// wait for the state to change instead of polling it.
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The plan's text and the plan decoded from it.
+    plan: Arc<std::sync::Mutex<Option<(String, Arc<Plan>)>>>,
 }
 
 impl StateMachine {
@@ -357,7 +375,25 @@ impl StateMachine {
             dir,
             state: Arc::new(std::sync::RwLock::new(state)),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
+            plan: Arc::default(),
         }
+    }
+
+    /// The current plan, decoded once per change of its text: every
+    /// node's metrics batch asks for it each second, and with 100 nodes
+    /// it is tens of KiB of JSON.
+    pub fn plan(&self) -> Option<Arc<Plan>> {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let text = s.data.get(plan::PLAN)?;
+        let mut cache = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached, p)) = cache.as_ref()
+            && cached == text
+        {
+            return Some(p.clone());
+        }
+        let p = Arc::new(serde_json::from_str::<Plan>(text).ok()?);
+        *cache = Some((text.clone(), p.clone()));
+        Some(p)
     }
 
     /// One value of the map.
@@ -493,8 +529,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Applied::default()
                     }
                     EntryPayload::Normal(cmd) => {
-                        touched.extend(touched_by(&s.data, &cmd));
-                        apply_command(&mut s.data, cmd)
+                        let (applied, keys) = apply_command(&mut s.data, cmd);
+                        touched.extend(keys);
+                        applied
                     }
                 };
                 out.push(applied);
@@ -564,5 +601,64 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadtest_wire::plan::{Merged, Status};
+    use loadtest_wire::raw::Raw;
+    use openraft::CommittedLeaderId;
+
+    fn entry(index: u64, cmd: Command) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn plan(run: &str) -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "run_id": run, "name": "t", "version": "v", "yaml": "", "plugins": {},
+            "files": {}, "status": "running", "start_at_ms": 0, "assignments": [],
+            "events": [],
+        }))
+        .expect("a plan")
+    }
+
+    /// Every node meets the same bad entry and skips it the same way; the
+    /// decoded plan follows every write to its text.
+    #[tokio::test]
+    async fn a_merged_entry_that_does_not_decode_is_skipped_and_the_plan_follows_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(open(dir.path()).unwrap(), dir.path()).unwrap();
+        let bad: Raw<Merged> = serde_json::from_str(r#"{"run_id":7}"#).unwrap();
+        let applied = sm
+            .apply([
+                entry(1, Command::Plan(Box::new(plan("r1")))),
+                entry(2, Command::Merged(bad)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!((applied[0].changed, applied[1].changed), (true, false));
+        let before = sm.plan().expect("a plan");
+        assert_eq!(
+            (before.run_id.as_str(), before.status),
+            ("r1", Status::Running)
+        );
+        sm.apply([entry(
+            3,
+            Command::Stop {
+                run_id: "r1".into(),
+            },
+        )])
+        .await
+        .unwrap();
+        assert_eq!(sm.plan().expect("a plan").status, Status::Stopping);
+        // Read back from disk, the same state.
+        drop(sm);
+        let sm = StateMachine::open(open(dir.path()).unwrap(), dir.path()).unwrap();
+        assert_eq!(sm.plan().expect("a plan").status, Status::Stopping);
     }
 }

@@ -7,7 +7,7 @@ use crate::coordinator::{self, current_plan, now_ms};
 use crate::node::NodeCtx;
 use loadtest_engine::metrics::Closed;
 use loadtest_engine::workload::{self, Live, Stop, Timing};
-use loadtest_wire::plan::{Ack, Assignment, Batch, Finished, Plan, Status};
+use loadtest_wire::plan::{Ack, Assignment, Batch, Finished, Plan, Sealed, Status};
 use loadtest_wire::rpc::{decode, encode};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -207,7 +207,7 @@ async fn stream_metrics(
     engine: &mut tokio::task::JoinHandle<anyhow::Result<workload::Outcome>>,
 ) {
     let run = plan.run_id.as_str();
-    let mut outbox: VecDeque<Closed> = VecDeque::new();
+    let mut outbox: VecDeque<Sealed> = VecDeque::new();
     let mut finished: Option<Finished> = None;
     let mut engine_done = false;
     let mut logged_start = false;
@@ -225,12 +225,12 @@ async fn stream_metrics(
                 finished = Some(f);
             }
         }
-        outbox.extend(
-            live.sink
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take_closed(),
-        );
+        let closed = live
+            .sink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take_closed();
+        outbox.extend(closed.iter().filter_map(seal));
         let started_at_ms = started_at(&live);
         if let Some(ms) = started_at_ms.filter(|_| !logged_start) {
             tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
@@ -260,7 +260,7 @@ async fn report(
     ctx: &NodeCtx,
     run: &str,
     a: &Assignment,
-    outbox: &VecDeque<Closed>,
+    outbox: &VecDeque<Sealed>,
     held: &mut Option<(String, u64)>,
     started_at_ms: Option<u64>,
     finished: Option<Finished>,
@@ -286,6 +286,25 @@ async fn report(
     let ack = ack.map_err(|e| anyhow::anyhow!(e))?;
     *held = Some((leader, ack.received));
     Ok(ack)
+}
+
+/// A second as it is kept until committed and sent. Our own metrics
+/// always encode; were one not to, an empty second in its place keeps the
+/// share's sequence whole so the run can end, and the error says so.
+fn seal(c: &Closed) -> Option<Sealed> {
+    Sealed::seal(c)
+        .or_else(|e| {
+            tracing::error!(
+                "second {} of this share's metrics does not encode ({e}); sent as empty",
+                c.idx
+            );
+            Sealed::seal(&Closed {
+                idx: c.idx,
+                vus: c.vus,
+                metrics: Default::default(),
+            })
+        })
+        .ok()
 }
 
 fn plan_is_over(ctx: &NodeCtx, run: &str) -> bool {

@@ -3,6 +3,7 @@
 //! node must agree on (a key-value map the coordinator builds plans in).
 
 use crate::plan::{Merged, Plan};
+use crate::raw::Raw;
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
@@ -18,8 +19,9 @@ pub enum Command {
     },
     /// Replace the current plan (a new run, or a new status).
     Plan(Box<Plan>),
-    /// The leader's merged metrics of every share since its last flush.
-    Merged(Box<Merged>),
+    /// The leader's merged metrics of every share since its last flush,
+    /// kept encoded until it is applied (see [`Raw`]).
+    Merged(Raw<Merged>),
     /// An operator's graceful stop of the run (empty id: whatever runs).
     Stop {
         run_id: String,

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod command;
 pub mod plan;
+pub mod raw;
 pub mod rpc;
 mod version;
 
