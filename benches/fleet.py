@@ -171,6 +171,11 @@ scenarios:
     wait_for("the run's first requests", lambda: (get(f"http://127.0.0.1:{tport}/__stats") or {}).get("requests", 0) > rate, 120)
     time.sleep(5)
     window = max(10, seconds // 2 - 10)
+    now, _ = wait_for("a leader", leader, 60)
+    if now is not lead:
+        rows.append(("LEADER CHANGED before the window", f"{lead['name']} -> {now['name']}: measuring the new one"))
+        lead = now
+        followers = [n for n in nodes if n is not lead]
     s0 = get(f"http://{lead['health']}/cluster/state")
     c0 = cpu_s(lead["proc"].pid)
     f0 = [cpu_s(n["proc"].pid) for n in followers]

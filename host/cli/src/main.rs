@@ -106,10 +106,12 @@ fn main() -> ExitCode {
     init_tracing();
     raise_fd_limit();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if is_node(&cli.command) {
+        builder.on_thread_start(below_raft);
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
@@ -173,6 +175,37 @@ fn raise_fd_limit() {
                 libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
             }
         }
+    }
+}
+
+/// Whether this process runs as a cluster node.
+fn is_node(command: &Command) -> bool {
+    match command {
+        Command::Run { .. } => cluster_enabled(),
+        #[cfg(feature = "cluster")]
+        Command::Cluster(c) => matches!(c, cluster_commands::ClusterCommand::Node),
+        _ => false,
+    }
+}
+
+/// How far a node's load, metrics and coordinator work sit below its Raft.
+const BELOW_RAFT: libc::c_int = 5;
+
+/// A node's main-runtime threads (VUs, metrics, the coordinator) run at a
+/// lower priority than Raft's: on a loaded machine the scheduler then gives
+/// Raft's thread (and the gRPC server on it) its turn first, so heartbeats
+/// go out on time and followers do not call elections nobody needs (a
+/// 100-node bench lost its leader as every node started its share at
+/// once). Lowering one's own priority needs no privilege, and with nothing
+/// else to run the lower priority costs the load nothing. Raft's runtime
+/// is built from the main thread, which keeps its priority, and its
+/// threads inherit that.
+fn below_raft() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: nice only changes the calling thread's nice value (on Linux
+    // it is per thread), by an increment, never above the process's own.
+    unsafe {
+        libc::nice(BELOW_RAFT);
     }
 }
 

@@ -32,7 +32,8 @@ pub struct NodeCtx {
     pub main: tokio::runtime::Handle,
     /// The node name certificates are checked for, under mutual TLS.
     tls_name: Option<String>,
-    raft: OnceLock<Raft>,
+    /// Shared with Raft's network, which asks it who votes.
+    raft: Arc<OnceLock<Raft>>,
     sm: StateMachine,
     addr: OnceLock<String>,
     /// Human node ids of peers, by address, learned from hellos.
@@ -398,7 +399,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         transport: Transport::new(tls.as_ref(), settings.token.as_deref())?,
         main: tokio::runtime::Handle::current(),
         tls_name: tls.as_ref().map(|t| t.server_name.clone()),
-        raft: OnceLock::new(),
+        raft: Arc::default(),
         sm: StateMachine::open(db.clone(), &settings.data_dir)?,
         addr: OnceLock::new(),
         names: Mutex::new(HashMap::new()),
@@ -467,6 +468,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         raft_config(&settings)?,
         Network {
             transport: ctx.transport.clone(),
+            raft: ctx.raft.clone(),
         },
         LogStore::new(db),
         ctx.sm.clone(),
