@@ -12,9 +12,9 @@
 //! rate; voters get every heartbeat.
 
 use crate::transport::{RaftClient, Transport};
+use loadtest_wire::command::Raft;
 use loadtest_wire::command::{NodeId, TypeConfig};
 use loadtest_wire::rpc::{decode, encode, pb};
-use loadtest_wire::command::Raft;
 use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,

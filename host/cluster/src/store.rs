@@ -324,6 +324,9 @@ pub struct State {
     pub data: BTreeMap<String, String>,
 }
 
+/// The plan's text and the plan decoded from it.
+type DecodedPlan = (String, Arc<Plan>);
+
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
@@ -333,8 +336,7 @@ pub struct StateMachine {
     /// Bumped after every apply or installed snapshot, so node tasks can
     /// wait for the state to change instead of polling it.
     changes: Arc<tokio::sync::watch::Sender<u64>>,
-    /// The plan's text and the plan decoded from it.
-    plan: Arc<std::sync::Mutex<Option<(String, Arc<Plan>)>>>,
+    plan: Arc<std::sync::Mutex<Option<DecodedPlan>>>,
 }
 
 impl StateMachine {
