@@ -214,6 +214,8 @@ scenarios:
     seen = (get(f"http://127.0.0.1:{tport}/__stats") or {}).get("requests", 0) - before
     got = report.get("totals", {}).get("requests")
     rows.append(("report requests vs the target's", f"{got} vs {seen} ({'equal' if got == seen else 'DIFFERENT'})"))
+    spread = report.get("cluster", {}).get("start_spread_ms")
+    rows.append(("start spread: the nodes' first iterations", f"{spread} ms"))
     st = get(f"http://{lead['health']}/cluster/state")
     rows.append(("replicated state after the run", f"{st.get('state_bytes', 0) / 1024:.0f} KiB"))
     du = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(data, lead["name"])) for f in fs)
