@@ -56,6 +56,15 @@ struct Share {
     finished: Option<Finished>,
 }
 
+/// What one share adds to the next entry, copied out of the intake.
+struct Fresh {
+    id: u32,
+    from: u64,
+    sealed: Vec<Sealed>,
+    started_at_ms: Option<u64>,
+    finished: Option<Finished>,
+}
+
 impl Share {
     /// Forgets what the committed state covers; returns where the
     /// intervals this leader holds stop being consecutive from there.
@@ -66,30 +75,6 @@ impl Share {
             next += 1;
         }
         next
-    }
-
-    /// The intervals of `range`, decoded. One that does not decode is
-    /// dropped, and the share waits for the node to send it again.
-    fn open(&mut self, id: u32, range: std::ops::Range<u64>) -> Option<Vec<Closed>> {
-        let mut out = Vec::with_capacity(self.intervals.len());
-        let mut bad = None;
-        for (&idx, sealed) in self.intervals.range(range) {
-            match sealed.open() {
-                Ok(c) => out.push(c),
-                Err(e) => {
-                    tracing::warn!(
-                        "share {id}: second {idx} does not decode ({e}); waiting for it again"
-                    );
-                    bad = Some(idx);
-                    break;
-                }
-            }
-        }
-        if let Some(idx) = bad {
-            self.intervals.remove(&idx);
-            return None;
-        }
-        Some(out)
     }
 }
 
@@ -127,36 +112,23 @@ impl Intake {
 
     /// The entry that commits everything new, built on the committed
     /// progress of each share; `None` when nothing is new. A share the
-    /// plan no longer counts is dropped.
+    /// plan no longer counts is dropped. Seconds are decoded outside the
+    /// intake's lock, so nodes' batches keep arriving meanwhile.
     pub fn build(&self, plan: &Plan, committed: impl Fn(u32) -> Progress) -> Option<Merged> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if pending.run != plan.run_id {
-            return None;
-        }
-        pending
-            .shares
-            .retain(|id, _| plan.assignments.iter().any(|a| a.id == *id && !a.lost));
         let mut parts = Vec::new();
         let mut by_idx: BTreeMap<u64, Closed> = BTreeMap::new();
-        for (&id, share) in pending.shares.iter_mut() {
-            let p = committed(id);
-            let to = share.trim(p.next);
-            let Some(fresh) = share.open(id, p.next..to) else {
+        for f in self.fresh(plan, committed)? {
+            let Some(closed) = self.open(&f) else {
                 continue;
             };
-            let refs: Vec<&Closed> = fresh.iter().collect();
-            let mut part = Part::of(id, p.next, &refs);
-            if p.started_at_ms.is_none() {
-                part.started_at_ms = share.started_at_ms;
-            }
-            // The end counts only once every interval before it is in.
-            if p.finished.is_none() && share.intervals.len() == fresh.len() {
-                part.finished = share.finished;
-            }
-            if fresh.is_empty() && part.started_at_ms.is_none() && part.finished.is_none() {
+            let refs: Vec<&Closed> = closed.iter().collect();
+            let mut part = Part::of(f.id, f.from, &refs);
+            part.started_at_ms = f.started_at_ms;
+            part.finished = f.finished;
+            if closed.is_empty() && part.started_at_ms.is_none() && part.finished.is_none() {
                 continue;
             }
-            for c in fresh {
+            for c in closed {
                 match by_idx.get_mut(&c.idx) {
                     Some(m) => {
                         m.vus += c.vus;
@@ -174,6 +146,62 @@ impl Intake {
             parts,
             intervals: by_idx.into_values().collect(),
         })
+    }
+
+    /// Under the lock, what each counted share adds: its seconds past the
+    /// committed watermark, its start if the state lacks it, and its end
+    /// once every second before the end is in.
+    fn fresh(&self, plan: &Plan, committed: impl Fn(u32) -> Progress) -> Option<Vec<Fresh>> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.run != plan.run_id {
+            return None;
+        }
+        pending
+            .shares
+            .retain(|id, _| plan.assignments.iter().any(|a| a.id == *id && !a.lost));
+        let fresh = pending.shares.iter_mut().map(|(&id, share)| {
+            let p = committed(id);
+            let to = share.trim(p.next);
+            let sealed: Vec<Sealed> = share
+                .intervals
+                .range(p.next..to)
+                .map(|(_, s)| s.clone())
+                .collect();
+            let complete = share.intervals.len() == sealed.len();
+            Fresh {
+                id,
+                from: p.next,
+                sealed,
+                started_at_ms: share.started_at_ms.filter(|_| p.started_at_ms.is_none()),
+                finished: share.finished.filter(|_| complete && p.finished.is_none()),
+            }
+        });
+        Some(fresh.collect())
+    }
+
+    /// A share's fresh seconds, decoded. One that does not decode is
+    /// dropped from the intake, and the share waits for the node to send
+    /// it again.
+    fn open(&self, f: &Fresh) -> Option<Vec<Closed>> {
+        let mut out = Vec::with_capacity(f.sealed.len());
+        for sealed in &f.sealed {
+            match sealed.open() {
+                Ok(c) => out.push(c),
+                Err(e) => {
+                    tracing::warn!(
+                        "share {}: second {} does not decode ({e}); waiting for it again",
+                        f.id,
+                        sealed.idx
+                    );
+                    let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(share) = pending.shares.get_mut(&f.id) {
+                        share.intervals.remove(&sealed.idx);
+                    }
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Drops everything: this node no longer leads, and what it held is
