@@ -164,15 +164,6 @@ impl Sealed {
         }
         Ok(c)
     }
-
-    /// The encoded size in bytes.
-    pub fn len(&self) -> usize {
-        self.raw.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
 }
 
 impl Serialize for Sealed {
