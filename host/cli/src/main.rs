@@ -1,6 +1,7 @@
 //! `loadtest`: HTTP load testing with scenarios as WebAssembly components.
 
 mod standalone;
+mod steer;
 
 #[cfg(feature = "cluster")]
 mod cluster_commands;
@@ -48,6 +49,7 @@ impl ReportArgs {
             timeseries: self.timeseries,
             metrics_addr,
             quiet: self.quiet,
+            ..Default::default()
         }
     }
 }
@@ -63,6 +65,14 @@ enum Command {
         /// Serve Prometheus metrics on this address during the run.
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<SocketAddr>,
+        /// Serve a live dashboard (and the live controls `loadtest pause`,
+        /// `resume` and `scale` use) on this address.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = steer::DEFAULT_DASHBOARD)]
+        dashboard: Option<SocketAddr>,
+        /// After the run, keep the dashboard up this long with the final
+        /// report (Ctrl-C ends it sooner), e.g. `10m`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+        dashboard_linger: std::time::Duration,
         /// Run only this share of the load: `2/3` is the second of three
         /// equal parts (the parts of all segments add up to the whole).
         #[arg(long, value_name = "I/N", value_parser = parse_segment, default_value = "1/1")]
@@ -70,6 +80,8 @@ enum Command {
     },
     /// Check a config and its plugins without sending any load.
     Validate { config: PathBuf },
+    #[command(flatten)]
+    Steer(steer::SteerCommand),
     #[cfg(feature = "cluster")]
     #[command(flatten)]
     Cluster(cluster_commands::ClusterCommand),
@@ -84,6 +96,10 @@ enum Command {
         #[arg(long)]
         tls: bool,
     },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    config::HumanDuration::parse(s).map(|d| d.0)
 }
 
 fn parse_segment(s: &str) -> Result<workload::Segment, String> {
@@ -121,6 +137,8 @@ fn main() -> ExitCode {
                 config,
                 reports,
                 metrics_addr,
+                dashboard,
+                dashboard_linger,
                 segment,
             } => {
                 if cluster_enabled() {
@@ -131,9 +149,13 @@ fn main() -> ExitCode {
                     );
                     return start_node().await;
                 }
-                standalone::run(config, segment, reports.outputs(metrics_addr)).await
+                let mut out = reports.outputs(metrics_addr);
+                out.dashboard = dashboard;
+                out.dashboard_linger = dashboard_linger;
+                standalone::run(config, segment, out).await
             }
             Command::Validate { config } => validate(config).await,
+            Command::Steer(c) => steer::run(c).await,
             Command::Inspect { plugin } => inspect(plugin),
             Command::Target { addr, tls } => target::serve(addr, tls).await.map(|()| exit::OK),
             #[cfg(feature = "cluster")]

@@ -28,6 +28,15 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         Some(addr) => Some(report::prometheus::bind(addr, live.clone()).await?),
         None => None,
     };
+    let dashboard = match out.dashboard {
+        Some(addr) => {
+            let d =
+                report::dashboard::bind(addr, live.clone(), &bundle.name, &bundle.config).await?;
+            eprintln!("dashboard: {}", d.url);
+            Some(d)
+        }
+        None => None,
+    };
     let progress = (!out.quiet).then(|| tokio::spawn(progress::report(live.clone())));
     let aborted = Arc::new(AtomicBool::new(false));
     let abort_watch = tokio::spawn(watch_abort_thresholds(
@@ -38,6 +47,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     ));
     // A failing setup ends the run here, before any load; so does a stop.
     let mut asked = stop_rx.clone();
+    let after = stop_rx.clone();
     let setup = tokio::select! {
         setup = workload::setup(&bundle, &runtime, &live) => setup?,
         _ = asked.wait_for(|s| *s != Stop::No) => {
@@ -70,7 +80,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     // Teardown's requests count too.
     outcome.metrics = live.cumulative();
 
-    let summary = Summary::new(RunFacts {
+    let mut summary = Summary::new(RunFacts {
         name: &bundle.name,
         config: &bundle.config,
         metrics: &outcome.metrics,
@@ -78,13 +88,24 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         stopped_early: outcome.stopped_early,
         aborted_by_threshold: aborted.load(Ordering::Relaxed),
     });
+    summary.controls = report::control::log_lines(
+        &live.steering,
+        *live.started.lock().unwrap_or_else(|p| p.into_inner()),
+    );
     print!("{}", report::render_table(&summary));
     write_reports(&out, &summary, &outcome.rows)?;
-    if let Err(e) = teardown {
-        eprintln!("error: {e:#}");
-        return Ok(loadtest_report::exit::ERROR);
+    let code = match teardown {
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            loadtest_report::exit::ERROR
+        }
+        Ok(()) => exit_code(&summary, interrupted.load(Ordering::Relaxed)),
+    };
+    if let Some(d) = dashboard {
+        d.finish(&summary, &outcome.rows);
+        d.linger(out.dashboard_linger, after).await;
     }
-    Ok(exit_code(&summary, interrupted.load(Ordering::Relaxed)))
+    Ok(code)
 }
 
 /// A YAML config, or a k6-style script (`.js`) made into one.

@@ -25,8 +25,9 @@ pub async fn serve(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let check = CheckToken::new(ctx.settings.token.as_deref());
     let open = ctx.settings.token.is_none() && ctx.settings.tls.is_none();
-    loadtest_report::httpd::serve("CLUSTER_HEALTH_ADDR", addr, move |path, auth| {
-        let body = match path {
+    loadtest_report::httpd::serve("CLUSTER_HEALTH_ADDR", addr, move |asked| {
+        let auth = asked.auth;
+        let body = match asked.path {
             "/health/cluster" => serde_json::to_vec(&ctx.health()),
             "/cluster/state" if open || (ctx.settings.token.is_some() && check.accepts(auth)) => {
                 serde_json::to_vec(&ctx.detail())

@@ -8,6 +8,18 @@ use std::fmt::Write;
 const COLORS: [&str; 5] = ["#2563eb", "#16a34a", "#d97706", "#dc2626", "#7c3aed"];
 
 pub fn render(s: &Summary, rows: &[Row]) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>loadtest: {}</title>\
+         <style>{CSS}</style></head><body>{}</body></html>\n",
+        esc(&s.name),
+        body(s, rows)
+    )
+}
+
+/// The report's content without the document around it: what the live
+/// dashboard shows, so the page during the run and the saved report
+/// agree.
+pub fn body(s: &Summary, rows: &[Row]) -> String {
     let mut h = String::new();
     let verdict = if s.thresholds_failed() {
         ("failed", "bad")
@@ -16,8 +28,7 @@ pub fn render(s: &Summary, rows: &[Row]) -> String {
     };
     let _ = write!(
         h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>loadtest: {name}</title>\
-         <style>{CSS}</style></head><body><h1>loadtest: {name}</h1>\
+        "<h1>loadtest: {name}</h1>\
          <p class=\"meta\">{secs:.1}s · {req} requests ({rate:.1}/s) · {failed} failed · {iter} iterations \
          ({ifail} failed, {dropped} dropped) · <span class=\"{cls}\">thresholds {word}</span>{stopped}</p>",
         name = esc(&s.name),
@@ -118,11 +129,17 @@ pub fn render(s: &Summary, rows: &[Row]) -> String {
     ));
     h.push_str("</div>");
     tables(&mut h, s);
-    h.push_str("</body></html>\n");
+    if !s.controls.is_empty() {
+        h.push_str("<h2>Live changes</h2><ul>");
+        for c in &s.controls {
+            let _ = write!(h, "<li>{}</li>", esc(c));
+        }
+        h.push_str("</ul>");
+    }
     h
 }
 
-const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}h1{font-size:1.4em}\
+pub const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}h1{font-size:1.4em}\
 h2{font-size:1.1em;margin-top:2em}.meta{color:#444}.good{color:#16a34a;font-weight:600}\
 .bad{color:#dc2626;font-weight:600}.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:1em}\
 figure{margin:0;border:1px solid #ddd;border-radius:6px;padding:.5em}figcaption{font-weight:600}\

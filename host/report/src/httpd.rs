@@ -1,6 +1,7 @@
-//! The small read-only HTTP endpoints (cluster health, Prometheus): bind,
-//! then answer each GET from a function of the path and the request's
-//! `Authorization` header.
+//! The small HTTP endpoints (cluster health, Prometheus, the dashboard):
+//! bind, then answer each request from a function of what it asked
+//! ([`Asked`]). Requests carry no body: what a control call needs fits in
+//! its query.
 //!
 //! These ports face whatever network the node is on, so a client cannot
 //! hold them: headers must arrive within a few seconds, a connection
@@ -16,12 +17,30 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// What a request asked, as far as these endpoints care.
+pub struct Asked<'a> {
+    pub method: &'a hyper::Method,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// The `Authorization` header, if any.
+    pub auth: Option<&'a str>,
+    /// Whether the request carries [`CONTROL_HEADER`]: a browser sends a
+    /// custom header across origins only after a preflight these
+    /// endpoints never grant, so another site's page cannot steer a run.
+    pub control: bool,
+}
+
+/// The header a request that changes something must carry.
+pub const CONTROL_HEADER: &str = "x-loadtest-control";
+
 /// What an endpoint answers.
 pub enum Reply {
     /// Content type and body.
     Found(&'static str, Vec<u8>),
     /// The path needs credentials the request lacks; the text says which.
     Unauthorized(&'static str),
+    /// The request cannot be carried out; the text says why.
+    Refused(String),
     NotFound,
 }
 
@@ -37,14 +56,22 @@ pub const MAX_CONNECTIONS: usize = 128;
 pub async fn serve(
     what: &str,
     addr: SocketAddr,
-    answer: impl Fn(&str, Option<&str>) -> Reply + Send + Sync + 'static,
+    answer: impl Fn(&Asked) -> Reply + Send + Sync + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("{what} {addr}: cannot listen: {e}"))?;
+    Ok(serve_on(listener, answer))
+}
+
+/// Serves on a bound listener until the returned task is aborted.
+pub fn serve_on(
+    listener: TcpListener,
+    answer: impl Fn(&Asked) -> Reply + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
     let answer = Arc::new(answer);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 drop(stream);
@@ -54,11 +81,17 @@ pub async fn serve(
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let auth = req
-                            .headers()
-                            .get(hyper::header::AUTHORIZATION)
-                            .and_then(|v| v.to_str().ok());
-                        let reply = respond(answer(req.uri().path(), auth));
+                        let headers = req.headers();
+                        let asked = Asked {
+                            method: req.method(),
+                            path: req.uri().path(),
+                            query: req.uri().query().unwrap_or(""),
+                            auth: headers
+                                .get(hyper::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok()),
+                            control: headers.contains_key(CONTROL_HEADER),
+                        };
+                        let reply = respond(answer(&asked));
                         async move { Ok::<_, std::convert::Infallible>(reply) }
                     },
                 );
@@ -70,7 +103,7 @@ pub async fn serve(
                 drop(slot);
             });
         }
-    }))
+    })
 }
 
 fn respond(reply: Reply) -> Response<Full<Bytes>> {
@@ -78,6 +111,11 @@ fn respond(reply: Reply) -> Response<Full<Bytes>> {
         Reply::Found(content_type, body) => (StatusCode::OK, content_type, Bytes::from(body)),
         Reply::Unauthorized(why) => (
             StatusCode::UNAUTHORIZED,
+            "text/plain",
+            Bytes::from(format!("{why}\n")),
+        ),
+        Reply::Refused(why) => (
+            StatusCode::CONFLICT,
             "text/plain",
             Bytes::from(format!("{why}\n")),
         ),
@@ -89,9 +127,15 @@ fn respond(reply: Reply) -> Response<Full<Bytes>> {
     };
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(
+    let headers = r.headers_mut();
+    headers.insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(content_type),
+    );
+    // Live views: a cached answer is a wrong one.
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
     );
     r
 }

@@ -28,6 +28,10 @@ pub struct Summary {
     /// How loaded the generator itself was: whether it, not the target,
     /// may have limited the run.
     pub generator: GeneratorSummary,
+    /// What the operator changed during the run (pause, VUs, rate), each
+    /// with the second of the run it happened at.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
     /// Set for a run spread over a cluster: who ran what.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSummary>,
@@ -413,6 +417,7 @@ impl Summary {
                 f.elapsed,
             ),
             generator: GeneratorSummary::of(&m.generator),
+            controls: Vec::new(),
             cluster: None,
         }
     }

@@ -4,6 +4,8 @@
 //! never disagree. Also the live progress on stderr, and the exit codes a run
 //! ends with.
 
+pub mod control;
+pub mod dashboard;
 pub mod exit;
 pub mod html;
 pub mod httpd;

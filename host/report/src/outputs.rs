@@ -14,6 +14,10 @@ pub struct Outputs {
     pub timeseries: Option<PathBuf>,
     pub metrics_addr: Option<SocketAddr>,
     pub quiet: bool,
+    /// Where to serve the live dashboard (standalone runs).
+    pub dashboard: Option<SocketAddr>,
+    /// How long the dashboard stays up after the run.
+    pub dashboard_linger: std::time::Duration,
 }
 
 pub fn write_reports(

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 /// Binds `addr` and serves `/metrics` until the task is aborted.
 pub async fn bind(addr: SocketAddr, live: Live) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    crate::httpd::serve("--metrics-addr", addr, move |path, _| match path {
+    crate::httpd::serve("--metrics-addr", addr, move |asked| match asked.path {
         "/metrics" => Reply::Found("text/plain; version=0.0.4", exposition(&live).into_bytes()),
         _ => Reply::NotFound,
     })

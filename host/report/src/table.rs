@@ -124,6 +124,12 @@ pub fn render(s: &Summary) -> String {
         }
     }
     generator(&mut out, &s.generator);
+    if !s.controls.is_empty() {
+        let _ = writeln!(out, "\n    live changes");
+        for c in &s.controls {
+            let _ = writeln!(out, "    · {c}");
+        }
+    }
     if let Some(c) = &s.cluster {
         cluster(&mut out, c);
     }

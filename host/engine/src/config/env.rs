@@ -42,6 +42,10 @@ pub(super) fn apply(
                 Executor::ConstantVus { vus, .. }
                 | Executor::PerVuIterations { vus, .. }
                 | Executor::SharedIterations { vus, .. } => *vus = n,
+                Executor::ExternallyControlled { vus, max_vus, .. } => {
+                    *vus = n;
+                    *max_vus = (*max_vus).max(n);
+                }
                 _ => {}
             }
         }
@@ -49,7 +53,8 @@ pub(super) fn apply(
             let d = HumanDuration::parse(&v).map_err(|e| env_err(&var, e))?.0;
             match &mut scenario.executor {
                 Executor::ConstantVus { duration, .. }
-                | Executor::ConstantArrivalRate { duration, .. } => *duration = d,
+                | Executor::ConstantArrivalRate { duration, .. }
+                | Executor::ExternallyControlled { duration, .. } => *duration = d,
                 Executor::PerVuIterations { max_duration, .. }
                 | Executor::SharedIterations { max_duration, .. } => *max_duration = d,
                 _ => {}

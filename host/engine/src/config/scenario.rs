@@ -72,6 +72,14 @@ pub enum Executor {
         pre_allocated_vus: u32,
         max_vus: u32,
     },
+    /// k6's `externally-controlled`: `vus` VUs loop for `duration`, and
+    /// the operator changes the count live (`loadtest scale`, the
+    /// dashboard) up to `max_vus`, which are all started up front.
+    ExternallyControlled {
+        vus: u32,
+        max_vus: u32,
+        duration: Duration,
+    },
 }
 
 impl Executor {
@@ -83,6 +91,7 @@ impl Executor {
             Executor::SharedIterations { .. } => "shared-iterations",
             Executor::ConstantArrivalRate { .. } => "constant-arrival-rate",
             Executor::RampingArrivalRate { .. } => "ramping-arrival-rate",
+            Executor::ExternallyControlled { .. } => "externally-controlled",
         }
     }
 
@@ -101,7 +110,8 @@ impl Executor {
                 .max()
                 .unwrap_or(0),
             Executor::ConstantArrivalRate { max_vus, .. }
-            | Executor::RampingArrivalRate { max_vus, .. } => *max_vus,
+            | Executor::RampingArrivalRate { max_vus, .. }
+            | Executor::ExternallyControlled { max_vus, .. } => *max_vus,
         }
     }
 
@@ -109,7 +119,8 @@ impl Executor {
     pub fn max_duration(&self) -> Duration {
         match self {
             Executor::ConstantVus { duration, .. }
-            | Executor::ConstantArrivalRate { duration, .. } => *duration,
+            | Executor::ConstantArrivalRate { duration, .. }
+            | Executor::ExternallyControlled { duration, .. } => *duration,
             Executor::PerVuIterations { max_duration, .. }
             | Executor::SharedIterations { max_duration, .. } => *max_duration,
             Executor::RampingVus { stages, .. } | Executor::RampingArrivalRate { stages, .. } => {
@@ -128,6 +139,7 @@ enum ExecutorKind {
     SharedIterations,
     ConstantArrivalRate,
     RampingArrivalRate,
+    ExternallyControlled,
 }
 
 /// `exec: name` or `exec: { name: weight, ... }`.
@@ -212,6 +224,7 @@ fn allowed(kind: ExecutorKind) -> &'static [&'static str] {
             "preAllocatedVUs",
             "maxVUs",
         ],
+        ExecutorKind::ExternallyControlled => &["vus", "maxVUs", "duration"],
     }
 }
 
@@ -223,6 +236,7 @@ fn kind_name(kind: ExecutorKind) -> &'static str {
         ExecutorKind::SharedIterations => "shared-iterations",
         ExecutorKind::ConstantArrivalRate => "constant-arrival-rate",
         ExecutorKind::RampingArrivalRate => "ramping-arrival-rate",
+        ExecutorKind::ExternallyControlled => "externally-controlled",
     }
 }
 
@@ -318,6 +332,19 @@ impl TryFrom<RawScenario> for Scenario {
                     stages: stages(raw.stages, name)?,
                     pre_allocated_vus: pre,
                     max_vus: max,
+                }
+            }
+            ExecutorKind::ExternallyControlled => {
+                let max_vus = positive(raw.max_vus, "maxVUs")?.unwrap_or(vus);
+                if max_vus < vus {
+                    return Err(format!(
+                        "externally-controlled: `maxVUs` ({max_vus}) is less than `vus` ({vus})"
+                    ));
+                }
+                Executor::ExternallyControlled {
+                    vus,
+                    max_vus,
+                    duration: need_duration()?,
                 }
             }
         };

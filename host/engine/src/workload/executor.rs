@@ -4,6 +4,7 @@
 //! counts it as dropped when none is free.
 
 use super::schedule::{Arrivals, Ramp};
+use super::steer::Knob;
 use super::vu::{Flow, Vu};
 use super::{ScenarioCtx, Stop};
 use crate::config::Executor;
@@ -21,7 +22,9 @@ pub fn initial_vus(ctx: &ScenarioCtx) -> u32 {
         Executor::ConstantVus { vus, .. }
         | Executor::PerVuIterations { vus, .. }
         | Executor::SharedIterations { vus, .. } => *vus,
-        Executor::RampingVus { .. } => ctx.segment.share(ctx.executor.max_vus().into()) as u32,
+        Executor::RampingVus { .. } | Executor::ExternallyControlled { .. } => {
+            ctx.segment.share(ctx.executor.max_vus().into()) as u32
+        }
         Executor::ConstantArrivalRate {
             pre_allocated_vus, ..
         }
@@ -84,7 +87,18 @@ pub async fn run(ctx: Arc<ScenarioCtx>, vus: Vec<Vu>, start: Instant) {
             graceful_ramp_down,
         } => {
             let ramp = Ramp::new(start_vus.into(), &stages);
-            ramping_vus(&ctx, vus, ramp, begin, end, hard_end, graceful_ramp_down).await
+            let segment = ctx.segment;
+            let target =
+                move || segment.share(ramp.at(begin.elapsed().as_secs_f64()).floor() as u64);
+            ramping_vus(&ctx, vus, target, end, hard_end, Some(graceful_ramp_down)).await
+        }
+        Executor::ExternallyControlled { .. } => {
+            let Knob::Vus(wanted) = ctx.knob.clone() else {
+                unreachable!("an externally-controlled scenario is registered with a VU knob")
+            };
+            let segment = ctx.segment;
+            let target = move || segment.share(*wanted.borrow());
+            ramping_vus(&ctx, vus, target, end, hard_end, None).await
         }
         Executor::ConstantArrivalRate {
             rate,
@@ -133,6 +147,9 @@ async fn looping(
         set.spawn(lane.run(async move {
             let mut done = 0u64;
             while *ctx.stop.borrow() == Stop::No && Instant::now() < end && more(done) {
+                if !unpaused(&ctx, end).await {
+                    break;
+                }
                 if vu.iterate(None, hard_end, std::future::pending()).await != Flow::Continue {
                     break;
                 }
@@ -147,21 +164,43 @@ async fn looping(
     while set.join_next().await.is_some() {}
 }
 
-/// Closed model whose VU count follows a ramp. VU `j` (0-based, local)
-/// iterates while the local target is above `j`; when the ramp goes below
-/// it, its running iteration gets `graceful_ramp_down` to finish.
+/// Waits while the run is paused. False when the scenario's end or a
+/// stop came first.
+async fn unpaused(ctx: &ScenarioCtx, end: Instant) -> bool {
+    let mut paused = ctx.paused.clone();
+    if !*paused.borrow() {
+        return true;
+    }
+    let mut stop = ctx.stop.clone();
+    let stopped = async {
+        // A stop channel already closed answers at once: then only the
+        // end counts.
+        if stop.wait_for(|s| *s != Stop::No).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = paused.wait_for(|p| !*p) => r.is_ok(),
+        _ = tokio::time::sleep_until(TokioInstant::from_std(end)) => false,
+        _ = stopped => false,
+    }
+}
+
+/// Closed model whose local VU count follows `target()` (a ramp, or the
+/// operator), read every 20 ms; a pause counts as zero. VU `j` (0-based,
+/// local) iterates while the target is above `j`; when it goes below,
+/// its running iteration gets `cut_after` to finish (or all it needs).
 async fn ramping_vus(
     ctx: &Arc<ScenarioCtx>,
     vus: Vec<Vu>,
-    ramp: Ramp,
-    begin: Instant,
+    target: impl Fn() -> u64 + Send + 'static,
     end: Instant,
     hard_end: TokioInstant,
-    graceful_ramp_down: Duration,
+    cut_after: Option<Duration>,
 ) {
-    let segment = ctx.segment;
-    let local_target = move |t: f64| segment.share(ramp.at(t).floor() as u64);
-    let (tx, rx) = watch::channel(local_target(0.0));
+    let paused = ctx.paused.clone();
+    let local_target = move || if *paused.borrow() { 0 } else { target() };
+    let (tx, rx) = watch::channel(local_target());
     let controller = {
         let stop = ctx.stop.clone();
         tokio::spawn(async move {
@@ -169,7 +208,7 @@ async fn ramping_vus(
             while Instant::now() < end && *stop.borrow() == Stop::No {
                 tick.tick().await;
                 tx.send_if_modified(|v| {
-                    let n = local_target(begin.elapsed().as_secs_f64());
+                    let n = local_target();
                     std::mem::replace(v, n) != n
                 });
             }
@@ -194,8 +233,11 @@ async fn ramping_vus(
                 }
                 let mut below = target.clone();
                 let cut = async move {
+                    let Some(grace) = cut_after else {
+                        return std::future::pending().await;
+                    };
                     let _ = below.wait_for(|t| *t <= j).await;
-                    tokio::time::sleep(graceful_ramp_down).await;
+                    tokio::time::sleep(grace).await;
                 };
                 if vu.iterate(None, hard_end, cut).await == Flow::Dead {
                     break;
@@ -240,12 +282,22 @@ async fn arrival_rate(
     hard_end: TokioInstant,
     max_vus: u32,
 ) {
-    let max_vus = ctx.segment.share(max_vus.into()).max(1) as usize;
-    let mut existing = vus.len();
-    let idle = Arc::new(Mutex::new(vus));
-    let mut running = JoinSet::new();
+    let mut pool = Pool {
+        max_vus: ctx.segment.share(max_vus.into()).max(1) as usize,
+        existing: vus.len(),
+        idle: Arc::new(Mutex::new(vus)),
+        running: JoinSet::new(),
+        hard_end,
+    };
+    let idle = pool.idle.clone();
     let mut recorder = ctx.recorder();
     let mut next_sweep = Instant::now();
+    let factor = match &ctx.knob {
+        Knob::Rate(f) => Some(f.clone()),
+        _ => None,
+    };
+    // Starts owed: each arrival adds the rate factor, each start takes one.
+    let mut credit = 0.0_f64;
     for (offset, _k) in arrivals {
         if offset < ctx.resume_from {
             continue;
@@ -272,13 +324,49 @@ async fn arrival_rate(
             break;
         }
         sweep_idle(&idle, &mut next_sweep);
+        // A pause skips arrivals (they are not dropped: nobody asked for them).
+        if *ctx.paused.borrow() {
+            credit = 0.0;
+            continue;
+        }
+        credit += factor.as_ref().map_or(1.0, |f| *f.borrow());
+        while credit >= 1.0 {
+            credit -= 1.0;
+            pool.start(ctx, at, &mut recorder);
+        }
+    }
+    recorder.flush();
+    while pool.running.join_next().await.is_some() {}
+    let rest = std::mem::take(&mut *idle.lock().unwrap_or_else(|p| p.into_inner()));
+    rest.into_iter().for_each(Vu::finish);
+}
+
+/// An arrival-rate scenario's VUs and the iterations they are running.
+struct Pool {
+    idle: Arc<Mutex<Vec<Vu>>>,
+    /// VUs made so far, idle or not.
+    existing: usize,
+    max_vus: usize,
+    running: JoinSet<()>,
+    hard_end: TokioInstant,
+}
+
+impl Pool {
+    /// Hands the start scheduled `at` to an idle VU (or a new one while
+    /// fewer than `max_vus` exist), or counts it as dropped.
+    fn start(
+        &mut self,
+        ctx: &Arc<ScenarioCtx>,
+        at: Instant,
+        recorder: &mut crate::metrics::Recorder,
+    ) {
         // Reap finished iterations so the set does not grow without bound.
-        while running.try_join_next().is_some() {}
-        let vu = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        while self.running.try_join_next().is_some() {}
+        let vu = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let vu = match vu {
             Some(vu) => vu,
-            None if existing < max_vus => {
-                existing += 1;
+            None if self.existing < self.max_vus => {
+                self.existing += 1;
                 Vu::new(ctx.clone(), ctx.next_vu_id())
             }
             None => {
@@ -286,11 +374,11 @@ async fn arrival_rate(
                 let saturated = late >= LATE || ctx.pressure.saturated();
                 recorder.record(Event::Dropped { saturated });
                 recorder.maybe_flush(Instant::now());
-                continue;
+                return;
             }
         };
-        let idle = idle.clone();
-        running.spawn(ctx.lane.run(async move {
+        let (idle, hard_end) = (self.idle.clone(), self.hard_end);
+        self.running.spawn(ctx.lane.run(async move {
             let mut vu = vu;
             match vu.iterate(Some(at), hard_end, std::future::pending()).await {
                 Flow::Dead => vu.finish(),
@@ -298,8 +386,4 @@ async fn arrival_rate(
             }
         }));
     }
-    recorder.flush();
-    while running.join_next().await.is_some() {}
-    let rest = std::mem::take(&mut *idle.lock().unwrap_or_else(|p| p.into_inner()));
-    rest.into_iter().for_each(Vu::finish);
 }

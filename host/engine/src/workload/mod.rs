@@ -7,10 +7,12 @@ mod lifecycle;
 mod pressure;
 pub(crate) mod schedule;
 mod segment;
+pub mod steer;
 mod vu;
 
 pub use lifecycle::{LifecycleError, SetupData, setup, teardown};
 pub use segment::Segment;
+pub use steer::{Change, Steering};
 
 use crate::client::{Client, ClientOptions};
 use crate::config::{Bundle, Executor};
@@ -73,6 +75,10 @@ pub struct ScenarioCtx {
     lane: fair::Lane,
     /// Whether the generator is short of CPU right now.
     pressure: Arc<pressure::Pressure>,
+    /// Whether the operator paused the run.
+    paused: watch::Receiver<bool>,
+    /// What the operator can change in this scenario.
+    knob: steer::Knob,
 }
 
 impl ScenarioCtx {
@@ -107,6 +113,8 @@ pub struct Live {
     /// When the clock actually began here (after waiting for a shared
     /// start): what start skew across nodes is measured with.
     pub began: Arc<Mutex<Option<Instant>>>,
+    /// The run's live controls.
+    pub steering: Steering,
 }
 
 impl Default for Live {
@@ -138,6 +146,7 @@ impl Live {
             scenarios: Arc::default(),
             started: Arc::default(),
             began: Arc::default(),
+            steering: Steering::new(),
         }
     }
 
@@ -218,6 +227,10 @@ fn contexts(
             )),
             lane: lanes.lane(i),
             pressure: pressure.clone(),
+            paused: live.steering.paused(),
+            knob: live
+                .steering
+                .register(&name.as_str().into(), &scenario.executor),
         });
         let entry = (ctx.name.clone(), ctx.executor.clone(), ctx.active.clone());
         live.scenarios

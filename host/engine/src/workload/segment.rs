@@ -39,7 +39,9 @@ impl Segment {
                 // Every segment with a share of the schedule needs a VU to run it.
                 *pre_allocated_vus = (self.share(u64::from(*pre_allocated_vus)) as u32).max(1)
             }
-            Executor::RampingVus { .. } => {}
+            // Their VU counts change during the run: the executor cuts
+            // each one as it comes.
+            Executor::RampingVus { .. } | Executor::ExternallyControlled { .. } => {}
         }
         e
     }
