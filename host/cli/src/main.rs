@@ -73,6 +73,11 @@ enum Command {
         /// report (Ctrl-C ends it sooner), e.g. `10m`.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
         dashboard_linger: std::time::Duration,
+        /// Stream the metrics every second while the run goes (repeat for
+        /// several): `prometheus=URL` (remote write), `otlp=URL`
+        /// (OTLP/HTTP), `json=FILE` (JSON lines).
+        #[arg(long = "out", short = 'o', value_name = "KIND=WHERE")]
+        outs: Vec<loadtest_report::stream::Out>,
         /// Run only this share of the load: `2/3` is the second of three
         /// equal parts (the parts of all segments add up to the whole).
         #[arg(long, value_name = "I/N", value_parser = parse_segment, default_value = "1/1")]
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
                 metrics_addr,
                 dashboard,
                 dashboard_linger,
+                outs,
                 segment,
             } => {
                 if cluster_enabled() {
@@ -152,6 +158,7 @@ fn main() -> ExitCode {
                 let mut out = reports.outputs(metrics_addr);
                 out.dashboard = dashboard;
                 out.dashboard_linger = dashboard_linger;
+                out.stream = outs;
                 standalone::run(config, segment, out).await
             }
             Command::Validate { config } => validate(config).await,

@@ -37,6 +37,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         }
         None => None,
     };
+    let stream = report::stream::start(&out.stream, live.clone()).await?;
     let progress = (!out.quiet).then(|| tokio::spawn(progress::report(live.clone())));
     let aborted = Arc::new(AtomicBool::new(false));
     let abort_watch = tokio::spawn(watch_abort_thresholds(
@@ -75,6 +76,9 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     }
     if let Some(e) = exporter {
         e.abort();
+    }
+    if let Some(s) = stream {
+        s.finish().await;
     }
     let mut outcome = outcome?;
     // Teardown's requests count too.

@@ -14,6 +14,7 @@ pub mod outputs;
 pub mod progress;
 pub mod prometheus;
 pub mod series;
+pub mod stream;
 mod table;
 
 pub use json::{ClusterSummary, NodeSummary, RunFacts, Summary};

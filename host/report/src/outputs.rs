@@ -18,6 +18,8 @@ pub struct Outputs {
     pub dashboard: Option<SocketAddr>,
     /// How long the dashboard stays up after the run.
     pub dashboard_linger: std::time::Duration,
+    /// Where the metrics are streamed while the run goes.
+    pub stream: Vec<crate::stream::Out>,
 }
 
 pub fn write_reports(

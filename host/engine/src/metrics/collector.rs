@@ -84,6 +84,11 @@ impl Collector {
         self
     }
 
+    /// Starts keeping closed intervals (for `--out`), if not already.
+    pub fn keep_closed(&mut self) {
+        self.outbox.get_or_insert_with(Vec::new);
+    }
+
     /// The intervals closed since the last call (streaming collectors).
     pub fn take_closed(&mut self) -> Vec<Closed> {
         self.outbox.as_mut().map(std::mem::take).unwrap_or_default()

@@ -120,7 +120,7 @@ impl Steering {
 
     fn set_vus(&self, scenario: Option<&str>, vus: u64) -> Result<String, String> {
         let scenarios = lock(&self.0.scenarios);
-        let picked = pick(&scenarios, scenario, "a VU count", |s| {
+        let picked = pick(&scenarios, scenario, "VU count", |s| {
             matches!(s, Steered::Vus { .. })
         })?;
         for (name, s) in &picked {
@@ -147,7 +147,7 @@ impl Steering {
             ));
         }
         let scenarios = lock(&self.0.scenarios);
-        let picked = pick(&scenarios, scenario, "a rate factor", |s| {
+        let picked = pick(&scenarios, scenario, "rate factor", |s| {
             matches!(s, Steered::Rate(_))
         })?;
         for (_, s) in &picked {
@@ -206,7 +206,7 @@ fn pick<'a>(
                 .collect();
             if picked.is_empty() {
                 return Err(format!(
-                    "no scenario of this run takes {what}: VU counts go to externally-controlled scenarios, rate factors to arrival rates"
+                    "no scenario of this run takes a {what}: VU counts go to externally-controlled scenarios, rate factors to arrival rates"
                 ));
             }
             Ok(picked)
