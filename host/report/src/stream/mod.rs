@@ -172,7 +172,8 @@ impl Sinks {
                 sink.backlog.pop_front();
                 sink.dropped += 1;
             }
-            sink.send(&self.client, self.epoch_ms.unwrap_or_default()).await;
+            sink.send(&self.client, self.epoch_ms.unwrap_or_default())
+                .await;
             if last {
                 sink.say_what_was_lost();
             }
@@ -205,11 +206,18 @@ impl Sinks {
             .iter()
             .map(|(n, _, a)| (n.to_string(), u64::from(a.load(Ordering::Relaxed))))
             .collect();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
         closed
             .into_iter()
             .map(|c| {
                 self.total.merge(&c.metrics);
-                let ts = epoch + (c.idx as i64 + 1) * 1000;
+                // The run's last second is closed before it is over; a
+                // sample from the future would be invisible to queries
+                // until then.
+                let ts = (epoch + (c.idx as i64 + 1) * 1000).min(now_ms);
                 (ts, points::of(&self.total, &vus))
             })
             .collect()
@@ -223,9 +231,20 @@ impl Sink {
             let batch: Vec<_> = self.backlog.iter().take(n).cloned().collect();
             let sent = match &self.out {
                 Out::PrometheusRemoteWrite(url) => {
-                    client.post(url, remote_write::CONTENT, remote_write::encode(&batch), remote_write::HEADERS).await
+                    client
+                        .post(
+                            url,
+                            remote_write::CONTENT,
+                            remote_write::encode(&batch),
+                            remote_write::HEADERS,
+                        )
+                        .await
                 }
-                Out::Otlp(url) => client.post(url, otlp::CONTENT, otlp::encode(epoch_ms, &batch), &[]).await,
+                Out::Otlp(url) => {
+                    client
+                        .post(url, otlp::CONTENT, otlp::encode(epoch_ms, &batch), &[])
+                        .await
+                }
                 Out::Jsonl(path) => jsonl::append(path, &batch).map_err(|e| e.to_string()),
             };
             match sent {
@@ -237,7 +256,10 @@ impl Sink {
                 }
                 Err(why) => {
                     if self.failing_since.is_none() {
-                        eprintln!("--out {}: {why}; keeping up to {BACKLOG} s to send later", self.name());
+                        eprintln!(
+                            "--out {}: {why}; keeping up to {BACKLOG} s to send later",
+                            self.name()
+                        );
                         self.failing_since = Some(std::time::Instant::now());
                     }
                     return;
@@ -273,7 +295,9 @@ mod tests {
     fn outputs_parse_from_the_command_line() {
         assert_eq!(
             "prometheus=http://127.0.0.1:9090/api/v1/write".parse(),
-            Ok(Out::PrometheusRemoteWrite("http://127.0.0.1:9090/api/v1/write".into()))
+            Ok(Out::PrometheusRemoteWrite(
+                "http://127.0.0.1:9090/api/v1/write".into()
+            ))
         );
         assert_eq!("json=out.jsonl".parse(), Ok(Out::Jsonl("out.jsonl".into())));
         let err = "otlp=https://x".parse::<Out>().unwrap_err();

@@ -86,14 +86,22 @@ pub fn of(m: &Metrics, vus: &[(String, u64)]) -> Vec<Point> {
             } else {
                 h.value_at_quantile(q) as f64 / 1e6
             };
-            out.push(point(name, "Request latency percentile since the start, in seconds", Value::Gauge(v)));
+            out.push(point(
+                name,
+                "Request latency percentile since the start, in seconds",
+                Value::Gauge(v),
+            ));
         }
     }
     for (scenario, s) in &m.scenarios {
         let labels = vec![("scenario", scenario.clone())];
         for (name, help, v) in [
             ("loadtest_iterations", "Iterations completed", s.iterations),
-            ("loadtest_iterations_failed", "Iterations that failed", s.failed),
+            (
+                "loadtest_iterations_failed",
+                "Iterations that failed",
+                s.failed,
+            ),
             (
                 "loadtest_dropped_iterations",
                 "Scheduled iterations that found no free VU",

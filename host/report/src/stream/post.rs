@@ -49,7 +49,9 @@ impl Client {
             .and_then(Result::ok)
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let text = String::from_utf8_lossy(&body[..body.len().min(500)]).trim().to_string();
+        let text = String::from_utf8_lossy(&body[..body.len().min(500)])
+            .trim()
+            .to_string();
         Err(format!("{url} answered {status}: {text}"))
     }
 }

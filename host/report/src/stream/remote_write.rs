@@ -153,11 +153,19 @@ mod tests {
                     .join(",")
             })
             .collect();
-        assert!(names.contains(
-            &"__name__=loadtest_http_req_duration_seconds_bucket,le=+Inf,name=home,scenario=s".to_string()
-        ), "{names:?}");
+        assert!(
+            names.contains(
+                &"__name__=loadtest_http_req_duration_seconds_bucket,le=+Inf,name=home,scenario=s"
+                    .to_string()
+            ),
+            "{names:?}"
+        );
         assert_eq!(req.timeseries.len(), 5);
-        let times: Vec<i64> = req.timeseries[0].samples.iter().map(|s| s.timestamp).collect();
+        let times: Vec<i64> = req.timeseries[0]
+            .samples
+            .iter()
+            .map(|s| s.timestamp)
+            .collect();
         assert_eq!(times, [1000, 2000]);
         let decoded = snap::raw::Decoder::new()
             .decompress_vec(&encode(&[(1000, vec![point(0)])]))

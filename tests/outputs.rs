@@ -1,0 +1,156 @@
+//! `--out` into a real Prometheus server (built from the Go module proxy
+//! by scripts/prometheus.sh) with its remote-write and OTLP receivers on:
+//! after a run, its HTTP API must hold the report's request count, and
+//! latency percentiles near the report's. One server per test, on a
+//! loopback port of its own, in a temporary directory.
+
+mod common;
+
+use common::{Target, component, http_try_get, run_loadtest, tool, write_config};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start() -> Prometheus {
+        let bin = tool("prometheus.sh");
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n").unwrap();
+        let port = common::closed_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args([
+                "--web.enable-remote-write-receiver",
+                "--web.enable-otlp-receiver",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting prometheus");
+        let p = Prometheus {
+            child,
+            url,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_try_get(&format!("{}/-/ready", p.url)).is_none_or(|b| !b.contains("Ready")) {
+            assert!(Instant::now() < deadline, "prometheus never became ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    /// An instant query's single value (None: no such series yet).
+    fn value(&self, query: &str) -> Option<f64> {
+        let q: String = query
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let body = http_try_get(&format!("{}/api/v1/query?query={q}", self.url))?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        assert_eq!(v["status"], "success", "{query}: {v}");
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits (up to 30 s) for the query to answer `want`.
+    fn wait_for(&self, query: &str, want: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.value(query);
+            if got == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{query} = {got:?}, wanted {want}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs 4 s of load with `--out OUT` and checks what Prometheus holds.
+fn run_into(out: impl Fn(&str) -> String) {
+    let prom = Prometheus::start();
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "target: {}\nplugins:\n  shop: {{ path: {} }}\nscenarios:\n  s: {{ plugin: shop, executor: constant-vus, vus: 2, duration: 4s, params: {{ think_ms: 5 }} }}\n",
+            target.url,
+            component("quickstart").display()
+        ),
+    );
+    let out = out(&prom.url);
+    let run = run_loadtest(&dir, &["run", "-q", "--out", &out, cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("--out"),
+        "a push failed: {}",
+        run.stderr
+    );
+    let total = run.report["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(total, target.received());
+    prom.wait_for("sum(loadtest_http_reqs_total)", total as f64);
+    let home = &run.report["scenarios"]["s"]["requests"]["home"];
+    let count = home["count"].as_f64().unwrap();
+    prom.wait_for(
+        "sum(loadtest_http_req_duration_seconds_count{name=\"home\"})",
+        count,
+    );
+    // The quickstart checks each of its requests once.
+    prom.wait_for("sum(loadtest_checks_total{result=\"pass\"})", total as f64);
+    // The percentile gauges carry the report's own figure (same
+    // histogram), the buckets an estimate within their width.
+    let p95_ms = home["latency_ms"]["p95"].as_f64().unwrap();
+    let gauge = prom
+        .value("loadtest_http_req_duration_p95_seconds{name=\"home\"}")
+        .expect("the p95 gauge");
+    assert!(
+        (gauge * 1e3 - p95_ms).abs() <= p95_ms * 0.01 + 0.01,
+        "p95 gauge {} ms against the report's {p95_ms} ms",
+        gauge * 1e3
+    );
+    let estimate = prom
+        .value("histogram_quantile(0.95, sum by (le) (loadtest_http_req_duration_seconds_bucket{name=\"home\"}))")
+        .expect("a quantile from the buckets");
+    assert!(
+        estimate * 1e3 <= p95_ms * 2.5 + 1.0 && estimate * 1e3 >= p95_ms / 2.5,
+        "bucket p95 {} ms against the report's {p95_ms} ms",
+        estimate * 1e3
+    );
+}
+
+#[test]
+fn remote_write_lands_the_reports_counts_in_prometheus() {
+    run_into(|url| format!("prometheus={url}/api/v1/write"));
+}
+
+#[test]
+fn otlp_lands_the_reports_counts_in_prometheus() {
+    run_into(|url| format!("otlp={url}/api/v1/otlp/v1/metrics"));
+}
