@@ -154,3 +154,48 @@ fn remote_write_lands_the_reports_counts_in_prometheus() {
 fn otlp_lands_the_reports_counts_in_prometheus() {
     run_into(|url| format!("otlp={url}/api/v1/otlp/v1/metrics"));
 }
+
+#[test]
+fn a_receiver_that_refuses_or_is_down_costs_the_run_nothing() {
+    let prom = Prometheus::start();
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "target: {}\nplugins:\n  get: {{ path: {} }}\nscenarios:\n  s: {{ plugin: get, executor: constant-arrival-rate, rate: 20, duration: 3s, preAllocatedVUs: 2 }}\n",
+            target.url,
+            component("single_get").display()
+        ),
+    );
+    // Remote write to the OTLP receiver: refused as content it cannot
+    // read (400), which is dropped, not sent again every second.
+    let refused = format!("prometheus={}/api/v1/otlp/v1/metrics", prom.url);
+    let down = format!("otlp=http://127.0.0.1:{}/v1/metrics", common::closed_port());
+    let run = run_loadtest(
+        &dir,
+        &[
+            "run",
+            "-q",
+            "--out",
+            &refused,
+            "--out",
+            &down,
+            cfg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(60));
+    assert!(
+        run.stderr.contains("400") && run.stderr.contains("dropped"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("cannot reach").count(),
+        1,
+        "a receiver that is down is reported once: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("were not delivered"), "{}", run.stderr);
+}

@@ -245,7 +245,9 @@ impl Sink {
                         .post(url, otlp::CONTENT, otlp::encode(epoch_ms, &batch), &[])
                         .await
                 }
-                Out::Jsonl(path) => jsonl::append(path, &batch).map_err(|e| e.to_string()),
+                Out::Jsonl(path) => {
+                    jsonl::append(path, &batch).map_err(|e| post::Failed::Retry(e.to_string()))
+                }
             };
             match sent {
                 Ok(()) => {
@@ -254,7 +256,12 @@ impl Sink {
                         eprintln!("--out {}: delivering again", self.name());
                     }
                 }
-                Err(why) => {
+                Err(post::Failed::Refused(why)) => {
+                    self.backlog.drain(..n);
+                    self.dropped += n as u64;
+                    eprintln!("--out {}: {why}; {n} second(s) dropped", self.name());
+                }
+                Err(post::Failed::Retry(why)) => {
                     if self.failing_since.is_none() {
                         eprintln!(
                             "--out {}: {why}; keeping up to {BACKLOG} s to send later",

@@ -8,6 +8,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
+/// Why a push did not land.
+pub enum Failed {
+    /// Worth sending again later (no answer, 5xx, 429).
+    Retry(String),
+    /// The receiver refused the content (another 4xx): sending it again
+    /// would be refused again, and hold back every later second.
+    Refused(String),
+}
+
 /// The longest a receiver may take to answer one push.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,18 +36,18 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
         headers: &[(&str, &str)],
-    ) -> Result<(), String> {
+    ) -> Result<(), Failed> {
         let mut req = hyper::Request::post(url).header(hyper::header::CONTENT_TYPE, content_type);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("bad URL {url}: {e}"))?;
+            .map_err(|e| Failed::Refused(format!("bad URL {url}: {e}")))?;
         let resp = tokio::time::timeout(TIMEOUT, self.0.request(req))
             .await
-            .map_err(|_| format!("no answer from {url} within {TIMEOUT:?}"))?
-            .map_err(|e| format!("cannot reach {url}: {}", chain(&e)))?;
+            .map_err(|_| Failed::Retry(format!("no answer from {url} within {TIMEOUT:?}")))?
+            .map_err(|e| Failed::Retry(format!("cannot reach {url}: {}", chain(&e))))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -52,7 +61,12 @@ impl Client {
         let text = String::from_utf8_lossy(&body[..body.len().min(500)])
             .trim()
             .to_string();
-        Err(format!("{url} answered {status}: {text}"))
+        let why = format!("{url} answered {status}: {text}");
+        if status.is_client_error() && status != hyper::StatusCode::TOO_MANY_REQUESTS {
+            Err(Failed::Refused(why))
+        } else {
+            Err(Failed::Retry(why))
+        }
     }
 }
 
