@@ -6,7 +6,8 @@ command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] || {
   echo "installing wrk and nginx-light" >&2
   apt-get install -y -q wrk nginx-light >/dev/null
 }
-scripts/build-plugins.sh >/dev/null
+# A bench may name the guests it needs (bench_plugins); all of them otherwise.
+scripts/build-plugins.sh ${bench_plugins[@]+"${bench_plugins[@]}"} >/dev/null
 cargo build --release -q -p loadtest
 bin="${CARGO_TARGET_DIR:-target}/release/loadtest"
 

@@ -20,6 +20,10 @@ struct Run {
 /// Writes `script` (and `extra` files) into a fresh directory and runs
 /// `loadtest <command> script.js`.
 fn k6(command: &str, script: &str, extra: &[(&str, &str)]) -> Run {
+    k6_with_env(command, script, extra, &[])
+}
+
+fn k6_with_env(command: &str, script: &str, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "script.js", script);
     for (name, text) in extra {
@@ -34,6 +38,7 @@ fn k6(command: &str, script: &str, extra: &[(&str, &str)]) -> Run {
     let out = cmd
         .arg(&path)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .env_remove("CLUSTER_ENABLED")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -325,4 +330,81 @@ fn a_yaml_config_can_name_a_script_as_its_plugin() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(check(&run.report, "ok"), (6, 0));
     assert_eq!(t.received(), 6);
+}
+
+#[test]
+fn a_script_is_compiled_once_and_every_vu_loads_its_bytecode() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ path }} from './lib/paths.js';
+
+export const options = {{ vus: 4, iterations: 8 }};
+
+export default function () {{
+  http.get('{}' + path(__ITER));
+}}
+"#,
+        t.url
+    );
+    let lib = "export function path(i) {\n  return `/item/${i}`;\n}\n";
+    let env = [("RUST_LOG", "warn,plugin=debug")];
+    let run = k6_with_env("run", &script, &[("lib/paths.js", lib)], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"], 8);
+    assert_eq!(t.received(), 8);
+    let count = |what: &str| run.stderr.matches(what).count();
+    for module in ["script.js", "lib/paths.js", "k6/http"] {
+        // Once, when the script's options were read; never by a VU.
+        let compiled = format!("`{module}` compiled from source");
+        assert_eq!(count(&compiled), 1, "{module}: {}", run.stderr);
+        let loaded = format!("`{module}` loaded from bytecode");
+        assert!(count(&loaded) >= 4, "{module}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_response_has_k6s_fields_whether_read_serialised_or_replaced() {
+    let t = Target::start();
+    // Port 1 on loopback: nothing listens, so the request fails to connect.
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+
+export const options = {{ vus: 1, iterations: 3 }};
+
+export default function () {{
+  const r = http.get('{url}/');
+  const b = http.batch(['{url}/', ['POST', '{url}/echo', 'hi']]);
+  const failed = http.get('http://127.0.0.1:1/');
+  const j = JSON.parse(JSON.stringify(r));
+  check(r, {{
+    'status and body': (r) => r.status === 200 && r.body.includes('hello'),
+    'headers by canonical name': (r) => r.headers['Content-Type'] === 'text/plain',
+    'timings add up': (r) => r.timings.duration > 0 && r.timings.waiting <= r.timings.duration,
+    'request and url': (r) => r.request.method === 'GET' && r.request.url === '{url}/' && r.url === '{url}/',
+    'serialised whole': () => j.status === 200 && j.headers['Content-Type'] === 'text/plain' && j.timings.duration > 0 && j.request.method === 'GET',
+    'batch in order': () => b.length === 2 && b[0].status === 200 && b[1].request.method === 'POST' && b[1].body === 'hi',
+    'failure is a status 0': () => failed.status === 0 && failed.error_code === 1210 && failed.error !== '' && Object.keys(failed.headers).length === 0,
+    'fields can be replaced': (r) => {{ r.headers = {{ a: 1 }}; r.timings = 5; return r.headers.a === 1 && r.timings === 5; }},
+  }});
+}}
+"#,
+        url = t.url
+    );
+    let run = k6("run", &script, &[]);
+    let r = &run.report;
+    assert_eq!(t.received(), 9, "{}", run.stderr);
+    for name in [
+        "status and body",
+        "headers by canonical name",
+        "timings add up",
+        "request and url",
+        "serialised whole",
+        "batch in order",
+        "failure is a status 0",
+        "fields can be replaced",
+    ] {
+        assert_eq!(check(r, name), (3, 0), "{name}: {}", r["checks"]);
+    }
 }

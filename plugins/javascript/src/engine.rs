@@ -4,7 +4,10 @@
 
 use loadtest_sdk::vu;
 use rquickjs::loader::{Loader, Resolver};
-use rquickjs::{Context, Ctx, Function, Module, Object, Runtime, Value};
+use rquickjs::module::{Declared, WriteOptions};
+use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
 /// The k6 modules this runtime provides, and their source.
 const MODULES: &[(&str, &str)] = &[
@@ -37,9 +40,110 @@ globalThis.__describe = () => JSON.stringify({
 });
 "#;
 
+/// Among the script's files, where the bytecode of module `name` travels.
+pub fn bytecode_file(name: &str) -> String {
+    format!(".bytecode/{name}")
+}
+
+/// FNV-1a, usable in a const: fingerprints the sources compiled into this
+/// plugin.
+const fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+const fn sources() -> u64 {
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, PRELUDE.as_bytes());
+    let mut i = 0;
+    while i < MODULES.len() {
+        h = fnv(h, MODULES[i].1.as_bytes());
+        i += 1;
+    }
+    h
+}
+
+/// Bytecode is read only by the build that wrote it (QuickJS's format
+/// changes between versions, and reading foreign bytecode is unsafe): a
+/// node running another build parses the source instead.
+fn stamp() -> String {
+    format!(
+        "loadtest-javascript {} rquickjs 0.14 {:016x}\n",
+        env!("CARGO_PKG_VERSION"),
+        sources()
+    )
+}
+
+thread_local! {
+    /// Set while probing: every module compiled from source is written
+    /// out as bytecode, for the host to ship to the VUs.
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
+    static WRITTEN: RefCell<BTreeMap<String, Vec<u8>>> = const { RefCell::new(BTreeMap::new()) };
+    /// Bytecode QuickJS reads in place: it must outlive the runtime.
+    static KEPT: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes the next loads record the bytecode of what they compile.
+pub fn record_bytecode() {
+    RECORDING.set(true);
+}
+
+/// The recorded bytecode, stamped, by module name.
+pub fn recorded_bytecode() -> BTreeMap<String, Vec<u8>> {
+    let stamp = stamp();
+    WRITTEN.with_borrow(|w| {
+        w.iter()
+            .map(|(name, code)| (name.clone(), [stamp.as_bytes(), code].concat()))
+            .collect()
+    })
+}
+
+/// Module `name`: from the bytecode that travelled with the script when
+/// this build wrote it (a VU then does not parse at all), else compiled
+/// from `source`.
+fn declare<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    source: impl FnOnce() -> Option<Vec<u8>>,
+) -> rquickjs::Result<Option<Module<'js, Declared>>> {
+    if let Some(module) = from_bytecode(ctx, name) {
+        loadtest_sdk::log::debug(&format!("javascript: `{name}` loaded from bytecode"));
+        return Ok(Some(module));
+    }
+    let Some(source) = source() else {
+        return Ok(None);
+    };
+    let module = Module::declare(ctx.clone(), name, source)?;
+    loadtest_sdk::log::debug(&format!("javascript: `{name}` compiled from source"));
+    if RECORDING.get() {
+        let code = module.write(WriteOptions::default())?;
+        WRITTEN.with_borrow_mut(|w| w.insert(name.to_owned(), code));
+    }
+    Ok(Some(module))
+}
+
+fn from_bytecode<'js>(ctx: &Ctx<'js>, name: &str) -> Option<Module<'js, Declared>> {
+    let file = vu::file(&bytecode_file(name))?;
+    let code: Box<[u8]> = file.strip_prefix(stamp().as_bytes())?.into();
+    // SAFETY: the stamp says this build's QuickJS wrote these bytes from
+    // the script (see `stamp`); the box is kept as long as the instance.
+    let module = unsafe { Module::load(ctx.clone(), &code) }.ok()?;
+    KEPT.with_borrow_mut(|k| k.push(code));
+    Some(module)
+}
+
 pub struct Engine {
-    _runtime: Runtime,
+    /// The script's exported functions and setup's data, looked up once:
+    /// an iteration then calls the function with no name lookups. Declared
+    /// before the runtime, so they are freed before it.
+    calls: RefCell<BTreeMap<String, Persistent<Function<'static>>>>,
+    data: RefCell<Option<Persistent<Value<'static>>>>,
     context: Context,
+    _runtime: Runtime,
 }
 
 impl Engine {
@@ -50,11 +154,11 @@ impl Engine {
         runtime.set_loader(Files, Files);
         let context = Context::full(&runtime).map_err(|e| format!("starting QuickJS: {e}"))?;
         let engine = Engine {
-            _runtime: runtime,
+            calls: RefCell::default(),
+            data: RefCell::default(),
             context,
+            _runtime: runtime,
         };
-        let source = vu::file(main)
-            .ok_or_else(|| format!("the script `{main}` did not travel with the config"))?;
         let env = env.to_string();
         engine.with(|ctx| {
             crate::host::install(ctx)?;
@@ -65,12 +169,35 @@ impl Engine {
             globals.set("__ENV", env)?;
             ctx.eval::<(), _>(PRELUDE)?;
             ctx.eval::<(), _>(RUNNER)?;
-            let (module, promise) = Module::declare(ctx.clone(), main, source)?.eval()?;
+            let module = declare(ctx, main, || vu::file(main))?.ok_or_else(|| {
+                rquickjs::Exception::throw_message(
+                    ctx,
+                    &format!("the script `{main}` did not travel with the config"),
+                )
+            })?;
+            let (module, promise) = module.eval()?;
             promise.finish::<()>()?;
             globals.set("__ns", module.namespace()?)?;
             Ok(())
         })?;
         Ok(engine)
+    }
+
+    /// What this VU holds: QuickJS's heap (bytes allocated, and the
+    /// engine's own count of what is in use) and the instance's linear
+    /// memory, which never shrinks, so a peak while parsing stays.
+    pub fn footprint(&self) -> String {
+        let m = self._runtime.memory_usage();
+        #[cfg(target_arch = "wasm32")]
+        let linear = core::arch::wasm32::memory_size(0) * 64;
+        #[cfg(not(target_arch = "wasm32"))]
+        let linear = 0;
+        format!(
+            "javascript: QuickJS heap {} KiB allocated ({} KiB in use, {} objects), linear memory {linear} KiB",
+            m.malloc_size / 1024,
+            m.memory_used_size / 1024,
+            m.obj_count
+        )
     }
 
     /// Parses setup's data once; every call of an export gets it.
@@ -80,8 +207,24 @@ impl Engine {
             let json: Object = ctx.globals().get("JSON")?;
             let parse: Function = json.get("parse")?;
             let value: Value = parse.call((text,))?;
+            *self.data.borrow_mut() = Some(Persistent::save(ctx, value.clone()));
             ctx.globals().set("__data", value)
         })
+    }
+
+    /// The exported function `name`, found once.
+    fn export<'js>(&self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+        if let Some(f) = self.calls.borrow().get(name) {
+            return f.clone().restore(ctx);
+        }
+        let ns: Object = ctx.globals().get("__ns")?;
+        let Some(f) = ns.get::<_, Value>(name)?.into_function() else {
+            let message = format!("the script exports no function `{name}`");
+            return Err(rquickjs::Exception::throw_message(ctx, &message));
+        };
+        let saved = Persistent::save(ctx, f.clone());
+        self.calls.borrow_mut().insert(name.to_owned(), saved);
+        Ok(f)
     }
 
     pub fn exports(&self, name: &str) -> Result<bool, String> {
@@ -93,8 +236,12 @@ impl Engine {
 
     pub fn call(&self, name: &str) -> Result<(), String> {
         self.with(|ctx| {
-            let call: Function = ctx.globals().get("__call")?;
-            call.call::<_, Value>((name,))?;
+            let f = self.export(ctx, name)?;
+            let data = match &*self.data.borrow() {
+                Some(d) => d.clone().restore(ctx)?,
+                None => Value::new_null(ctx.clone()),
+            };
+            f.call::<_, Value>((data,))?;
             Ok(())
         })
     }
@@ -195,16 +342,17 @@ impl Loader for Files {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
-        if let Some((_, source)) = MODULES.iter().find(|(m, _)| *m == name) {
-            return Module::declare(ctx.clone(), name, *source);
-        }
-        match vu::file(name) {
-            Some(source) => Module::declare(ctx.clone(), name, source),
-            None => Err(rquickjs::Error::new_loading_message(
+        let builtin = MODULES.iter().find(|(m, _)| *m == name);
+        let source = || match builtin {
+            Some((_, source)) => Some(source.as_bytes().to_vec()),
+            None => vu::file(name),
+        };
+        declare(ctx, name, source)?.ok_or_else(|| {
+            rquickjs::Error::new_loading_message(
                 name,
                 "the module did not travel with the script (imports are collected from string literals)",
-            )),
-        }
+            )
+        })
     }
 }
 

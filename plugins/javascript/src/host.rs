@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use loadtest_sdk::{cookies, http, log, vu};
 use rquickjs::convert::Coerced;
-use rquickjs::{Array, Ctx, Exception, Function, Object, Value};
+use rquickjs::{Array, Ctx, Exception, Function, IntoJs, Object, Value, qjs};
 use std::time::Duration;
 
 pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
@@ -91,29 +91,36 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     ctx.globals().set("__host", h)
 }
 
+/// `method` and `url` come back in the response (k6's `response.request`),
+/// the same strings, not copies.
 fn send<'js>(
     ctx: Ctx<'js>,
-    method: String,
-    url: String,
+    method: rquickjs::String<'js>,
+    url: rquickjs::String<'js>,
     body: Option<String>,
     params: Option<Object<'js>>,
-) -> rquickjs::Result<Object<'js>> {
-    let req = request(&ctx, &method, url, body, params.as_ref())?;
-    response(&ctx, req.send())
+) -> rquickjs::Result<Value<'js>> {
+    let (m, u) = (method.to_string()?, url.to_string()?);
+    let req = request(&ctx, &m, u.clone(), body, params.as_ref())?;
+    response(&ctx, req.send(), (method, url, &u))
 }
 
 fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'js>> {
     let mut reqs = Vec::with_capacity(items.len());
+    let mut sent = Vec::with_capacity(items.len());
     for item in &items {
-        let method: String = item.get(0)?;
-        let url: String = item.get(1)?;
+        let method: rquickjs::String = item.get(0)?;
+        let url: rquickjs::String = item.get(1)?;
         let body: Option<String> = item.get(2)?;
         let params: Option<Object> = item.get(3)?;
-        reqs.push(request(&ctx, &method, url, body, params.as_ref())?);
+        let (m, u) = (method.to_string()?, url.to_string()?);
+        reqs.push(request(&ctx, &m, u.clone(), body, params.as_ref())?);
+        sent.push((method, url, u));
     }
     let out = Array::new(ctx.clone())?;
-    for (i, r) in http::batch(&reqs).into_iter().enumerate() {
-        out.set(i, response(&ctx, r)?)?;
+    let results = http::batch(&reqs).into_iter().zip(sent);
+    for (i, (r, (method, url, u))) in results.enumerate() {
+        out.set(i, response(&ctx, r, (method, url, &u))?)?;
     }
     Ok(out)
 }
@@ -190,48 +197,94 @@ fn duration<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> rquickjs::Result<Duration> {
     Ok(Duration::from_micros((ms.max(0.0) * 1000.0) as u64))
 }
 
-/// k6's response object; a failed request is a response with status 0
-/// and `error`/`error_code`, as in k6, not an exception.
+/// A response as k6/http's `Response` takes it: `[status, url, body,
+/// error, error_code, [name, value, ...], [seven timings in ms], method,
+/// requested url]`. An array filled by index makes no property names
+/// (QuickJS looks every name up in its atom table, which was a tenth of a
+/// request's CPU when the object was built here). A failed request is a
+/// response with status 0 and `error`/`error_code`, as in k6, not an
+/// exception.
 fn response<'js>(
     ctx: &Ctx<'js>,
     r: Result<http::Response, http::HttpError>,
-) -> rquickjs::Result<Object<'js>> {
-    let o = Object::new(ctx.clone())?;
+    (method, url, sent): (rquickjs::String<'js>, rquickjs::String<'js>, &str),
+) -> rquickjs::Result<Value<'js>> {
     let res = match r {
         Ok(res) => res,
         Err(e) => {
             let (code, message) = error_of(e);
-            o.set("status", 0)?;
-            o.set("body", Value::new_null(ctx.clone()))?;
-            o.set("headers", Object::new(ctx.clone())?)?;
-            o.set("error", message)?;
-            o.set("error_code", code)?;
-            o.set("timings", Object::new(ctx.clone())?)?;
-            return Ok(o);
+            let fields = vec![
+                0.into_js(ctx)?,
+                url.clone().into_value(),
+                Value::new_null(ctx.clone()),
+                message.into_js(ctx)?,
+                code.into_js(ctx)?,
+                array_of(ctx, Vec::new())?,
+                array_of(ctx, Vec::new())?,
+                method.into_value(),
+                url.into_value(),
+            ];
+            return array_of(ctx, fields);
         }
     };
-    o.set("status", res.status())?;
-    o.set("url", res.url())?;
-    o.set("body", res.text())?;
-    let headers = Object::new(ctx.clone())?;
+    let mut headers = Vec::with_capacity(2 * res.0.headers.len());
     for (k, v) in &res.0.headers {
-        headers.set(canonical(k), v.as_str())?;
+        headers.push(canonical(k).into_js(ctx)?);
+        headers.push(v.as_str().into_js(ctx)?);
     }
-    o.set("headers", headers)?;
     let t = res.timings();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let timings = Object::new(ctx.clone())?;
-    timings.set("duration", ms(t.duration))?;
-    timings.set("blocked", ms(t.blocked))?;
-    timings.set("connecting", ms(t.connecting))?;
-    timings.set("tls_handshaking", ms(t.tls_handshaking))?;
-    timings.set("sending", ms(t.sending))?;
-    timings.set("waiting", ms(t.waiting))?;
-    timings.set("receiving", ms(t.receiving))?;
-    o.set("timings", timings)?;
-    o.set("error", "")?;
-    o.set("error_code", 0)?;
-    Ok(o)
+    let phases = [
+        t.duration,
+        t.blocked,
+        t.connecting,
+        t.tls_handshaking,
+        t.sending,
+        t.waiting,
+        t.receiving,
+    ];
+    let ms = |d: Duration| Value::new_float(ctx.clone(), d.as_secs_f64() * 1000.0);
+    // The answering URL is the requested one unless redirected: reuse it.
+    let answered = if res.url() == sent {
+        url.clone().into_value()
+    } else {
+        res.url().into_js(ctx)?
+    };
+    let fields = vec![
+        res.status().into_js(ctx)?,
+        answered,
+        String::from_utf8_lossy(res.body()).as_ref().into_js(ctx)?,
+        "".into_js(ctx)?,
+        0.into_js(ctx)?,
+        array_of(ctx, headers)?,
+        array_of(ctx, phases.into_iter().map(ms).collect())?,
+        method.into_value(),
+        url.into_value(),
+    ];
+    array_of(ctx, fields)
+}
+
+/// An array of `values`, allocated at its size at once: an empty array
+/// filled an index at a time grows several times, and each growth frees a
+/// block of one of QuickJS's small-object arenas and takes one of the next
+/// size, which empties and refills whole arenas on every request.
+fn array_of<'js>(ctx: &Ctx<'js>, values: Vec<Value<'js>>) -> rquickjs::Result<Value<'js>> {
+    let raw: Vec<qjs::JSValue> = values
+        .into_iter()
+        .map(|v| {
+            let r = v.as_raw();
+            std::mem::forget(v);
+            r
+        })
+        .collect();
+    // SAFETY: JS_NewArrayFrom takes over the values (forgotten above, so
+    // dropped once, by QuickJS) and returns a value we own.
+    unsafe {
+        let array = qjs::JS_NewArrayFrom(ctx.as_raw().as_ptr(), raw.len() as i32, raw.as_ptr());
+        if qjs::JS_IsException(array) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Ok(Value::from_raw(ctx.clone(), array))
+    }
 }
 
 /// k6's error codes for the kinds the host reports.

@@ -30,10 +30,24 @@ fn load(params: &Params) -> Result<Engine> {
     Ok(Engine::load(main, &env)?)
 }
 
+/// The script's options and exports, and the bytecode of every module
+/// it compiled (base64): the host ships it so VUs do not parse.
+fn describe(engine: &Engine) -> Result<String> {
+    use base64::Engine as _;
+    let mut described: serde_json::Value = serde_json::from_str(&engine.describe()?)?;
+    let code = engine::recorded_bytecode().into_iter().map(|(name, code)| {
+        let code = base64::engine::general_purpose::STANDARD.encode(code);
+        (name, serde_json::Value::String(code))
+    });
+    described["bytecode"] = serde_json::Value::Object(code.collect());
+    Ok(described.to_string())
+}
+
 impl Scenario for Script {
     fn init(params: &Params) -> Result<Self> {
         let engine = load(params)?;
         engine.set_data(vu::setup_data().as_deref())?;
+        loadtest_sdk::log::debug(&engine.footprint());
         Ok(Script { engine })
     }
 
@@ -45,9 +59,13 @@ impl Scenario for Script {
     }
 
     fn setup(params: &Params) -> Result<Option<String>> {
+        let probe = params.str("probe") == Some("options");
+        if probe {
+            engine::record_bytecode();
+        }
         let engine = load(params)?;
-        if params.str("probe") == Some("options") {
-            return Ok(Some(engine.describe()?));
+        if probe {
+            return Ok(Some(describe(&engine)?));
         }
         if !engine.exports("setup")? {
             return Ok(None);

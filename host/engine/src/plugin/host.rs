@@ -450,8 +450,23 @@ impl vu::Host for VuHost {
     }
 }
 
+/// Whether a plugin's line at `level` would be written at all.
+fn shown(level: log::Level) -> bool {
+    match level {
+        log::Level::Trace => tracing::enabled!(target: "plugin", tracing::Level::TRACE),
+        log::Level::Debug => tracing::enabled!(target: "plugin", tracing::Level::DEBUG),
+        log::Level::Info => tracing::enabled!(target: "plugin", tracing::Level::INFO),
+        log::Level::Warn => tracing::enabled!(target: "plugin", tracing::Level::WARN),
+        log::Level::Error => tracing::enabled!(target: "plugin", tracing::Level::ERROR),
+    }
+}
+
 impl log::Host for VuHost {
     fn log(&mut self, level: log::Level, message: String) {
+        // A line nobody will see spends none of the budget.
+        if !shown(level) {
+            return;
+        }
         let (scenario, vu) = (&*self.scenario, self.id);
         match self.log_budget.as_deref().map(super::LogBudget::take) {
             Some(super::log_budget::Verdict::Drop) => return,

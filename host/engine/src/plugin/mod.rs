@@ -88,6 +88,10 @@ impl Runtime {
         config.guard_before_linear_memory(false);
         config.async_stack_size(1 << 20);
         config.max_wasm_stack(512 << 10);
+        // Lets `perf report` name the guest's functions (benches, profiling).
+        if std::env::var_os("LOADTEST_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine);
 

@@ -12,6 +12,8 @@ pub use options::config_of;
 use crate::config::Bundle;
 use crate::plugin::Runtime;
 use crate::workload::{self, Live};
+use base64::Engine as _;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,6 +32,16 @@ pub struct Described {
     pub options: serde_json::Value,
     #[serde(default)]
     pub exports: Vec<String>,
+    /// The bytecode of each module the probe compiled (base64, stamped by
+    /// the plugin's build), shipped so that VUs load it instead of
+    /// parsing: a script is compiled once per run, not once per VU.
+    #[serde(default)]
+    pub bytecode: BTreeMap<String, String>,
+}
+
+/// Where the plugin looks for a module's bytecode among the files.
+fn bytecode_file(module: &str) -> String {
+    format!(".bytecode/{module}")
 }
 
 /// Reads the script and what it needs, asks it for its options, and
@@ -44,7 +56,7 @@ pub async fn bundle_and_config(
     path: &Path,
     runtime: &Arc<Runtime>,
 ) -> anyhow::Result<(Bundle, String)> {
-    let (main, files) = collect(path)?;
+    let (main, mut files) = collect(path)?;
     let name = path
         .file_stem()
         .map_or("script".into(), |s| s.to_string_lossy().into_owned());
@@ -57,6 +69,12 @@ pub async fn bundle_and_config(
     let described = describe(&probe, runtime)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+    for (module, code) in &described.bytecode {
+        let code = base64::engine::general_purpose::STANDARD
+            .decode(code)
+            .map_err(|e| anyhow::anyhow!("the javascript plugin's bytecode of {module}: {e}"))?;
+        files.insert(bytecode_file(module), code.into());
+    }
     let yaml = config_of(&name, &main, &described, &env, files.keys())
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let bundle = Bundle::from_shipped(&name, &yaml, Default::default(), files)?;

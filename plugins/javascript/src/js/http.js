@@ -25,10 +25,63 @@ function withFormType(body, params) {
   return params;
 }
 
+// A response arrives from the host as one array (status, url, body,
+// error, error_code, headers as [name, value, ...], timings as seven
+// numbers, the request's method and url): property names written here are
+// resolved once, at compile time, and headers, timings and request become
+// objects only when read.
+const TIMINGS = ['duration', 'blocked', 'connecting', 'tls_handshaking', 'sending', 'waiting', 'receiving'];
+
+function own(target, name, value) {
+  Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
+  return value;
+}
+
 export class Response {
-  constructor(raw, request) {
-    Object.assign(this, raw);
-    this.request = request;
+  #raw;
+
+  constructor(raw) {
+    this.status = raw[0];
+    this.url = raw[1];
+    this.body = raw[2];
+    this.error = raw[3];
+    this.error_code = raw[4];
+    this.#raw = raw;
+  }
+
+  get request() {
+    return own(this, 'request', { method: this.#raw[7], url: this.#raw[8] });
+  }
+
+  set request(value) {
+    own(this, 'request', value);
+  }
+
+  get headers() {
+    const flat = this.#raw[5];
+    const headers = {};
+    for (let i = 0; i < flat.length; i += 2) headers[flat[i]] = flat[i + 1];
+    return own(this, 'headers', headers);
+  }
+
+  set headers(value) {
+    own(this, 'headers', value);
+  }
+
+  get timings() {
+    const t = this.#raw[6];
+    const timings = {};
+    for (let i = 0; i < t.length; i++) timings[TIMINGS[i]] = t[i];
+    return own(this, 'timings', timings);
+  }
+
+  set timings(value) {
+    own(this, 'timings', value);
+  }
+
+  toJSON() {
+    const { headers, timings, request } = this;
+    return Object.assign({}, this, { headers, timings, request });
   }
 
   json(selector) {
@@ -48,20 +101,24 @@ export class Response {
   }
 }
 
-export function request(method, url, body, params) {
-  params = withFormType(body, params || {});
-  const m = String(method).toUpperCase();
-  const raw = H.send(m, String(url), bodyOf(body), params);
-  return new Response(raw, { method: m, url: String(url) });
+// `m` is an upper-case method name.
+function send(m, url, body, params) {
+  if (body !== null && typeof body === 'object') params = withFormType(body, params || {});
+  const u = typeof url === 'string' ? url : String(url);
+  return new Response(H.send(m, u, bodyOf(body), params));
 }
 
-export const get = (url, params) => request('GET', url, null, params);
-export const head = (url, params) => request('HEAD', url, null, params);
-export const options = (url, body, params) => request('OPTIONS', url, body, params);
-export const post = (url, body, params) => request('POST', url, body, params);
-export const put = (url, body, params) => request('PUT', url, body, params);
-export const patch = (url, body, params) => request('PATCH', url, body, params);
-export const del = (url, body, params) => request('DELETE', url, body, params);
+export function request(method, url, body, params) {
+  return send(String(method).toUpperCase(), url, body, params);
+}
+
+export const get = (url, params) => send('GET', url, null, params);
+export const head = (url, params) => send('HEAD', url, null, params);
+export const options = (url, body, params) => send('OPTIONS', url, body, params);
+export const post = (url, body, params) => send('POST', url, body, params);
+export const put = (url, body, params) => send('PUT', url, body, params);
+export const patch = (url, body, params) => send('PATCH', url, body, params);
+export const del = (url, body, params) => send('DELETE', url, body, params);
 
 function batchItem(item) {
   if (typeof item === 'string') return ['GET', item, null, {}];
@@ -76,8 +133,7 @@ export function batch(requests) {
   const keys = Array.isArray(requests) ? null : Object.keys(requests);
   const list = keys === null ? requests : keys.map((k) => requests[k]);
   const items = list.map(batchItem).map(([m, u, b, p]) => [m, u, bodyOf(b), withFormType(b, p)]);
-  const raws = H.batch(items);
-  const out = raws.map((raw, i) => new Response(raw, { method: items[i][0], url: items[i][1] }));
+  const out = H.batch(items).map((raw) => new Response(raw));
   if (keys === null) return out;
   const named = {};
   keys.forEach((k, i) => (named[k] = out[i]));

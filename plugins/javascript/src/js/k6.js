@@ -3,7 +3,10 @@ const H = globalThis.__host;
 
 export function check(value, sets, tags) {
   let all = true;
-  for (const name of Object.keys(sets || {})) {
+  // An indexed loop: `for...of` would allocate an iterator per check.
+  const names = Object.keys(sets || {});
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
     const test = sets[name];
     let ok;
     try {
