@@ -9,6 +9,8 @@
 #      per VU, and how long a VU took to start (instantiate + init, from
 #      the engine's debug log), for each N.
 # Usage: benches/k6.sh [rounds=3] [vus=50] [seconds=5] [sleeping VUs=1000,10000 (0: skip)]
+# BASELINE=path/to/another/loadtest adds that binary to every round (the
+# same script, right after this one), to compare two builds in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -36,11 +38,15 @@ JS
 
 echo "| round | wrk req/s | wrk CPU µs/req | loadtest req/s | loadtest CPU µs/req | CPU/req vs wrk | req/s vs wrk | peak RSS |"
 echo "|---|---|---|---|---|---|---|---|"
+[ -n "${BASELINE:-}" ] && "$BASELINE" validate "$work/get.js" >/dev/null
 for r in $(seq "$rounds"); do
   read -r wu ws _ < <(timed wrk -t2 -c"$vus" -d"${secs}s" "http://127.0.0.1:$port/")
   wreqs=$(awk '/requests in/ {print $1}' "$work/out")
-  read -r lu ls lrss < <(timed "$bin" run -q "$work/get.js" --json "$work/report.json")
-  python3 - "$r" "$secs" "$wreqs" "$wu" "$ws" "$lu" "$ls" "$lrss" "$work/report.json" <<'PY' | tee -a "$work/rounds"
+  for b in "$bin" ${BASELINE:-}; do
+  label=$r
+  [ "$b" = "$bin" ] || label="$r (baseline)"
+  read -r lu ls lrss < <(timed "$b" run -q "$work/get.js" --json "$work/report.json")
+  python3 - "$label" "$secs" "$wreqs" "$wu" "$ws" "$lu" "$ls" "$lrss" "$work/report.json" <<'PY' | tee -a "$work/rounds"
 import json, sys
 r, secs, wreqs, wu, ws, lu, ls, lrss, report = sys.argv[1:]
 rep = json.load(open(report))
@@ -53,14 +59,20 @@ secs = float(secs)
 print(f"| {r} | {int(wreqs) / secs:,.0f} | {wcpu:.2f} | {lreqs / secs:,.0f} | {lcpu:.2f} "
       f"| {lcpu / wcpu:.2f}x | {lreqs / int(wreqs):.2f}x | {int(lrss) / 1024:.1f} MiB |")
 PY
+  done
 done
 python3 - "$work/rounds" <<'PY'
 import statistics, sys
-rows = [l.split("|")[1:-1] for l in open(sys.argv[1])]
-def col(i):
-    vals = sorted(float(row[i].strip().rstrip("x").replace(",", "")) for row in rows)
-    return f"{statistics.median(vals):.2f} ({vals[0]:.2f}–{vals[-1]:.2f})"
-print(f"\nmedian (range) over {len(rows)} rounds: CPU µs/req {col(4)}, CPU/req vs wrk {col(5)}x, req/s vs wrk {col(6)}x")
+every = [l.split("|")[1:-1] for l in open(sys.argv[1])]
+for label, rows in (("this build", [r for r in every if "baseline" not in r[0]]),
+                    ("baseline", [r for r in every if "baseline" in r[0]])):
+    if not rows:
+        continue
+    def col(i):
+        vals = sorted(float(row[i].strip().rstrip("x").replace(",", "")) for row in rows)
+        return f"{statistics.median(vals):.2f} ({vals[0]:.2f}–{vals[-1]:.2f})"
+    print(f"\n{label}, median (range) over {len(rows)} rounds: CPU µs/req {col(4)}, "
+          f"CPU/req vs wrk {col(5)}x, req/s vs wrk {col(6)}x")
 PY
 
 [ "$idle" = 0 ] && exit 0
@@ -77,10 +89,31 @@ export default function () { sleep(3600); }
 JS
   RUST_LOG=warn,loadtest_engine::workload::vu=debug,plugin=debug NO_COLOR=1 \
     "$bin" run -q "$work/idle.js" >/dev/null 2>"$work/idle.log" &
-  local pid=$! peak=0 rss
+  local pid=$! peak=0 rss mapped=""
   while kill -0 "$pid" 2>/dev/null; do
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+    # Once every VU has started: where the resident memory is, by the
+    # size of the mapping that holds it (a VU's linear memory, its fiber
+    # stack and the host's heap have sizes of their own).
+    if [ -z "$mapped" ] && [ "$(grep -c 'instantiated in' "$work/idle.log")" -ge "$n" ]; then
+      mapped=1
+      python3 - "$pid" "$n" >>"$work/mappings" <<'PY' || true
+import collections, sys
+pid, n = sys.argv[1], int(sys.argv[2])
+by_size, size = collections.Counter(), 0
+for line in open(f"/proc/{pid}/smaps"):
+    f = line.split()
+    if f[0] == "Size:":
+        size = int(f[1])
+    elif f[0] == "Rss:":
+        by_size[size] += int(f[1])
+total = sum(by_size.values())
+print(f"{n:,} VUs: resident {total / 1024:,.0f} MiB; by mapping size (KiB), resident per VU:")
+for size, kib in by_size.most_common(6):
+    print(f"  mappings of {size:,} KiB: {kib / 1024:,.1f} MiB, {kib / n:,.1f} KiB per VU")
+PY
+    fi
     sleep 0.2
   done
   wait "$pid" || true
@@ -107,3 +140,4 @@ for n in ${idle//,/ }; do
 n, rss, base, started, med, mx, heap, lin = $n, $rss, $base_rss, $started, $med, $max, $heap, $linear
 print(f'| {n:,} | {started:,} | {rss / 1024:,.0f} MiB | {(rss - base) / (n - 1):,.0f} KiB | {heap:,} KiB | {lin:,} KiB | {med:,.0f} µs ({mx:,.0f} µs) |')"
 done
+if [ -f "$work/mappings" ]; then echo; cat "$work/mappings"; fi

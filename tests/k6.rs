@@ -303,11 +303,11 @@ fn script_errors_name_the_file_line_and_column() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("script.js:2"), "{}", run.stderr);
 
-    let unsupported = "import crypto from 'k6/crypto';\nexport default function () {}\n";
+    let unsupported = "import ws from 'k6/ws';\nexport default function () {}\n";
     let run = k6("validate", unsupported, &[]);
     assert_ne!(run.code, 0);
     assert!(
-        run.stderr.contains("`k6/crypto` is not supported"),
+        run.stderr.contains("`k6/ws` is not supported"),
         "{}",
         run.stderr
     );
@@ -406,5 +406,55 @@ export default function () {{
         "fields can be replaced",
     ] {
         assert_eq!(check(r, name), (3, 0), "{name}: {}", r["checks"]);
+    }
+}
+
+#[test]
+fn k6_crypto_hashes_and_signs_as_k6_does() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import crypto from 'k6/crypto';
+import {{ sha256, hmac, createHash }} from 'k6/crypto';
+
+export const options = {{ vus: 1, iterations: 2 }};
+
+export default function () {{
+  const sig = hmac('sha256', 'key', 'The quick brown fox jumps over the lazy dog', 'hex');
+  const r = http.get('{}/', {{ headers: {{ 'X-Signature': sig }} }});
+  check(r, {{
+    'md5 and sha1': () => crypto.md5('hello', 'hex') === '5d41402abc4b2a76b9719d911017c592'
+      && crypto.sha1('hello', 'hex') === 'aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d',
+    'sha256 in hex and base64': () => sha256('hello', 'hex') === '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'
+      && sha256('hello', 'base64') === 'LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=',
+    'hmac': () => sig === 'f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8',
+    'incremental': () => createHash('sha256').update('hel').update('lo').digest('hex') === sha256('hello', 'hex'),
+    'binary and random bytes': () => sha256('hello', 'binary').byteLength === 32 && crypto.randomBytes(16).byteLength === 16,
+    'an unknown algorithm says so': () => {{
+      try {{ crypto.hmac('md4', 'k', 'd', 'hex'); return false; }} catch (e) {{ return String(e).includes('`md4` is not supported'); }}
+    }},
+  }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.received(), 2);
+    for name in [
+        "md5 and sha1",
+        "sha256 in hex and base64",
+        "hmac",
+        "incremental",
+        "binary and random bytes",
+        "an unknown algorithm says so",
+    ] {
+        assert_eq!(
+            check(&run.report, name),
+            (2, 0),
+            "{name}: {}",
+            run.report["checks"]
+        );
     }
 }

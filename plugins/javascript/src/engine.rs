@@ -17,28 +17,13 @@ const MODULES: &[(&str, &str)] = &[
     ("k6/data", include_str!("js/data.js")),
     ("k6/execution", include_str!("js/execution.js")),
     ("k6/encoding", include_str!("js/encoding.js")),
+    ("k6/crypto", include_str!("js/crypto.js")),
 ];
 
-const PRELUDE: &str = include_str!("js/prelude.js");
-
-/// Calls an export with the setup data; what the runner functions need.
-const RUNNER: &str = r#"
-globalThis.__call = (name) => {
-  const f = globalThis.__ns[name];
-  if (typeof f !== 'function') {
-    throw new Error(`the script exports no function \`${name}\``);
-  }
-  return f(globalThis.__data);
-};
-globalThis.__callJson = (name) => {
-  const v = globalThis.__call(name);
-  return v === undefined ? 'null' : JSON.stringify(v);
-};
-globalThis.__describe = () => JSON.stringify({
-  options: globalThis.__ns.options === undefined ? {} : globalThis.__ns.options,
-  exports: Object.keys(globalThis.__ns).filter((k) => typeof globalThis.__ns[k] === 'function'),
-});
-"#;
+/// The globals every script sees, and the functions the plugin calls
+/// exports through: a module, so that it travels as bytecode too.
+const PRELUDE: &str = concat!(include_str!("js/prelude.js"), include_str!("js/runner.js"));
+const PRELUDE_NAME: &str = "loadtest/prelude";
 
 /// Among the script's files, where the bytecode of module `name` travels.
 pub fn bytecode_file(name: &str) -> String {
@@ -143,7 +128,7 @@ pub struct Engine {
     calls: RefCell<BTreeMap<String, Persistent<Function<'static>>>>,
     data: RefCell<Option<Persistent<Value<'static>>>>,
     context: Context,
-    _runtime: Runtime,
+    runtime: Runtime,
 }
 
 impl Engine {
@@ -157,7 +142,7 @@ impl Engine {
             calls: RefCell::default(),
             data: RefCell::default(),
             context,
-            _runtime: runtime,
+            runtime,
         };
         let env = env.to_string();
         engine.with(|ctx| {
@@ -167,8 +152,9 @@ impl Engine {
             let parse: Function = json.get("parse")?;
             let env: Value = parse.call((env,))?;
             globals.set("__ENV", env)?;
-            ctx.eval::<(), _>(PRELUDE)?;
-            ctx.eval::<(), _>(RUNNER)?;
+            let prelude = declare(ctx, PRELUDE_NAME, || Some(PRELUDE.into()))?
+                .ok_or_else(|| rquickjs::Exception::throw_message(ctx, "the prelude is missing"))?;
+            prelude.eval()?.1.finish::<()>()?;
             let module = declare(ctx, main, || vu::file(main))?.ok_or_else(|| {
                 rquickjs::Exception::throw_message(
                     ctx,
@@ -187,7 +173,7 @@ impl Engine {
     /// engine's own count of what is in use) and the instance's linear
     /// memory, which never shrinks, so a peak while parsing stays.
     pub fn footprint(&self) -> String {
-        let m = self._runtime.memory_usage();
+        let m = self.runtime.memory_usage();
         #[cfg(target_arch = "wasm32")]
         let linear = core::arch::wasm32::memory_size(0) * 64;
         #[cfg(not(target_arch = "wasm32"))]

@@ -72,6 +72,12 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
             _ => log::error(&msg),
         })?,
     )?;
+    h.set("hash", Function::new(ctx.clone(), crate::crypto::hash)?)?;
+    h.set("hmac", Function::new(ctx.clone(), crate::crypto::hmac)?)?;
+    h.set(
+        "randomBytes",
+        Function::new(ctx.clone(), crate::crypto::random_bytes)?,
+    )?;
     h.set("b64encode", Function::new(ctx.clone(), b64encode)?)?;
     h.set("b64decode", Function::new(ctx.clone(), b64decode)?)?;
     h.set(
