@@ -274,18 +274,18 @@ fn response<'js>(
 /// block of one of QuickJS's small-object arenas and takes one of the next
 /// size, which empties and refills whole arenas on every request.
 fn array_of<'js>(ctx: &Ctx<'js>, values: Vec<Value<'js>>) -> rquickjs::Result<Value<'js>> {
+    let c = ctx.as_raw().as_ptr();
+    // SAFETY: each value gets a reference of its own for the array to take
+    // over (`values` drop theirs: forgetting them would also keep their
+    // context alive); JS_NewArrayFrom takes those and returns a value we
+    // own.
     let raw: Vec<qjs::JSValue> = values
-        .into_iter()
-        .map(|v| {
-            let r = v.as_raw();
-            std::mem::forget(v);
-            r
-        })
+        .iter()
+        .map(|v| unsafe { qjs::JS_DupValue(c, v.as_raw()) })
         .collect();
-    // SAFETY: JS_NewArrayFrom takes over the values (forgotten above, so
-    // dropped once, by QuickJS) and returns a value we own.
+    drop(values);
     unsafe {
-        let array = qjs::JS_NewArrayFrom(ctx.as_raw().as_ptr(), raw.len() as i32, raw.as_ptr());
+        let array = qjs::JS_NewArrayFrom(c, raw.len() as i32, raw.as_ptr());
         if qjs::JS_IsException(array) {
             return Err(rquickjs::Error::Exception);
         }

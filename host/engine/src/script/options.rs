@@ -210,6 +210,7 @@ mod tests {
         let d = Described {
             options,
             exports: exports.iter().map(|s| s.to_string()).collect(),
+            bytecode: Default::default(),
         };
         let files = ["s.js".to_string()];
         config_of("s", "s.js", &d, &Map::new(), files.iter())
