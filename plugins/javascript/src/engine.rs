@@ -20,8 +20,9 @@ const MODULES: &[(&str, &str)] = &[
     ("k6/crypto", include_str!("js/crypto.js")),
 ];
 
-/// The globals every script sees, and the functions the plugin calls
-/// exports through: a module, so that it travels as bytecode too.
+/// The globals every script sees, and what the plugin asks a script for
+/// when it reads its options: a module, so that it travels as bytecode
+/// too.
 const PRELUDE: &str = concat!(include_str!("js/prelude.js"), include_str!("js/runner.js"));
 const PRELUDE_NAME: &str = "loadtest/prelude";
 
@@ -55,12 +56,15 @@ const fn sources() -> u64 {
 /// Bytecode is read only by the build that wrote it (QuickJS's format
 /// changes between versions, and reading foreign bytecode is unsafe): a
 /// node running another build parses the source instead.
-fn stamp() -> String {
-    format!(
-        "loadtest-javascript {} rquickjs 0.14 {:016x}\n",
-        env!("CARGO_PKG_VERSION"),
-        sources()
-    )
+fn stamp() -> &'static str {
+    static STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STAMP.get_or_init(|| {
+        format!(
+            "loadtest-javascript {} rquickjs 0.14 {:016x}\n",
+            env!("CARGO_PKG_VERSION"),
+            sources()
+        )
+    })
 }
 
 thread_local! {
@@ -112,11 +116,19 @@ fn declare<'js>(
 }
 
 fn from_bytecode<'js>(ctx: &Ctx<'js>, name: &str) -> Option<Module<'js, Declared>> {
-    let file = vu::file(&bytecode_file(name))?;
-    let code: Box<[u8]> = file.strip_prefix(stamp().as_bytes())?.into();
+    let mut code = vu::file(&bytecode_file(name))?;
+    if !code.starts_with(stamp().as_bytes()) {
+        return None;
+    }
+    code.drain(..stamp().len());
+    let code = code.into_boxed_slice();
     // SAFETY: the stamp says this build's QuickJS wrote these bytes from
     // the script (see `stamp`); the box is kept as long as the instance.
-    let module = unsafe { Module::load(ctx.clone(), &code) }.ok()?;
+    let Ok(module) = (unsafe { Module::load(ctx.clone(), &code) }) else {
+        // Parse the source instead, with no exception left pending.
+        drop(ctx.catch());
+        return None;
+    };
     KEPT.with_borrow_mut(|k| k.push(code));
     Some(module)
 }
@@ -190,11 +202,9 @@ impl Engine {
     pub fn set_data(&self, data: Option<&str>) -> Result<(), String> {
         let text = data.unwrap_or("null").to_owned();
         self.with(|ctx| {
-            let json: Object = ctx.globals().get("JSON")?;
-            let parse: Function = json.get("parse")?;
-            let value: Value = parse.call((text,))?;
-            *self.data.borrow_mut() = Some(Persistent::save(ctx, value.clone()));
-            ctx.globals().set("__data", value)
+            let value = ctx.json_parse(text)?;
+            *self.data.borrow_mut() = Some(Persistent::save(ctx, value));
+            Ok(())
         })
     }
 
@@ -221,23 +231,28 @@ impl Engine {
     }
 
     pub fn call(&self, name: &str) -> Result<(), String> {
-        self.with(|ctx| {
-            let f = self.export(ctx, name)?;
-            let data = match &*self.data.borrow() {
-                Some(d) => d.clone().restore(ctx)?,
-                None => Value::new_null(ctx.clone()),
-            };
-            f.call::<_, Value>((data,))?;
-            Ok(())
-        })
+        self.with(|ctx| self.invoke(ctx, name).map(drop))
     }
 
     /// Calls an export and gives its result as JSON.
     pub fn call_json(&self, name: &str) -> Result<String, String> {
         self.with(|ctx| {
-            let call: Function = ctx.globals().get("__callJson")?;
-            call.call((name,))
+            let value = self.invoke(ctx, name)?;
+            match ctx.json_stringify(value)? {
+                Some(text) => text.to_string(),
+                None => Ok("null".to_owned()),
+            }
         })
+    }
+
+    /// Calls export `name` with setup's data (undefined before any).
+    fn invoke<'js>(&self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Value<'js>> {
+        let f = self.export(ctx, name)?;
+        let data = match &*self.data.borrow() {
+            Some(d) => d.clone().restore(ctx)?,
+            None => Value::new_undefined(ctx.clone()),
+        };
+        f.call((data,))
     }
 
     /// The script's `options` and exported functions, as JSON.
