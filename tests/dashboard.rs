@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::browser::{dump_dom, figure, screenshot};
 use common::{BIN, Target, component, http_try_get, wait_bounded, write_config};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -130,67 +131,6 @@ impl Drop for Run {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The number in `<b id="ID">N</b>`.
-fn figure(html: &str, id: &str) -> Option<u64> {
-    let at = html.find(&format!("id=\"{id}\">"))? + id.len() + 6;
-    html[at..].split('<').next()?.parse().ok()
-}
-
-fn chromium() -> &'static str {
-    ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("chromium is needed for this test: apt-get install chromium")
-}
-
-const FLAGS: [&str; 8] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1200,1400",
-];
-
-/// The page's DOM after its script has run for a few (virtual) seconds.
-fn dump_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium())
-        .args(FLAGS)
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--virtual-time-budget=2500", "--dump-dom", url])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn screenshot(url: &str, to: &Path) {
-    let profile = tempfile::tempdir().unwrap();
-    let status = Command::new(chromium())
-        .args(FLAGS)
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--virtual-time-budget=2500")
-        .arg(format!("--screenshot={}", to.display()))
-        .arg(url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        std::fs::metadata(to).unwrap().len() > 10_000,
-        "screenshot is empty"
-    );
 }
 
 fn shop(target: &str, scenario: &str) -> String {

@@ -1,5 +1,6 @@
 //! `loadtest pause`, `resume` and `scale`: live changes to a run started
-//! with `--dashboard`, sent to that dashboard.
+//! with `--dashboard` (sent to that dashboard), or to a cluster's run
+//! (`--node`, sent to the cluster, whose nodes all apply it at once).
 
 use loadtest_engine::workload::Change;
 use loadtest_report::{control, exit};
@@ -44,6 +45,11 @@ pub struct Dashboard {
     /// The run's dashboard (its `--dashboard` address).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_DASHBOARD)]
     dashboard: String,
+    /// A cluster's run instead: nodes' Raft/gRPC addresses,
+    /// comma-separated (uses CLUSTER_TOKEN or the operator's TLS files).
+    #[cfg(feature = "cluster")]
+    #[arg(long, value_name = "ADDR[,ADDR...]", conflicts_with = "dashboard")]
+    node: Option<String>,
 }
 
 pub async fn run(c: SteerCommand) -> anyhow::Result<u8> {
@@ -66,6 +72,11 @@ pub async fn run(c: SteerCommand) -> anyhow::Result<u8> {
             },
         ),
     };
+    #[cfg(feature = "cluster")]
+    if let Some(nodes) = &to.node {
+        println!("{}", loadtest_cluster::steer(nodes, change).await?);
+        return Ok(exit::OK);
+    }
     println!("{}", control::send(&to.dashboard, &change).await?);
     Ok(exit::OK)
 }

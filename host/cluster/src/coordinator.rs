@@ -78,7 +78,7 @@ async fn create_plan(ctx: &Arc<NodeCtx>, plan: &Plan) -> Result<(), String> {
 
 /// Writes the next revision of a plan read from the state; refused (and
 /// to be re-read) when the plan changed since.
-async fn update_plan(ctx: &Arc<NodeCtx>, plan: &mut Plan) -> Result<(), String> {
+pub(crate) async fn update_plan(ctx: &Arc<NodeCtx>, plan: &mut Plan) -> Result<(), String> {
     plan.revision += 1;
     let applied = service::write(ctx, Command::Plan(Box::new(plan.clone()))).await?;
     if applied.changed {
@@ -119,6 +119,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         setup: Default::default(),
         teardown_done: false,
         teardown_error: None,
+        changes: Vec::new(),
     };
     let bundle = ctx.local.prepare(&plan).await?;
     // Setup runs here, once for the whole cluster, before any load; its
@@ -754,7 +755,7 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
     plan.status = Status::Finished;
 }
 
-fn node_report(plan: &Plan, a: &Assignment, p: &Progress) -> NodeReport {
+pub fn node_report(plan: &Plan, a: &Assignment, p: &Progress) -> NodeReport {
     let took_over_from = a.takeover_of.and_then(|id| {
         plan.assignments
             .iter()

@@ -20,12 +20,13 @@ mod registry;
 mod service;
 mod settings;
 mod snapshots;
+mod steering;
 mod store;
 mod transport;
 mod worker;
 
 pub use loadtest_wire::command::Op;
 pub use node::run;
-pub use operator::{report, status, stop, submit};
+pub use operator::{report, status, steer, stop, submit};
 pub use service::write_remote;
 pub use settings::Settings;

@@ -8,6 +8,7 @@ use crate::coordinator::Submission;
 use crate::service::{StatusReply, StatusRequest};
 use crate::transport::{CoordinatorClient, Transport};
 use loadtest_backends::shipped::Shipped;
+use loadtest_engine::workload::Change;
 use loadtest_report::outputs::Outputs;
 use loadtest_report::{self as report, ClusterSummary, NodeSummary, RunFacts, Summary};
 use loadtest_wire::command::Op;
@@ -105,10 +106,11 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
     });
     summary.cluster = Some(ClusterSummary::new(
         run_id.to_owned(),
-        plan.version,
+        plan.version.clone(),
         result.nodes.iter().map(node_summary).collect(),
         result.events.clone(),
     ));
+    summary.controls = crate::steering::log_lines(&plan);
     print!("{}", report::render_table(&summary));
     report::outputs::write_reports(&out, &summary, &result.rows)?;
     if let Some(e) = &result.teardown_error {
@@ -333,7 +335,7 @@ pub async fn status(nodes: &str, json: bool) -> anyhow::Result<u8> {
         "run {} `{}` (config {}): {:?}{}",
         plan.run_id,
         plan.name,
-        plan.version,
+        plan.version.clone(),
         plan.status,
         plan.error
             .as_ref()
@@ -360,6 +362,39 @@ pub async fn status(nodes: &str, json: bool) -> anyhow::Result<u8> {
         println!("  · {e}");
     }
     Ok(loadtest_report::exit::OK)
+}
+
+/// `loadtest pause`, `resume`, `scale --node`: a live change to the
+/// cluster's run, through the first node that answers; returns what the
+/// leader said it does and when.
+pub async fn steer(nodes: &str, change: Change) -> anyhow::Result<String> {
+    let mut errors = Vec::new();
+    for node in &node_list(nodes) {
+        let op = Op::Steer {
+            change: change.clone(),
+        };
+        match crate::service::write_remote(node, op).await {
+            Ok(a) => return Ok(a.said.unwrap_or_else(|| "done".into())),
+            Err(e) if !passable(&e) => return Err(e),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    anyhow::bail!("no node took the change: {}", errors.join("; "))
+}
+
+/// A write that failed in a way another node might not: it could not be
+/// reached, or knew no leader yet.
+fn passable(e: &anyhow::Error) -> bool {
+    let m = format!("{e:#}");
+    [
+        "try again",
+        "connect",
+        "unreachable",
+        "not started Raft",
+        "transport",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// `loadtest stop`: a graceful stop of whatever run is going.

@@ -312,6 +312,15 @@ pub async fn write(ctx: &Arc<NodeCtx>, cmd: Command) -> Result<Applied, String> 
 /// Applies an operator's operation; a follower forwards it to the leader.
 async fn write_op(ctx: &Arc<NodeCtx>, op: Op) -> Result<Applied, String> {
     let raft = ctx.raft().ok_or("this node has not started Raft yet")?;
+    if let Op::Steer { change } = op {
+        if ctx.is_leader() {
+            return crate::steering::steer(ctx, change).await;
+        }
+        let leader = ctx
+            .leader_addr()
+            .ok_or("no leader is known yet; try again")?;
+        return forward(&leader, &ctx.transport, Op::Steer { change }).await;
+    }
     let cmd = op.clone().command()?;
     match raft.client_write(cmd).await {
         Ok(r) => Ok(r.data),

@@ -6,7 +6,7 @@
 use crate::coordinator::{self, current_plan, now_ms};
 use crate::node::NodeCtx;
 use loadtest_engine::metrics::Closed;
-use loadtest_engine::workload::{self, Live, Stop, Timing};
+use loadtest_engine::workload::{self, Live, Steering, Stop, Timing};
 use loadtest_wire::plan::{Ack, Assignment, Batch, Finished, Plan, Sealed, Status};
 use loadtest_wire::rpc::{decode, encode};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,16 +21,30 @@ pub const BATCH: usize = 20;
 /// A share's stop switch, by (run, assignment).
 type Stops = HashMap<(String, u32), Arc<watch::Sender<Stop>>>;
 
+/// A running share's live controls and how many of the plan's changes
+/// it has been given, by (run, assignment).
+type Steered = HashMap<(String, u32), (Steering, usize)>;
+
 /// Follows the plan for as long as the node runs.
 pub async fn follow(ctx: Arc<NodeCtx>) {
     let mut changes = ctx.sm().changes();
     let mut started: HashSet<(String, u32)> = HashSet::new();
     let mut stops: Stops = HashMap::new();
     let mut timed: HashSet<(String, u32)> = HashSet::new();
+    let mut steered: Steered = HashMap::new();
     loop {
         if let Some(plan) = current_plan(&ctx) {
             timed.retain(|(run, _)| *run == plan.run_id);
-            act(&ctx, &plan, &mut started, &mut stops, &mut timed).await;
+            act(
+                &ctx,
+                &plan,
+                &mut started,
+                &mut stops,
+                &mut timed,
+                &mut steered,
+            )
+            .await;
+            hand_on_changes(&plan, &stops, &mut steered);
         }
         if changes.changed().await.is_err() {
             return;
@@ -44,6 +58,7 @@ async fn act(
     started: &mut HashSet<(String, u32)>,
     stops: &mut Stops,
     timed: &mut HashSet<(String, u32)>,
+    steered: &mut Steered,
 ) {
     // Shares of an older run, or declared lost here, stop now: their load
     // is no longer counted (or is someone else's).
@@ -88,11 +103,15 @@ async fn act(
         stops.insert((plan.run_id.clone(), a.id), stop.clone());
         match ctx.local.prepare_share(plan, a).await {
             Ok(bundle) => {
+                let filters = loadtest_engine::threshold::filters(&bundle.config.thresholds.0);
+                let live = Live::streaming(instant_of(plan.start_at_ms), filters);
+                steered.insert((plan.run_id.clone(), a.id), (live.steering.clone(), 0));
                 tokio::spawn(run_share(
                     ctx.clone(),
                     plan.clone(),
                     a.clone(),
                     bundle,
+                    live,
                     stop,
                 ));
             }
@@ -109,6 +128,23 @@ async fn act(
                 tokio::spawn(async move { coordinator::note(&ctx, what).await });
             }
         }
+    }
+}
+
+/// Gives each running share the plan's changes it has not had yet.
+fn hand_on_changes(plan: &Plan, stops: &Stops, steered: &mut Steered) {
+    steered.retain(|key, _| stops.contains_key(key));
+    for (key, (steering, given)) in steered.iter_mut() {
+        if key.0 != plan.run_id || *given >= plan.changes.len() {
+            continue;
+        }
+        let new = plan.changes[*given..].to_vec();
+        *given = plan.changes.len();
+        tokio::spawn(crate::steering::apply(
+            steering.clone(),
+            new,
+            plan.run_id.clone(),
+        ));
     }
 }
 
@@ -140,7 +176,7 @@ fn upgrade(s: &mut Stop, to: Stop) -> bool {
 }
 
 /// The Instant of a wall-clock time in Unix ms (in the past if it has passed).
-fn instant_of(unix_ms: u64) -> Instant {
+pub(crate) fn instant_of(unix_ms: u64) -> Instant {
     let now = now_ms();
     let now_i = Instant::now();
     if unix_ms >= now {
@@ -157,6 +193,7 @@ async fn run_share(
     plan: Plan,
     a: Assignment,
     bundle: Arc<loadtest_engine::config::Bundle>,
+    live: Live,
     stop: Arc<watch::Sender<Stop>>,
 ) {
     let runtime = match ctx.local.runtime() {
@@ -166,8 +203,6 @@ async fn run_share(
     // Intervals count from the run's start on every share, so a share that
     // starts later (a config switch) lines up with the others.
     let start = instant_of(a.start_at_ms.unwrap_or(plan.start_at_ms));
-    let filters = loadtest_engine::threshold::filters(&bundle.config.thresholds.0);
-    let live = Live::streaming(instant_of(plan.start_at_ms), filters);
     let timing = Timing {
         start_at: Some(start),
         resume_from: Duration::from_millis(a.resume_from_ms),

@@ -38,6 +38,12 @@ pub enum Op {
     Stop { run_id: String },
     /// A user key in the replicated state (`loadtest cluster-write`).
     Put { key: String, value: String },
+    /// A live change to the running test (`loadtest pause`, `resume`,
+    /// `scale`): the leader checks it and puts it in the plan with the
+    /// moment every node applies it.
+    Steer {
+        change: loadtest_engine::workload::Change,
+    },
 }
 
 /// Key prefixes the cluster itself keeps; `Op::Put` may not touch them.
@@ -49,6 +55,7 @@ impl Op {
     pub fn command(self) -> Result<Command, String> {
         match self {
             Op::Stop { run_id } => Ok(Command::Stop { run_id }),
+            Op::Steer { .. } => Err("a live change is the leader's to schedule".into()),
             Op::Put { key, value } => {
                 if key.is_empty() || RESERVED.iter().any(|r| key.starts_with(r)) {
                     return Err(format!(
@@ -69,6 +76,9 @@ pub struct Applied {
     pub previous: Option<String>,
     #[serde(default)]
     pub changed: bool,
+    /// What a live change does and when (`Op::Steer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said: Option<String>,
 }
 
 openraft::declare_raft_types!(

@@ -113,6 +113,20 @@ pub struct Plan {
     /// Why teardown failed, if it did.
     #[serde(default)]
     pub teardown_error: Option<String>,
+    /// Live changes (pause, resume, VUs, rate factor), oldest first:
+    /// every node applies each at its moment, and a share that starts
+    /// later (a takeover) applies those already past at once.
+    #[serde(default)]
+    pub changes: Vec<Steer>,
+}
+
+/// A live change and the moment (Unix ms) every node applies it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Steer {
+    pub at_ms: u64,
+    pub change: loadtest_engine::workload::Change,
+    /// What the change does, as the leader checked it against the config.
+    pub said: String,
 }
 
 impl Plan {
@@ -608,6 +622,7 @@ mod tests {
             setup: Default::default(),
             teardown_done: false,
             teardown_error: None,
+            changes: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ mod vu;
 
 pub use lifecycle::{LifecycleError, SetupData, setup, teardown};
 pub use segment::Segment;
-pub use steer::{Change, Steering};
+pub use steer::{Change, Steering, check as check_change};
 
 use crate::client::{Client, ClientOptions};
 use crate::config::{Bundle, Executor};

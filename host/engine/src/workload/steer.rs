@@ -6,6 +6,7 @@
 //! reaches every VU at once and costs nothing while nobody steers.
 
 use crate::config::Executor;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -21,6 +22,17 @@ struct Inner {
     scenarios: Mutex<BTreeMap<Arc<str>, Steered>>,
     /// What was changed and when, for the report.
     log: Mutex<Vec<(Instant, String)>>,
+    /// Scenarios registered so far: a cluster node waits for its share's
+    /// to be there before it applies the changes the plan carries.
+    registered: Registered,
+}
+
+struct Registered(watch::Sender<usize>);
+
+impl Default for Registered {
+    fn default() -> Self {
+        Registered(watch::channel(0).0)
+    }
 }
 
 struct Paused(watch::Sender<bool>);
@@ -40,7 +52,9 @@ enum Steered {
 }
 
 /// A change asked for. `scenario: None` means every scenario it applies to.
-#[derive(Debug, Clone, PartialEq)]
+/// A cluster carries it in the plan, so every node applies the same one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Change {
     Pause,
     Resume,
@@ -78,7 +92,15 @@ impl Steering {
             other => (Steered::Fixed(other.name()), Knob::None),
         };
         lock(&self.0.scenarios).insert(name.clone(), steered);
+        self.0.registered.0.send_modify(|n| *n += 1);
         knob
+    }
+
+    /// Returns once the run's scenarios have their knobs (changes to VUs
+    /// and rates before then find no scenario to apply to).
+    pub async fn registered(&self) {
+        let mut rx = self.0.registered.0.subscribe();
+        let _ = rx.wait_for(|n| *n > 0).await;
     }
 
     /// Whether the run is paused, for executors to wait on.
@@ -160,6 +182,20 @@ impl Steering {
             names(&picked)
         ))
     }
+}
+
+/// What `change` would do to a run of these scenarios, or what is wrong
+/// with it: a cluster's leader checks a change against the config before
+/// it asks every node to apply it.
+pub fn check<'a>(
+    scenarios: impl IntoIterator<Item = (&'a str, &'a Executor)>,
+    change: &Change,
+) -> Result<String, String> {
+    let s = Steering::new();
+    for (name, executor) in scenarios {
+        s.register(&name.into(), executor);
+    }
+    s.apply(change)
 }
 
 /// What an executor follows.
