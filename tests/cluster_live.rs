@@ -172,3 +172,237 @@ fn a_scale_change_reaches_every_node_at_once_and_the_report_records_it() {
         "report and target disagree"
     );
 }
+
+/// A `submit` with live outputs in its own process, killed on drop.
+struct Operator {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    report: PathBuf,
+}
+
+impl Operator {
+    fn submit(dir: &Path, cfg: &Path, nodes: &str, extra: &[&str]) -> Operator {
+        use std::io::BufRead;
+        let report = dir.join("report.json");
+        let mut child = std::process::Command::new(common::BIN)
+            .args(["submit", "-q", "--node", nodes, "--json"])
+            .arg(&report)
+            .args(extra)
+            .arg(cfg)
+            .env("NO_COLOR", "1")
+            .env_remove("CLUSTER_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting loadtest submit");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("submit: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        Operator {
+            child,
+            lines,
+            report,
+        }
+    }
+
+    /// The URL the operator printed after `prefix`.
+    fn printed(&self, prefix: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("submit never printed `{prefix}`"));
+            if let Some(u) = line.strip_prefix(prefix) {
+                return u.trim().to_string();
+            }
+        }
+    }
+
+    /// Waits for the JSON report (the run is over; a dashboard lingers).
+    fn wait_report(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(v) = std::fs::read_to_string(&self.report)
+                .map_err(|_| ())
+                .and_then(|t| serde_json::from_str(&t).map_err(|_| ()))
+            {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "submit never wrote its report");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Ctrl-C (ends the linger) and the exit code.
+    fn interrupt(mut self) -> i32 {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        common::wait_bounded(&mut self.child, Duration::from_secs(30))
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dashboard_state(url: &str) -> Value {
+    let body = common::http_try_get(&format!("{url}api/state")).expect("the dashboard answers");
+    serde_json::from_str(&body).expect("the state is JSON")
+}
+
+fn requests_in(state: &Value) -> u64 {
+    common::browser::figure(state["status"].as_str().unwrap_or(""), "requests").unwrap_or(0)
+}
+
+fn wait_state(url: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = dashboard_state(url);
+        if cond(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_cluster_dashboard_shows_the_merged_run_through_a_leader_kill_and_steers_it() {
+    use common::browser::{dump_dom, figure, screenshot};
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let cfg = config(
+        dir.path(),
+        &target,
+        "  open: { plugin: shop, executor: constant-arrival-rate, rate: 40, duration: 16s, preAllocatedVUs: 4, maxVUs: 40, params: { think_ms: 0 } }\n",
+    );
+    let (mut c, leader) = start_cluster(3);
+    let op = Operator::submit(
+        dir.path(),
+        &cfg,
+        &c.peers,
+        &["--dashboard", "127.0.0.1:0", "--dashboard-linger", "60s"],
+    );
+    let url = op.printed("dashboard: ");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let page = common::http_try_get(&url).unwrap();
+    assert!(
+        !page.contains("src=") && !page.contains("href=\"http"),
+        "the page must load nothing from elsewhere"
+    );
+    wait_state(&url, "counted merged requests", |s| requests_in(s) > 0);
+    let first = dump_dom(&url);
+    let n1 = figure(&first, "requests").unwrap_or_else(|| panic!("no request count: {first}"));
+    assert!(first.contains(">running<"), "{first}");
+    assert!(
+        figure(&first, "shares").is_some_and(|n| n >= 2),
+        "per-node shares: {first}"
+    );
+    assert!(first.contains("node-"), "the nodes' rows: {first}");
+
+    // A live change from the dashboard's control endpoint (what its
+    // buttons send) goes through the cluster's leader.
+    let steer = std::process::Command::new(common::BIN)
+        .args(["scale", "--rate", "2", "--dashboard", &addr])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&steer.stdout);
+    assert!(
+        steer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&steer.stderr)
+    );
+    assert!(
+        said.contains("2× the configured rate") && said.contains("on every node"),
+        "{said}"
+    );
+
+    c.kill(leader);
+    let after = wait_state(&url, "counted more after the leader died", |s| {
+        requests_in(s) > n1 + 100
+    });
+    assert!(requests_in(&after) > n1);
+    let second = dump_dom(&url);
+    let n2 = figure(&second, "requests").unwrap();
+    assert!(n2 > n1, "the page's count did not move: {n1} then {n2}");
+
+    let report = op.wait_report();
+    let total = report["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(total, target.received(), "report and target disagree");
+    let last = wait_state(&url, "shown the final report", |s| s["done"] == true);
+    assert_eq!(requests_in(&last), total, "{last}");
+    let dom = dump_dom(&url);
+    assert!(dom.contains(">finished<"), "{dom}");
+    assert_eq!(figure(&dom, "requests"), Some(total));
+    assert!(
+        dom.contains("live change at"),
+        "the events name the change: {dom}"
+    );
+    // Twice the rate after the change: more than the 640 of 16 s at 40/s.
+    assert!(
+        total > 800,
+        "the rate change did not show at the target: {total}"
+    );
+    let shot = dir.path().join("cluster-dashboard.png");
+    screenshot(&url, &shot);
+    let _ = std::fs::copy(
+        &shot,
+        std::env::temp_dir().join("loadtest-cluster-dashboard.png"),
+    );
+    assert_eq!(op.interrupt(), 0, "a clean run that lingered exits 0");
+}
+
+#[test]
+fn a_cluster_runs_merged_series_reaches_prometheus_and_the_scrape_endpoint() {
+    let _g = serial();
+    let prom = common::prometheus::Prometheus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let cfg = config(
+        dir.path(),
+        &target,
+        "  s: { plugin: shop, executor: constant-vus, vus: 4, duration: 6s, params: { think_ms: 10 } }\n",
+    );
+    let (c, _) = start_cluster(3);
+    let scrape = format!("127.0.0.1:{}", common::cluster::free_port());
+    let write = format!("prometheus={}/api/v1/write", prom.url);
+    let op = Operator::submit(
+        dir.path(),
+        &cfg,
+        &c.peers,
+        &["--out", &write, "--metrics-addr", &scrape],
+    );
+    // The operator's scrape endpoint counts merged requests while the run goes.
+    common::cluster::await_true("the scrape endpoint counts requests", || {
+        common::http_try_get(&format!("http://{scrape}/metrics")).is_some_and(|m| {
+            m.lines()
+                .filter(|l| l.starts_with("loadtest_http_reqs_total"))
+                .any(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0))
+        })
+    });
+    let report = op.wait_report();
+    let total = report["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(total, target.received(), "report and target disagree");
+    prom.wait_for("sum(loadtest_http_reqs_total)", total as f64);
+    let mut op = op;
+    assert_eq!(
+        common::wait_bounded(&mut op.child, Duration::from_secs(30)),
+        0
+    );
+}

@@ -10,7 +10,7 @@ use common::browser::{dump_dom, figure, screenshot};
 use common::{BIN, Target, component, http_try_get, wait_bounded, write_config};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod consul;
 pub mod gcs;
 pub mod httpbin;
+pub mod prometheus;
 pub mod rawhttp;
 
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! outside (submit, status, report, stop, cluster-write), and push a config
 //! where a cluster reads it (Consul KV, a GCS bucket).
 
-use crate::ReportArgs;
+use crate::{LiveArgs, ReportArgs};
 use loadtest_backends::{consul, gcs, shipped};
 use loadtest_cluster as cluster;
 use loadtest_report::exit;
@@ -32,6 +32,8 @@ pub enum ClusterCommand {
         node: String,
         #[command(flatten)]
         reports: ReportArgs,
+        #[command(flatten)]
+        live: LiveArgs,
         /// Print the run id and return without waiting for the run.
         #[arg(long)]
         detach: bool,
@@ -61,6 +63,8 @@ pub enum ClusterCommand {
         node: String,
         #[command(flatten)]
         reports: ReportArgs,
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// Show the cluster, the current run's plan and each node's progress.
     Status {
@@ -129,8 +133,9 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<u8> {
             config,
             node,
             reports,
+            live,
             detach,
-        } => cluster::submit(&config, &node, reports.outputs(None), detach).await,
+        } => cluster::submit(&config, &node, reports.outputs(live), detach).await,
         ClusterCommand::Status { node, json } => cluster::status(&node, json).await,
         ClusterCommand::Push {
             config,
@@ -143,9 +148,11 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<u8> {
             key,
             ..
         } => push(&config, consul.as_deref(), &key).await,
-        ClusterCommand::Report { node, reports } => {
-            cluster::report(&node, reports.outputs(None)).await
-        }
+        ClusterCommand::Report {
+            node,
+            reports,
+            live,
+        } => cluster::report(&node, reports.outputs(live)).await,
         ClusterCommand::Stop { node } => cluster::stop(&node).await,
         ClusterCommand::Cluster(ClusterTool::Certs {
             out,

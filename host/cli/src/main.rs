@@ -41,15 +41,39 @@ struct ReportArgs {
     quiet: bool,
 }
 
+/// What a run shows and sends while it goes (`run`, and `submit` and
+/// `report` for a cluster run, whose merged series the operator follows).
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Serve Prometheus metrics on this address during the run.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Serve a live dashboard (and the live controls `loadtest pause`,
+    /// `resume` and `scale` use) on this address.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = steer::DEFAULT_DASHBOARD)]
+    dashboard: Option<SocketAddr>,
+    /// After the run, keep the dashboard up this long with the final
+    /// report (Ctrl-C ends it sooner), e.g. `10m`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    dashboard_linger: std::time::Duration,
+    /// Stream the metrics every second while the run goes (repeat for
+    /// several): `prometheus=URL` (remote write), `otlp=URL`
+    /// (OTLP/HTTP), `json=FILE` (JSON lines).
+    #[arg(long = "out", short = 'o', value_name = "KIND=WHERE")]
+    outs: Vec<loadtest_report::stream::Out>,
+}
+
 impl ReportArgs {
-    fn outputs(self, metrics_addr: Option<SocketAddr>) -> outputs::Outputs {
+    fn outputs(self, live: LiveArgs) -> outputs::Outputs {
         outputs::Outputs {
             json: self.json,
             html: self.html,
             timeseries: self.timeseries,
-            metrics_addr,
+            metrics_addr: live.metrics_addr,
             quiet: self.quiet,
-            ..Default::default()
+            dashboard: live.dashboard,
+            dashboard_linger: live.dashboard_linger,
+            stream: live.outs,
         }
     }
 }
@@ -62,22 +86,8 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         reports: ReportArgs,
-        /// Serve Prometheus metrics on this address during the run.
-        #[arg(long, value_name = "ADDR")]
-        metrics_addr: Option<SocketAddr>,
-        /// Serve a live dashboard (and the live controls `loadtest pause`,
-        /// `resume` and `scale` use) on this address.
-        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = steer::DEFAULT_DASHBOARD)]
-        dashboard: Option<SocketAddr>,
-        /// After the run, keep the dashboard up this long with the final
-        /// report (Ctrl-C ends it sooner), e.g. `10m`.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
-        dashboard_linger: std::time::Duration,
-        /// Stream the metrics every second while the run goes (repeat for
-        /// several): `prometheus=URL` (remote write), `otlp=URL`
-        /// (OTLP/HTTP), `json=FILE` (JSON lines).
-        #[arg(long = "out", short = 'o', value_name = "KIND=WHERE")]
-        outs: Vec<loadtest_report::stream::Out>,
+        #[command(flatten)]
+        live: LiveArgs,
         /// Run only this share of the load: `2/3` is the second of three
         /// equal parts (the parts of all segments add up to the whole).
         #[arg(long, value_name = "I/N", value_parser = parse_segment, default_value = "1/1")]
@@ -141,10 +151,7 @@ fn main() -> ExitCode {
             Command::Run {
                 config,
                 reports,
-                metrics_addr,
-                dashboard,
-                dashboard_linger,
-                outs,
+                live,
                 segment,
             } => {
                 if cluster_enabled() {
@@ -155,11 +162,7 @@ fn main() -> ExitCode {
                     );
                     return start_node().await;
                 }
-                let mut out = reports.outputs(metrics_addr);
-                out.dashboard = dashboard;
-                out.dashboard_linger = dashboard_linger;
-                out.stream = outs;
-                standalone::run(config, segment, out).await
+                standalone::run(config, segment, reports.outputs(live)).await
             }
             Command::Validate { config } => validate(config).await,
             Command::Steer(c) => steer::run(c).await,

@@ -539,6 +539,66 @@ fn merged(ctx: &NodeCtx, run: &str) -> (Metrics, Vec<loadtest_engine::metrics::R
     (total(ctx, run), rows)
 }
 
+/// The merged series as far as it is whole, for an operator who mirrors
+/// the run: a second is whole once every share still counted has
+/// reported past it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LiveView {
+    /// Folded minutes (only when asked from second 0: a late start).
+    pub minutes: Vec<Closed>,
+    /// Whole seconds from the one asked for, in order.
+    pub seconds: Vec<Closed>,
+    /// The second to ask from next time.
+    pub next: u64,
+}
+
+/// Seconds per answer: an operator that starts late catches up over a
+/// few polls rather than in one large reply.
+const LIVE_SECONDS: usize = 120;
+
+pub fn live_view(
+    ctx: &NodeCtx,
+    run: &str,
+    progress: &[(Assignment, Progress)],
+    since: u64,
+) -> LiveView {
+    let now = now_ms();
+    let whole = progress
+        .iter()
+        .filter(|(a, p)| !a.lost && p.finished.is_none() && a.start_at_ms.is_none_or(|s| s <= now))
+        .map(|(_, p)| p.next)
+        .min()
+        .unwrap_or(u64::MAX);
+    let decode = |v: &str| serde_json::from_str::<Closed>(v).ok();
+    let minutes = if since == 0 {
+        let coarse = ctx.sm().with_prefix(&plan::coarse_prefix(run));
+        coarse.iter().filter_map(|(_, v)| decode(v)).collect()
+    } else {
+        Vec::new()
+    };
+    let fine = ctx.sm().range(
+        &plan::interval_prefix(run),
+        &plan::interval_key(run, since),
+        LIVE_SECONDS,
+    );
+    let seconds: Vec<Closed> = fine
+        .iter()
+        .filter_map(|(_, v)| decode(v))
+        .take_while(|c| c.idx < whole)
+        .collect();
+    let last = seconds.last().map_or(since, |c| c.idx + 1);
+    let next = if whole == u64::MAX || seconds.len() == LIVE_SECONDS {
+        last
+    } else {
+        whole.max(since)
+    };
+    LiveView {
+        minutes,
+        seconds,
+        next,
+    }
+}
+
 /// The run's metrics over every interval merged so far.
 fn total(ctx: &NodeCtx, run: &str) -> Metrics {
     ctx.sm()

@@ -13,6 +13,7 @@ mod health;
 mod heartbeats;
 mod intake;
 mod local;
+mod mirror;
 mod network;
 mod node;
 mod operator;

@@ -5,14 +5,15 @@
 
 use crate::blobs;
 use crate::coordinator::Submission;
+use crate::mirror::{self, Mirror};
 use crate::service::{StatusReply, StatusRequest};
 use crate::transport::{CoordinatorClient, Transport};
 use loadtest_backends::shipped::Shipped;
 use loadtest_engine::workload::Change;
 use loadtest_report::outputs::Outputs;
-use loadtest_report::{self as report, ClusterSummary, NodeSummary, RunFacts, Summary};
+use loadtest_report::{self as report, ClusterSummary, RunFacts, Summary};
 use loadtest_wire::command::Op;
-use loadtest_wire::plan::{NodeReport, RunResult, Status};
+use loadtest_wire::plan::{Plan, RunResult, Status};
 use loadtest_wire::rpc::{decode, encode};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,7 +70,7 @@ pub async fn report(nodes: &str, out: Outputs) -> anyhow::Result<u8> {
     let nodes = node_list(nodes);
     let until = Instant::now() + Duration::from_secs(120);
     let run_id = loop {
-        match ask(&nodes, false).await {
+        match ask(&nodes, false, None).await {
             Ok(StatusReply { plan: Some(p), .. }) => break p.run_id,
             Err(e) if Instant::now() > until => return Err(e),
             _ => {}
@@ -84,7 +85,7 @@ pub async fn report(nodes: &str, out: Outputs) -> anyhow::Result<u8> {
 }
 
 async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Result<u8> {
-    let (reply, result) = wait_for(nodes, run_id, out.quiet).await?;
+    let (reply, result, mirror) = wait_for(nodes, run_id, &out).await?;
     let plan = reply.plan.expect("a finished run has a plan");
     if plan.status == Status::Aborted {
         anyhow::bail!(
@@ -107,33 +108,20 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
     summary.cluster = Some(ClusterSummary::new(
         run_id.to_owned(),
         plan.version.clone(),
-        result.nodes.iter().map(node_summary).collect(),
+        result.nodes.iter().map(mirror::node_summary).collect(),
         result.events.clone(),
     ));
     summary.controls = crate::steering::log_lines(&plan);
     print!("{}", report::render_table(&summary));
     report::outputs::write_reports(&out, &summary, &result.rows)?;
+    if let Some(m) = mirror {
+        m.finish(&out, &summary, &result.rows).await;
+    }
     if let Some(e) = &result.teardown_error {
         eprintln!("error: teardown failed: {e}");
         return Ok(loadtest_report::exit::ERROR);
     }
     Ok(report::outputs::exit_code(&summary, false))
-}
-
-/// The report's line for a node, from the replicated result's.
-fn node_summary(n: &NodeReport) -> NodeSummary {
-    NodeSummary {
-        node_id: n.node_id.clone(),
-        addr: n.addr.clone(),
-        segment: n.segment.clone(),
-        requests: n.requests,
-        failed: n.failed,
-        iterations: n.iterations,
-        dropped_iterations: n.dropped_iterations,
-        started_at_ms: n.started_at_ms,
-        status: n.status.clone(),
-        took_over_from: n.took_over_from.clone(),
-    }
 }
 
 async fn send_submission(
@@ -201,13 +189,20 @@ fn reason(e: &anyhow::Error) -> String {
     )
 }
 
-async fn ask(nodes: &[String], with_result: bool) -> anyhow::Result<StatusReply> {
+async fn ask(
+    nodes: &[String],
+    with_result: bool,
+    live_since: Option<u64>,
+) -> anyhow::Result<StatusReply> {
     let mut errors = Vec::new();
     for node in nodes {
         let attempt = async {
             let reply = client(node)
                 .await?
-                .status(encode(&StatusRequest { with_result })?)
+                .status(encode(&StatusRequest {
+                    with_result,
+                    live_since,
+                })?)
                 .await?;
             Ok::<StatusReply, anyhow::Error>(decode(reply.get_ref())?)
         };
@@ -221,19 +216,23 @@ async fn ask(nodes: &[String], with_result: bool) -> anyhow::Result<StatusReply>
     anyhow::bail!("no node answered: {}", errors.join("; "))
 }
 
-/// Polls until the run is over, printing its changes of state. Nodes
-/// that stop answering (a killed leader) are skipped for the next one.
+/// Polls until the run is over, printing its changes of state and
+/// feeding the live outputs `out` asks for. Nodes that stop answering (a
+/// killed leader) are skipped for the next one.
 async fn wait_for(
     nodes: &[String],
     run_id: &str,
-    quiet: bool,
-) -> anyhow::Result<(StatusReply, Option<RunResult>)> {
+    out: &Outputs,
+) -> anyhow::Result<(StatusReply, Option<RunResult>, Option<Mirror>)> {
+    let quiet = out.quiet;
+    let mut mirror: Option<Mirror> = None;
     let mut said = (None, 0usize);
     let mut last_line = Instant::now();
     let mut unreachable_since: Option<Instant> = None;
     let mut order = nodes.to_vec();
     loop {
-        let reply = match ask(&order, true).await {
+        let since = mirror.as_ref().map(Mirror::since);
+        let reply = match ask(&order, true, since).await {
             Ok(r) => {
                 unreachable_since = None;
                 r
@@ -251,6 +250,22 @@ async fn wait_for(
         if let Some(leader) = &reply.leader_addr {
             order.retain(|n| n != leader);
             order.insert(0, leader.clone());
+        }
+        let mut reply = reply;
+        if mirror.is_none()
+            && mirror::wanted(out)
+            && let Some(plan) = reply
+                .plan
+                .as_ref()
+                // The start is set once every node has the config.
+                .filter(|p| p.run_id == run_id && p.start_at_ms > 0)
+        {
+            mirror = Some(start_mirror(out, plan, nodes).await?);
+            // Asked without the series: the next poll brings it.
+            continue;
+        }
+        if let Some(m) = &mut mirror {
+            m.take(&mut reply);
         }
         let Some(plan) = reply.plan.as_ref().filter(|p| p.run_id == run_id) else {
             // A node that does not lead may not have caught up (one that
@@ -280,15 +295,22 @@ async fn wait_for(
         }
         said = (Some(plan.status), plan.events.len());
         match plan.status {
-            Status::Aborted => return Ok((reply, None)),
+            Status::Aborted => return Ok((reply, None, mirror)),
             Status::Finished if reply.result.is_some() => {
-                let mut reply = reply;
                 let result = reply.result.take();
-                return Ok((reply, result));
+                return Ok((reply, result, mirror));
             }
             _ => tokio::time::sleep(Duration::from_millis(300)).await,
         }
     }
+}
+
+/// The live view of the run `plan` describes, for what `out` asks.
+async fn start_mirror(out: &Outputs, plan: &Plan, nodes: &[String]) -> anyhow::Result<Mirror> {
+    let source = Path::new(&plan.name);
+    let config = loadtest_engine::config::parse_with_env(source, &plan.yaml, |_| None)?;
+    let name = config.display_name(source);
+    Mirror::start(out, plan, &name, &config, nodes.to_vec()).await
 }
 
 /// How often `submit` and `report` print a progress line.
@@ -314,7 +336,7 @@ fn progress_line(reply: &StatusReply) -> String {
 
 /// `loadtest status`: the cluster, the plan and each node's progress.
 pub async fn status(nodes: &str, json: bool) -> anyhow::Result<u8> {
-    let reply = ask(&node_list(nodes), false).await?;
+    let reply = ask(&node_list(nodes), false, None).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reply)?);
         return Ok(loadtest_report::exit::OK);

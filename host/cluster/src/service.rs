@@ -253,6 +253,10 @@ pub struct StatusRequest {
     /// Include the merged result when the run has finished.
     #[serde(default)]
     pub with_result: bool,
+    /// Include the merged series from this second on, as far as every
+    /// share has reported it (an operator's dashboard and outputs).
+    #[serde(default)]
+    pub live_since: Option<u64>,
 }
 
 /// What `loadtest status` shows, and what `submit` waits on.
@@ -269,6 +273,8 @@ pub struct StatusReply {
     pub plan: Option<Plan>,
     pub progress: Vec<(plan::Assignment, plan::Progress)>,
     pub result: Option<plan::RunResult>,
+    #[serde(default)]
+    pub live: Option<coordinator::LiveView>,
 }
 
 fn status(ctx: &NodeCtx, ask: &StatusRequest) -> StatusReply {
@@ -285,6 +291,10 @@ fn status(ctx: &NodeCtx, ask: &StatusRequest) -> StatusReply {
         .filter(|p| ask.with_result && p.status == plan::Status::Finished)
         .and_then(|p| ctx.sm().get(&plan::result_key(&p.run_id)))
         .and_then(|v| serde_json::from_str(&v).ok());
+    let live = ask
+        .live_since
+        .zip(plan.as_ref())
+        .map(|(since, p)| coordinator::live_view(ctx, &p.run_id, &progress, since));
     StatusReply {
         node_id: health.node_id,
         state: health.state.to_owned(),
@@ -295,6 +305,7 @@ fn status(ctx: &NodeCtx, ask: &StatusRequest) -> StatusReply {
         plan,
         progress,
         result,
+        live,
     }
 }
 

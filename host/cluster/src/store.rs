@@ -414,6 +414,17 @@ impl StateMachine {
             .collect()
     }
 
+    /// The entries under `prefix` from key `from` on, at most `limit`.
+    pub fn range(&self, prefix: &str, from: &str, limit: usize) -> Vec<(String, String)> {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        s.data
+            .range(from.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
     }

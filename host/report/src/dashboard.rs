@@ -8,13 +8,15 @@
 //! the end is byte for byte the `--html` report.
 
 use crate::httpd::{Asked, Reply};
-use crate::{RunFacts, Summary};
+use crate::{ClusterSummary, RunFacts, Summary};
 use loadtest_engine::config::Config;
 use loadtest_engine::metrics::Row;
-use loadtest_engine::workload::{Live, Stop};
+use loadtest_engine::workload::{Change, Live, Stop};
 use serde::Serialize;
 use std::fmt::Write;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,8 +38,18 @@ pub struct Dashboard {
     pub url: String,
 }
 
+/// Carries a live change out elsewhere (a cluster run's leader) and says
+/// what it did, or why not.
+pub type Remote = Arc<
+    dyn Fn(Change) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync,
+>;
+
 struct Board {
     live: Live,
+    /// Where live changes go when this process does not run the load.
+    remote: Option<Remote>,
+    /// A cluster run's nodes, events and live changes, as last seen.
+    cluster: Mutex<Option<(ClusterSummary, Vec<String>)>>,
     name: String,
     config: Config,
     /// The final report once the run has ended.
@@ -80,8 +92,22 @@ pub async fn bind(
     name: &str,
     config: &Config,
 ) -> anyhow::Result<Dashboard> {
+    bind_with(addr, live, name, config, None).await
+}
+
+/// Like [`bind`], for a run whose load runs elsewhere: `live` mirrors it
+/// and `remote` carries live changes to it.
+pub async fn bind_with(
+    addr: SocketAddr,
+    live: Live,
+    name: &str,
+    config: &Config,
+    remote: Option<Remote>,
+) -> anyhow::Result<Dashboard> {
     let board = Arc::new(Board {
         live,
+        remote,
+        cluster: Mutex::new(None),
         name: name.to_string(),
         config: config.clone(),
         done: Mutex::new(None),
@@ -99,6 +125,11 @@ pub async fn bind(
 }
 
 impl Dashboard {
+    /// A cluster run's nodes, events and live changes as they are now.
+    pub fn show_cluster(&self, cluster: ClusterSummary, controls: Vec<String>) {
+        *lock(&self.board.cluster) = Some((cluster, controls));
+    }
+
     /// The run has ended: from now on the page shows its report.
     pub fn finish(&self, summary: &Summary, rows: &[Row]) {
         *lock(&self.board.done) = Some(Final {
@@ -151,18 +182,15 @@ impl Board {
         if lock(&self.done).is_some() {
             return Reply::Refused("the run has ended".into());
         }
-        let said = crate::control::from_query(asked.query)
-            .and_then(|change| self.live.steering.apply(&change));
-        match said {
-            Ok(said) => {
-                eprintln!("\nlive change: {said}");
-                Reply::Found(
-                    "text/plain; charset=utf-8",
-                    format!("{said}\n").into_bytes(),
-                )
-            }
-            Err(why) => Reply::Refused(why),
+        let change = match crate::control::from_query(asked.query) {
+            Ok(c) => c,
+            Err(why) => return Reply::Refused(why),
+        };
+        if let Some(remote) = &self.remote {
+            let sent = remote(change);
+            return Reply::Later(Box::pin(async move { said(sent.await) }));
         }
+        said(self.live.steering.apply(&change))
     }
 
     fn state(&self) -> Vec<u8> {
@@ -185,7 +213,7 @@ impl Board {
                 let body = self.live_body();
                 serde_json::to_vec(&State {
                     done: false,
-                    control: self.live.steering.steerable(),
+                    control: self.remote.is_some() || self.live.steering.steerable(),
                     status: self.status(None),
                     body: &body,
                     report: None,
@@ -208,6 +236,10 @@ impl Board {
         });
         summary.controls =
             crate::control::log_lines(&self.live.steering, *lock(&self.live.started));
+        if let Some((cluster, controls)) = lock(&self.cluster).clone() {
+            summary.cluster = Some(cluster);
+            summary.controls = controls;
+        }
         crate::html::body(&summary, &rows)
     }
 
@@ -227,6 +259,15 @@ impl Board {
             m.total_failed(),
             secs
         );
+        if let Some((cluster, _)) = &*lock(&self.cluster) {
+            let running = cluster.nodes.iter().filter(|n| n.status == "running");
+            let _ = write!(
+                s,
+                " · <b id=\"shares\">{}</b> of {} node share(s) running",
+                running.count(),
+                cluster.nodes.len()
+            );
+        }
         for (name, executor, active) in lock(&self.live.scenarios).iter() {
             let _ = write!(
                 s,
@@ -238,6 +279,20 @@ impl Board {
             );
         }
         s
+    }
+}
+
+/// The answer to a live change: what it did, or why not.
+fn said(outcome: Result<String, String>) -> Reply {
+    match outcome {
+        Ok(said) => {
+            eprintln!("\nlive change: {said}");
+            Reply::Found(
+                "text/plain; charset=utf-8",
+                format!("{said}\n").into_bytes(),
+            )
+        }
+        Err(why) => Reply::Refused(why),
     }
 }
 

@@ -136,7 +136,48 @@ pub fn body(s: &Summary, rows: &[Row]) -> String {
         }
         h.push_str("</ul>");
     }
+    if let Some(c) = &s.cluster {
+        cluster(&mut h, c);
+    }
     h
+}
+
+/// A cluster run's nodes (each one's share and counts) and its events.
+fn cluster(h: &mut String, c: &crate::ClusterSummary) {
+    let _ = write!(
+        h,
+        "<h2>Nodes <small>(run {}, config {})</small></h2>{}\
+         <table><tr><th>node</th><th>address</th><th>share</th><th>status</th><th>requests</th>\
+         <th>failed</th><th>iterations</th><th>dropped</th><th>took over from</th></tr>",
+        esc(&c.run_id),
+        esc(&c.config_version),
+        c.start_spread_ms.map_or(String::new(), |ms| format!(
+            "<p>first iterations within {ms} ms of each other</p>"
+        ))
+    );
+    for n in &c.nodes {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&n.node_id),
+            esc(&n.addr),
+            esc(&n.segment),
+            esc(&n.status),
+            n.requests,
+            n.failed,
+            n.iterations,
+            n.dropped_iterations,
+            esc(n.took_over_from.as_deref().unwrap_or(""))
+        );
+    }
+    h.push_str("</table>");
+    if !c.events.is_empty() {
+        h.push_str("<h2>Events</h2><ul>");
+        for e in &c.events {
+            let _ = write!(h, "<li>{}</li>", esc(e));
+        }
+        h.push_str("</ul>");
+    }
 }
 
 pub const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}h1{font-size:1.4em}\

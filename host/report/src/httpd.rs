@@ -42,6 +42,8 @@ pub enum Reply {
     /// The request cannot be carried out; the text says why.
     Refused(String),
     NotFound,
+    /// The answer once this is done (a live change sent to a cluster).
+    Later(std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>),
 }
 
 /// How long a client has to send its request headers.
@@ -91,8 +93,14 @@ pub fn serve_on(
                                 .and_then(|v| v.to_str().ok()),
                             control: headers.contains_key(CONTROL_HEADER),
                         };
-                        let reply = respond(answer(&asked));
-                        async move { Ok::<_, std::convert::Infallible>(reply) }
+                        let reply = answer(&asked);
+                        async move {
+                            let reply = match reply {
+                                Reply::Later(later) => later.await,
+                                now => now,
+                            };
+                            Ok::<_, std::convert::Infallible>(respond(reply))
+                        }
                     },
                 );
                 let conn = hyper::server::conn::http1::Builder::new()
@@ -119,7 +127,7 @@ fn respond(reply: Reply) -> Response<Full<Bytes>> {
             "text/plain",
             Bytes::from(format!("{why}\n")),
         ),
-        Reply::NotFound => (
+        Reply::NotFound | Reply::Later(_) => (
             StatusCode::NOT_FOUND,
             "text/plain",
             Bytes::from_static(b"not found\n"),

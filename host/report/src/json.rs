@@ -37,7 +37,7 @@ pub struct Summary {
     pub cluster: Option<ClusterSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ClusterSummary {
     pub run_id: String,
     /// Short SHA-256 of the config that ran.

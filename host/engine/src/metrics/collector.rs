@@ -163,6 +163,37 @@ impl Collector {
         closed
     }
 
+    /// Takes a second closed elsewhere (a cluster run's merged series, as
+    /// the operator mirrors it for its dashboard and outputs) as if it had
+    /// closed here. Seconds must come in order; one already taken is
+    /// ignored.
+    pub fn absorb(&mut self, c: Closed) {
+        if c.idx < self.closed_below {
+            return;
+        }
+        self.closed_below = c.idx + 1;
+        self.total.merge(&c.metrics);
+        self.rows.push(row(c.idx, &c.metrics, c.vus));
+        if let Some(out) = &mut self.outbox {
+            out.push(c);
+        }
+    }
+
+    /// Takes a minute closed elsewhere (the folded start of a long
+    /// cluster run): counted and charted, but not streamed, since outputs
+    /// take seconds.
+    pub fn absorb_minute(&mut self, c: Closed, secs: u64) {
+        let end = (c.idx + 1) * secs;
+        if end <= self.closed_below {
+            return;
+        }
+        self.closed_below = end;
+        self.total.merge(&c.metrics);
+        let mut r = row(end - 1, &c.metrics, c.vus);
+        r.secs = secs;
+        self.rows.push(r);
+    }
+
     /// Everything so far, closed and open: for live views and thresholds.
     pub fn cumulative(&self) -> Metrics {
         let mut m = self.total.clone();

@@ -140,6 +140,15 @@ impl Live {
         Self::with_collector(Collector::new(epoch).streaming().with_filters(filters))
     }
 
+    /// The live view of a run whose load goes elsewhere (an operator's
+    /// copy of a cluster run): its seconds come in through
+    /// [`Collector::absorb`], counted from `epoch`, the run's start.
+    pub fn mirror(epoch: Instant, filters: Filters) -> Live {
+        let live = Self::with_collector(Collector::new(epoch).with_filters(filters));
+        *live.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(epoch);
+        live
+    }
+
     fn with_collector(c: Collector) -> Live {
         Live {
             sink: Arc::new(Mutex::new(c)),
