@@ -406,3 +406,51 @@ fn a_cluster_runs_merged_series_reaches_prometheus_and_the_scrape_endpoint() {
         0
     );
 }
+
+/// The run's request count on a node's health port `/metrics`.
+fn scraped(c: &Cluster, i: usize) -> Option<f64> {
+    let text = common::http_try_get(&format!("http://{}/metrics", c.nodes[i].health))?;
+    text.lines()
+        .filter(|l| l.starts_with("loadtest_http_reqs_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+#[test]
+fn the_leader_streams_the_configs_outputs_and_serves_metrics_through_a_failover() {
+    let _g = serial();
+    let prom = common::prometheus::Prometheus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let cfg = config(
+        dir.path(),
+        &target,
+        &format!(
+            "  open: {{ plugin: shop, executor: constant-arrival-rate, rate: 40, duration: 14s, preAllocatedVUs: 4, maxVUs: 40, params: {{ think_ms: 0 }} }}\noutputs: [\"prometheus={}/api/v1/write\"]\n",
+            prom.url
+        ),
+    );
+    let (mut c, leader) = start_cluster(3);
+    let run = submit(dir.path(), &cfg, &c.peers, &[]);
+    common::cluster::await_true("the leader's /metrics counts requests", || {
+        scraped(&c, leader).is_some_and(|n| n > 0.0)
+    });
+    let follower = (leader + 1) % 3;
+    assert_eq!(scraped(&c, follower), None, "only the leader publishes");
+    prom.wait_for_some("sum(loadtest_http_reqs_total)");
+
+    c.kill(leader);
+    let (new_leader, _) = c.await_agreement(LIMIT);
+    common::cluster::await_true("the new leader's /metrics counts requests", || {
+        scraped(&c, new_leader).is_some_and(|n| n > 0.0)
+    });
+    let out = run.finish();
+    assert_eq!(out.code, 0, "{}", out.output);
+    let total = out.report["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(total, target.received(), "report and target disagree");
+    // Streamed by two leaders, counted once.
+    prom.wait_for("sum(loadtest_http_reqs_total)", total as f64);
+    common::cluster::await_true("the new leader's /metrics holds the whole run", || {
+        scraped(&c, new_leader) == Some(total as f64)
+    });
+}

@@ -116,3 +116,48 @@ fn a_receiver_that_refuses_or_is_down_costs_the_run_nothing() {
     );
     assert!(run.stderr.contains("were not delivered"), "{}", run.stderr);
 }
+
+#[test]
+fn outputs_named_in_the_config_stream_like_out() {
+    let prom = Prometheus::start();
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series.jsonl");
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "target: {}\noutputs: [\"prometheus={}/api/v1/write\", \"json={}\"]\nplugins:\n  get: {{ path: {} }}\nscenarios:\n  s: {{ plugin: get, executor: constant-arrival-rate, rate: 20, duration: 3s, preAllocatedVUs: 2 }}\n",
+            target.url,
+            prom.url,
+            series.display(),
+            component("single_get").display()
+        ),
+    );
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(60));
+    prom.wait_for("sum(loadtest_http_reqs_total)", 60.0);
+    let lines = std::fs::read_to_string(&series).unwrap();
+    assert!(
+        lines.contains("\"loadtest_http_reqs\""),
+        "the JSON-lines output: {lines}"
+    );
+
+    let bad = write_config(
+        &dir,
+        &format!(
+            "target: {}\noutputs: [\"kafka=broker:9092\"]\nplugins:\n  get: {{ path: {} }}\nscenarios:\n  s: {{ plugin: get, executor: constant-arrival-rate, rate: 20, duration: 3s, preAllocatedVUs: 2 }}\n",
+            target.url,
+            component("single_get").display()
+        ),
+    );
+    let before = target.received();
+    let run = run_loadtest(&dir, &["run", "-q", bad.to_str().unwrap()]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains(":2:") && run.stderr.contains("`kafka=broker:9092` is not an output"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(target.received(), before, "nothing was sent");
+}

@@ -64,6 +64,18 @@ impl Prometheus {
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     }
 
+    /// Waits (up to 30 s) for the query to answer anything.
+    pub fn wait_for_some(&self, query: &str) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(v) = self.value(query) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{query} never answered");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits (up to 30 s) for the query to answer `want`.
     pub fn wait_for(&self, query: &str, want: f64) {
         let deadline = Instant::now() + Duration::from_secs(30);

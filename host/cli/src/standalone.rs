@@ -37,7 +37,8 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         }
         None => None,
     };
-    let stream = report::stream::start(&out.stream, live.clone()).await?;
+    let outs = report::stream::with_config(&out.stream, &bundle.config.output_specs())?;
+    let stream = report::stream::start(&outs, live.clone()).await?;
     let progress = (!out.quiet).then(|| tokio::spawn(progress::report(live.clone())));
     let aborted = Arc::new(AtomicBool::new(false));
     let abort_watch = tokio::spawn(watch_abort_thresholds(

@@ -33,6 +33,8 @@ pub async fn serve(
                 serde_json::to_vec(&ctx.detail())
             }
             "/cluster/state" => return Reply::Unauthorized(DETAIL_NEEDS),
+            // Like Prometheus's own exporters, open to scrapers.
+            "/metrics" => return crate::publish::scrape(&ctx),
             _ => return Reply::NotFound,
         };
         Reply::Found("application/json", body.unwrap_or_default())

@@ -17,6 +17,7 @@ mod mirror;
 mod network;
 mod node;
 mod operator;
+mod publish;
 mod registry;
 mod service;
 mod settings;

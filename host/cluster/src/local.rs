@@ -25,6 +25,8 @@ pub struct Local {
     /// When each peer last answered a hello (every node says hello to
     /// every peer each second).
     answered: Mutex<HashMap<String, Instant>>,
+    /// Leader only: the live view of the run it publishes (`/metrics`).
+    pub published: Mutex<Option<loadtest_engine::workload::Live>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

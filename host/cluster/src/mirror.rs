@@ -64,7 +64,8 @@ impl Mirror {
             Some(addr) => Some(prometheus::bind(addr, live.clone()).await?),
             None => None,
         };
-        let stream = stream::start(&out.stream, live.clone()).await?;
+        let stream =
+            stream::start_at(&out.stream, live.clone(), Some(plan.start_at_ms as i64)).await?;
         Ok(Mirror {
             live,
             next: 0,

@@ -497,6 +497,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     supervise("the coordinator", ctx.clone(), crate::coordinator::drive);
     supervise("the worker", ctx.clone(), crate::worker::follow);
     supervise("the metrics intake", ctx.clone(), crate::intake::flush);
+    supervise("the live outputs", ctx.clone(), crate::publish::publish);
     supervise(
         "the config watcher",
         ctx.clone(),

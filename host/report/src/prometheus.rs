@@ -19,7 +19,9 @@ pub async fn bind(addr: SocketAddr, live: Live) -> anyhow::Result<tokio::task::J
     .await
 }
 
-fn exposition(live: &Live) -> String {
+/// The Prometheus text of what `live` measured so far (also a cluster
+/// leader's `/metrics`).
+pub fn exposition(live: &Live) -> String {
     let m = live.cumulative();
     let mut out = String::new();
     requests(&mut out, &m);

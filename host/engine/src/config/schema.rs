@@ -29,6 +29,33 @@ pub struct Config {
     /// Pass/fail criteria (k6 syntax); a failed one makes the exit code 99.
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// Where the metrics are streamed while the run goes, written as
+    /// `--out` takes them and added to the command line's. In a cluster
+    /// the leader streams the merged series.
+    #[serde(default)]
+    pub outputs: Vec<Output>,
+}
+
+/// One of the config's `outputs`, checked while reading the YAML so that
+/// a typo is reported with its position.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct Output(pub String);
+
+impl TryFrom<String> for Output {
+    type Error = String;
+
+    fn try_from(o: String) -> Result<Self, String> {
+        let known = o.split_once('=').is_some_and(|(kind, to)| {
+            matches!(kind, "prometheus" | "otlp" | "json") && !to.trim().is_empty()
+        });
+        if !known {
+            return Err(format!(
+                "`{o}` is not an output: write prometheus=URL (remote write), otlp=URL (OTLP/HTTP) or json=FILE"
+            ));
+        }
+        Ok(Output(o))
+    }
 }
 
 /// The config's `thresholds`, parsed while reading the YAML so that a bad
@@ -184,6 +211,11 @@ impl Default for SandboxOptions {
 }
 
 impl Config {
+    /// The `outputs` as written.
+    pub fn output_specs(&self) -> Vec<String> {
+        self.outputs.iter().map(|o| o.0.clone()).collect()
+    }
+
     /// Checks that need the whole config (cross references, URLs).
     pub(super) fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         if self.scenarios.is_empty() {

@@ -171,3 +171,18 @@ fn durations_read_k6_style_and_bare_seconds() {
     );
     assert!(HumanDuration::parse("soon").is_err());
 }
+
+#[test]
+fn outputs_are_checked_where_they_are_written() {
+    let c = parse_ok(&format!(
+        "{GOOD}outputs: [\"prometheus=http://127.0.0.1:9090/api/v1/write\", \"json=series.jsonl\"]\n"
+    ));
+    assert_eq!(c.outputs.len(), 2);
+    let e = parse_err(&format!("{GOOD}outputs: [\"kafka=broker:9092\"]\n"));
+    assert_eq!(e.field.as_deref(), Some("outputs[0]"));
+    assert_eq!(e.position.map(|p| p.0), Some(17));
+    assert!(
+        e.message.contains("`kafka=broker:9092` is not an output"),
+        "{e}"
+    );
+}

@@ -76,12 +76,40 @@ pub struct Stream {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// The outputs a config's `outputs:` names, after the command line's
+/// (`cli`); one named in both is streamed once.
+pub fn with_config(cli: &[Out], config: &[String]) -> anyhow::Result<Vec<Out>> {
+    let mut outs = cli.to_vec();
+    for (i, o) in config.iter().enumerate() {
+        let out: Out = o
+            .parse()
+            .map_err(|e| anyhow::anyhow!("outputs[{i}]: {e}"))?;
+        if !outs.contains(&out) {
+            outs.push(out);
+        }
+    }
+    Ok(outs)
+}
+
 /// Starts streaming `live` to `outs` (none: no task at all).
 pub async fn start(outs: &[Out], live: Live) -> anyhow::Result<Option<Stream>> {
+    start_at(outs, live, None).await
+}
+
+/// Like [`start`], with the wall-clock time (Unix ms) of the run's second
+/// 0 given: a cluster run's, so that whoever streams it (the operator, or
+/// a leader after a failover) stamps each second alike and a second sent
+/// twice is the same sample.
+pub async fn start_at(
+    outs: &[Out],
+    live: Live,
+    epoch_ms: Option<i64>,
+) -> anyhow::Result<Option<Stream>> {
     if outs.is_empty() {
         return Ok(None);
     }
     let mut sinks = Sinks::open(outs, &live)?;
+    sinks.epoch_ms = epoch_ms;
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
