@@ -474,3 +474,140 @@ fn a_plugin_logging_in_a_loop_is_held_to_its_log_budget() {
     );
     assert_eq!(run.report["totals"]["iterations"], 6);
 }
+
+#[test]
+fn out_of_range_numbers_in_a_config_file_are_refused_where_they_are_written() {
+    let base = |executor: &str| config("http://127.0.0.1:1", "quickstart", executor);
+    // (config, where, field path)
+    let cases = [
+        (
+            base("    executor: constant-vus\n    duration: 1e20\n"),
+            "test.yaml:8:",
+            "scenarios.s.duration",
+        ),
+        (
+            base("    executor: constant-vus\n    vus: 18446744073709551615\n    duration: 1s\n"),
+            "test.yaml:8:",
+            "scenarios.s.vus",
+        ),
+        (
+            base(
+                "    executor: constant-arrival-rate\n    rate: -5\n    duration: 1s\n    preAllocatedVUs: 1\n",
+            ),
+            "test.yaml:8:",
+            "scenarios.s.rate",
+        ),
+        (
+            base(
+                "    executor: constant-vus\n    duration: 1s\n    gracefulStop: 100000000000000s\n",
+            ),
+            "test.yaml:9:",
+            "scenarios.s.gracefulStop",
+        ),
+        (
+            format!(
+                "{}http: {{ timeout: 99999999999999h }}\n",
+                base("    executor: constant-vus\n    duration: 1s\n")
+            ),
+            "test.yaml:9:",
+            "http.timeout",
+        ),
+    ];
+    for (yaml, at, field) in &cases {
+        assert_rejected(yaml, &[at, field]);
+    }
+}
+
+/// `loadtest run` with every report on a config, signalled with SIGTERM
+/// `times` times once `ready` holds. Returns the exit code, how long it
+/// took to exit after the first signal, and the report directory.
+fn run_terminated(
+    dir: &tempfile::TempDir,
+    cfg: &std::path::Path,
+    times: usize,
+    ready: impl Fn() -> bool,
+) -> (i32, std::time::Duration) {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let d = dir.path();
+    let mut child = Command::new(common::BIN)
+        .args(["run", "-q", "--json"])
+        .arg(d.join("report.json"))
+        .arg("--html")
+        .arg(d.join("report.html"))
+        .arg("--timeseries")
+        .arg(d.join("series.jsonl"))
+        .arg(cfg)
+        .env_remove("CLUSTER_ENABLED")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    for _ in 0..times {
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let code = common::wait_bounded(&mut child, Duration::from_secs(60));
+    (code, signalled.elapsed())
+}
+
+/// Every report of an interrupted run is there and agrees with the target.
+fn assert_reports_written(dir: &tempfile::TempDir, target: &Target) {
+    let d = dir.path();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["stopped_early"], true);
+    assert_eq!(
+        report["totals"]["requests"].as_u64(),
+        Some(target.received())
+    );
+    // Every request waited at the target and was cut off: each counts,
+    // failed as interrupted.
+    assert_eq!(report["totals"]["failed"], report["totals"]["requests"]);
+    assert!(report.to_string().contains("\"interrupted\""), "{report}");
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(html.contains("stopped early"), "the HTML report says so");
+    assert!(std::fs::read_to_string(d.join("series.jsonl")).is_ok_and(|s| !s.is_empty()));
+}
+
+#[test]
+fn sigterm_ends_a_run_within_graceful_stop_and_writes_every_report() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Each iteration waits 5 s at the target; gracefulStop gives it 1 s.
+    let executor = "    executor: constant-vus\n    vus: 2\n    duration: 60s\n    gracefulStop: 1s\n    params: { mode: ok, path: /delay/20000 }\n";
+    let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
+    let (code, took) = run_terminated(&dir, &cfg, 1, || target.received() >= 2);
+    assert_eq!(code, 130);
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "gracefulStop is 1 s, the run took {took:?} to end"
+    );
+    assert_reports_written(&dir, &target);
+}
+
+#[test]
+fn a_second_sigterm_ends_the_run_at_once_and_still_writes_every_report() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    // gracefulStop would wait 30 s for the iterations at the target.
+    let executor = "    executor: constant-vus\n    vus: 2\n    duration: 60s\n    gracefulStop: 30s\n    params: { mode: ok, path: /delay/20000 }\n";
+    let cfg = write_config(&dir, &config(&target.url, "hostile", executor));
+    let (code, took) = run_terminated(&dir, &cfg, 2, || target.received() >= 2);
+    assert_eq!(code, 130);
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "a second SIGTERM took {took:?} to end the run"
+    );
+    assert_reports_written(&dir, &target);
+}

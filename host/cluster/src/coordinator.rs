@@ -550,6 +550,9 @@ pub struct LiveView {
     pub seconds: Vec<Closed>,
     /// The second to ask from next time.
     pub next: u64,
+    /// More whole seconds are there than one answer carries.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// Seconds per answer: an operator that starts late catches up over a
@@ -587,7 +590,8 @@ pub fn live_view(
         .take_while(|c| c.idx < whole)
         .collect();
     let last = seconds.last().map_or(since, |c| c.idx + 1);
-    let next = if whole == u64::MAX || seconds.len() == LIVE_SECONDS {
+    let more = seconds.len() == LIVE_SECONDS;
+    let next = if whole == u64::MAX || more {
         last
     } else {
         whole.max(since)
@@ -596,6 +600,7 @@ pub fn live_view(
         minutes,
         seconds,
         next,
+        more,
     }
 }
 

@@ -81,13 +81,15 @@ impl Mirror {
     }
 
     /// Takes what a status reply brought: new whole seconds, and the
-    /// nodes, events and live changes as they are now.
-    pub fn take(&mut self, reply: &mut StatusReply) {
+    /// nodes, events and live changes as they are now. Returns whether
+    /// there are more seconds to ask for at once.
+    pub fn take(&mut self, reply: &mut StatusReply) -> bool {
+        let more = reply.live.as_ref().is_some_and(|v| v.more);
         if let Some(view) = reply.live.take() {
             self.absorb(view);
         }
         let (Some(d), Some(plan)) = (&self.dashboard, &reply.plan) else {
-            return;
+            return more;
         };
         let nodes = reply
             .progress
@@ -101,6 +103,7 @@ impl Mirror {
             plan.events.clone(),
         );
         d.show_cluster(cluster, crate::steering::log_lines(plan));
+        more
     }
 
     fn absorb(&mut self, view: LiveView) {

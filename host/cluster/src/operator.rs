@@ -264,9 +264,8 @@ async fn wait_for(
             // Asked without the series: the next poll brings it.
             continue;
         }
-        if let Some(m) = &mut mirror {
-            m.take(&mut reply);
-        }
+        // A mirror that has not caught up with a finished run asks again.
+        let behind = mirror.as_mut().is_some_and(|m| m.take(&mut reply));
         let Some(plan) = reply.plan.as_ref().filter(|p| p.run_id == run_id) else {
             // A node that does not lead may not have caught up (one that
             // just joined has no plan yet): only the leader's word counts.
@@ -296,7 +295,7 @@ async fn wait_for(
         said = (Some(plan.status), plan.events.len());
         match plan.status {
             Status::Aborted => return Ok((reply, None, mirror)),
-            Status::Finished if reply.result.is_some() => {
+            Status::Finished if reply.result.is_some() && !behind => {
                 let result = reply.result.take();
                 return Ok((reply, result, mirror));
             }
@@ -357,7 +356,7 @@ pub async fn status(nodes: &str, json: bool) -> anyhow::Result<u8> {
         "run {} `{}` (config {}): {:?}{}",
         plan.run_id,
         plan.name,
-        plan.version.clone(),
+        plan.version,
         plan.status,
         plan.error
             .as_ref()

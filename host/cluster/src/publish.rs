@@ -93,7 +93,7 @@ async fn feed(ctx: &NodeCtx, plan: &Plan, p: &mut Published) {
         .collect();
     loop {
         let view = coordinator::live_view(ctx, &plan.run_id, &progress, p.next);
-        let more = !view.seconds.is_empty() && view.next > p.next;
+        let more = view.more;
         {
             let mut c = p.live.sink.lock().unwrap_or_else(|e| e.into_inner());
             for m in view.minutes {

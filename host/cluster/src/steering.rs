@@ -17,6 +17,10 @@ use std::time::Duration;
 /// within a heartbeat or two) before the moment comes.
 const LEAD: Duration = Duration::from_millis(500);
 
+/// How long a share's scenarios may take to start before its live
+/// changes are given up (VU start is bounded by `sandbox.initTimeout`).
+const REGISTERED_WITHIN: Duration = Duration::from_secs(600);
+
 /// Attempts at writing the plan when the coordinator changed it between
 /// our read and our write.
 const ATTEMPTS: usize = 5;
@@ -89,7 +93,13 @@ pub fn log_lines(plan: &Plan) -> Vec<String> {
 /// where this share left off) in order, each at its moment, once the
 /// share's scenarios are there to take them.
 pub async fn apply(steering: Steering, changes: Vec<Steer>, run: String) {
-    steering.registered().await;
+    if tokio::time::timeout(REGISTERED_WITHIN, steering.registered())
+        .await
+        .is_err()
+    {
+        tracing::warn!(run = %run, "this share's scenarios never started; its live changes are dropped");
+        return;
+    }
     for c in changes {
         tokio::time::sleep_until(tokio::time::Instant::from_std(crate::worker::instant_of(
             c.at_ms,

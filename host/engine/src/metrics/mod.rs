@@ -10,7 +10,7 @@ mod tags;
 mod wire;
 
 pub use collector::{Closed, Collector, INTERVAL, Row, row};
-pub use recorder::{Event, FailureKind, Recorder, Sink};
+pub use recorder::{Event, FailureKind, LateEntry, Recorder, Sink};
 pub use stats::{
     CheckStats, GaugeStats, GeneratorSecond, GeneratorStats, GroupStats, Latency, Metrics, Phases,
     RateStats, RequestStats, ScenarioStats, Tagged, TrendStats, histogram,

@@ -136,6 +136,16 @@ impl Recorder {
         self.sink.clone()
     }
 
+    /// What an event recorded after this recorder is gone needs (a
+    /// request cut off mid-flight, whose future is dropped with it).
+    pub fn late_entry(&self) -> LateEntry {
+        LateEntry {
+            sink: self.sink.clone(),
+            scenario: self.scenario.clone(),
+            epoch: self.epoch,
+        }
+    }
+
     /// How many events this recorder has taken.
     pub fn recorded(&self) -> u64 {
         self.recorded
@@ -170,6 +180,22 @@ impl Recorder {
             sink.apply(self.interval, &self.scenario, self.events.drain(..));
         }
         self.enter(now);
+    }
+}
+
+/// Records one event straight into the collector, in the interval it
+/// happens in: for what happens while the VU's own recorder is dropped.
+pub struct LateEntry {
+    sink: Sink,
+    scenario: Arc<str>,
+    epoch: Instant,
+}
+
+impl LateEntry {
+    pub fn record(&self, event: Event) {
+        let idx = Collector::interval_of(self.epoch, Instant::now());
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        sink.apply(idx, &self.scenario, [event]);
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::bindings::v02::loadtest::scenario::{cookies, http, log, metrics, vu};
 use crate::client::{self, Client, Exchange, Hop, Jar, Outgoing, RequestError, Session, Timings};
-use crate::metrics::{Context, Event, Recorder};
+use crate::metrics::{Context, Event, LateEntry, Recorder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use std::sync::{Arc, Mutex};
@@ -164,7 +164,12 @@ struct Prepared {
 }
 
 /// Sends a prepared request on `session`, handing each hop's event to `record`.
-async fn exchange(session: &mut Session, p: Prepared, mut record: impl FnMut(Event)) -> Exchange {
+async fn exchange(
+    session: &mut Session,
+    p: Prepared,
+    late_entry: LateEntry,
+    mut record: impl FnMut(Event),
+) -> Exchange {
     let Prepared {
         outgoing,
         name,
@@ -172,15 +177,56 @@ async fn exchange(session: &mut Session, p: Prepared, mut record: impl FnMut(Eve
         ctx,
         late,
     } = p;
-    let mut name = Some(name);
+    let mut pending = InFlight {
+        method: method_tag(&outgoing.method),
+        name: Some(name),
+        ctx,
+        late,
+        started: Instant::now(),
+        late_entry,
+    };
     let exchange = session
         .send(outgoing, max_redirects, |hop| {
-            record(hop_event(&mut name, hop, late, &ctx))
+            record(hop_event(&mut pending.name, hop, late, &pending.ctx))
         })
         .await;
+    // It landed: whatever it recorded (a request that never left, an
+    // invalid one, records nothing) stands.
+    pending.name = None;
     Exchange {
         elapsed: exchange.elapsed + late,
         result: exchange.result,
+    }
+}
+
+/// A request on its way. If the iteration is cut off before its answer
+/// (a stop, or gracefulStop running out) the request still counts, as one
+/// that failed `interrupted`: the target saw it, so the report does too.
+struct InFlight {
+    /// Taken when the first hop's event is recorded.
+    name: Option<String>,
+    method: &'static str,
+    ctx: Context,
+    late: Duration,
+    started: Instant,
+    late_entry: LateEntry,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(name) = self.name.take() else {
+            return;
+        };
+        self.late_entry.record(Event::Request {
+            name,
+            method: self.method,
+            status: None,
+            error: Some("interrupted"),
+            micros: (self.started.elapsed() + self.late).as_micros() as u64,
+            bytes: 0,
+            timings: [0; 6],
+            ctx: self.ctx.clone(),
+        });
     }
 }
 
@@ -274,7 +320,8 @@ impl http::Host for VuHost {
         let VuHost {
             session, recorder, ..
         } = self;
-        let ex = exchange(session, prepared, |e| recorder.record(e)).await;
+        let late_entry = recorder.late_entry();
+        let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
         self.waited = true;
         response_of(ex)
     }
@@ -310,7 +357,8 @@ impl http::Host for VuHost {
                         continue;
                     };
                     let _permit = lanes.permits.acquire().await.ok();
-                    let ex = exchange(session, p, |e| lock(recorder).record(e)).await;
+                    let late_entry = lock(recorder).late_entry();
+                    let ex = exchange(session, p, late_entry, |e| lock(recorder).record(e)).await;
                     lock(results)[i] = Some(response_of(ex));
                 }
             }

@@ -8,7 +8,7 @@ use rand::Rng;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::time::{Instant as TokioInstant, Sleep};
 
@@ -124,7 +124,7 @@ impl Vu {
         let mut guard = self
             .guard
             .take()
-            .unwrap_or_else(|| Guard::new(self.ctx.stop.clone(), hard_end));
+            .unwrap_or_else(|| Guard::new(self.ctx.stop.clone(), hard_end, self.ctx.graceful_stop));
         let flow = self
             .guarded_iteration(&mut guard, scheduled, hard_end, cut)
             .await;
@@ -237,25 +237,42 @@ fn pick_exec(exec: &[(String, u32)], host: &mut VuHost) -> String {
 struct Guard {
     end: Pin<Box<Sleep>>,
     stop_now: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Resolves when a graceful stop is asked for (a first Ctrl-C or
+    /// SIGTERM, `loadtest stop`, an `abortOnFail` threshold).
+    stopping: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Once stopping: running iterations get `graceful_stop` from then,
+    /// not from the scenario's scheduled end.
+    stopping_by: Option<TokioInstant>,
+    graceful_stop: Duration,
     stopped: bool,
 }
 
+/// Resolves once `stop` satisfies `wanted` (never, if its sender is gone).
+fn stop_when(
+    mut stop: watch::Receiver<Stop>,
+    wanted: fn(&Stop) -> bool,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if stop.wait_for(wanted).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
+}
+
 impl Guard {
-    fn new(mut stop: watch::Receiver<Stop>, hard_end: TokioInstant) -> Guard {
-        let stop_now = async move {
-            let _ = stop.wait_for(|s| *s == Stop::Now).await;
-            if stop.has_changed().is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
+    fn new(stop: watch::Receiver<Stop>, hard_end: TokioInstant, graceful_stop: Duration) -> Guard {
         Guard {
             end: Box::pin(tokio::time::sleep_until(hard_end)),
-            stop_now: Box::pin(stop_now),
+            stop_now: stop_when(stop.clone(), |s| *s == Stop::Now),
+            stopping: stop_when(stop, |s| *s != Stop::No),
+            stopping_by: None,
+            graceful_stop,
             stopped: false,
         }
     }
 
-    /// Runs `fut` unless the hard deadline, a stop-now, or `cut` comes first.
+    /// Runs `fut` unless the hard deadline, a stop-now, gracefulStop after
+    /// a graceful stop, or `cut` comes first.
     async fn run<T>(
         &mut self,
         hard_end: TokioInstant,
@@ -265,18 +282,30 @@ impl Guard {
         if self.stopped {
             return None;
         }
-        if self.end.deadline() != hard_end {
-            self.end.as_mut().reset(hard_end);
+        let deadline = self.stopping_by.map_or(hard_end, |by| by.min(hard_end));
+        if self.end.deadline() != deadline {
+            self.end.as_mut().reset(deadline);
         }
-        tokio::select! {
-            biased;
-            v = fut => Some(v),
-            _ = self.end.as_mut() => None,
-            _ = self.stop_now.as_mut() => {
-                self.stopped = true;
-                None
+        tokio::pin!(fut);
+        tokio::pin!(cut);
+        loop {
+            tokio::select! {
+                biased;
+                v = &mut fut => return Some(v),
+                _ = self.end.as_mut() => return None,
+                _ = self.stop_now.as_mut() => {
+                    self.stopped = true;
+                    return None;
+                }
+                _ = self.stopping.as_mut(), if self.stopping_by.is_none() => {
+                    let by = TokioInstant::now() + self.graceful_stop;
+                    self.stopping_by = Some(by);
+                    if by < self.end.deadline() {
+                        self.end.as_mut().reset(by);
+                    }
+                }
+                _ = &mut cut => return None,
             }
-            _ = cut => None,
         }
     }
 }
