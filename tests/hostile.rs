@@ -151,6 +151,28 @@ fn a_signed_content_length_is_refused() {
 }
 
 #[test]
+fn a_signed_chunk_size_is_refused() {
+    fn reply(s: &mut TcpStream, _: &Stop) -> std::io::Result<bool> {
+        write(
+            s,
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n",
+        )
+    }
+    assert_refused(reply, "protocol", "chunk");
+}
+
+#[test]
+fn conflicting_content_lengths_are_refused() {
+    fn reply(s: &mut TcpStream, _: &Stop) -> std::io::Result<bool> {
+        write(
+            s,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello",
+        )
+    }
+    assert_refused(reply, "protocol", "content-length");
+}
+
+#[test]
 fn an_endless_chunked_body_stops_at_the_cap() {
     fn reply(s: &mut TcpStream, stop: &Stop) -> std::io::Result<bool> {
         let chunk = [&b"10000\r\n"[..], &[b'z'; 0x10000], b"\r\n"].concat();
