@@ -7,10 +7,12 @@
 //! outputs work as they do standalone, see each second once, and carry on
 //! through a failover with nothing counted twice.
 //!
-//! Why the operator and not the leader serves them: the operator already
-//! holds the cluster's credentials and outlives any one leader, so the
-//! page, the scrape target and the streams stay at one address while
-//! leaders come and go, and nodes open no extra port to the network.
+//! Why the operator serves what its command line asks for, not the
+//! leader: it already holds the cluster's credentials and outlives any one
+//! leader, so the page (with its controls), the scrape target and the
+//! streams stay at one address while leaders come and go, and nodes open
+//! no extra port. What the config itself names (`outputs:`) has no
+//! operator to count on; the leader publishes that (`publish.rs`).
 
 use crate::coordinator::{self, LiveView};
 use crate::service::StatusReply;
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub struct Mirror {
-    pub live: Live,
+    live: Live,
     /// The next second to ask for.
     next: u64,
     dashboard: Option<Dashboard>,

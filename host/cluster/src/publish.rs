@@ -34,7 +34,11 @@ pub async fn publish(ctx: Arc<NodeCtx>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let plan = current_plan(&ctx).filter(|p| p.start_at_ms > 0 && ctx.is_leader());
+        let plan = ctx
+            .is_leader()
+            .then(|| current_plan(&ctx))
+            .flatten()
+            .filter(|p| p.start_at_ms > 0);
         let Some(plan) = plan else {
             if current.take().is_some() {
                 *lock(&ctx) = None;
