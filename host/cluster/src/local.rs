@@ -34,11 +34,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Local {
-    pub fn with_blob_limit(max_bytes: u64) -> Self {
-        Local {
-            blobs: BlobStore::with_limit(max_bytes),
+    /// A node's own state, its blobs kept in `blob_dir`.
+    pub fn with_blobs(blob_dir: std::path::PathBuf, max_bytes: u64) -> anyhow::Result<Self> {
+        Ok(Local {
+            blobs: BlobStore::on_disk(blob_dir, max_bytes)?,
             ..Local::default()
-        }
+        })
     }
 
     pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {

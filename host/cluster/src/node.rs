@@ -405,7 +405,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         names: Mutex::new(HashMap::new()),
         distrusted: Mutex::new(BTreeSet::new()),
         settings: settings.clone(),
-        local: Local::with_blob_limit(settings.max_blob_bytes),
+        local: Local::with_blobs(settings.data_dir.join("blobs"), settings.max_blob_bytes)?,
         registry: OnceLock::new(),
         heartbeats: OnceLock::new(),
         dns: OnceLock::new(),
