@@ -446,36 +446,9 @@ fn the_html_report_renders_its_charts_in_headless_chromium() {
         "the report must not load anything"
     );
 
-    let chromium = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("chromium is needed for this test: apt-get install chromium");
-    let profile = tempfile::tempdir().unwrap();
     let shot = dir.path().join("report.png");
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1200,1400",
-    ];
-    let profile_arg = format!("--user-data-dir={}", profile.path().display());
     let url = format!("file://{}", html.display());
-    let dom = Command::new(chromium)
-        .args(flags)
-        .arg(&profile_arg)
-        .args(["--dump-dom", &url])
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = common::browser::dump_dom(&url);
     assert_eq!(dom.matches("<svg class=\"chart\"").count(), 4, "{dom}");
     let drawn = dom.split("<polyline").skip(1).filter(|p| {
         p.split("points=\"")
@@ -484,20 +457,7 @@ fn the_html_report_renders_its_charts_in_headless_chromium() {
     });
     assert!(drawn.count() >= 4, "charts have no lines: {dom}");
     assert!(dom.contains("thresholds passed"), "{dom}");
-    let status = Command::new(chromium)
-        .args(flags)
-        .arg(&profile_arg)
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(&url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        std::fs::metadata(&shot).unwrap().len() > 10_000,
-        "screenshot is empty"
-    );
+    common::browser::screenshot(&url, &shot);
     let _ = std::fs::copy(&shot, std::env::temp_dir().join("loadtest-report.png"));
 }
 

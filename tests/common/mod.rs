@@ -71,6 +71,20 @@ impl Target {
         Target { child, url }
     }
 
+    /// Waits (up to 10 s) until no request arrives for half a second: a
+    /// paused run's running iterations are done.
+    pub fn await_quiet(&self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let before = self.received();
+            std::thread::sleep(Duration::from_millis(500));
+            if self.received() == before {
+                return;
+            }
+            assert!(Instant::now() < deadline, "requests went on {what}");
+        }
+    }
+
     /// Requests the target has received (its own count).
     pub fn received(&self) -> u64 {
         if self.url.starts_with("https://") {

@@ -555,6 +555,21 @@ pub struct LiveView {
     pub more: bool,
 }
 
+impl LiveView {
+    /// Feeds these minutes and seconds into a mirrored live view; returns
+    /// the second to ask from next.
+    pub fn absorb_into(self, live: &Live) -> u64 {
+        let mut c = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+        for m in self.minutes {
+            c.absorb_minute(m, plan::COARSE_SECS);
+        }
+        for s in self.seconds {
+            c.absorb(s);
+        }
+        self.next
+    }
+}
+
 /// Seconds per answer: an operator that starts late catches up over a
 /// few polls rather than in one large reply.
 const LIVE_SECONDS: usize = 120;

@@ -22,7 +22,7 @@ use loadtest_engine::workload::{Live, Stop};
 use loadtest_report::dashboard::{self, Dashboard, Remote};
 use loadtest_report::outputs::Outputs;
 use loadtest_report::{ClusterSummary, NodeSummary, Summary, prometheus, stream};
-use loadtest_wire::plan::{COARSE_SECS, Plan};
+use loadtest_wire::plan::Plan;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -109,14 +109,7 @@ impl Mirror {
     }
 
     fn absorb(&mut self, view: LiveView) {
-        let mut c = self.live.sink.lock().unwrap_or_else(|p| p.into_inner());
-        for m in view.minutes {
-            c.absorb_minute(m, COARSE_SECS);
-        }
-        for s in view.seconds {
-            c.absorb(s);
-        }
-        self.next = self.next.max(view.next);
+        self.next = self.next.max(view.absorb_into(&self.live));
     }
 
     /// The run is over: the streams send what is left, the dashboard shows

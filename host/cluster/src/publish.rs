@@ -15,7 +15,7 @@ use crate::node::NodeCtx;
 use loadtest_engine::workload::Live;
 use loadtest_report::httpd::Reply;
 use loadtest_report::stream::{self, Stream};
-use loadtest_wire::plan::{COARSE_SECS, Plan};
+use loadtest_wire::plan::Plan;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,16 +98,7 @@ async fn feed(ctx: &NodeCtx, plan: &Plan, p: &mut Published) {
     loop {
         let view = coordinator::live_view(ctx, &plan.run_id, &progress, p.next);
         let more = view.more;
-        {
-            let mut c = p.live.sink.lock().unwrap_or_else(|e| e.into_inner());
-            for m in view.minutes {
-                c.absorb_minute(m, COARSE_SECS);
-            }
-            for s in view.seconds {
-                c.absorb(s);
-            }
-        }
-        p.next = p.next.max(view.next);
+        p.next = p.next.max(view.absorb_into(&p.live));
         if !more {
             break;
         }
