@@ -142,12 +142,7 @@ fn a_scale_change_reaches_every_node_at_once_and_the_report_records_it() {
     let out = run.finish();
     assert_eq!(out.code, 0, "a run stopped by an operator: {}", out.output);
     let report: &Value = &out.report;
-    let controls: Vec<&str> = report["controls"]
-        .as_array()
-        .expect("the report lists the live changes")
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let controls = common::controls(report);
     assert_eq!(controls.len(), 2, "{controls:?}");
     assert!(controls[0].contains("6 VUs") && controls[1].contains("paused"));
     let events = report["cluster"]["events"].to_string();

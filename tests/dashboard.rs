@@ -259,12 +259,7 @@ fn scaling_an_externally_controlled_scenario_changes_the_load_at_the_target() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    let controls: Vec<&str> = report["controls"]
-        .as_array()
-        .expect("the report lists the live changes")
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let controls = common::controls(&report);
     assert_eq!(controls.len(), 3, "{controls:?}");
     assert!(
         controls[0].contains("paused")

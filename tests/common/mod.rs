@@ -243,6 +243,16 @@ pub fn wait_measured(child: &mut Child, limit: Duration) -> (i32, u64) {
     }
 }
 
+/// The live changes a JSON report lists (`controls`).
+pub fn controls(report: &Value) -> Vec<&str> {
+    report["controls"]
+        .as_array()
+        .expect("the report lists the live changes")
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect()
+}
+
 /// Runs `loadtest run -q` on `cfg` until `ready` holds (waited for up to
 /// 30 s), then sends SIGINT, as Ctrl-C does. Returns the exit code, how
 /// long the process took to exit after the signal, and the JSON report.

@@ -45,6 +45,8 @@ pub struct VuHost {
     pub(super) waited: bool,
     /// `wasi:http` requests, for guests that send them that way.
     pub(super) wasi_http: super::wasi_http::HttpHooks,
+    /// Where a request cut off mid-flight is still counted.
+    late_entry: LateEntry,
 }
 
 impl VuHost {
@@ -64,6 +66,7 @@ impl VuHost {
         );
         VuHost {
             wasi_http,
+            late_entry: recorder.late_entry(),
             id,
             scenario,
             iteration: 0,
@@ -167,7 +170,7 @@ struct Prepared {
 async fn exchange(
     session: &mut Session,
     p: Prepared,
-    late_entry: LateEntry,
+    late_entry: &LateEntry,
     mut record: impl FnMut(Event),
 ) -> Exchange {
     let Prepared {
@@ -202,17 +205,17 @@ async fn exchange(
 /// A request on its way. If the iteration is cut off before its answer
 /// (a stop, or gracefulStop running out) the request still counts, as one
 /// that failed `interrupted`: the target saw it, so the report does too.
-struct InFlight {
+struct InFlight<'a> {
     /// Taken when the first hop's event is recorded.
     name: Option<String>,
     method: &'static str,
     ctx: Context,
     late: Duration,
     started: Instant,
-    late_entry: LateEntry,
+    late_entry: &'a LateEntry,
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let Some(name) = self.name.take() else {
             return;
@@ -318,9 +321,11 @@ impl http::Host for VuHost {
         let late = self.late();
         let prepared = self.prepare(req, late);
         let VuHost {
-            session, recorder, ..
+            session,
+            recorder,
+            late_entry,
+            ..
         } = self;
-        let late_entry = recorder.late_entry();
         let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
         self.waited = true;
         response_of(ex)
@@ -342,8 +347,12 @@ impl http::Host for VuHost {
             self.batch.push(self.session.sibling());
         }
         let VuHost {
-            batch, recorder, ..
+            batch,
+            recorder,
+            late_entry,
+            ..
         } = self;
+        let late_entry = &*late_entry;
         // Locks only so the future is Send: the lanes run in this one
         // task, and none is held across an await.
         let recorder = Mutex::new(recorder);
@@ -357,7 +366,6 @@ impl http::Host for VuHost {
                         continue;
                     };
                     let _permit = lanes.permits.acquire().await.ok();
-                    let late_entry = lock(recorder).late_entry();
                     let ex = exchange(session, p, late_entry, |e| lock(recorder).record(e)).await;
                     lock(results)[i] = Some(response_of(ex));
                 }
