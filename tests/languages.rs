@@ -128,6 +128,29 @@ fn javascript_fetch_goes_through_the_host_and_is_recorded() {
     through_wasi_http("js_fetch");
 }
 
+/// A `fetch` still waiting at the target when a stop's gracefulStop runs
+/// out counts, failed as interrupted, as a request of the `http` import.
+#[test]
+fn a_fetch_cut_off_by_a_stop_still_counts() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Every fetch waits 20 s at the target (the query keeps fetch's "/" off the path).
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "target: {url}\nplugins:\n  p: {{ path: {} }}\nscenarios:\n  s: {{ plugin: p, executor: constant-vus, vus: 2, duration: 60s, gracefulStop: 1s, params: {{ base: \"{url}/delay/20000?to=\" }} }}\n",
+            component("js_fetch").display(),
+            url = target.url,
+        ),
+    );
+    let (code, took, r) = common::run_interrupted(&cfg, || target.received() >= 2);
+    assert_eq!(code, 130);
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert_eq!(r["totals"]["requests"].as_u64(), Some(target.received()));
+    assert_eq!(r["totals"]["failed"], r["totals"]["requests"], "{r}");
+    assert!(r.to_string().contains("\"interrupted\""), "{r}");
+}
+
 #[test]
 fn python_wasi_http_requests_go_through_the_host_and_are_recorded() {
     through_wasi_http("py_fetch");

@@ -227,7 +227,7 @@ fn a_minority_partition_cannot_lead_or_commit_and_rejoins_after_healing() {
             .env("CLUSTER_ELECTION_TIMEOUT_MS", "500")
             .env("CLUSTER_TOKEN", TOKEN)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(log_of(&net, i)).unwrap())
             .spawn()
             .unwrap();
         nodes.children.push(child);
@@ -280,12 +280,26 @@ fn a_minority_partition_cannot_lead_or_commit_and_rejoins_after_healing() {
         while health(&net, *i).is_none_or(|h| h["data"]["setting"] != "during-partition") {
             assert!(
                 Instant::now() < until,
-                "node {i} did not catch up after healing"
+                "node {i} did not catch up after healing: {:?}\n{}",
+                health(&net, *i),
+                log_tail(&net, *i)
             );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     for i in 1..=5 {
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{}-n{i}", net.tag)));
+        let _ = std::fs::remove_file(log_of(&net, i));
     }
+}
+
+/// Where node `i` logs, for the message of a failed check.
+fn log_of(net: &Net, i: usize) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{}-n{i}.log", net.tag))
+}
+
+fn log_tail(net: &Net, i: usize) -> String {
+    let log = std::fs::read_to_string(log_of(net, i)).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }

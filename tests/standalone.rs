@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Target, closed_port, component, run_loadtest, write_config};
+use common::{Target, closed_port, component, run_loadtest, run_loadtest_env, write_config};
 use serde_json::Value;
 
 fn config(target: &str, plugin: &str, executor: &str) -> String {
@@ -151,6 +151,60 @@ fn a_failing_init_is_reported_and_exits_3() {
     );
     assert!(
         run.stderr.contains("2 VU(s) failed to start"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(target.received(), 0);
+}
+
+/// A panic in loadtest's own code (here a debug build's failpoint, in the
+/// host during every VU's third iteration) is a bug: it is logged as one,
+/// fails only that iteration, the VU goes on, the data is kept, and the
+/// run ends with an error.
+#[test]
+fn a_panic_in_an_iteration_is_reported_as_a_bug_and_the_run_keeps_its_data() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 2\n    iterations: 5\n";
+    let cfg = write_config(&dir, &config(&target.url, "quickstart", executor));
+    let failpoint = [("LOADTEST_FAILPOINT", "iteration-panic=2")];
+    let run = run_loadtest_env(&dir, &["run", "-q", cfg.to_str().unwrap()], &failpoint);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for needle in [
+        "loadtest hit a bug: a panic at",
+        "failpoint iteration-panic=2",
+        "please report",
+        "hit a bug (a panic) in 2 iteration(s)",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
+    let s = &run.report["scenarios"]["s"];
+    assert_eq!(s["iterations"].as_u64(), Some(10), "{s}");
+    assert_eq!(s["failures"]["panic"].as_u64(), Some(2), "{s}");
+    assert!(has_message(s, "a bug in loadtest"), "{s}");
+    assert_eq!(run.report["totals"]["panics"].as_u64(), Some(2));
+    // Eight iterations of two requests each; the panicked ones sent none.
+    assert_eq!(run.report["totals"]["requests"].as_u64(), Some(16));
+    assert_eq!(target.received(), 16);
+}
+
+#[test]
+fn a_panic_while_a_vu_starts_is_a_failed_start_named_as_a_bug() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 2\n    iterations: 3\n";
+    let cfg = write_config(&dir, &config(&target.url, "quickstart", executor));
+    let failpoint = [("LOADTEST_FAILPOINT", "init-panic")];
+    let run = run_loadtest_env(&dir, &["run", "-q", cfg.to_str().unwrap()], &failpoint);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["init_failed"].as_u64(), Some(2));
+    let messages = &run.report["scenarios"]["s"]["init_messages"];
+    assert!(
+        messages.to_string().contains("a bug in loadtest"),
+        "{messages}"
+    );
+    assert!(
+        run.stderr.contains("failpoint init-panic"),
         "{}",
         run.stderr
     );
@@ -516,6 +570,13 @@ fn out_of_range_numbers_in_a_config_file_are_refused_where_they_are_written() {
     for (yaml, at, field) in &cases {
         assert_rejected(yaml, &[at, field]);
     }
+    // Within u32, but no scenario can hold that many VUs.
+    assert_rejected(
+        &base(
+            "    executor: constant-arrival-rate\n    rate: 5\n    duration: 1s\n    preAllocatedVUs: 1\n    maxVUs: 4000000000\n",
+        ),
+        &["test.yaml:11:", "scenarios.s.maxVUs", "at most 1000000"],
+    );
 }
 
 /// `loadtest run` with every report on a config, signalled with SIGTERM

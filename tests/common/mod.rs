@@ -170,10 +170,15 @@ pub struct RunResult {
 
 /// Runs the CLI; for `run`, adds `--json` and parses the report.
 pub fn run_loadtest(dir: &tempfile::TempDir, args: &[&str]) -> RunResult {
+    run_loadtest_env(dir, args, &[])
+}
+
+/// [`run_loadtest`] with extra environment variables.
+pub fn run_loadtest_env(dir: &tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> RunResult {
     let report_path = dir.path().join("report.json");
     let _ = std::fs::remove_file(&report_path);
     let mut cmd = Command::new(BIN);
-    cmd.args(args);
+    cmd.args(args).envs(env.iter().copied());
     if args.first() == Some(&"run") {
         cmd.arg("--json").arg(&report_path);
     }

@@ -135,6 +135,7 @@ fn parse_segment(s: &str) -> Result<workload::Segment, String> {
 
 fn main() -> ExitCode {
     init_tracing();
+    loadtest_engine::bugs::install_hook();
     raise_fd_limit();
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();

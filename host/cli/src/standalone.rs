@@ -7,7 +7,7 @@ use loadtest_engine::plugin::Runtime;
 use loadtest_engine::threshold::{self, Threshold};
 use loadtest_engine::workload::{self, Live, Segment, Stop};
 use loadtest_report::outputs::{Outputs, exit_code, write_reports};
-use loadtest_report::{self as report, RunFacts, Summary, progress};
+use loadtest_report::{self as report, RunFacts, Summary, exit, progress};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,7 +104,17 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
             eprintln!("error: {e:#}");
             loadtest_report::exit::ERROR
         }
-        Ok(()) => exit_code(&summary, interrupted.load(Ordering::Relaxed)),
+        Ok(()) => match exit_code(&summary, interrupted.load(Ordering::Relaxed)) {
+            // A panic outside any iteration (a scenario's task, a VU's
+            // start) was contained too, but it is a bug all the same.
+            exit::OK if loadtest_engine::bugs::seen() > 0 => {
+                eprintln!(
+                    "error: loadtest hit a bug (a panic); the reports cover what ran, but please report the panic logged above"
+                );
+                exit::ERROR
+            }
+            code => code,
+        },
     };
     if let Some(d) = dashboard {
         d.finish(&summary, &outcome.rows);

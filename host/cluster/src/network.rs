@@ -127,6 +127,13 @@ impl Peer {
         Ok(self.client.clone().expect("just set"))
     }
 
+    /// After a call that got no answer: the next one goes over a new
+    /// connection, not one that may be stuck in TCP's backoff.
+    fn reconnect(&mut self) {
+        self.client = None;
+        self.transport.forget(&self.addr);
+    }
+
     /// Sends one RPC; the reply carries the remote Raft's own result.
     async fn call<Req, Resp, E>(
         &mut self,
@@ -163,29 +170,33 @@ impl Peer {
         let client = self.client().await.map_err(RPCError::Unreachable)?;
         // openraft's deadline for this RPC, so a peer that stopped
         // answering holds no heartbeat or vote past it.
-        let reply = tokio::time::timeout(option.hard_ttl(), call(client, payload))
-            .await
-            .map_err(|_| {
-                RPCError::Network(NetworkError::new(&std::io::Error::new(
+        let reply = tokio::time::timeout(option.hard_ttl(), call(client, payload)).await;
+        let reply = match reply {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(status)) => {
+                // An unreachable peer backs off; anything else is retried as usual.
+                let unreachable = matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                );
+                if !unreachable {
+                    return Err(RPCError::Network(NetworkError::new(&status)));
+                }
+                self.reconnect();
+                return Err(RPCError::Unreachable(Unreachable::new(&status)));
+            }
+            Err(_) => {
+                self.reconnect();
+                return Err(RPCError::Network(NetworkError::new(&std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
                         "no answer from {} within {:?}",
                         self.addr,
                         option.hard_ttl()
                     ),
-                )))
-            })?
-            .map_err(|status| {
-                // An unreachable peer backs off; anything else is retried as usual.
-                if matches!(
-                    status.code(),
-                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-                ) {
-                    RPCError::Unreachable(Unreachable::new(&status))
-                } else {
-                    RPCError::Network(NetworkError::new(&status))
-                }
-            })?;
+                ))));
+            }
+        };
         let result: Result<Resp, E> =
             decode(reply.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

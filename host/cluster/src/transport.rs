@@ -178,6 +178,17 @@ impl Transport {
         Ok(c)
     }
 
+    /// Drops the cached channel to `addr`, so the next call connects
+    /// anew. A connection whose packets were lost for a while (a
+    /// partition) waits out TCP's retransmission backoff, tens of seconds
+    /// after a long one; a new connection does not.
+    pub fn forget(&self, addr: &str) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(addr);
+    }
+
     /// A channel without a per-call deadline, for calls whose time
     /// depends on their size (blobs, compiling a plugin); callers bound
     /// them.

@@ -4,6 +4,7 @@
 //! per-VU HTTP [`client`], and [`metrics`] cuts what happened into
 //! per-second intervals that [`threshold`]s judge.
 
+pub mod bugs;
 pub mod client;
 pub mod config;
 pub mod metrics;

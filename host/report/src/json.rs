@@ -1,7 +1,7 @@
 use loadtest_engine::config::Config;
 use loadtest_engine::metrics::{
-    CheckStats, GaugeStats, GeneratorStats, GroupStats, Latency, Metrics, Phases, RateStats,
-    ScenarioStats, TrendStats,
+    CheckStats, FailureKind, GaugeStats, GeneratorStats, GroupStats, Latency, Metrics, Phases,
+    RateStats, ScenarioStats, TrendStats,
 };
 use loadtest_engine::threshold::Verdict;
 use serde::Serialize;
@@ -106,6 +106,9 @@ pub struct Totals {
     pub iterations_failed: u64,
     pub dropped_iterations: u64,
     pub init_failed: u64,
+    /// Iterations in which loadtest itself panicked: bugs of ours, which
+    /// make the run end with an error even though its data is kept.
+    pub panics: u64,
     pub bytes_received: u64,
 }
 
@@ -385,6 +388,7 @@ impl Summary {
                 iterations_failed: sum(|s| s.failed),
                 dropped_iterations: sum(|s| s.dropped),
                 init_failed: sum(|s| s.init_failed),
+                panics: sum(|s| s.failures.get(&FailureKind::Panic).copied().unwrap_or(0)),
                 bytes_received: m.requests.values().map(|r| r.bytes).sum(),
             },
             scenarios,

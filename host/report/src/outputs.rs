@@ -47,6 +47,12 @@ pub fn write_reports(
 pub fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
     if interrupted {
         exit::INTERRUPTED
+    } else if summary.totals.panics > 0 {
+        eprintln!(
+            "error: loadtest hit a bug (a panic) in {} iteration(s); the reports cover the whole run, but please report the panic logged above",
+            summary.totals.panics
+        );
+        exit::ERROR
     } else if summary.thresholds_failed() {
         eprintln!("error: some thresholds failed; see the summary above");
         exit::THRESHOLDS_FAILED

@@ -25,8 +25,6 @@ const MAX_HEADERS: usize = 128;
 /// A response head larger than this is refused as malformed.
 const MAX_HEAD: usize = 64 << 10;
 const READ_CHUNK: usize = 16 << 10;
-/// Requests larger than this are written while watching for an early answer.
-const WATCHED_WRITE: usize = 256 << 10;
 /// More interim (1xx) answers than this to one request is refused.
 const MAX_INTERIM: usize = 16;
 /// A chunk-size line (with its extensions) longer than this is refused:
@@ -122,10 +120,10 @@ impl H1 {
         self.reusable = false;
         let start = Instant::now();
         let mut sent = start;
-        let written = if request.len() > WATCHED_WRITE {
-            self.write_watching(request).await
-        } else {
-            self.io.write_all(request).await.map(|()| true)
+        let written = match self.write_without_waiting(request) {
+            Ok(n) if n == request.len() => Ok(true),
+            Ok(n) => self.write_watching(&request[n..]).await,
+            Err(e) => Err(e),
         };
         let (mut response, framing, mut reusable) = match written {
             Ok(true) => {
@@ -164,7 +162,25 @@ impl H1 {
         Ok(response)
     }
 
-    /// Writes a large request while listening: a server that answers
+    /// Writes what the connection takes at once, and says how much. Most
+    /// requests go whole; the rest of one that does not is written while
+    /// watching for an early answer. (A write that is not ready writes
+    /// nothing, so giving it up loses no bytes.)
+    fn write_without_waiting(&mut self, request: &[u8]) -> io::Result<usize> {
+        use futures_util::FutureExt;
+        let mut n = 0;
+        while n < request.len() {
+            match self.io.write(&request[n..]).now_or_never() {
+                Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Some(Ok(k)) => n += k,
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Writes the rest of a request while listening: a server that answers
     /// before it has read it all (a 413) and then stops reading would
     /// otherwise leave the write waiting until the request's timeout.
     /// `Ok(false)` means an answer began before the write ended.

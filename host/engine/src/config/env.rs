@@ -38,6 +38,7 @@ pub(super) fn apply(
             let n: u32 = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 env_err(&var, format!("`{v}` is not a positive whole number of VUs"))
             })?;
+            super::scenario::check_vus(n.into()).map_err(|e| env_err(&var, e))?;
             match &mut scenario.executor {
                 Executor::ConstantVus { vus, .. }
                 | Executor::PerVuIterations { vus, .. }

@@ -4,7 +4,7 @@
 //! lets serde_yaml attach a line and column to every mistake.
 
 use super::HumanDuration;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -150,6 +150,57 @@ enum RawExec {
     Weighted(BTreeMap<String, u32>),
 }
 
+/// The most VUs one scenario may have. Each VU is a plugin instance of its
+/// own (tens of KiB at the very least), so a larger count is a slip of the
+/// keyboard, not a plan, and counts near `u32::MAX` would overflow the
+/// sums the executors make of them.
+pub const MAX_VUS: u32 = 1_000_000;
+
+/// A VU count as written, refused where it is written when over [`MAX_VUS`].
+#[derive(Debug, Clone, Copy)]
+struct VuCount(u32);
+
+impl<'de> Deserialize<'de> for VuCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_u32(VuVisitor)
+    }
+}
+
+/// Checks inside the visitor, so an error keeps the value's position.
+struct VuVisitor;
+
+impl serde::de::Visitor<'_> for VuVisitor {
+    type Value = VuCount;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a whole number of VUs up to {MAX_VUS}")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<VuCount, E> {
+        check_vus(n).map_err(E::custom)?;
+        Ok(VuCount(n as u32))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<VuCount, E> {
+        let n = u64::try_from(n).map_err(|_| E::custom("a VU count cannot be negative"))?;
+        self.visit_u64(n)
+    }
+}
+
+/// Whether `n` VUs fit in one scenario.
+pub fn check_vus(n: u64) -> Result<(), String> {
+    if n > u64::from(MAX_VUS) {
+        return Err(format!(
+            "{n} VUs is more than one scenario can have (at most {MAX_VUS}; each VU is a plugin instance of its own): for more load use an arrival-rate executor, or spread the run over a cluster"
+        ));
+    }
+    Ok(())
+}
+
+fn vus_of(v: Option<VuCount>) -> Option<u32> {
+    v.map(|v| v.0)
+}
+
 /// The scenario as written; checked and turned into [`Scenario`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -161,21 +212,21 @@ struct RawScenario {
     start_time: Option<HumanDuration>,
     graceful_stop: Option<HumanDuration>,
     exec: Option<RawExec>,
-    vus: Option<u32>,
+    vus: Option<VuCount>,
     duration: Option<HumanDuration>,
     iterations: Option<u64>,
     max_duration: Option<HumanDuration>,
     #[serde(rename = "startVUs")]
-    start_vus: Option<u32>,
+    start_vus: Option<VuCount>,
     stages: Option<Vec<Stage>>,
     graceful_ramp_down: Option<HumanDuration>,
     rate: Option<u64>,
     start_rate: Option<u64>,
     time_unit: Option<HumanDuration>,
     #[serde(rename = "preAllocatedVUs")]
-    pre_allocated_vus: Option<u32>,
+    pre_allocated_vus: Option<VuCount>,
     #[serde(rename = "maxVUs")]
-    max_vus: Option<u32>,
+    max_vus: Option<VuCount>,
 }
 
 const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
@@ -273,7 +324,7 @@ impl TryFrom<RawScenario> for Scenario {
                 allowed(kind).join(", ")
             ));
         }
-        let vus = positive(raw.vus, "vus")?.unwrap_or(1);
+        let vus = positive(vus_of(raw.vus), "vus")?.unwrap_or(1);
         let need_duration = || {
             raw.duration
                 .map(|d| d.0)
@@ -288,8 +339,8 @@ impl TryFrom<RawScenario> for Scenario {
                 duration: need_duration()?,
             },
             ExecutorKind::RampingVus => Executor::RampingVus {
-                start_vus: raw.start_vus.unwrap_or(1),
-                stages: stages(raw.stages, name)?,
+                start_vus: vus_of(raw.start_vus).unwrap_or(1),
+                stages: vu_stages(stages(raw.stages, name)?)?,
                 graceful_ramp_down: raw
                     .graceful_ramp_down
                     .map_or(DEFAULT_GRACEFUL_STOP, |d| d.0),
@@ -315,7 +366,7 @@ impl TryFrom<RawScenario> for Scenario {
             ExecutorKind::ConstantArrivalRate => {
                 let rate = positive(raw.rate, "rate")?
                     .ok_or("executor constant-arrival-rate needs `rate` (iterations per `timeUnit`, default 1s)")?;
-                let (pre, max) = pool(raw.pre_allocated_vus, raw.max_vus, name)?;
+                let (pre, max) = pool(vus_of(raw.pre_allocated_vus), vus_of(raw.max_vus), name)?;
                 Executor::ConstantArrivalRate {
                     rate,
                     time_unit,
@@ -325,7 +376,7 @@ impl TryFrom<RawScenario> for Scenario {
                 }
             }
             ExecutorKind::RampingArrivalRate => {
-                let (pre, max) = pool(raw.pre_allocated_vus, raw.max_vus, name)?;
+                let (pre, max) = pool(vus_of(raw.pre_allocated_vus), vus_of(raw.max_vus), name)?;
                 Executor::RampingArrivalRate {
                     start_rate: raw.start_rate.unwrap_or(0),
                     time_unit,
@@ -335,7 +386,7 @@ impl TryFrom<RawScenario> for Scenario {
                 }
             }
             ExecutorKind::ExternallyControlled => {
-                let max_vus = positive(raw.max_vus, "maxVUs")?.unwrap_or(vus);
+                let max_vus = positive(vus_of(raw.max_vus), "maxVUs")?.unwrap_or(vus);
                 if max_vus < vus {
                     return Err(format!(
                         "externally-controlled: `maxVUs` ({max_vus}) is less than `vus` ({vus})"
@@ -357,6 +408,14 @@ impl TryFrom<RawScenario> for Scenario {
             exec: exec(raw.exec)?,
         })
     }
+}
+
+/// A ramping-vus scenario's stages, whose targets are VU counts.
+fn vu_stages(stages: Vec<Stage>) -> Result<Vec<Stage>, String> {
+    for (i, s) in stages.iter().enumerate() {
+        check_vus(s.target).map_err(|e| format!("`stages[{i}].target`: {e}"))?;
+    }
+    Ok(stages)
 }
 
 fn pool(pre: Option<u32>, max: Option<u32>, name: &str) -> Result<(u32, u32), String> {

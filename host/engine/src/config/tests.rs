@@ -186,3 +186,28 @@ fn outputs_are_checked_where_they_are_written() {
         "{e}"
     );
 }
+
+#[test]
+fn vu_counts_past_the_cap_are_refused_wherever_they_are_written() {
+    let e = parse_err(&GOOD.replace("    vus: 2\n", "    vus: 1000001\n"));
+    assert_eq!(e.field.as_deref(), Some("scenarios.buy.vus"));
+    assert!(e.to_string().contains("at most 1000000"), "{e}");
+    let ramp = GOOD.replace(
+        "    executor: constant-vus\n    vus: 5\n    duration: 1m30s\n",
+        "    executor: ramping-vus\n    stages: [ { duration: 1s, target: 10 }, { duration: 1s, target: 2000000 } ]\n",
+    );
+    let e = parse_err(&ramp);
+    assert!(
+        e.to_string().contains("`stages[1].target`: 2000000 VUs"),
+        "{e}"
+    );
+    // At the cap is fine.
+    parse_ok(
+        &GOOD
+            .replace(
+                "    vus: 2\n",
+                "    vus: 1000000\n    iterations: 1000000\n",
+            )
+            .replace("    iterations: 7\n", ""),
+    );
+}

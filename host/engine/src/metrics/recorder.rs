@@ -17,6 +17,8 @@ pub enum FailureKind {
     MemoryLimit,
     /// The iteration was still running when graceful stop ran out.
     Interrupted,
+    /// loadtest itself panicked during the iteration: a bug of ours.
+    Panic,
 }
 
 impl FailureKind {
@@ -27,6 +29,7 @@ impl FailureKind {
             FailureKind::CpuLimit => "cpu_limit",
             FailureKind::MemoryLimit => "memory_limit",
             FailureKind::Interrupted => "interrupted",
+            FailureKind::Panic => "panic",
         }
     }
 }

@@ -180,22 +180,13 @@ async fn exchange(
         ctx,
         late,
     } = p;
-    let mut pending = InFlight {
-        method: method_tag(&outgoing.method),
-        name: Some(name),
-        ctx,
-        late,
-        started: Instant::now(),
-        late_entry,
-    };
+    let mut pending = InFlight::new(&outgoing.method, name, ctx, late, late_entry);
     let exchange = session
         .send(outgoing, max_redirects, |hop| {
             record(hop_event(&mut pending.name, hop, late, &pending.ctx))
         })
         .await;
-    // It landed: whatever it recorded (a request that never left, an
-    // invalid one, records nothing) stands.
-    pending.name = None;
+    pending.landed();
     Exchange {
         elapsed: exchange.elapsed + late,
         result: exchange.result,
@@ -205,14 +196,40 @@ async fn exchange(
 /// A request on its way. If the iteration is cut off before its answer
 /// (a stop, or gracefulStop running out) the request still counts, as one
 /// that failed `interrupted`: the target saw it, so the report does too.
-struct InFlight<'a> {
+pub(super) struct InFlight<'a> {
     /// Taken when the first hop's event is recorded.
-    name: Option<String>,
+    pub(super) name: Option<String>,
     method: &'static str,
-    ctx: Context,
+    pub(super) ctx: Context,
     late: Duration,
     started: Instant,
     late_entry: &'a LateEntry,
+}
+
+impl<'a> InFlight<'a> {
+    /// Call just before the request is handed to the client.
+    pub(super) fn new(
+        method: &str,
+        name: String,
+        ctx: Context,
+        late: Duration,
+        late_entry: &'a LateEntry,
+    ) -> Self {
+        InFlight {
+            method: method_tag(method),
+            name: Some(name),
+            ctx,
+            late,
+            started: Instant::now(),
+            late_entry,
+        }
+    }
+
+    /// It landed: whatever it recorded (a request that never left, an
+    /// invalid one, records nothing) stands.
+    pub(super) fn landed(mut self) {
+        self.name = None;
+    }
 }
 
 impl Drop for InFlight<'_> {

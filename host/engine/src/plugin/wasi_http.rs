@@ -4,6 +4,7 @@
 //! own pooled client, with bodies buffered as the `http` import buffers
 //! them, and are recorded the same way, named `METHOD /path`.
 
+use super::host::{InFlight, hop_event};
 use crate::client::{self, Outgoing, RequestError, Session};
 use crate::metrics::{Context, Recorder, Sink};
 use http_body_util::{BodyExt as _, Full};
@@ -67,15 +68,20 @@ impl WasiHttpHooks for HttpHooks {
                 keep_headers: true,
                 url,
             };
-            let mut name = Some(client::default_name(&method, &outgoing.url));
+            let name = client::default_name(&method, &outgoing.url);
             let mut recorder = Recorder::new(scenario, sink);
+            let late_entry = recorder.late_entry();
+            let mut session = session.lock().await;
+            // From here a cut-off (the guest's store dropped by a stop)
+            // still counts the request, as the `http` import's do.
+            let mut pending = InFlight::new(&method, name, ctx, Duration::ZERO, &late_entry);
             let exchange = session
-                .lock()
-                .await
                 .send(outgoing, None, |hop| {
-                    recorder.record(super::host::hop_event(&mut name, hop, Duration::ZERO, &ctx))
+                    let event = hop_event(&mut pending.name, hop, Duration::ZERO, &pending.ctx);
+                    recorder.record(event)
                 })
                 .await;
+            pending.landed();
             let incoming = exchange.result.map_err(error_code)?;
             let mut response = http::Response::builder().status(incoming.status);
             for (k, v) in &incoming.headers {

@@ -4,7 +4,9 @@
 use super::{ScenarioCtx, Stop};
 use crate::metrics::{Event, FailureKind};
 use crate::plugin::{CallFailure, VuHost, VuInstance};
+use futures_util::FutureExt;
 use rand::Rng;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,29 +36,36 @@ pub struct Vu {
 
 impl Vu {
     pub fn new(ctx: Arc<ScenarioCtx>, id: u32) -> Vu {
-        let host = VuHost::new(
-            id,
-            ctx.name.clone(),
-            ctx.client.clone(),
-            ctx.files.clone(),
-            ctx.recorder(),
-            ctx.epoch,
-        );
-        let mut host = host;
-        host.setup_data = ctx.setup_data.clone();
-        host.log_budget = Some(ctx.log_budget.clone());
         Vu {
+            host: Some(new_host(&ctx, id)),
             ctx,
             id,
-            host: Some(host),
             instance: None,
             iterations: 0,
             guard: None,
         }
     }
 
-    /// Instantiates and initialises the plugin if there is no live instance.
+    /// Instantiates and initialises the plugin if there is no live
+    /// instance. A panic on the way (a bug) is recorded as a failed start.
     pub async fn ready(&mut self) -> Flow {
+        match AssertUnwindSafe(self.instantiate()).catch_unwind().await {
+            Ok(flow) => flow,
+            Err(payload) => {
+                let message = panic_message(&*payload, "the VU was not started");
+                self.renew();
+                if let Some(h) = self.host.as_mut() {
+                    h.recorder.record(Event::InitFailed { message });
+                    h.recorder.flush();
+                }
+                Flow::Dead
+            }
+        }
+    }
+
+    async fn instantiate(&mut self) -> Flow {
+        #[cfg(debug_assertions)]
+        crate::bugs::failpoint::init();
         if self.instance.is_some() {
             return Flow::Continue;
         }
@@ -125,11 +134,39 @@ impl Vu {
             .guard
             .take()
             .unwrap_or_else(|| Guard::new(self.ctx.stop.clone(), hard_end, self.ctx.graceful_stop));
-        let flow = self
-            .guarded_iteration(&mut guard, scheduled, hard_end, cut)
-            .await;
+        let started = scheduled.unwrap_or_else(Instant::now);
+        let iteration = self.guarded_iteration(&mut guard, scheduled, hard_end, cut);
+        let flow = match AssertUnwindSafe(iteration).catch_unwind().await {
+            Ok(flow) => flow,
+            Err(payload) => self.after_panic(&*payload, started),
+        };
         self.guard = Some(guard);
         flow
+    }
+
+    /// A panic in the host during an iteration is a bug of ours, not the
+    /// scenario's: the iteration counts as failed with kind `panic`, and
+    /// the VU goes on with a new instance and host, since the old ones may
+    /// have been left half-way through a change. Dropping them hands over
+    /// the metrics they had buffered.
+    fn after_panic(&mut self, payload: &(dyn std::any::Any + Send), started: Instant) -> Flow {
+        let message = panic_message(payload, "the VU goes on in a new instance");
+        tracing::debug!(scenario = &*self.ctx.name, vu = self.id, "{message}");
+        self.renew();
+        self.iterations += 1;
+        let micros = started.elapsed().as_micros() as u64;
+        if let Some(h) = self.host.as_mut() {
+            let failure = Some((FailureKind::Panic, message));
+            h.recorder.record(Event::Iteration { micros, failure });
+            h.recorder.maybe_flush(Instant::now());
+        }
+        Flow::Continue
+    }
+
+    /// Drops the instance and host (flushing their metrics) for new ones.
+    fn renew(&mut self) {
+        self.instance = None;
+        self.host = Some(new_host(&self.ctx, self.id));
     }
 
     async fn guarded_iteration(
@@ -155,10 +192,12 @@ impl Vu {
         host.session.new_iteration();
         host.scheduled = scheduled;
         host.exec = pick_exec(&self.ctx.exec, host);
-        self.ctx.active.fetch_add(1, Ordering::Relaxed);
         let started = scheduled.unwrap_or_else(Instant::now);
+        let busy = Busy::enter(&self.ctx.active);
+        #[cfg(debug_assertions)]
+        crate::bugs::failpoint::iteration(self.iterations);
         let outcome = guard.run(hard_end, inst.iteration(), cut).await;
-        self.ctx.active.fetch_sub(1, Ordering::Relaxed);
+        drop(busy);
         let micros = started.elapsed().as_micros() as u64;
         self.iterations += 1;
         let (failure, flow) = match outcome {
@@ -212,6 +251,44 @@ impl Vu {
     /// Hands buffered metrics over; called when the VU leaves.
     pub fn finish(mut self) {
         self.recorders(|r| r.flush());
+    }
+}
+
+fn new_host(ctx: &ScenarioCtx, id: u32) -> VuHost {
+    let mut host = VuHost::new(
+        id,
+        ctx.name.clone(),
+        ctx.client.clone(),
+        ctx.files.clone(),
+        ctx.recorder(),
+        ctx.epoch,
+    );
+    host.setup_data = ctx.setup_data.clone();
+    host.log_budget = Some(ctx.log_budget.clone());
+    host
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send), then: &str) -> String {
+    format!(
+        "a bug in loadtest, not in the scenario (a panic: {}); {then}",
+        crate::bugs::message(payload)
+    )
+}
+
+/// Counts a VU as busy (for the busy-VU gauge) while it lives, so a
+/// panic cannot leave it counted.
+struct Busy<'a>(&'a std::sync::atomic::AtomicU32);
+
+impl<'a> Busy<'a> {
+    fn enter(n: &'a std::sync::atomic::AtomicU32) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Busy(n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

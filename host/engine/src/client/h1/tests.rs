@@ -376,3 +376,45 @@ async fn an_answer_while_a_large_body_is_written_ends_the_write_and_retires_the_
     assert!(!c.reusable(), "the rest of the request was never sent");
     let _ = done_tx.send(());
 }
+
+/// A request small enough to have been written blindly before, on a
+/// connection that takes only 4 KiB: the server answers after the head
+/// and reads nothing more.
+#[tokio::test]
+async fn an_answer_while_a_small_body_waits_for_room_ends_the_write_too() {
+    let (client, mut server) = tokio::io::duplex(4 << 10);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while !seen.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            if server.read(&mut b).await.unwrap() == 0 {
+                return;
+            }
+            seen.push(b[0]);
+        }
+        server
+            .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+            .await
+            .unwrap();
+        let _ = done_rx.await;
+    });
+    let mut c = H1::new(Box::new(client));
+    let payload = vec![b'x'; 64 << 10];
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        payload.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&payload);
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        c.exchange(&request, false, ALL),
+    )
+    .await
+    .expect("the early answer ends the write")
+    .unwrap();
+    assert_eq!((r.status, body(&r)), (413, "big!"));
+    assert!(!c.reusable(), "the rest of the request was never sent");
+    let _ = done_tx.send(());
+}
