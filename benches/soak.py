@@ -8,11 +8,16 @@ target's, and the growth of each figure after the warm-up minutes.
 Not a test; prints a table.
 
 Usage: benches/soak.py standalone|cluster [minutes=30] [rate=200] [--binary PATH]
+                      [--wrap 'heaptrack -o /tmp/heap-{name}']
+--wrap runs every loadtest process under a command (a heap profiler):
+{name} becomes the process's name; the figures are the wrapped process's.
 """
 import json, os, socket, subprocess, sys, tempfile, time, urllib.request
 
-args = [a for a in sys.argv[1:] if not a.startswith("--")]
 flags = sys.argv[1:]
+valued = {i + 1 for i, a in enumerate(flags) if a in ("--binary", "--wrap")}
+args = [a for i, a in enumerate(flags) if not a.startswith("--") and i not in valued]
+wrap = flags[flags.index("--wrap") + 1].split() if "--wrap" in flags else []
 mode = args[0] if args else "standalone"
 minutes = int(args[1]) if len(args) > 1 else 30
 rate = int(args[2]) if len(args) > 2 else 200
@@ -43,6 +48,28 @@ def get(url, timeout=2.0):
             return json.load(r)
     except Exception:
         return None
+
+
+def wrapped(name, argv):
+    return [w.replace("{name}", name) for w in wrap] + argv
+
+
+def real_pid(p):
+    """The loadtest process itself, under a --wrap command's processes."""
+    if not wrap:
+        return p.pid
+    todo = [p.pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            if os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(binary):
+                return pid
+            for t in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{t}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return p.pid
 
 
 def rss_mib(pid):
@@ -100,7 +127,7 @@ try:
     wait_for("the target", lambda: get(f"http://127.0.0.1:{tport}/__stats"), 30)
     before = stats()
     if mode == "standalone":
-        run = subprocess.Popen([binary, "run", "-q", cfg, "--json", report_path], env=env_base,
+        run = subprocess.Popen(wrapped("run", [binary, "run", "-q", cfg, "--json", report_path]), env=env_base,
                                stdout=open(os.path.join(data, "run.log"), "w"), stderr=subprocess.STDOUT)
         procs.append(run)
         watched = {"run": run}
@@ -113,7 +140,7 @@ try:
         for n in nodes:
             env = dict(env_base, CLUSTER_NODE_ID=n["name"], CLUSTER_BIND_ADDR=n["raft"], CLUSTER_HEALTH_ADDR=n["health"],
                        CLUSTER_NODES=peers, CLUSTER_DATA_DIR=os.path.join(data, n["name"]))
-            n["proc"] = subprocess.Popen([binary, "node"], env=env, stdout=subprocess.DEVNULL,
+            n["proc"] = subprocess.Popen(wrapped(n["name"], [binary, "node"]), env=env, stdout=subprocess.DEVNULL,
                                          stderr=open(os.path.join(data, n["name"] + ".log"), "w"))
             procs.append(n["proc"])
         def leader():
@@ -129,7 +156,8 @@ try:
     t0 = time.time()
     for minute in range(1, minutes + 1):
         time.sleep(max(0, t0 + 60 * minute - time.time()))
-        per = {k: (rss_mib(p.pid), open_files(p.pid)) for k, p in watched.items() if p.poll() is None}
+        pids = {k: real_pid(p) for k, p in watched.items() if p.poll() is None}
+        per = {k: (rss_mib(pid), open_files(pid)) for k, pid in pids.items()}
         disk = sum(du_kib(os.path.join(data, n["name"])) for n in nodes)
         state = log = 0
         for n in nodes:
@@ -168,4 +196,12 @@ try:
 finally:
     for p in procs:
         if p.poll() is None:
+            # A wrapped process is asked to end, so its profiler can finish.
+            if wrap:
+                os.kill(real_pid(p), 15)
+                try:
+                    p.wait(timeout=60)
+                    continue
+                except subprocess.TimeoutExpired:
+                    pass
             p.kill(); p.wait()

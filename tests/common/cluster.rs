@@ -297,6 +297,11 @@ pub fn with_reports(dir: &Path, args: &[&str], token: Option<&str>) -> Reported 
 }
 
 impl Reported {
+    /// Whether the command has exited.
+    pub fn ended(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn finish(mut self) -> Outcome {
         let (mut out, mut err) = (
             self.child.stdout.take().unwrap(),
