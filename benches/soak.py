@@ -8,16 +8,21 @@ target's, and the growth of each figure after the warm-up minutes.
 Not a test; prints a table.
 
 Usage: benches/soak.py standalone|cluster [minutes=30] [rate=200] [--binary PATH]
-                      [--wrap 'heaptrack -o /tmp/heap-{name}']
+                      [--wrap 'heaptrack -o /tmp/heap-{name}'] [--fixed-pool N]
 --wrap runs every loadtest process under a command (a heap profiler):
 {name} becomes the process's name; the figures are the wrapped process's.
+--fixed-pool N makes all N VUs up front (preAllocatedVUs = maxVUs = N):
+an arrival rate's pool otherwise grows after a hiccup (a VU is about
+1.7 MiB) and keeps its VUs, as k6's does, which is not a leak.
 """
 import json, os, socket, subprocess, sys, tempfile, time, urllib.request
 
 flags = sys.argv[1:]
-valued = {i + 1 for i, a in enumerate(flags) if a in ("--binary", "--wrap")}
+valued = {i + 1 for i, a in enumerate(flags) if a in ("--binary", "--wrap", "--fixed-pool")}
 args = [a for i, a in enumerate(flags) if not a.startswith("--") and i not in valued]
 wrap = flags[flags.index("--wrap") + 1].split() if "--wrap" in flags else []
+pool = int(flags[flags.index("--fixed-pool") + 1]) if "--fixed-pool" in flags else None
+pre_vus, max_vus = (pool, pool) if pool else (20, 100)
 mode = args[0] if args else "standalone"
 minutes = int(args[1]) if len(args) > 1 else 30
 rate = int(args[2]) if len(args) > 2 else 200
@@ -80,6 +85,20 @@ def rss_mib(pid):
     return 0.0
 
 
+def memory_parts(pid):
+    """Anonymous and file-backed resident MiB, and plugin instances: each
+    maps its compiled component's memory image, so the mappings of
+    compiled files count the instances (VUs) alive."""
+    parts = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                parts[line.split(":")[0]] = int(line.split()[1]) / 1024
+    with open(f"/proc/{pid}/maps") as f:
+        instances = sum(1 for line in f if line.rstrip().endswith(".cwasm"))
+    return parts.get("RssAnon", 0.0), parts.get("RssFile", 0.0), instances
+
+
 def open_files(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -117,8 +136,8 @@ scenarios:
     executor: constant-arrival-rate
     rate: {rate}
     duration: {minutes}m
-    preAllocatedVUs: 20
-    maxVUs: 100
+    preAllocatedVUs: {pre_vus}
+    maxVUs: {max_vus}
     params: {{ steps: [ {{ request: {{ path: / }}, assert: [ {{ status: 200 }} ] }} ] }}
 """)
 samples = []  # (minute, {name: (rss, fds)}, disk_kib, state_kib, log_kib)
@@ -157,7 +176,7 @@ try:
     for minute in range(1, minutes + 1):
         time.sleep(max(0, t0 + 60 * minute - time.time()))
         pids = {k: real_pid(p) for k, p in watched.items() if p.poll() is None}
-        per = {k: (rss_mib(pid), open_files(pid)) for k, pid in pids.items()}
+        per = {k: (rss_mib(pid), open_files(pid), *memory_parts(pid)) for k, pid in pids.items()}
         disk = sum(du_kib(os.path.join(data, n["name"])) for n in nodes)
         state = log = 0
         for n in nodes:
@@ -165,7 +184,8 @@ try:
             if st and st.get("state") == "leader":
                 state, log = st.get("state_bytes", 0) / 1024, st.get("log_bytes", 0) / 1024
         samples.append((minute, per, disk, state, log))
-        cells = "  ".join(f"{k} {r:.1f} MiB {fd} fds" for k, (r, fd) in per.items())
+        cells = "  ".join(f"{k} {r:.1f} MiB (anon {a:.1f}, file {fl:.1f}, {n} mapped images) {fd} fds"
+                          for k, (r, fd, a, fl, n) in per.items())
         print(f"  min {minute:>3}  {cells}  disk {disk:.0f} KiB  state {state:.0f} KiB  log {log:.0f} KiB", flush=True)
     if mode == "standalone":
         code = run.wait(timeout=120)
@@ -184,8 +204,8 @@ try:
     span = last[0] - base[0]
     for k in base[1]:
         if k in last[1]:
-            r0, f0 = base[1][k]
-            r1, f1 = last[1][k]
+            r0, f0 = base[1][k][:2]
+            r1, f1 = last[1][k][:2]
             peak = max(s[1][k][0] for s in samples[warmup - 1:] if k in s[1])
             print(f"  {k}: RSS {r0:.1f} -> {r1:.1f} MiB (peak {peak:.1f}) over minutes {base[0]}-{last[0]},"
                   f" {(r1 - r0) / max(span, 1) * 1024:.0f} KiB/min; open files {f0} -> {f1}")

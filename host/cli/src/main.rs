@@ -1,5 +1,6 @@
 //! `loadtest`: HTTP load testing with scenarios as WebAssembly components.
 
+mod memory;
 mod standalone;
 mod steer;
 
@@ -136,6 +137,7 @@ fn parse_segment(s: &str) -> Result<workload::Segment, String> {
 fn main() -> ExitCode {
     init_tracing();
     loadtest_engine::bugs::install_hook();
+    memory::start_trimming();
     raise_fd_limit();
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
