@@ -11,7 +11,8 @@ Not a test; prints a table.
 Usage: benches/fleet.py [nodes=100] [seconds=60] [rate=400] [--binary PATH] [--kill]
   --kill   SIGKILL the leader halfway through the run (it runs no share)
   FLEET_ELECTION_MS=1500 sets the nodes' CLUSTER_ELECTION_TIMEOUT_MS
-  FLEET_PERF=out.data records the leader with `perf record` (DWARF call graphs:
+  FLEET_PERF=out.data records the leader with `perf record` (FLEET_PERF_HZ samples
+    a second, 999 by default; DWARF call graphs:
     release builds keep no frame pointers) during the
     run's measured window (read it with `perf report -i out.data`)
 """
@@ -181,7 +182,7 @@ scenarios:
     f0 = [cpu_s(n["proc"].pid) for n in followers]
     perf = None
     if os.environ.get("FLEET_PERF"):
-        perf = subprocess.Popen(["perf", "record", "-F", "99", "--call-graph", "dwarf,16384", "-p", str(lead["proc"].pid),
+        perf = subprocess.Popen(["perf", "record", "-F", os.environ.get("FLEET_PERF_HZ", "999"), "--call-graph", "dwarf,16384", "-p", str(lead["proc"].pid),
                                  "-o", os.environ["FLEET_PERF"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(window)
     if perf:

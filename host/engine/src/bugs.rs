@@ -65,7 +65,9 @@ pub mod failpoint {
     }
 
     pub fn iteration(n: u64) {
-        if armed().strip_prefix("iteration-panic=") == Some(&n.to_string()) {
+        if let Some(at) = armed().strip_prefix("iteration-panic=")
+            && at == n.to_string()
+        {
             panic!("failpoint iteration-panic={n}");
         }
     }

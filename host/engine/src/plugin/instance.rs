@@ -2,8 +2,10 @@
 
 use super::bindings::{v02, v02_lifecycle};
 use super::sandbox::{Meter, Violation};
+use super::ticker::{Busy, Ticker};
 use super::{Limits, Plugin, VuHost};
 use crate::metrics::FailureKind;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -20,6 +22,7 @@ pub struct StoreState {
     table: ResourceTable,
     meter: Meter,
     stderr: MemoryOutputPipe,
+    ticker: Arc<Ticker>,
 }
 
 impl WasiHttpView for StoreState {
@@ -41,7 +44,12 @@ impl WasiView for StoreState {
     }
 }
 
-pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<StoreState> {
+pub(super) fn new_store(
+    engine: &Engine,
+    ticker: Arc<Ticker>,
+    host: VuHost,
+    limits: Limits,
+) -> Store<StoreState> {
     let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
     // WASI without preopened directories, sockets or name lookups: the
     // guest reaches the outside only through the host's imports.
@@ -61,6 +69,7 @@ pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<
             table: ResourceTable::new(),
             meter,
             stderr,
+            ticker,
         },
     );
     store.limiter(|s| &mut s.meter);
@@ -111,7 +120,7 @@ impl VuInstance {
             return Err((host, msg));
         }
         let mut store = runtime.new_store(host, limits);
-        arm(&mut store);
+        let _busy = arm(&mut store);
         let bindings = match &plugin.pre {
             super::Pre::Plain(pre) => pre.instantiate_async(&mut store).await.map(Bindings::Plain),
             super::Pre::Lifecycle(pre) => pre
@@ -129,7 +138,7 @@ impl VuInstance {
     }
 
     pub async fn init(&mut self, params: &str) -> Result<(), CallFailure> {
-        arm(&mut self.store);
+        let _busy = arm(&mut self.store);
         let r = match &self.bindings {
             Bindings::Plain(b) => b.call_init(&mut self.store, params).await,
             Bindings::Lifecycle(b) => b.call_init(&mut self.store, params).await,
@@ -138,7 +147,7 @@ impl VuInstance {
     }
 
     pub async fn iteration(&mut self) -> Result<(), CallFailure> {
-        arm(&mut self.store);
+        let _busy = arm(&mut self.store);
         let r = match &self.bindings {
             Bindings::Plain(b) => b.call_iteration(&mut self.store).await,
             Bindings::Lifecycle(b) => b.call_iteration(&mut self.store).await,
@@ -151,7 +160,7 @@ impl VuInstance {
         let Bindings::Lifecycle(b) = &self.bindings else {
             return Ok(None);
         };
-        arm(&mut self.store);
+        let _busy = arm(&mut self.store);
         let r = b
             .loadtest_scenario_lifecycle()
             .call_setup(&mut self.store, params)
@@ -164,7 +173,7 @@ impl VuInstance {
         let Bindings::Lifecycle(b) = &self.bindings else {
             return Ok(());
         };
-        arm(&mut self.store);
+        let _busy = arm(&mut self.store);
         let r = b
             .loadtest_scenario_lifecycle()
             .call_teardown(&mut self.store, params, data)
@@ -191,11 +200,15 @@ impl VuInstance {
 }
 
 /// Resets the CPU meter before each export call.
-fn arm(store: &mut Store<StoreState>) {
+/// Readies the store for a guest call; the clock ticks while the
+/// returned guard lives.
+fn arm(store: &mut Store<StoreState>) -> Busy {
     let s = store.data_mut();
     s.meter.ticks = 0;
     s.host.waited = false;
+    let busy = s.ticker.busy();
     store.set_epoch_deadline(1);
+    busy
 }
 
 fn classify(e: &wasmtime::Error) -> FailureKind {

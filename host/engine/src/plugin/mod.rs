@@ -13,6 +13,7 @@ mod instance;
 mod log_budget;
 pub mod maps;
 mod sandbox;
+mod ticker;
 mod wasi_http;
 
 pub use host::{Files, VuHost};
@@ -71,6 +72,7 @@ pub struct Runtime {
     /// Where compiled plugins are kept between runs, if anywhere.
     cache: Option<std::path::PathBuf>,
     maps: maps::Budget,
+    ticker: Arc<ticker::Ticker>,
 }
 
 impl Runtime {
@@ -93,7 +95,7 @@ impl Runtime {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config)?;
-        start_epoch_ticker(&engine);
+        let ticker = ticker::Ticker::start(&engine, EPOCH_TICK);
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -112,6 +114,7 @@ impl Runtime {
             compiled: Mutex::new(HashMap::new()),
             cache: cache::dir(),
             maps: maps::Budget::new(maps::limit()),
+            ticker,
         })
     }
 
@@ -193,7 +196,7 @@ impl Runtime {
     }
 
     pub(crate) fn new_store(&self, host: VuHost, limits: Limits) -> Store<instance::StoreState> {
-        instance::new_store(&self.engine, host, limits)
+        instance::new_store(&self.engine, self.ticker.clone(), host, limits)
     }
 }
 
@@ -251,21 +254,6 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("wasm-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawning the epoch thread");
 }
 
 #[cfg(test)]
