@@ -37,10 +37,11 @@ type StorageResult<T> = Result<T, StorageError<NodeId>>;
 pub static LOG_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The database's page cache. The state machine is in memory and the
-/// log is read back only for replication and snapshots, so the cache needs
-/// little; redb's default (1 GiB) grew every node's RSS with its file, by
-/// 0.2-0.45 MiB a minute in a 30-minute soak.
-const CACHE_BYTES: usize = 16 << 20;
+/// log is read back only for replication and snapshots (the OS caches the
+/// file too), so the cache needs little: it fills with pages as the file
+/// is written, and every node's RSS grew with it, by 0.2-0.45 MiB a
+/// minute in a 30-minute soak, at redb's default (1 GiB) and at 16 MiB.
+const CACHE_BYTES: usize = 2 << 20;
 
 /// Opens (or creates) the node's database.
 pub fn open(dir: &Path) -> anyhow::Result<Arc<Database>> {

@@ -336,35 +336,36 @@ async fn a_connection_the_server_dropped_while_idle_is_noticed_before_reuse() {
     assert!(!c.reusable());
 }
 
-#[tokio::test]
-async fn an_answer_while_a_large_body_is_written_ends_the_write_and_retires_the_connection() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut seen = Vec::new();
-        while !seen.ends_with(b"\r\n\r\n") {
-            let mut b = [0u8; 1];
-            if s.read(&mut b).await.unwrap() == 0 {
-                return;
-            }
-            seen.push(b[0]);
+/// Plays a server that answers 413 once it has the request's head, reads
+/// nothing more, and holds the connection open until `done`.
+async fn answer_after_the_head(
+    mut s: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        if s.read(&mut b).await.unwrap() == 0 {
+            return;
         }
-        // Answer at once and read nothing more, holding the socket open.
-        s.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
-            .await
-            .unwrap();
-        let _ = done_rx.await;
-    });
-    let mut c = H1::new(Box::new(TcpStream::connect(addr).await.unwrap()));
-    let payload = vec![b'x'; 32 << 20];
-    let mut request = format!(
-        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
-        payload.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&payload);
+        seen.push(b[0]);
+    }
+    s.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+        .await
+        .unwrap();
+    let _ = done.await;
+}
+
+/// POSTs `len` bytes to a server playing [`answer_after_the_head`]: the
+/// answer is the response, at once, and the connection is retired.
+async fn posted_into_an_early_answer(
+    mut c: H1,
+    len: usize,
+    done: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut request =
+        format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {len}\r\n\r\n").into_bytes();
+    request.resize(request.len() + len, b'x');
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         c.exchange(&request, false, ALL),
@@ -374,47 +375,28 @@ async fn an_answer_while_a_large_body_is_written_ends_the_write_and_retires_the_
     .unwrap();
     assert_eq!((r.status, body(&r)), (413, "big!"));
     assert!(!c.reusable(), "the rest of the request was never sent");
-    let _ = done_tx.send(());
+    let _ = done.send(());
+}
+
+#[tokio::test]
+async fn an_answer_while_a_large_body_is_written_ends_the_write_and_retires_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        answer_after_the_head(s, done_rx).await;
+    });
+    let c = H1::new(Box::new(TcpStream::connect(addr).await.unwrap()));
+    posted_into_an_early_answer(c, 32 << 20, done_tx).await;
 }
 
 /// A request small enough to have been written blindly before, on a
-/// connection that takes only 4 KiB: the server answers after the head
-/// and reads nothing more.
+/// connection that takes only 4 KiB.
 #[tokio::test]
 async fn an_answer_while_a_small_body_waits_for_room_ends_the_write_too() {
-    let (client, mut server) = tokio::io::duplex(4 << 10);
+    let (client, server) = tokio::io::duplex(4 << 10);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while !seen.ends_with(b"\r\n\r\n") {
-            let mut b = [0u8; 1];
-            if server.read(&mut b).await.unwrap() == 0 {
-                return;
-            }
-            seen.push(b[0]);
-        }
-        server
-            .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
-            .await
-            .unwrap();
-        let _ = done_rx.await;
-    });
-    let mut c = H1::new(Box::new(client));
-    let payload = vec![b'x'; 64 << 10];
-    let mut request = format!(
-        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
-        payload.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&payload);
-    let r = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        c.exchange(&request, false, ALL),
-    )
-    .await
-    .expect("the early answer ends the write")
-    .unwrap();
-    assert_eq!((r.status, body(&r)), (413, "big!"));
-    assert!(!c.reusable(), "the rest of the request was never sent");
-    let _ = done_tx.send(());
+    tokio::spawn(answer_after_the_head(server, done_rx));
+    posted_into_an_early_answer(H1::new(Box::new(client)), 64 << 10, done_tx).await;
 }
