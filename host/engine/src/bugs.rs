@@ -23,8 +23,8 @@ pub fn install_hook() {
             _ => String::new(),
         };
         tracing::error!(
-            "loadtest hit a bug: a panic at {place} (thread {thread}): {}. The part that \
-             panicked is contained and the run goes on; please report this message{}{trace}",
+            "loadtest hit a bug: a panic at {place} (thread {thread}): {}. Where it can, \
+             loadtest contains it and keeps the run's data; please report this message{}{trace}",
             message(info.payload()),
             if trace.is_empty() {
                 " (RUST_BACKTRACE=1 adds a backtrace)"

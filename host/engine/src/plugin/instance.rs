@@ -199,9 +199,8 @@ impl VuInstance {
     }
 }
 
-/// Resets the CPU meter before each export call.
-/// Readies the store for a guest call; the clock ticks while the
-/// returned guard lives.
+/// Resets the CPU meter before each export call; the epoch clock ticks
+/// while the returned guard lives.
 fn arm(store: &mut Store<StoreState>) -> Busy {
     let s = store.data_mut();
     s.meter.ticks = 0;

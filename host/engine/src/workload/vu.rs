@@ -193,7 +193,7 @@ impl Vu {
         host.scheduled = scheduled;
         host.exec = pick_exec(&self.ctx.exec, host);
         let started = scheduled.unwrap_or_else(Instant::now);
-        let busy = Busy::enter(&self.ctx.active);
+        let busy = BusyVu::enter(&self.ctx.active);
         #[cfg(debug_assertions)]
         crate::bugs::failpoint::iteration(self.iterations);
         let outcome = guard.run(hard_end, inst.iteration(), cut).await;
@@ -277,16 +277,16 @@ fn panic_message(payload: &(dyn std::any::Any + Send), then: &str) -> String {
 
 /// Counts a VU as busy (for the busy-VU gauge) while it lives, so a
 /// panic cannot leave it counted.
-struct Busy<'a>(&'a std::sync::atomic::AtomicU32);
+struct BusyVu<'a>(&'a std::sync::atomic::AtomicU32);
 
-impl<'a> Busy<'a> {
+impl<'a> BusyVu<'a> {
     fn enter(n: &'a std::sync::atomic::AtomicU32) -> Self {
         n.fetch_add(1, Ordering::Relaxed);
-        Busy(n)
+        BusyVu(n)
     }
 }
 
-impl Drop for Busy<'_> {
+impl Drop for BusyVu<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
