@@ -15,6 +15,19 @@ const ALL: Keep = Keep {
 
 /// A server that, for each request it reads, writes the next script's
 /// pieces one by one, then closes after the last script.
+/// Reads a request's head byte by byte; false if the client closed first.
+async fn read_head(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> bool {
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        if s.read(&mut b).await.unwrap() == 0 {
+            return false;
+        }
+        seen.push(b[0]);
+    }
+    true
+}
+
 async fn server(scripts: Vec<Vec<&'static [u8]>>) -> H1 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -22,13 +35,8 @@ async fn server(scripts: Vec<Vec<&'static [u8]>>) -> H1 {
         let (mut s, _) = listener.accept().await.unwrap();
         s.set_nodelay(true).unwrap();
         for pieces in scripts {
-            let mut seen = Vec::new();
-            while !seen.ends_with(b"\r\n\r\n") {
-                let mut b = [0u8; 1];
-                if s.read(&mut b).await.unwrap() == 0 {
-                    return;
-                }
-                seen.push(b[0]);
+            if !read_head(&mut s).await {
+                return;
             }
             for piece in pieces {
                 s.write_all(piece).await.unwrap();
@@ -342,13 +350,8 @@ async fn answer_after_the_head(
     mut s: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     done: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let mut seen = Vec::new();
-    while !seen.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        if s.read(&mut b).await.unwrap() == 0 {
-            return;
-        }
-        seen.push(b[0]);
+    if !read_head(&mut s).await {
+        return;
     }
     s.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
         .await
