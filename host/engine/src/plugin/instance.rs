@@ -2,7 +2,7 @@
 
 use super::bindings::{v02, v02_lifecycle};
 use super::sandbox::{Meter, Violation};
-use super::ticker::{Busy, Ticker};
+use super::ticker::Ticker;
 use super::{Limits, Plugin, VuHost};
 use crate::metrics::FailureKind;
 use std::sync::Arc;
@@ -22,7 +22,6 @@ pub struct StoreState {
     table: ResourceTable,
     meter: Meter,
     stderr: MemoryOutputPipe,
-    ticker: Arc<Ticker>,
 }
 
 impl WasiHttpView for StoreState {
@@ -44,12 +43,7 @@ impl WasiView for StoreState {
     }
 }
 
-pub(super) fn new_store(
-    engine: &Engine,
-    ticker: Arc<Ticker>,
-    host: VuHost,
-    limits: Limits,
-) -> Store<StoreState> {
+pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<StoreState> {
     let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
     // WASI without preopened directories, sockets or name lookups: the
     // guest reaches the outside only through the host's imports.
@@ -69,7 +63,6 @@ pub(super) fn new_store(
             table: ResourceTable::new(),
             meter,
             stderr,
-            ticker,
         },
     );
     store.limiter(|s| &mut s.meter);
@@ -102,6 +95,8 @@ pub enum CallFailure {
 pub struct VuInstance {
     store: Store<StoreState>,
     bindings: Bindings,
+    /// The engine's epoch clock, kept ticking during each call.
+    ticker: Arc<Ticker>,
 }
 
 enum Bindings {
@@ -120,7 +115,9 @@ impl VuInstance {
             return Err((host, msg));
         }
         let mut store = runtime.new_store(host, limits);
-        let _busy = arm(&mut store);
+        let ticker = runtime.ticker.clone();
+        let busy = ticker.busy();
+        arm(&mut store);
         let bindings = match &plugin.pre {
             super::Pre::Plain(pre) => pre.instantiate_async(&mut store).await.map(Bindings::Plain),
             super::Pre::Lifecycle(pre) => pre
@@ -128,8 +125,13 @@ impl VuInstance {
                 .await
                 .map(Bindings::Lifecycle),
         };
+        drop(busy);
         match bindings {
-            Ok(bindings) => Ok(VuInstance { store, bindings }),
+            Ok(bindings) => Ok(VuInstance {
+                store,
+                bindings,
+                ticker,
+            }),
             Err(e) => {
                 let msg = describe(&store, &e);
                 Err((store.into_data().host, msg))
@@ -138,20 +140,24 @@ impl VuInstance {
     }
 
     pub async fn init(&mut self, params: &str) -> Result<(), CallFailure> {
-        let _busy = arm(&mut self.store);
+        let busy = self.ticker.busy();
+        arm(&mut self.store);
         let r = match &self.bindings {
             Bindings::Plain(b) => b.call_init(&mut self.store, params).await,
             Bindings::Lifecycle(b) => b.call_init(&mut self.store, params).await,
         };
+        drop(busy);
         self.settle(r)
     }
 
     pub async fn iteration(&mut self) -> Result<(), CallFailure> {
-        let _busy = arm(&mut self.store);
+        let busy = self.ticker.busy();
+        arm(&mut self.store);
         let r = match &self.bindings {
             Bindings::Plain(b) => b.call_iteration(&mut self.store).await,
             Bindings::Lifecycle(b) => b.call_iteration(&mut self.store).await,
         };
+        drop(busy);
         self.settle(r)
     }
 
@@ -160,11 +166,13 @@ impl VuInstance {
         let Bindings::Lifecycle(b) = &self.bindings else {
             return Ok(None);
         };
-        let _busy = arm(&mut self.store);
+        let busy = self.ticker.busy();
+        arm(&mut self.store);
         let r = b
             .loadtest_scenario_lifecycle()
             .call_setup(&mut self.store, params)
             .await;
+        drop(busy);
         self.settle(r)
     }
 
@@ -173,11 +181,13 @@ impl VuInstance {
         let Bindings::Lifecycle(b) = &self.bindings else {
             return Ok(());
         };
-        let _busy = arm(&mut self.store);
+        let busy = self.ticker.busy();
+        arm(&mut self.store);
         let r = b
             .loadtest_scenario_lifecycle()
             .call_teardown(&mut self.store, params, data)
             .await;
+        drop(busy);
         self.settle(r)
     }
 
@@ -199,15 +209,12 @@ impl VuInstance {
     }
 }
 
-/// Resets the CPU meter before each export call; the epoch clock ticks
-/// while the returned guard lives.
-fn arm(store: &mut Store<StoreState>) -> Busy {
+/// Resets the CPU meter before each export call.
+fn arm(store: &mut Store<StoreState>) {
     let s = store.data_mut();
     s.meter.ticks = 0;
     s.host.waited = false;
-    let busy = s.ticker.busy();
     store.set_epoch_deadline(1);
-    busy
 }
 
 fn classify(e: &wasmtime::Error) -> FailureKind {

@@ -196,7 +196,7 @@ impl Runtime {
     }
 
     pub(crate) fn new_store(&self, host: VuHost, limits: Limits) -> Store<instance::StoreState> {
-        instance::new_store(&self.engine, self.ticker.clone(), host, limits)
+        instance::new_store(&self.engine, host, limits)
     }
 }
 

@@ -22,9 +22,9 @@ pub struct Ticker {
 }
 
 /// A guest call in progress: the clock ticks while one exists.
-pub struct Busy(Arc<Ticker>);
+pub struct Busy<'a>(&'a Ticker);
 
-impl Drop for Busy {
+impl Drop for Busy<'_> {
     fn drop(&mut self) {
         self.0.calls.fetch_sub(1, SeqCst);
     }
@@ -67,7 +67,7 @@ impl Ticker {
     }
 
     /// Marks a guest call as started; wakes the clock if it sleeps.
-    pub fn busy(self: &Arc<Self>) -> Busy {
+    pub fn busy(&self) -> Busy<'_> {
         // Both sides use SeqCst: either the clock sees this call before
         // it parks, or this call sees it parked and wakes it.
         self.calls.fetch_add(1, SeqCst);
@@ -76,7 +76,7 @@ impl Ticker {
         {
             t.unpark();
         }
-        Busy(self.clone())
+        Busy(self)
     }
 
     fn park_while_idle(&self, alive: impl Fn() -> bool) {
