@@ -14,7 +14,9 @@ Usage: benches/fleet.py [nodes=100] [seconds=60] [rate=400] [--binary PATH] [--k
   FLEET_PERF=out.data records the leader with `perf record` (FLEET_PERF_HZ samples
     a second, 999 by default; DWARF call graphs:
     release builds keep no frame pointers) during the
-    run's measured window (read it with `perf report -i out.data`)
+    run's measured window (read it with `perf report -i out.data`);
+    FLEET_PERF_GRAPH=none records no call graphs (a flat profile that
+    perturbs the cluster far less)
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -182,7 +184,9 @@ scenarios:
     f0 = [cpu_s(n["proc"].pid) for n in followers]
     perf = None
     if os.environ.get("FLEET_PERF"):
-        perf = subprocess.Popen(["perf", "record", "-F", os.environ.get("FLEET_PERF_HZ", "999"), "--call-graph", "dwarf,16384", "-p", str(lead["proc"].pid),
+        graph = os.environ.get("FLEET_PERF_GRAPH", "dwarf,16384")
+        graph = ["--call-graph", graph] if graph != "none" else []
+        perf = subprocess.Popen(["perf", "record", "-F", os.environ.get("FLEET_PERF_HZ", "999"), *graph, "-p", str(lead["proc"].pid),
                                  "-o", os.environ["FLEET_PERF"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(window)
     if perf:

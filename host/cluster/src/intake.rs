@@ -150,7 +150,7 @@ impl Intake {
 
     /// Under the lock, what each counted share adds: its seconds past the
     /// committed watermark, its start if the state lacks it, and its end
-    /// once every second before the end is in.
+    /// once every second before the end is in (held here or committed).
     fn fresh(&self, plan: &Plan, committed: impl Fn(u32) -> Progress) -> Option<Vec<Fresh>> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if pending.run != plan.run_id {
@@ -168,12 +168,13 @@ impl Intake {
                 .map(|(_, s)| s.clone())
                 .collect();
             let complete = share.intervals.len() == sealed.len();
+            let whole = |f: &Finished| complete && f.end.is_none_or(|end| to >= end);
             Fresh {
                 id,
                 from: p.next,
                 sealed,
                 started_at_ms: share.started_at_ms.filter(|_| p.started_at_ms.is_none()),
-                finished: share.finished.filter(|_| complete && p.finished.is_none()),
+                finished: share.finished.filter(|f| whole(f) && p.finished.is_none()),
             }
         });
         Some(fresh.collect())
@@ -369,6 +370,7 @@ mod tests {
             elapsed_ms: 9,
             stopped_early: false,
             init_failed: 0,
+            end: Some(2),
         };
         // Interval 0 never arrived (sent to the old leader): 1 waits.
         let mut b = batch(0, vec![interval(1, 1)]);
@@ -391,6 +393,43 @@ mod tests {
         assert!(apply_merged(&mut data, &entry));
         let p = progress(&data, 0);
         assert_eq!((p.next, p.requests, p.finished), (2, 2, Some(end)));
+    }
+
+    /// A leader that lost its leadership dropped what it held; elected
+    /// again, it gets only the end from a node that believes it still holds
+    /// the seconds before. The end waits for them: committed alone, it
+    /// would finish the share without them (counts short of the target's
+    /// after leaders changed often in a 100-node run).
+    #[test]
+    fn an_end_sent_alone_waits_for_the_seconds_before_it() {
+        let plan = plan(1);
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan);
+        let intake = Intake::default();
+        intake.receive(
+            batch(0, vec![interval(0, 1), interval(1, 1)]),
+            &progress(&data, 0),
+        );
+        intake.clear();
+        let mut b = batch(0, Vec::new());
+        b.finished = Some(Finished {
+            elapsed_ms: 9,
+            stopped_early: false,
+            init_failed: 0,
+            end: Some(2),
+        });
+        let ack = intake.receive(b.clone(), &progress(&data, 0));
+        assert_eq!((ack.received, ack.done), (0, false), "the node sends again from 0");
+        let entry = intake.build(&plan, |id| progress(&data, id)).expect("the start");
+        assert!(entry.parts[0].finished.is_none());
+        assert!(apply_merged(&mut data, &entry));
+        b.intervals = batch(0, vec![interval(0, 1), interval(1, 1)]).intervals;
+        intake.receive(b, &progress(&data, 0));
+        let entry = intake.build(&plan, |id| progress(&data, id)).expect("all of it");
+        assert!(entry.parts[0].finished.is_some());
+        assert!(apply_merged(&mut data, &entry));
+        let p = progress(&data, 0);
+        assert_eq!((p.next, p.requests, p.finished.is_some()), (2, 2, true));
     }
 
     /// With nothing committed, a share's backlog is held only up to the

@@ -13,6 +13,7 @@ mod health;
 mod heartbeats;
 mod intake;
 mod local;
+mod log_cache;
 mod mirror;
 mod network;
 mod node;

@@ -5,15 +5,19 @@
 //! learners included: with 97 learners at the default 100 ms that was
 //! about 1,000 RPCs a second and most of an idle leader's CPU. A learner
 //! has no election timer and no vote, so a heartbeat only tells it the
-//! leader's commit index; one that would tell it nothing new (the same
-//! vote, log position and commit index it last accepted) is answered here
-//! from that acceptance, and the learner hears from the leader at least
-//! every [`LEARNER_KEEPALIVE`]. Commits still reach it at the heartbeat
-//! rate; voters get every heartbeat.
+//! leader's commit index. One that would tell it nothing it needs soon is
+//! answered here from what the learner last accepted: nothing new (the
+//! same vote, log position and commit index), or only that metrics
+//! entries it holds are committed (nothing waits on a learner applying
+//! those; a plan or membership entry's commit goes out at once). During a
+//! run that held back the heartbeat after each second's entry, one of
+//! every two RPCs to each learner. A learner hears from the leader at
+//! least every [`LEARNER_KEEPALIVE`], with the newest commit index; voters
+//! get every heartbeat.
 
 use crate::transport::{RaftClient, Transport};
 use loadtest_wire::command::Raft;
-use loadtest_wire::command::{NodeId, TypeConfig};
+use loadtest_wire::command::{Command, NodeId, TypeConfig};
 use loadtest_wire::rpc::{decode, encode, pb};
 use openraft::BasicNode;
 use openraft::error::{
@@ -24,12 +28,19 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{LogId, Vote};
+use openraft::{Entry, EntryPayload, LogId, Vote};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a learner may go without a message from the leader.
 pub const LEARNER_KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// How long a peer may go without answering before its connection is
+/// replaced. A connection stuck in TCP's backoff (a partition that
+/// healed) never recovers by itself; but a peer that missed one 100 ms
+/// heartbeat deadline is usually just busy, and reconnecting at every
+/// miss made a loaded 100-node fleet open connections in storms.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Network {
@@ -44,26 +55,82 @@ pub struct Peer {
     client: Option<RaftClient>,
     transport: Transport,
     raft: Arc<OnceLock<Raft>>,
-    /// The last heartbeat this peer accepted, and when it was sent.
-    accepted: Option<(Heartbeat, Instant)>,
+    /// What this peer accepted last.
+    known: Option<Known>,
+    /// When this peer last answered (or the client was made).
+    answered: Instant,
 }
 
 /// What a heartbeat tells a follower.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Heartbeat {
     vote: Vote<NodeId>,
     prev_log_id: Option<LogId<NodeId>>,
     leader_commit: Option<LogId<NodeId>>,
 }
 
-/// Whether `beat` is the heartbeat accepted last, within the keepalive.
-fn repeats(beat: Option<Heartbeat>, accepted: Option<(Heartbeat, Instant)>, now: Instant) -> bool {
-    match (beat, accepted) {
-        (Some(beat), Some((last, at))) => {
-            beat == last && now.saturating_duration_since(at) < LEARNER_KEEPALIVE
+/// What a peer knows after accepting an AppendEntries: the heartbeat that
+/// would now tell it nothing new, when it was sent, and the entries it
+/// holds, not yet known committed, whose commit it should hear at once.
+#[derive(Clone, Debug)]
+struct Known {
+    beat: Heartbeat,
+    at: Instant,
+    /// Indexes, ascending; few (what is in flight past the commit).
+    urgent: Vec<u64>,
+}
+
+/// The most entries of unknown kind counted as urgent after a reset: a
+/// learner is never that far past the commit in practice, and one whose
+/// commit waits anyway hears it within the keepalive.
+const UNKNOWN_AT_MOST: u64 = 4096;
+
+impl Known {
+    /// What `rpc`, once accepted, leaves the peer knowing.
+    fn after(rpc: &AppendEntriesRequest<TypeConfig>, at: Instant, before: Option<&Known>) -> Known {
+        let committed = rpc.leader_commit.map_or(0, |c| c.index + 1);
+        let mut urgent: Vec<u64> = match before.filter(|k| k.beat.vote == rpc.vote) {
+            Some(k) => k.urgent.clone(),
+            // Without what it accepted before in this term, anything the
+            // peer holds past the commit may be a plan entry.
+            None => {
+                let held = rpc.prev_log_id.map_or(0, |p| p.index + 1);
+                (committed..held).take(UNKNOWN_AT_MOST as usize).collect()
+            }
+        };
+        let fresh = rpc.entries.iter().filter(|e| !is_metrics(e));
+        urgent.extend(fresh.map(|e| e.log_id.index));
+        urgent.retain(|&i| i >= committed);
+        urgent.sort_unstable();
+        urgent.dedup();
+        Known {
+            beat: Heartbeat {
+                vote: rpc.vote,
+                prev_log_id: rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id),
+                leader_commit: rpc.leader_commit,
+            },
+            at,
+            urgent,
         }
-        _ => false,
     }
+
+    /// Whether `beat`, sent at `now`, tells the peer only what can wait:
+    /// the keepalive has not run out, it is at the same place in the same
+    /// term, and the commit it adds covers no urgent entry.
+    fn can_wait(&self, beat: &Heartbeat, now: Instant) -> bool {
+        let in_time = now.saturating_duration_since(self.at) < LEARNER_KEEPALIVE;
+        let same_place = beat.vote == self.beat.vote && beat.prev_log_id == self.beat.prev_log_id;
+        let commit_can_wait = match (self.urgent.first(), beat.leader_commit) {
+            (Some(&first), Some(c)) => c.index < first,
+            _ => true,
+        };
+        in_time && same_place && commit_can_wait
+    }
+}
+
+/// An entry of merged metrics: nothing on a learner waits for it.
+fn is_metrics(e: &Entry<TypeConfig>) -> bool {
+    matches!(&e.payload, EntryPayload::Normal(Command::Merged(_)))
 }
 
 impl Heartbeat {
@@ -86,7 +153,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: None,
             transport: self.transport.clone(),
             raft: self.raft.clone(),
-            accepted: None,
+            known: None,
+            answered: Instant::now(),
         }
     }
 }
@@ -108,10 +176,13 @@ impl Peer {
             .any(|id| id == self.target)
     }
 
-    /// A heartbeat a learner would accept exactly as it accepted the last
-    /// one, sent within [`LEARNER_KEEPALIVE`] of it.
-    fn says_nothing_new(&self, beat: Option<Heartbeat>) -> bool {
-        repeats(beat, self.accepted, Instant::now()) && !self.is_voter()
+    /// A heartbeat to a learner that tells it nothing it needs before the
+    /// keepalive runs out.
+    fn can_wait(&self, beat: Option<Heartbeat>) -> bool {
+        match (beat, &self.known) {
+            (Some(beat), Some(known)) => known.can_wait(&beat, Instant::now()) && !self.is_voter(),
+            _ => false,
+        }
     }
 
     /// Connects on first use, once the peer proved it holds the token.
@@ -127,9 +198,13 @@ impl Peer {
         Ok(self.client.clone().expect("just set"))
     }
 
-    /// After a call that got no answer: the next one goes over a new
-    /// connection, not one that may be stuck in TCP's backoff.
+    /// After a call that got no answer, from a peer silent for
+    /// [`RECONNECT_AFTER`]: the next call goes over a new connection, not
+    /// one that may be stuck in TCP's backoff.
     fn reconnect(&mut self) {
+        if self.answered.elapsed() < RECONNECT_AFTER {
+            return;
+        }
         self.client = None;
         self.transport.forget(&self.addr);
     }
@@ -172,7 +247,10 @@ impl Peer {
         // answering holds no heartbeat or vote past it.
         let reply = tokio::time::timeout(option.hard_ttl(), call(client, payload)).await;
         let reply = match reply {
-            Ok(Ok(reply)) => reply,
+            Ok(Ok(reply)) => {
+                self.answered = Instant::now();
+                reply
+            }
             Ok(Err(status)) => {
                 // An unreachable peer backs off; anything else is retried as usual.
                 let unreachable = matches!(
@@ -209,16 +287,17 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        let beat = Heartbeat::of(&rpc);
-        if self.says_nothing_new(beat) {
+        if self.can_wait(Heartbeat::of(&rpc)) {
             return Ok(AppendEntriesResponse::Success);
         }
         let sent = Instant::now();
         let r = self
             .call(&option, &rpc, async |mut c, p| c.append_entries(p).await)
             .await;
-        self.accepted = match (&r, beat) {
-            (Ok(AppendEntriesResponse::Success), Some(beat)) => Some((beat, sent)),
+        self.known = match &r {
+            Ok(AppendEntriesResponse::Success) => {
+                Some(Known::after(&rpc, sent, self.known.as_ref()))
+            }
             _ => None,
         };
         r
@@ -252,36 +331,89 @@ impl RaftNetwork<TypeConfig> for Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openraft::{CommittedLeaderId, Entry, EntryPayload};
+    use loadtest_wire::raw::Raw;
+    use openraft::CommittedLeaderId;
 
-    fn rpc(commit: u64, entries: usize) -> AppendEntriesRequest<TypeConfig> {
-        let id = |i| Some(LogId::new(CommittedLeaderId::new(1, 1), i));
+    fn id(i: u64) -> Option<LogId<NodeId>> {
+        Some(LogId::new(CommittedLeaderId::new(1, 1), i))
+    }
+
+    /// An AppendEntries after entry `prev` with the commit at `commit`,
+    /// carrying entries whose kinds `kinds` gives ('m' metrics, 'p' other).
+    fn rpc(prev: u64, commit: u64, kinds: &str) -> AppendEntriesRequest<TypeConfig> {
+        // The kind is what matters here, not the text.
+        let metrics = || {
+            let raw: Raw<loadtest_wire::plan::Merged> = serde_json::from_str("{}").unwrap();
+            EntryPayload::Normal(Command::Merged(raw))
+        };
         AppendEntriesRequest {
             vote: Vote::new_committed(1, 1),
-            prev_log_id: id(9),
+            prev_log_id: id(prev),
             leader_commit: id(commit),
-            entries: (0..entries)
-                .map(|i| Entry {
-                    log_id: id(10 + i as u64).unwrap(),
-                    payload: EntryPayload::Blank,
+            entries: kinds
+                .chars()
+                .enumerate()
+                .map(|(i, k)| Entry {
+                    log_id: id(prev + 1 + i as u64).unwrap(),
+                    payload: if k == 'm' { metrics() } else { EntryPayload::Blank },
                 })
                 .collect(),
         }
     }
 
+    fn beat(prev: u64, commit: u64) -> Heartbeat {
+        Heartbeat::of(&rpc(prev, commit, "")).unwrap()
+    }
+
     #[test]
-    fn only_a_repeat_of_the_last_accepted_heartbeat_within_the_keepalive_is_held_back() {
+    fn a_repeat_within_the_keepalive_waits_and_news_of_a_new_place_does_not() {
         let t = Instant::now();
-        let accepted = Heartbeat::of(&rpc(8, 0)).map(|b| (b, t));
         let soon = t + Duration::from_millis(200);
-        assert!(repeats(Heartbeat::of(&rpc(8, 0)), accepted, soon));
-        // A new commit index is news; entries are never held back.
-        assert!(!repeats(Heartbeat::of(&rpc(9, 0)), accepted, soon));
-        assert!(Heartbeat::of(&rpc(8, 1)).is_none());
-        assert!(!repeats(Heartbeat::of(&rpc(8, 1)), accepted, soon));
+        let known = Known::after(&rpc(9, 9, ""), t, None);
+        assert!(known.can_wait(&beat(9, 9), soon));
+        // A new log position is news; entries are never held back.
+        assert!(!known.can_wait(&beat(10, 9), soon));
+        assert!(Heartbeat::of(&rpc(9, 9, "m")).is_none());
         // Past the keepalive, the learner hears from the leader again.
-        let late = t + LEARNER_KEEPALIVE;
-        assert!(!repeats(Heartbeat::of(&rpc(8, 0)), accepted, late));
-        assert!(!repeats(Heartbeat::of(&rpc(8, 0)), None, soon));
+        assert!(!known.can_wait(&beat(9, 9), t + LEARNER_KEEPALIVE));
+        // A new term is news.
+        let mut other = beat(9, 9);
+        other.vote = Vote::new_committed(2, 2);
+        assert!(!known.can_wait(&other, soon));
+    }
+
+    #[test]
+    fn the_commit_of_metrics_entries_waits_and_the_commit_of_a_plan_entry_goes_out() {
+        let t = Instant::now();
+        let soon = t + Duration::from_millis(200);
+        let settled = Known::after(&rpc(8, 8, ""), t, None);
+        // Entries 9 and 10, metrics, sent with the commit at 8.
+        let k = Known::after(&rpc(8, 8, "mm"), t, Some(&settled));
+        assert!(k.can_wait(&beat(10, 10), soon), "only metrics became committed");
+        // Entry 11 is a plan entry.
+        let k = Known::after(&rpc(10, 10, "p"), t, Some(&k));
+        assert!(!k.can_wait(&beat(11, 11), soon), "a plan entry's commit is news");
+        // Once told, later metrics commits wait again.
+        let k = Known::after(&rpc(11, 11, ""), t, Some(&k));
+        let k = Known::after(&rpc(11, 11, "m"), t, Some(&k));
+        assert!(k.can_wait(&beat(12, 12), soon));
+        // A plan entry behind metrics entries: a commit short of it waits.
+        let k = Known::after(&rpc(12, 12, "mpm"), t, Some(&k));
+        assert!(k.can_wait(&beat(15, 13), soon));
+        assert!(!k.can_wait(&beat(15, 14), soon));
+    }
+
+    #[test]
+    fn without_history_every_commit_up_to_the_peers_log_end_goes_out() {
+        let t = Instant::now();
+        let soon = t + Duration::from_millis(200);
+        // After a failed call the leader knows nothing of what entries 1-20 were.
+        let k = Known::after(&rpc(20, 15, ""), t, None);
+        assert!(!k.can_wait(&beat(20, 18), soon));
+        let k = Known::after(&rpc(20, 18, ""), t, Some(&k));
+        assert!(!k.can_wait(&beat(20, 19), soon));
+        let k = Known::after(&rpc(20, 20, ""), t, Some(&k));
+        let k = Known::after(&rpc(20, 20, "m"), t, Some(&k));
+        assert!(k.can_wait(&beat(21, 21), soon));
     }
 }

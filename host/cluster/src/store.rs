@@ -6,6 +6,7 @@
 // openraft's traits fix the (large) storage error type.
 #![allow(clippy::result_large_err)]
 
+use crate::log_cache::LogCache;
 use crate::snapshots::Snapshots;
 use loadtest_wire::Versioned;
 use loadtest_wire::command::{Applied, Command, NodeId, TypeConfig};
@@ -112,11 +113,15 @@ pub fn is_initialized(db: &Database) -> anyhow::Result<bool> {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    recent: LogCache,
 }
 
 impl LogStore {
     pub fn new(db: Arc<Database>) -> Self {
-        LogStore { db }
+        LogStore {
+            db,
+            recent: LogCache::default(),
+        }
     }
 
     fn read_range(
@@ -149,6 +154,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        if let Some(kept) = self.recent.get(&range) {
+            return Ok(kept);
+        }
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         self.read_range(bounds)
             .map_err(|e| StorageIOError::read_logs(io(e)).into())
@@ -198,11 +206,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let write = || -> anyhow::Result<()> {
             let txn = self.db.begin_write()?;
             {
                 let mut table = txn.open_table(LOG)?;
-                for entry in entries {
+                for entry in &entries {
                     let bytes = serde_json::to_vec(&entry)?;
                     table.insert(entry.log_id.index, bytes.as_slice())?;
                     LOG_BYTES.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -213,6 +222,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         match write() {
             Ok(()) => {
+                self.recent.appended(&entries);
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -224,6 +234,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        self.recent.truncated(log_id.index);
         self.delete_range(log_id.index..)
             .map_err(|e| StorageIOError::write_logs(io(e)).into())
     }
@@ -231,6 +242,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         put_meta(&self.db, "last_purged", &log_id)
             .map_err(|e| StorageIOError::write_logs(io(e)))?;
+        self.recent.purged(log_id.index);
         self.delete_range(..=log_id.index)
             .map_err(|e| StorageIOError::write_logs(io(e)).into())
     }

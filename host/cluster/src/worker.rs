@@ -244,6 +244,8 @@ async fn stream_metrics(
     let run = plan.run_id.as_str();
     let mut outbox: VecDeque<Sealed> = VecDeque::new();
     let mut finished: Option<Finished> = None;
+    // One past the last second closed so far.
+    let mut end = 0;
     let mut engine_done = false;
     let mut logged_start = false;
     // (leader, the first interval it does not hold)
@@ -266,6 +268,11 @@ async fn stream_metrics(
             .unwrap_or_else(|p| p.into_inner())
             .take_closed();
         outbox.extend(closed.iter().filter_map(seal));
+        end = closed.iter().map(|c| c.idx + 1).fold(end, u64::max);
+        if let Some(f) = &mut finished {
+            // The engine closed its last second before it returned.
+            f.end = Some(end);
+        }
         let started_at_ms = started_at(&live);
         if let Some(ms) = started_at_ms.filter(|_| !logged_start) {
             tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
@@ -364,6 +371,7 @@ fn finish_of(
             elapsed_ms: o.elapsed.as_millis() as u64,
             stopped_early: o.stopped_early,
             init_failed: o.metrics.scenarios.values().map(|s| s.init_failed).sum(),
+            end: None,
         },
         Ok(Err(e)) => {
             tracing::error!("share {}/{} failed: {e:#}", a.index + 1, a.count);
@@ -371,6 +379,7 @@ fn finish_of(
                 elapsed_ms: 0,
                 stopped_early: true,
                 init_failed: 0,
+                end: None,
             }
         }
         Err(e) => {
@@ -379,6 +388,7 @@ fn finish_of(
                 elapsed_ms: 0,
                 stopped_early: true,
                 init_failed: 0,
+                end: None,
             }
         }
     }

@@ -203,6 +203,13 @@ pub struct Finished {
     pub elapsed_ms: u64,
     pub stopped_early: bool,
     pub init_failed: u64,
+    /// One past the share's last second. The leader commits the end only
+    /// once it holds every second before it: a node that believes the
+    /// leader holds its seconds (the same leader, elected again after
+    /// dropping what it held) sends the end alone. Absent from nodes of
+    /// an earlier version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<u64>,
 }
 
 /// What the state machine knows of one assignment.
