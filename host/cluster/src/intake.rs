@@ -419,13 +419,21 @@ mod tests {
             end: Some(2),
         });
         let ack = intake.receive(b.clone(), &progress(&data, 0));
-        assert_eq!((ack.received, ack.done), (0, false), "the node sends again from 0");
-        let entry = intake.build(&plan, |id| progress(&data, id)).expect("the start");
+        assert_eq!(
+            (ack.received, ack.done),
+            (0, false),
+            "the node sends again from 0"
+        );
+        let entry = intake
+            .build(&plan, |id| progress(&data, id))
+            .expect("the start");
         assert!(entry.parts[0].finished.is_none());
         assert!(apply_merged(&mut data, &entry));
         b.intervals = batch(0, vec![interval(0, 1), interval(1, 1)]).intervals;
         intake.receive(b, &progress(&data, 0));
-        let entry = intake.build(&plan, |id| progress(&data, id)).expect("all of it");
+        let entry = intake
+            .build(&plan, |id| progress(&data, id))
+            .expect("all of it");
         assert!(entry.parts[0].finished.is_some());
         assert!(apply_merged(&mut data, &entry));
         let p = progress(&data, 0);

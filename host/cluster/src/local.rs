@@ -58,6 +58,11 @@ impl Local {
         }
     }
 
+    /// Forgets who answered when: a new leader's record starts now.
+    pub fn forget_answers(&self) {
+        lock(&self.answered).clear();
+    }
+
     /// Whether a peer that used to answer has been silent for `after`
     /// (one never heard from is not known to be gone).
     pub fn silent(&self, peer: &str, after: std::time::Duration) -> bool {

@@ -32,7 +32,10 @@ impl LogCache {
     pub fn appended(&self, entries: &[Entry<TypeConfig>]) {
         let mut kept = self.lock();
         for e in entries {
-            if kept.back().is_some_and(|b| b.log_id.index + 1 != e.log_id.index) {
+            if kept
+                .back()
+                .is_some_and(|b| b.log_id.index + 1 != e.log_id.index)
+            {
                 kept.clear();
             }
             kept.push_back(e.clone());

@@ -355,7 +355,11 @@ mod tests {
                 .enumerate()
                 .map(|(i, k)| Entry {
                     log_id: id(prev + 1 + i as u64).unwrap(),
-                    payload: if k == 'm' { metrics() } else { EntryPayload::Blank },
+                    payload: if k == 'm' {
+                        metrics()
+                    } else {
+                        EntryPayload::Blank
+                    },
                 })
                 .collect(),
         }
@@ -389,10 +393,16 @@ mod tests {
         let settled = Known::after(&rpc(8, 8, ""), t, None);
         // Entries 9 and 10, metrics, sent with the commit at 8.
         let k = Known::after(&rpc(8, 8, "mm"), t, Some(&settled));
-        assert!(k.can_wait(&beat(10, 10), soon), "only metrics became committed");
+        assert!(
+            k.can_wait(&beat(10, 10), soon),
+            "only metrics became committed"
+        );
         // Entry 11 is a plan entry.
         let k = Known::after(&rpc(10, 10, "p"), t, Some(&k));
-        assert!(!k.can_wait(&beat(11, 11), soon), "a plan entry's commit is news");
+        assert!(
+            !k.can_wait(&beat(11, 11), soon),
+            "a plan entry's commit is news"
+        );
         // Once told, later metrics commits wait again.
         let k = Known::after(&rpc(11, 11, ""), t, Some(&k));
         let k = Known::after(&rpc(11, 11, "m"), t, Some(&k));
