@@ -35,13 +35,6 @@ use std::time::{Duration, Instant};
 /// How long a learner may go without a message from the leader.
 pub const LEARNER_KEEPALIVE: Duration = Duration::from_secs(1);
 
-/// How long a peer may go without answering before its connection is
-/// replaced. A connection stuck in TCP's backoff (a partition that
-/// healed) never recovers by itself; but a peer that missed one 100 ms
-/// heartbeat deadline is usually just busy, and reconnecting at every
-/// miss made a loaded 100-node fleet open connections in storms.
-const RECONNECT_AFTER: Duration = Duration::from_secs(1);
-
 #[derive(Clone)]
 pub struct Network {
     pub transport: Transport,
@@ -57,8 +50,6 @@ pub struct Peer {
     raft: Arc<OnceLock<Raft>>,
     /// What this peer accepted last.
     known: Option<Known>,
-    /// When this peer last answered (or the client was made).
-    answered: Instant,
 }
 
 /// What a heartbeat tells a follower.
@@ -154,7 +145,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             transport: self.transport.clone(),
             raft: self.raft.clone(),
             known: None,
-            answered: Instant::now(),
         }
     }
 }
@@ -198,13 +188,11 @@ impl Peer {
         Ok(self.client.clone().expect("just set"))
     }
 
-    /// After a call that got no answer, from a peer silent for
-    /// [`RECONNECT_AFTER`]: the next call goes over a new connection, not
-    /// one that may be stuck in TCP's backoff.
+    /// After a call that got no answer: the next one goes over a new
+    /// connection, not one that may be stuck in TCP's backoff (which also
+    /// drops what that connection still holds, such as a forwarded write
+    /// that would otherwise land after a partition heals).
     fn reconnect(&mut self) {
-        if self.answered.elapsed() < RECONNECT_AFTER {
-            return;
-        }
         self.client = None;
         self.transport.forget(&self.addr);
     }
@@ -247,10 +235,7 @@ impl Peer {
         // answering holds no heartbeat or vote past it.
         let reply = tokio::time::timeout(option.hard_ttl(), call(client, payload)).await;
         let reply = match reply {
-            Ok(Ok(reply)) => {
-                self.answered = Instant::now();
-                reply
-            }
+            Ok(Ok(reply)) => reply,
             Ok(Err(status)) => {
                 // An unreachable peer backs off; anything else is retried as usual.
                 let unreachable = matches!(
