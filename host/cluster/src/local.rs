@@ -58,9 +58,12 @@ impl Local {
         }
     }
 
-    /// Forgets who answered when: a new leader's record starts now.
-    pub fn forget_answers(&self) {
-        lock(&self.answered).clear();
+    /// A new leader's record: every peer counts as having answered now.
+    pub fn answers_from_now(&self, peers: &[String]) {
+        let now = Instant::now();
+        let mut map = lock(&self.answered);
+        map.clear();
+        map.extend(peers.iter().map(|p| (p.clone(), now)));
     }
 
     /// Whether a peer that used to answer has been silent for `after`

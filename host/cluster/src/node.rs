@@ -847,8 +847,9 @@ async fn still_lowest(ctx: &NodeCtx, me: &str, seen: &[String]) -> bool {
 /// whose names they lack): at 100 nodes, each
 /// greeting every peer every 5 s was about 2,000 RPCs a second on the
 /// machine, which starved the voters' heartbeats into elections. A node
-/// that becomes leader starts its liveness record afresh, so nothing it
-/// heard long ago makes a peer look gone.
+/// that becomes leader starts its liveness record afresh, as if every
+/// peer had just answered: nothing it heard long ago makes a live peer
+/// look gone, and a dead one counts as silent CLUSTER_NODE_LOST_SECS later.
 async fn maintain(ctx: Arc<NodeCtx>, me: String) {
     let mut misses: HashMap<NodeId, u32> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -858,9 +859,7 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
         let leading = ctx
             .raft()
             .is_some_and(|r| r.metrics().borrow().state == ServerState::Leader);
-        if leading && !was_leading {
-            ctx.local.forget_answers();
-        }
+        let newly = leading && !was_leading;
         was_leading = leading;
         if !leading {
             misses.clear();
@@ -868,6 +867,9 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
             continue;
         }
         let others: Vec<String> = ctx.peers().await.into_iter().filter(|p| *p != me).collect();
+        if newly {
+            ctx.local.answers_from_now(&others);
+        }
         let replies = hello_all(&others, &ctx).await;
         ctx.local.answered(replies.keys().cloned());
         let Some(raft) = ctx.raft() else { continue };
