@@ -844,12 +844,12 @@ async fn still_lowest(ctx: &NodeCtx, me: &str, seen: &[String]) -> bool {
 /// names, adds listed nodes that are not members as learners, and
 /// replaces a voter that has been unreachable for a while with a
 /// reachable learner. Other nodes make no rounds (they greet only voters
-/// whose names they lack): at 100 nodes, each
-/// greeting every peer every 5 s was about 2,000 RPCs a second on the
-/// machine, which starved the voters' heartbeats into elections. A node
-/// that becomes leader starts its liveness record afresh, as if every
-/// peer had just answered: nothing it heard long ago makes a live peer
-/// look gone, and a dead one counts as silent CLUSTER_NODE_LOST_SECS later.
+/// whose names they lack): at 100 nodes, every node greeting every peer
+/// every 5 s was about 2,000 RPCs a second on the machine, which starved
+/// the voters' heartbeats into elections. A node that becomes leader
+/// starts its liveness record afresh, as if every peer had just answered:
+/// nothing it heard long ago makes a live peer look gone, and a dead one
+/// counts as silent CLUSTER_NODE_LOST_SECS later.
 async fn maintain(ctx: Arc<NodeCtx>, me: String) {
     let mut misses: HashMap<NodeId, u32> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
