@@ -721,7 +721,8 @@ async fn bootstrap(settings: Settings, ctx: Arc<NodeCtx>, me: String) {
 async fn learn_voters_names(ctx: &NodeCtx, me: &str) {
     let Some(raft) = ctx.raft() else { return };
     let voters: Vec<String> = {
-        let m = raft.metrics().borrow().clone();
+        let m = raft.metrics();
+        let m = m.borrow();
         let membership = m.membership_config.membership();
         membership
             .voter_ids()
