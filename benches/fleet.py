@@ -18,7 +18,7 @@ Usage: benches/fleet.py [nodes=100] [seconds=60] [rate=400] [--binary PATH] [--k
     FLEET_PERF_GRAPH=none records no call graphs (a flat profile that
     perturbs the cluster far less)
 """
-import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 flags = sys.argv[1:]
@@ -51,7 +51,7 @@ nodes = [{"name": f"node-{i:03}", "raft": f"127.0.0.1:{ports[2 * i]}", "health":
          for i in range(nodes_n)]
 peers = ",".join(n["raft"] for n in nodes)
 env_base = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
-env_base["RUST_LOG"] = "warn"
+env_base["RUST_LOG"] = os.environ.get("FLEET_LOG", "warn")
 
 
 def start(n):
@@ -96,13 +96,18 @@ def wait_for(what, check, deadline):
 
 
 def leader():
+    # A leader deposed while its peers could not reach it may still call
+    # itself one in its old term: the newest term's leader is the one.
+    found = []
     for n in nodes:
         if n["proc"].poll() is not None:
             continue
         st = get(f"http://{n['health']}/cluster/state")
         if st and st.get("state") == "leader":
-            return n, st
-    return None
+            found.append((st.get("term", 0), n["name"], n, st))
+    if len(found) > 1:
+        print("  nodes calling themselves leader: " + ", ".join(f"{f[1]} (term {f[0]})" for f in found), file=sys.stderr)
+    return max(found, key=lambda f: f[0])[2:] if found else None
 
 
 def cli(*a, timeout=600):
@@ -119,6 +124,7 @@ def table():
 
 target = None
 rows = []
+finished = False
 try:
     tport = free_ports(1)[0]
     target = subprocess.Popen([binary, "target", "--addr", f"127.0.0.1:{tport}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -228,6 +234,7 @@ scenarios:
     died = [f"{n['name']} (exit {n['proc'].returncode})" for n in nodes
             if n is not lead and n["proc"].poll() is not None and not (kill and n["proc"].returncode == -signal.SIGKILL)]
     rows.append(("nodes that died on their own", ", ".join(died) or "none"))
+    finished = True
 finally:
     # What was measured is printed also when a step failed or timed out.
     table()
@@ -236,3 +243,8 @@ finally:
             n["proc"].kill(); n["proc"].wait()
     if target:
         target.kill(); target.wait()
+    # The nodes' logs and data stay for a look when a step failed.
+    if finished:
+        shutil.rmtree(data, ignore_errors=True)
+    else:
+        print(f"  nodes' logs and data kept in {data}")

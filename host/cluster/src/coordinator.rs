@@ -120,6 +120,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         teardown_done: false,
         teardown_error: None,
         changes: Vec::new(),
+        report_every_ms: 0,
     };
     let bundle = ctx.local.prepare(&plan).await?;
     // Setup runs here, once for the whole cluster, before any load; its
@@ -129,6 +130,8 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         .await
         .map_err(|e| format!("{e:#}"))?;
     plan.assignments = assign(ctx).await;
+    plan.report_every_ms =
+        report_cadence(plan.assignments.len(), ctx.settings.node_lost_after).as_millis() as u64;
     for a in &mut plan.assignments {
         a.version = plan.version.clone();
     }
@@ -152,6 +155,24 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
     Ok(run_id)
 }
 
+/// Shares per second of report cadence: up to this many, every node
+/// reports each second.
+const SHARES_PER_SECOND: usize = 40;
+
+/// How often nodes report and the leader commits, for `shares` shares: a
+/// second up to 40 shares, a second more per 40, at most 5 s, and at most
+/// a third of the time after which a silent node counts as lost. At 100
+/// nodes each report and each entry replicated to a member is a gRPC call
+/// the leader pays for, and those calls are most of its CPU; reporting
+/// every few seconds keeps that flat per second as the fleet grows
+/// (Locust's workers report every 3 s). The series keeps one interval a
+/// second either way; what waits is the live view and `abortOnFail`.
+pub(crate) fn report_cadence(shares: usize, lost_after: Duration) -> Duration {
+    let by_fleet = shares.div_ceil(SHARES_PER_SECOND).clamp(1, 5) as u64;
+    let by_loss = (lost_after.as_secs() / 3).max(1);
+    Duration::from_secs(by_fleet.min(by_loss))
+}
+
 /// Every member but the leader runs an equal share. The leader
 /// coordinates and merges: a leader that also ran load would take its
 /// last unreported seconds with it when it dies. Alone, it runs it all.
@@ -163,7 +184,7 @@ async fn assign(ctx: &NodeCtx) -> Vec<Assignment> {
     let mut nodes: Vec<String> = ctx
         .members()
         .into_iter()
-        .filter(|a| *a != me && !ctx.local.silent(a, lost))
+        .filter(|a| *a != me && !ctx.local.liveness.silent(a, lost))
         .collect();
     if nodes.is_empty() {
         nodes.push(me);
@@ -858,5 +879,21 @@ pub fn node_report(plan: &Plan, a: &Assignment, p: &Progress) -> NodeReport {
             (false, None) => "running".into(),
         },
         took_over_from,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report_cadence;
+    use std::time::Duration;
+
+    #[test]
+    fn reports_slow_down_with_the_fleet_but_not_past_a_third_of_the_loss_time() {
+        let lost = Duration::from_secs(10);
+        let secs = |shares| report_cadence(shares, lost).as_secs();
+        assert_eq!((secs(0), secs(1), secs(40)), (1, 1, 1));
+        assert_eq!((secs(41), secs(99), secs(1000)), (2, 3, 3));
+        assert_eq!(report_cadence(1000, Duration::from_secs(60)).as_secs(), 5);
+        assert_eq!(report_cadence(99, Duration::from_secs(2)).as_secs(), 1);
     }
 }

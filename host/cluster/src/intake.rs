@@ -16,12 +16,17 @@ use loadtest_wire::plan::{Ack, Batch, Finished, Merged, Part, Plan, Progress, Se
 use loadtest_wire::raw::Raw;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How often the leader commits what it received: the merged series'
-/// resolution in the log is still one interval per second; this only
-/// sets how many seconds one entry carries.
+/// How often the leader looks at what it received. It commits once per
+/// the plan's report interval (a second in a small fleet, a few in a
+/// large one): the merged series' resolution in the log is still one
+/// interval per second; the interval only sets how many seconds one
+/// entry carries.
 const FLUSH: Duration = Duration::from_secs(1);
+
+/// How early a tick may come and still count as a full interval.
+const TICK_SLACK: Duration = Duration::from_millis(200);
 
 /// A share that reported its end is committed sooner than the next
 /// flush, so a run's result does not wait for the tick; the pause lets
@@ -217,11 +222,15 @@ impl Intake {
 pub async fn flush(ctx: Arc<NodeCtx>) {
     let mut tick = tokio::time::interval(FLUSH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut committed_at: Option<Instant> = None;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = ctx.intake.finished.notified() => tokio::time::sleep(FINISH_PAUSE).await,
-        }
+        let finishing = tokio::select! {
+            _ = tick.tick() => false,
+            _ = ctx.intake.finished.notified() => {
+                tokio::time::sleep(FINISH_PAUSE).await;
+                true
+            }
+        };
         if !ctx.is_leader() {
             ctx.intake.clear();
             continue;
@@ -229,6 +238,11 @@ pub async fn flush(ctx: Arc<NodeCtx>) {
         let Some(plan) = current_plan(&ctx) else {
             continue;
         };
+        let due = committed_at.is_none_or(|t| t.elapsed() + TICK_SLACK >= plan.report_every());
+        if !finishing && !due {
+            continue;
+        }
+        let began = Instant::now();
         let Some(entry) = ctx.intake.build(&plan, |id| committed(&ctx, &plan, id)) else {
             continue;
         };
@@ -241,7 +255,7 @@ pub async fn flush(ctx: Arc<NodeCtx>) {
             }
         };
         match crate::service::write(&ctx, entry).await {
-            Ok(a) if a.changed => {}
+            Ok(a) if a.changed => committed_at = Some(began),
             // Built on a state this leader had not applied yet, or the plan
             // moved on: the next flush builds again from what is committed.
             Ok(_) => {

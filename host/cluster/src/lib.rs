@@ -12,6 +12,7 @@ mod dns;
 mod health;
 mod heartbeats;
 mod intake;
+mod liveness;
 mod local;
 mod log_cache;
 mod mirror;

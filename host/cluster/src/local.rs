@@ -3,6 +3,7 @@
 //! (on the leader) when each assignment last reported.
 
 use crate::blobs::BlobStore;
+use crate::liveness::Liveness;
 use loadtest_engine::config::Bundle;
 use loadtest_engine::plugin::Runtime;
 use loadtest_wire::plan::Plan;
@@ -22,9 +23,9 @@ pub struct Local {
     pub distributing: Mutex<Option<String>>,
     /// Leader only: when `abortOnFail` thresholds were last evaluated.
     threshold_checked: Mutex<Option<Instant>>,
-    /// When each peer last answered a hello (every node says hello to
-    /// every peer each second).
-    answered: Mutex<HashMap<String, Instant>>,
+    /// Leader only: when each peer last answered; Raft's transport
+    /// records its answers here too.
+    pub liveness: Arc<Liveness>,
     /// Leader only: the live view of the run it publishes (`/metrics`).
     pub published: Mutex<Option<loadtest_engine::workload::Live>>,
 }
@@ -48,30 +49,6 @@ impl Local {
         }
         let r = Arc::new(Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?);
         Ok(self.runtime.get_or_init(|| r).clone())
-    }
-
-    pub fn answered(&self, peers: impl Iterator<Item = String>) {
-        let now = Instant::now();
-        let mut map = lock(&self.answered);
-        for p in peers {
-            map.insert(p, now);
-        }
-    }
-
-    /// A new leader's record: every peer counts as having answered now.
-    pub fn answers_from_now(&self, peers: &[String]) {
-        let now = Instant::now();
-        let mut map = lock(&self.answered);
-        map.clear();
-        map.extend(peers.iter().map(|p| (p.clone(), now)));
-    }
-
-    /// Whether a peer that used to answer has been silent for `after`
-    /// (one never heard from is not known to be gone).
-    pub fn silent(&self, peer: &str, after: std::time::Duration) -> bool {
-        lock(&self.answered)
-            .get(peer)
-            .is_some_and(|t| t.elapsed() >= after)
     }
 
     pub fn seen(&self, run: &str, assignment: u32) {

@@ -13,8 +13,12 @@
 //! run that held back the heartbeat after each second's entry, one of
 //! every two RPCs to each learner. A learner hears from the leader at
 //! least every [`LEARNER_KEEPALIVE`], with the newest commit index; voters
-//! get every heartbeat.
+//! get every heartbeat. The keepalive is also how the leader knows a
+//! learner is alive (every answer counts, see `liveness.rs`), and at
+//! 3 s it is as long as a large fleet's report interval, so a learner
+//! gets about one call per metrics entry and none in between.
 
+use crate::liveness::Liveness;
 use crate::transport::{RaftClient, Transport};
 use loadtest_wire::command::Raft;
 use loadtest_wire::command::{Command, NodeId, TypeConfig};
@@ -33,13 +37,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a learner may go without a message from the leader.
-pub const LEARNER_KEEPALIVE: Duration = Duration::from_secs(1);
+pub const LEARNER_KEEPALIVE: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct Network {
     pub transport: Transport,
     /// This node's Raft, once started: who votes, for [`Peer::is_voter`].
     pub raft: Arc<OnceLock<Raft>>,
+    /// Every answer is a sign of life the leader need not ask for again.
+    pub liveness: Arc<Liveness>,
 }
 
 pub struct Peer {
@@ -48,6 +54,7 @@ pub struct Peer {
     client: Option<RaftClient>,
     transport: Transport,
     raft: Arc<OnceLock<Raft>>,
+    liveness: Arc<Liveness>,
     /// What this peer accepted last.
     known: Option<Known>,
 }
@@ -144,6 +151,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: None,
             transport: self.transport.clone(),
             raft: self.raft.clone(),
+            liveness: self.liveness.clone(),
             known: None,
         }
     }
@@ -235,7 +243,10 @@ impl Peer {
         // answering holds no heartbeat or vote past it.
         let reply = tokio::time::timeout(option.hard_ttl(), call(client, payload)).await;
         let reply = match reply {
-            Ok(Ok(reply)) => reply,
+            Ok(Ok(reply)) => {
+                self.liveness.answered(&self.addr);
+                reply
+            }
             Ok(Err(status)) => {
                 // An unreachable peer backs off; anything else is retried as usual.
                 let unreachable = matches!(

@@ -16,7 +16,7 @@ use loadtest_wire::auth::CheckToken;
 use loadtest_wire::command::{NodeId, Raft, raft_id};
 use loadtest_wire::plan::Status;
 use loadtest_wire::rpc::pb;
-use openraft::{BasicNode, ServerState};
+use openraft::{BasicNode, Membership, ServerState};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -469,6 +469,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Network {
             transport: ctx.transport.clone(),
             raft: ctx.raft.clone(),
+            liveness: ctx.local.liveness.clone(),
         },
         LogStore::new(db),
         ctx.sm.clone(),
@@ -841,16 +842,30 @@ async fn still_lowest(ctx: &NodeCtx, me: &str, seen: &[String]) -> bool {
         && seen.first().map(String::as_str) == Some(me)
 }
 
-/// The leader says hello to every peer each second: it learns their
-/// names, adds listed nodes that are not members as learners, and
-/// replaces a voter that has been unreachable for a while with a
-/// reachable learner. Other nodes make no rounds (they greet only voters
+/// How long a member may go unheard before the leader greets it (and
+/// counts it unreachable if it does not answer): a voter gets a heartbeat
+/// every 100 ms or so, a learner a call at least every keepalive; both
+/// with room for a busy machine.
+fn greet_after(membership: &Membership<NodeId, BasicNode>, id: &NodeId) -> Duration {
+    if membership.voter_ids().any(|v| v == *id) {
+        Duration::from_secs(1)
+    } else {
+        crate::network::LEARNER_KEEPALIVE + Duration::from_secs(1)
+    }
+}
+
+/// The leader checks each peer every second: it greets the ones it has not
+/// heard from lately ([`greet_after`]; Raft's own calls answered count),
+/// learns their names, adds listed nodes that are not members as
+/// learners, and replaces a voter that has been unheard for a while with
+/// a learner it hears. Other nodes make no rounds (they greet only voters
 /// whose names they lack): at 100 nodes, every node greeting every peer
 /// every 5 s was about 2,000 RPCs a second on the machine, which starved
-/// the voters' heartbeats into elections. A node that becomes leader
-/// starts its liveness record afresh, as if every peer had just answered:
-/// nothing it heard long ago makes a live peer look gone, and a dead one
-/// counts as silent CLUSTER_NODE_LOST_SECS later.
+/// the voters' heartbeats into elections, and the leader greeting every
+/// member each second was a third of its calls. A node that becomes
+/// leader starts its liveness record afresh, as if every peer had just
+/// answered: nothing it heard long ago makes a live peer look gone, and a
+/// dead one counts as silent CLUSTER_NODE_LOST_SECS later.
 async fn maintain(ctx: Arc<NodeCtx>, me: String) {
     let mut misses: HashMap<NodeId, u32> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -868,12 +883,25 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
             continue;
         }
         let others: Vec<String> = ctx.peers().await.into_iter().filter(|p| *p != me).collect();
+        let liveness = &ctx.local.liveness;
         if newly {
-            ctx.local.answers_from_now(&others);
+            liveness.start_afresh(&others);
         }
-        let replies = hello_all(&others, &ctx).await;
-        ctx.local.answered(replies.keys().cloned());
         let Some(raft) = ctx.raft() else { continue };
+        let members = raft.metrics().borrow().membership_config.clone();
+        let members = members.membership();
+        let unheard: Vec<String> = others
+            .iter()
+            .filter(|a| {
+                let id = raft_id(a);
+                members.get_node(&id).is_none()
+                    || !ctx.knows_name_of(a)
+                    || !liveness.heard_within(a, greet_after(members, &id))
+            })
+            .cloned()
+            .collect();
+        let replies = hello_all(&unheard, &ctx).await;
+        liveness.answered_all(replies.keys());
         let m = raft.metrics().borrow().clone();
         if m.state != ServerState::Leader {
             misses.clear();
@@ -892,12 +920,14 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
                 }
             }
         }
+        let heard = |id: &NodeId| {
+            membership
+                .get_node(id)
+                .is_some_and(|n| liveness.heard_within(&n.addr, greet_after(&membership, id)))
+        };
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         for id in &voters {
-            let reachable = *id == m.id
-                || membership
-                    .get_node(id)
-                    .is_some_and(|n| replies.contains_key(&n.addr));
+            let reachable = *id == m.id || heard(id);
             let miss = misses.entry(*id).or_default();
             *miss = if reachable { 0 } else { *miss + 1 };
         }
@@ -906,14 +936,7 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
             .copied()
             .filter(|id| misses.get(id).copied().unwrap_or(0) >= 3)
             .collect();
-        let spare: Vec<NodeId> = membership
-            .learner_ids()
-            .filter(|id| {
-                membership
-                    .get_node(id)
-                    .is_some_and(|n| replies.contains_key(&n.addr))
-            })
-            .collect();
+        let spare: Vec<NodeId> = membership.learner_ids().filter(|id| heard(id)).collect();
         if let (Some(gone), Some(promote)) = (dead.first(), spare.first()) {
             let mut next = voters.clone();
             next.remove(gone);

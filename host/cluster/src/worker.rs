@@ -18,6 +18,9 @@ use tokio::sync::watch;
 /// catches up in several calls rather than one huge one.
 pub const BATCH: usize = 20;
 
+/// How early a tick may come and still count as a full report interval.
+const TICK_SLACK: Duration = Duration::from_millis(200);
+
 /// A share's stop switch, by (run, assignment).
 type Stops = HashMap<(String, u32), Arc<watch::Sender<Stop>>>;
 
@@ -230,7 +233,7 @@ async fn run_share(
     }
 }
 
-/// Sends closed intervals to the leader every second until the engine is
+/// Sends closed intervals to the leader every report interval until the engine is
 /// done and its end is committed. Everything is kept until the committed
 /// state covers it; what the same leader already holds is not sent again,
 /// and a new leader gets everything not committed.
@@ -250,6 +253,10 @@ async fn stream_metrics(
     let mut logged_start = false;
     // (leader, the first interval it does not hold)
     let mut held: Option<(String, u64)> = None;
+    // Sent every `every` (each second in a small fleet); at once when the
+    // share has ended; every second while the leader does not take them.
+    let every = plan.report_every();
+    let mut reported: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -278,8 +285,14 @@ async fn stream_metrics(
             tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
             logged_start = true;
         }
+        let due = finished.is_some() || reported.is_none_or(|t| t.elapsed() + TICK_SLACK >= every);
+        if !due {
+            continue;
+        }
+        let began = Instant::now();
         match report(ctx, run, a, &outbox, &mut held, started_at_ms, finished).await {
             Ok(ack) => {
+                reported = Some(began);
                 while outbox.front().is_some_and(|c| c.idx < ack.committed) {
                     outbox.pop_front();
                 }

@@ -118,6 +118,11 @@ pub struct Plan {
     /// later (a takeover) applies those already past at once.
     #[serde(default)]
     pub changes: Vec<Steer>,
+    /// How often each node sends its closed seconds and the leader commits
+    /// them, in ms (0, from older leaders, is read as a second). The
+    /// leader sets it from the fleet's size when it plans the run.
+    #[serde(default)]
+    pub report_every_ms: u64,
 }
 
 /// A live change and the moment (Unix ms) every node applies it.
@@ -130,6 +135,11 @@ pub struct Steer {
 }
 
 impl Plan {
+    /// The cadence of metrics reports and merged commits for this run.
+    pub fn report_every(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.report_every_ms.max(1000))
+    }
+
     pub fn mine<'a>(&'a self, addr: &'a str) -> impl Iterator<Item = &'a Assignment> + 'a {
         self.assignments.iter().filter(move |a| a.node == addr)
     }
@@ -630,6 +640,7 @@ mod tests {
             teardown_done: false,
             teardown_error: None,
             changes: Vec::new(),
+            report_every_ms: 0,
         }
     }
 
