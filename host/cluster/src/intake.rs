@@ -25,9 +25,6 @@ use std::time::{Duration, Instant};
 /// entry carries.
 const FLUSH: Duration = Duration::from_secs(1);
 
-/// How early a tick may come and still count as a full interval.
-const TICK_SLACK: Duration = Duration::from_millis(200);
-
 /// A share that reported its end is committed sooner than the next
 /// flush, so a run's result does not wait for the tick; the pause lets
 /// shares that end together go in one entry.
@@ -238,7 +235,7 @@ pub async fn flush(ctx: Arc<NodeCtx>) {
         let Some(plan) = current_plan(&ctx) else {
             continue;
         };
-        let due = committed_at.is_none_or(|t| t.elapsed() + TICK_SLACK >= plan.report_every());
+        let due = plan.report_due(committed_at);
         if !finishing && !due {
             continue;
         }

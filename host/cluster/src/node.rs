@@ -902,12 +902,15 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
             .collect();
         let replies = hello_all(&unheard, &ctx).await;
         liveness.answered_all(replies.keys());
-        let m = raft.metrics().borrow().clone();
-        if m.state != ServerState::Leader {
+        let (state, my_id, membership) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.state, m.id, m.membership_config.membership().clone())
+        };
+        if state != ServerState::Leader {
             misses.clear();
             continue;
         }
-        let membership = m.membership_config.membership().clone();
         for addr in &others {
             let id = raft_id(addr);
             if membership.get_node(&id).is_none() && replies.contains_key(addr) {
@@ -927,7 +930,7 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
         };
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         for id in &voters {
-            let reachable = *id == m.id || heard(id);
+            let reachable = *id == my_id || heard(id);
             let miss = misses.entry(*id).or_default();
             *miss = if reachable { 0 } else { *miss + 1 };
         }

@@ -18,9 +18,6 @@ use tokio::sync::watch;
 /// catches up in several calls rather than one huge one.
 pub const BATCH: usize = 20;
 
-/// How early a tick may come and still count as a full report interval.
-const TICK_SLACK: Duration = Duration::from_millis(200);
-
 /// A share's stop switch, by (run, assignment).
 type Stops = HashMap<(String, u32), Arc<watch::Sender<Stop>>>;
 
@@ -253,9 +250,8 @@ async fn stream_metrics(
     let mut logged_start = false;
     // (leader, the first interval it does not hold)
     let mut held: Option<(String, u64)> = None;
-    // Sent every `every` (each second in a small fleet); at once when the
+    // Sent every report interval (each second in a small fleet); at once when the
     // share has ended; every second while the leader does not take them.
-    let every = plan.report_every();
     let mut reported: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -285,7 +281,7 @@ async fn stream_metrics(
             tracing::info!(run = %run, "first iteration began at {ms} (unix ms)");
             logged_start = true;
         }
-        let due = finished.is_some() || reported.is_none_or(|t| t.elapsed() + TICK_SLACK >= every);
+        let due = finished.is_some() || plan.report_due(reported);
         if !due {
             continue;
         }

@@ -140,6 +140,13 @@ impl Plan {
         std::time::Duration::from_millis(self.report_every_ms.max(1000))
     }
 
+    /// Whether a report (or commit) made at `last` is an interval old,
+    /// give or take the jitter of the one-second tick that asks.
+    pub fn report_due(&self, last: Option<std::time::Instant>) -> bool {
+        const TICK_SLACK: std::time::Duration = std::time::Duration::from_millis(200);
+        last.is_none_or(|t| t.elapsed() + TICK_SLACK >= self.report_every())
+    }
+
     pub fn mine<'a>(&'a self, addr: &'a str) -> impl Iterator<Item = &'a Assignment> + 'a {
         self.assignments.iter().filter(move |a| a.node == addr)
     }
