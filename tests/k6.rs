@@ -348,19 +348,78 @@ export default function () {{
         t.url
     );
     let lib = "export function path(i) {\n  return `/item/${i}`;\n}\n";
-    let env = [("RUST_LOG", "warn,plugin=debug")];
-    let run = k6_with_env("run", &script, &[("lib/paths.js", lib)], &env);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["totals"]["requests"], 8);
-    assert_eq!(t.received(), 8);
-    let count = |what: &str| run.stderr.matches(what).count();
-    for module in ["script.js", "lib/paths.js", "k6/http"] {
-        // Once, when the script's options were read; never by a VU.
-        let compiled = format!("`{module}` compiled from source");
-        assert_eq!(count(&compiled), 1, "{module}: {}", run.stderr);
-        let loaded = format!("`{module}` loaded from bytecode");
-        assert!(count(&loaded) >= 4, "{module}: {}", run.stderr);
+    // Without the warm snapshot, the k6 modules travel as bytecode too.
+    for preinit in ["1", "0"] {
+        let env = [
+            ("RUST_LOG", "warn,plugin=debug"),
+            ("LOADTEST_PREINIT", preinit),
+        ];
+        let run = k6_with_env("run", &script, &[("lib/paths.js", lib)], &env);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.report["totals"]["requests"], 8);
+        let count = |what: &str| run.stderr.matches(what).count();
+        let from_bytecode = if preinit == "1" {
+            vec!["script.js", "lib/paths.js"]
+        } else {
+            vec!["script.js", "lib/paths.js", "k6/http"]
+        };
+        for module in from_bytecode {
+            // Once, when the script's options were read; never by a VU.
+            let compiled = format!("`{module}` compiled from source");
+            assert_eq!(count(&compiled), 1, "{module}: {}", run.stderr);
+            let loaded = format!("`{module}` loaded from bytecode");
+            assert!(count(&loaded) >= 4, "{module}: {}", run.stderr);
+        }
+        // Warm, every instance starts with the k6 modules in its memory.
+        let warm = count("started from the warm snapshot");
+        if preinit == "1" {
+            assert!(warm >= 4, "{}", run.stderr);
+            assert_eq!(count("`k6/http` "), 0, "{}", run.stderr);
+        } else {
+            assert_eq!(warm, 0, "{}", run.stderr);
+        }
     }
+    assert_eq!(t.received(), 16);
+}
+
+/// Every VU's instance starts from one snapshot, QuickJS's own random
+/// seed included: the VUs must still draw different numbers, and
+/// `randomSeed` must repeat a sequence.
+#[test]
+fn math_random_differs_between_vus_and_random_seed_repeats_it() {
+    let script = r#"import { check, randomSeed } from 'k6';
+
+export const options = {
+  scenarios: { once: { executor: 'per-vu-iterations', vus: 4, iterations: 1 } },
+};
+
+export default function () {
+  const x = Math.random();
+  console.log(`draw ${x}`);
+  randomSeed(7);
+  const a = [Math.random(), Math.random()];
+  randomSeed(7);
+  const b = [Math.random(), Math.random()];
+  check(a, {
+    'randomSeed repeats': () => a[0] === b[0] && a[1] === b[1],
+    'in [0, 1)': () => a.every((v) => v >= 0 && v < 1) && x >= 0 && x < 1,
+    'not stuck': () => a[0] !== a[1],
+  });
+}
+"#;
+    let env = [("RUST_LOG", "warn,plugin=info")];
+    let run = k6_with_env("run", script, &[], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in ["randomSeed repeats", "in [0, 1)", "not stuck"] {
+        assert_eq!(check(&run.report, name), (4, 0), "{name}");
+    }
+    let draws: std::collections::BTreeSet<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("draw ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(draws.len(), 4, "the VUs drew the same: {}", run.stderr);
 }
 
 #[test]

@@ -78,6 +78,11 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
         "randomBytes",
         Function::new(ctx.clone(), crate::crypto::random_bytes)?,
     )?;
+    h.set("random", Function::new(ctx.clone(), crate::random::next)?)?;
+    h.set(
+        "randomSeed",
+        Function::new(ctx.clone(), crate::random::seed)?,
+    )?;
     h.set("b64encode", Function::new(ctx.clone(), b64encode)?)?;
     h.set("b64decode", Function::new(ctx.clone(), b64decode)?)?;
     h.set(

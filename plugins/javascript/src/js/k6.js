@@ -37,6 +37,8 @@ export function fail(message) {
   throw new Error(message === undefined ? 'test failed' : String(message));
 }
 
-export function randomSeed() {}
+export function randomSeed(seed) {
+  H.randomSeed(Number(seed));
+}
 
 export default { check, group, sleep, fail, randomSeed };
