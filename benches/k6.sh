@@ -89,10 +89,13 @@ export default function () { sleep(3600); }
 JS
   RUST_LOG=warn,loadtest_engine::workload::vu=debug,plugin=debug NO_COLOR=1 \
     "$bin" run -q "$work/idle.js" >/dev/null 2>"$work/idle.log" &
-  local pid=$! peak=0 rss mapped=""
+  local pid=$! peak=0 rss mapped="" pss peak_pss=0
   while kill -0 "$pid" 2>/dev/null; do
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+    # RSS counts a page shared by N VUs' memory images N times; PSS once.
+    pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)
+    [ "${pss:-0}" -gt "$peak_pss" ] && peak_pss=$pss
     # Once every VU has started: where the resident memory is, by the
     # size of the mapping that holds it (a VU's linear memory, its fiber
     # stack and the host's heap have sizes of their own).
@@ -117,7 +120,7 @@ PY
     sleep 0.2
   done
   wait "$pid" || true
-  echo "$peak $(grep -c 'instantiated in' "$work/idle.log")"
+  echo "$peak $(grep -c 'instantiated in' "$work/idle.log") $peak_pss"
   python3 - "$work/idle.log" <<'PY'
 import re, statistics, sys
 units = {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3, "s": 1e6}
@@ -130,14 +133,14 @@ med = lambda v: statistics.median(v) if v else 0
 print(f"{med(starts):.0f} {max(starts, default=0):.0f} {med(heap):.0f} {med(linear):.0f}")
 PY
 }
-{ read -r base_rss _; read -r _; } < <(sleeping 1)
+{ read -r base_rss _ base_pss; read -r _; } < <(sleeping 1)
 echo
-echo "| sleeping VUs | started | peak RSS | per VU over 1 VU | QuickJS heap per VU | linear memory per VU | VU start, median (max) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| sleeping VUs | started | peak RSS | RSS per VU over 1 VU | PSS per VU over 1 VU | QuickJS heap per VU | linear memory per VU | VU start, median (max) |"
+echo "|---|---|---|---|---|---|---|---|"
 for n in ${idle//,/ }; do
-  { read -r rss started; read -r med max heap linear; } < <(sleeping "$n")
+  { read -r rss started pss; read -r med max heap linear; } < <(sleeping "$n")
   python3 -c "
-n, rss, base, started, med, mx, heap, lin = $n, $rss, $base_rss, $started, $med, $max, $heap, $linear
-print(f'| {n:,} | {started:,} | {rss / 1024:,.0f} MiB | {(rss - base) / (n - 1):,.0f} KiB | {heap:,} KiB | {lin:,} KiB | {med:,.0f} µs ({mx:,.0f} µs) |')"
+n, rss, base, pss, bpss, started, med, mx, heap, lin = $n, $rss, $base_rss, $pss, $base_pss, $started, $med, $max, $heap, $linear
+print(f'| {n:,} | {started:,} | {rss / 1024:,.0f} MiB | {(rss - base) / (n - 1):,.0f} KiB | {(pss - bpss) / (n - 1):,.0f} KiB | {heap:,} KiB | {lin:,} KiB | {med:,.0f} µs ({mx:,.0f} µs) |')"
 done
 if [ -f "$work/mappings" ]; then echo; cat "$work/mappings"; fi

@@ -143,73 +143,13 @@ pub struct Engine {
     runtime: Runtime,
 }
 
-thread_local! {
-    /// A runtime and context made before any script by `warm_up`, which
-    /// the host runs once and snapshots: every VU's instance then starts
-    /// with them built (QuickJS's intrinsics, the prelude and the k6
-    /// modules), in pages the VUs share until they write them.
-    static WARM: RefCell<Option<(Runtime, Context)>> = const { RefCell::new(None) };
-}
-
-/// Builds what every script needs and keeps it for the next
-/// [`Engine::load`]. Calls no import of the host: the host runs it with
-/// every import but WASI's clocks trapping, while it takes the snapshot.
-pub fn warm_up() -> Result<(), String> {
-    let (runtime, context) = new_runtime()?;
-    within(&context, |ctx| {
-        crate::host::install(ctx)?;
-        let prelude = Module::declare(ctx.clone(), PRELUDE_NAME, PRELUDE)?;
-        prelude.eval()?.1.finish::<()>()?;
-        for (name, source) in MODULES {
-            Module::declare(ctx.clone(), *name, *source)?
-                .eval()?
-                .1
-                .finish::<()>()?;
-        }
-        Ok(())
-    })?;
-    // Collected now, the garbage of compiling stays out of the snapshot;
-    // and a VU's first collection, which writes to every object and so
-    // copies every page of the shared heap, waits until the VU has
-    // allocated as much again as the warm heap holds.
-    runtime.run_gc();
-    let warm = runtime.memory_usage().malloc_size.max(0) as usize;
-    runtime.set_gc_threshold(2 * warm);
-    WARM.set(Some((runtime, context)));
-    Ok(())
-}
-
-fn new_runtime() -> Result<(Runtime, Context), String> {
-    let runtime = Runtime::new().map_err(|e| format!("starting QuickJS: {e}"))?;
-    runtime.set_loader(Files, Files);
-    let context = Context::full(&runtime).map_err(|e| format!("starting QuickJS: {e}"))?;
-    Ok((runtime, context))
-}
-
-/// A runtime and context with the natives and the prelude in place: the
-/// warm one if the instance has it, else built now.
-fn ready_runtime() -> Result<(Runtime, Context, bool), String> {
-    if let Some((runtime, context)) = WARM.take() {
-        return Ok((runtime, context, true));
-    }
-    let (runtime, context) = new_runtime()?;
-    within(&context, |ctx| {
-        crate::host::install(ctx)?;
-        let prelude = declare(ctx, PRELUDE_NAME, || Some(PRELUDE.into()))?
-            .ok_or_else(|| rquickjs::Exception::throw_message(ctx, "the prelude is missing"))?;
-        prelude.eval()?.1.finish::<()>()
-    })?;
-    Ok((runtime, context, false))
-}
-
 impl Engine {
     /// Evaluates the script `main` (a file that travelled with it), with
     /// `env` as `__ENV`.
     pub fn load(main: &str, env: &serde_json::Value) -> Result<Engine, String> {
-        let (runtime, context, warm) = ready_runtime()?;
-        if warm {
-            loadtest_sdk::log::debug("javascript: started from the warm snapshot");
-        }
+        let runtime = Runtime::new().map_err(|e| format!("starting QuickJS: {e}"))?;
+        runtime.set_loader(Files, Files);
+        let context = Context::full(&runtime).map_err(|e| format!("starting QuickJS: {e}"))?;
         crate::random::reset();
         let engine = Engine {
             calls: RefCell::default(),
@@ -219,11 +159,15 @@ impl Engine {
         };
         let env = env.to_string();
         engine.with(|ctx| {
+            crate::host::install(ctx)?;
             let globals = ctx.globals();
             let json: Object = globals.get("JSON")?;
             let parse: Function = json.get("parse")?;
             let env: Value = parse.call((env,))?;
             globals.set("__ENV", env)?;
+            let prelude = declare(ctx, PRELUDE_NAME, || Some(PRELUDE.into()))?
+                .ok_or_else(|| rquickjs::Exception::throw_message(ctx, "the prelude is missing"))?;
+            prelude.eval()?.1.finish::<()>()?;
             let module = declare(ctx, main, || vu::file(main))?.ok_or_else(|| {
                 rquickjs::Exception::throw_message(
                     ctx,
@@ -320,25 +264,17 @@ impl Engine {
         })
     }
 
-    /// Runs `f` in this engine's context (see [`within`]).
+    /// Runs `f` in the context, turning a thrown exception into its
+    /// message and stack (file, line and column included).
     fn with<T>(
         &self,
         f: impl for<'js> FnOnce(&Ctx<'js>) -> rquickjs::Result<T>,
     ) -> Result<T, String> {
-        within(&self.context, f)
+        self.context.with(|ctx| {
+            let r = f(&ctx);
+            r.map_err(|e| describe(&ctx, e))
+        })
     }
-}
-
-/// Runs `f` in `context`, a thrown exception turned into its message and
-/// stack (file, line and column included).
-fn within<T>(
-    context: &Context,
-    f: impl for<'js> FnOnce(&Ctx<'js>) -> rquickjs::Result<T>,
-) -> Result<T, String> {
-    context.with(|ctx| {
-        let r = f(&ctx);
-        r.map_err(|e| describe(&ctx, e))
-    })
 }
 
 fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> String {

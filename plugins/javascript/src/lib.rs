@@ -7,9 +7,7 @@
 //!
 //! Params, written by the host when it turns a script into a config:
 //! `{ "main": "script.js", "env": { ... } }`; `"probe": "options"` makes
-//! `setup` return the script's `options` and exports instead of running;
-//! `"preinit": true` makes it build what every script needs and keep it,
-//! for the host to snapshot the instance (`engine::warm_up`).
+//! `setup` return the script's `options` and exports instead of running.
 
 mod crypto;
 mod engine;
@@ -66,11 +64,6 @@ impl Scenario for Script {
     }
 
     fn setup(params: &Params) -> Result<Option<String>> {
-        // The host's snapshot of a warm instance (see `engine::warm_up`).
-        if params.0.get("preinit") == Some(&serde_json::Value::Bool(true)) {
-            engine::warm_up()?;
-            return Ok(None);
-        }
         let probe = params.str("probe") == Some("options");
         if probe {
             engine::record_bytecode();

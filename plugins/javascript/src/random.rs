@@ -1,7 +1,7 @@
 //! `Math.random` and k6's `randomSeed`, natively. QuickJS seeds its own
-//! generator from the clock when a context is made, and every VU's context
-//! now comes from one snapshot (see `engine::warm_up`): left alone, all
-//! VUs would draw the same numbers. This one is seeded from the host's
+//! generator from the clock, in microseconds, when a context is made: VUs
+//! started in the same microsecond would draw the same numbers, and
+//! `randomSeed` had nothing to set. This one is seeded from the host's
 //! randomness on a VU's first draw, or by the script with `randomSeed`.
 
 use std::cell::Cell;

@@ -23,11 +23,3 @@ pub fn bytes(name: &str) -> Result<Vec<u8>, String> {
     };
     Ok(bytes.to_vec())
 }
-
-/// Whether `digest` is this binary's own javascript plugin (which has a
-/// warm-up to snapshot), wherever its bytes came from: a bundle carries
-/// them to other nodes.
-pub fn is_javascript(digest: &str) -> bool {
-    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DIGEST.get_or_init(|| crate::config::PluginBytes::new(JAVASCRIPT.to_vec()).digest) == digest
-}

@@ -134,51 +134,17 @@ fn warn_once(why: &str) {
 /// Writes next to the target and renames, so a reader never sees half a
 /// file, then trims the directory.
 fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let bytes = component
         .serialize()
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    write_aside(path, &bytes)?;
-    trim(dir, LIMIT_BYTES)
-}
-
-/// A component an earlier run derived and kept under `name` (a
-/// pre-initialised plugin), if the cache is on and may be trusted: it
-/// runs in the sandbox, but as the plugin it stands for.
-pub fn read_derived(dir: Option<&Path>, name: &str) -> Option<Vec<u8>> {
-    let path = dir?.join(name);
-    if !path.is_file() {
-        return None;
-    }
-    if let Err(why) = prepare_dir(dir?).and_then(|()| owned_privately(&path)) {
-        warn_once(&why);
-        return None;
-    }
-    let bytes = std::fs::read(&path).ok()?;
-    let _ = std::fs::File::open(&path).and_then(|f| f.set_modified(SystemTime::now()));
-    Some(bytes)
-}
-
-/// Keeps a derived component under `name`, for [`read_derived`].
-pub fn keep_derived(dir: Option<&Path>, name: &str, bytes: &[u8]) {
-    let Some(dir) = dir else { return };
-    let kept = prepare_dir(dir)
-        .map_err(anyhow::Error::msg)
-        .and_then(|()| write_aside(&dir.join(name), bytes))
-        .and_then(|()| trim(dir, LIMIT_BYTES));
-    if let Err(e) = kept {
-        tracing::debug!("{name} not kept in {}: {e:#}", dir.display());
-    }
-}
-
-fn write_aside(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    std::io::Write::write_all(&mut opts.open(&tmp)?, bytes)?;
+    std::io::Write::write_all(&mut opts.open(&tmp)?, &bytes)?;
     std::fs::rename(&tmp, path)?;
-    Ok(())
+    trim(dir, LIMIT_BYTES)
 }
 
 fn trim(dir: &Path, limit: u64) -> anyhow::Result<()> {
@@ -191,7 +157,7 @@ fn trim(dir: &Path, limit: u64) -> anyhow::Result<()> {
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or_default();
-        if meta.is_file() && (ext == "cwasm" || ext == "wasm") {
+        if meta.is_file() && ext == "cwasm" {
             files.push((meta.modified()?, meta.len(), path));
         } else if ext.starts_with("tmp") && meta.modified()?.elapsed().unwrap_or_default() > STALE {
             // Left by a process that died while writing.
@@ -266,30 +232,6 @@ mod tests {
                 .unwrap_err()
                 .contains(&cache.display().to_string())
         );
-    }
-
-    #[test]
-    fn a_derived_component_is_kept_privately_and_read_back_only_so() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("compiled");
-        assert_eq!(read_derived(Some(&cache), "d-preinit.wasm"), None);
-        keep_derived(Some(&cache), "d-preinit.wasm", b"warm");
-        let file = cache.join("d-preinit.wasm");
-        assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            read_derived(Some(&cache), "d-preinit.wasm").as_deref(),
-            Some(&b"warm"[..])
-        );
-        // One that others could have replaced is not read.
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert_eq!(read_derived(Some(&cache), "d-preinit.wasm"), None);
-        // With the cache off, nothing is kept or read.
-        keep_derived(None, "e-preinit.wasm", b"warm");
-        assert_eq!(read_derived(None, "d-preinit.wasm"), None);
     }
 
     #[test]

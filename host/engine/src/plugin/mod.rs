@@ -12,7 +12,6 @@ mod host_v01;
 mod instance;
 mod log_budget;
 pub mod maps;
-mod preinit;
 mod sandbox;
 mod ticker;
 mod wasi_http;
@@ -136,10 +135,7 @@ impl Runtime {
         };
         check_header(&plugin.bytes).map_err(err)?;
         let start = Instant::now();
-        let warmed = self.preinit(plugin);
-        let component = self
-            .compile(warmed.as_ref().unwrap_or(plugin))
-            .map_err(err)?;
+        let component = self.compile(plugin).map_err(err)?;
         let compile_time = start.elapsed();
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             err(format!(
@@ -187,22 +183,6 @@ impl Runtime {
             exports: list(&mut ty.exports(&self.engine).map(|(n, e)| (n, e.ty))),
             fits: self.load(name, plugin).map(|_| ()).map_err(|e| e.message),
         })
-    }
-
-    /// The plugin snapshotted after its warm-up (see `preinit`), when it
-    /// has one: today the builtin javascript plugin. Falls back to the
-    /// plugin as it is, with a warning, if that cannot be done.
-    fn preinit(&self, plugin: &PluginBytes) -> Option<PluginBytes> {
-        if !builtin::is_javascript(&plugin.digest) || !preinit::enabled() {
-            return None;
-        }
-        preinit::javascript(self, plugin)
-            .inspect_err(|why| {
-                tracing::warn!(
-                    "javascript: VUs start without the warm snapshot ({why}); each builds QuickJS itself"
-                )
-            })
-            .ok()
     }
 
     fn compile(&self, plugin: &PluginBytes) -> Result<Component, String> {

@@ -3,7 +3,7 @@
   const H = globalThis.__host;
   Object.defineProperty(globalThis, '__VU', { get: () => H.vuId() });
   Object.defineProperty(globalThis, '__ITER', { get: () => H.iteration() });
-  // Seeded per VU (QuickJS's own seed would be the snapshot's, in every VU).
+  // Seeded per VU by the host (QuickJS seeds from the clock), or by randomSeed.
   Math.random = H.random;
   const line = (args) => args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
   globalThis.console = {
