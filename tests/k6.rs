@@ -497,3 +497,40 @@ export default function () {{
         );
     }
 }
+
+/// k6's `check`: every entry in order, a function called with the value
+/// or a value taken as it is, a throwing function a failed check, the
+/// result whether all passed; a third argument (tags) is accepted.
+#[test]
+fn check_counts_functions_values_and_throws_as_k6_does() {
+    let script = r#"import { check } from 'k6';
+
+export const options = { vus: 1, iterations: 3 };
+
+export default function () {
+  const all = check(5, {
+    'fn true': (v) => v === 5,
+    'fn throws': () => { throw new Error('boom'); },
+    'value truthy': 1,
+    'value falsy': '',
+  }, { page: 'home' });
+  check(all, { 'returned false': (a) => a === false });
+  const none = check(0, {});
+  check(none, { 'empty is true': (a) => a === true });
+  check(null, null);
+}
+"#;
+    let run = k6("run", script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for (name, passes, fails) in [
+        ("fn true", 3, 0),
+        ("fn throws", 0, 3),
+        ("value truthy", 3, 0),
+        ("value falsy", 0, 3),
+        ("returned false", 3, 0),
+        ("empty is true", 3, 0),
+    ] {
+        assert_eq!(check(&run.report, name), (passes, fails), "{name}");
+    }
+    assert_eq!(run.report["checks"].as_object().unwrap().len(), 6);
+}
