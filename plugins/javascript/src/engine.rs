@@ -72,8 +72,6 @@ thread_local! {
     /// out as bytecode, for the host to ship to the VUs.
     static RECORDING: Cell<bool> = const { Cell::new(false) };
     static WRITTEN: RefCell<BTreeMap<String, Vec<u8>>> = const { RefCell::new(BTreeMap::new()) };
-    /// Bytecode QuickJS reads in place: it must outlive the runtime.
-    static KEPT: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Makes the next loads record the bytecode of what they compile.
@@ -116,22 +114,23 @@ fn declare<'js>(
 }
 
 fn from_bytecode<'js>(ctx: &Ctx<'js>, name: &str) -> Option<Module<'js, Declared>> {
-    let mut code = vu::file(&bytecode_file(name))?;
-    if !code.starts_with(stamp().as_bytes()) {
-        return None;
-    }
-    code.drain(..stamp().len());
-    let code = code.into_boxed_slice();
+    let code = vu::file(&bytecode_file(name))?;
+    let code = code.strip_prefix(stamp().as_bytes())?;
     // SAFETY: the stamp says this build's QuickJS wrote these bytes from
-    // the script (see `stamp`); the box is kept as long as the instance.
-    let Ok(module) = (unsafe { Module::load(ctx.clone(), &code) }) else {
+    // the script (see `stamp`). QuickJS copies what it reads (its
+    // `JS_READ_OBJ_ROM_DATA` is 0, asserted below), so the bytes can go.
+    let Ok(module) = (unsafe { Module::load(ctx.clone(), code) }) else {
         // Parse the source instead, with no exception left pending.
         drop(ctx.catch());
         return None;
     };
-    KEPT.with_borrow_mut(|k| k.push(code));
     Some(module)
 }
+
+/// Reading bytecode in place (ROM data) would tie its buffer to the
+/// runtime's life; this QuickJS always copies, so a VU keeps no second
+/// copy of its modules.
+const _: () = assert!(rquickjs::qjs::JS_READ_OBJ_ROM_DATA == 0);
 
 pub struct Engine {
     /// The script's exported functions and setup's data, looked up once:
