@@ -8,9 +8,12 @@ target's, and the growth of each figure after the warm-up minutes.
 Not a test; prints a table.
 
 Usage: benches/soak.py standalone|cluster [minutes=30] [rate=200] [--binary PATH]
-                      [--wrap 'heaptrack -o /tmp/heap-{name}'] [--fixed-pool N]
+                      [--wrap 'heaptrack -o /tmp/heap-{name}'] [--fixed-pool N] [--smaps]
 --wrap runs every loadtest process under a command (a heap profiler):
 {name} becomes the process's name; the figures are the wrapped process's.
+--smaps prints, per process, which mappings' resident memory grew between
+the warm-up minute and the end (malloc's arenas, wasm linear memories,
+thread stacks, ...): growth without a live-heap leak shows up there.
 --fixed-pool N makes all N VUs up front (preAllocatedVUs = maxVUs = N):
 an arrival rate's pool otherwise grows after a hiccup (a VU is about
 1.7 MiB) and keeps its VUs, as k6's does, which is not a leak.
@@ -21,6 +24,7 @@ flags = sys.argv[1:]
 valued = {i + 1 for i, a in enumerate(flags) if a in ("--binary", "--wrap", "--fixed-pool")}
 args = [a for i, a in enumerate(flags) if not a.startswith("--") and i not in valued]
 wrap = flags[flags.index("--wrap") + 1].split() if "--wrap" in flags else []
+smaps = "--smaps" in flags
 pool = int(flags[flags.index("--fixed-pool") + 1]) if "--fixed-pool" in flags else None
 pre_vus, max_vus = (pool, pool) if pool else (20, 100)
 mode = args[0] if args else "standalone"
@@ -99,6 +103,47 @@ def memory_parts(pid):
     return parts.get("RssAnon", 0.0), parts.get("RssFile", 0.0), instances
 
 
+def mappings(pid):
+    """Resident KiB per mapping, keyed by its address range, with its
+    size in KiB and name."""
+    out, key = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                key = head[0]
+                out[key] = [(hi - lo) // 1024, head[5] if len(head) > 5 else "[anon]", 0]
+            elif head[0] == "Rss:" and key:
+                out[key][2] = int(head[1])
+    return out
+
+
+def kind_of(size_kib, name):
+    """What a mapping most likely is, from its name and size."""
+    if name != "[anon]":
+        return name.rsplit("/", 1)[-1]
+    if size_kib >= 1 << 20:
+        return "anon >= 1 GiB (wasm linear memory reservation)"
+    if size_kib <= 64 << 10 and size_kib % 4 == 0 and size_kib >= 1 << 10:
+        return f"anon {size_kib >> 10} MiB (malloc arena heap or thread stack)"
+    return f"anon {size_kib} KiB"
+
+
+def grown(before, after, top=8):
+    """The mappings whose resident memory grew most, by kind."""
+    rows = []
+    for key, (size, name, rss) in after.items():
+        was = before.get(key, (size, name, 0))[2]
+        if rss != was:
+            rows.append((rss - was, key, size, name, was, rss))
+    rows.sort(reverse=True)
+    by_kind = {}
+    for d, _, size, name, _, _ in rows:
+        by_kind[kind_of(size, name)] = by_kind.get(kind_of(size, name), 0) + d
+    return rows[:top], by_kind
+
+
 def open_files(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -140,6 +185,7 @@ scenarios:
     maxVUs: {max_vus}
     params: {{ steps: [ {{ request: {{ path: / }}, assert: [ {{ status: 200 }} ] }} ] }}
 """)
+smaps_at = {}  # name -> mappings at the warm-up minute
 samples = []  # (minute, {name: (rss, fds)}, disk_kib, state_kib, log_kib)
 report_path = os.path.join(data, "report.json")
 try:
@@ -184,6 +230,16 @@ try:
             if st and st.get("state") == "leader":
                 state, log = st.get("state_bytes", 0) / 1024, st.get("log_bytes", 0) / 1024
         samples.append((minute, per, disk, state, log))
+        if smaps and minute in (max(warmup, 1), minutes):
+            for k, pid in pids.items():
+                m = mappings(pid)
+                if k in smaps_at:
+                    top, by_kind = grown(smaps_at[k], m)
+                    print(f"  {k}: resident memory that changed over minutes {max(warmup, 1)}-{minute}, by kind (KiB):"
+                          f" {json.dumps(dict(sorted(by_kind.items(), key=lambda kv: -kv[1])))}")
+                    for d, key, size, name, was, now in top:
+                        print(f"    {d:+7d} KiB  {was} -> {now}  {key} ({size} KiB, {kind_of(size, name)})")
+                smaps_at[k] = m
         cells = "  ".join(f"{k} {r:.1f} MiB (anon {a:.1f}, file {fl:.1f}, {n} mapped images) {fd} fds"
                           for k, (r, fd, a, fl, n) in per.items())
         print(f"  min {minute:>3}  {cells}  disk {disk:.0f} KiB  state {state:.0f} KiB  log {log:.0f} KiB", flush=True)

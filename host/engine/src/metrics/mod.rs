@@ -4,6 +4,7 @@
 //! is also how a cluster will combine nodes.
 
 mod collector;
+mod hdr_v2;
 mod recorder;
 mod stats;
 mod tags;

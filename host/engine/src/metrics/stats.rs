@@ -11,14 +11,36 @@ pub const LATENCY_BOUNDS: (u64, u64, u8) = (1, 3_600_000_000, 3);
 /// megabyte every second.
 pub const PHASE_BOUNDS: (u64, u64, u8) = (1, 3_600_000_000, 2);
 
+/// A latency histogram. Like every histogram here it starts as small as
+/// its lowest values need and grows as larger ones arrive (values are
+/// clamped to the kind's bounds as they are recorded, see [`record`]): one
+/// allocated at its full range is 188 KiB, and every scenario and name
+/// has one per second, which a node makes, seals and sends, and a leader
+/// merges, mostly to walk and clear zeros.
 pub fn histogram() -> Histogram<u64> {
-    let (low, high, sigfig) = LATENCY_BOUNDS;
-    Histogram::new_with_bounds(low, high, sigfig).expect("static histogram bounds are valid")
+    growing(LATENCY_BOUNDS)
 }
 
 pub fn phase_histogram() -> Histogram<u64> {
-    let (low, high, sigfig) = PHASE_BOUNDS;
-    Histogram::new_with_bounds(low, high, sigfig).expect("static histogram bounds are valid")
+    growing(PHASE_BOUNDS)
+}
+
+fn growing((low, _, sigfig): (u64, u64, u8)) -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(low, 2 * low, sigfig)
+        .expect("static histogram bounds are valid");
+    h.auto(true);
+    h
+}
+
+/// Records a value, clamped to the highest trackable one as a histogram
+/// of the full range saturates (latency and phase bounds share it).
+/// `saturating_record` would clamp to a growing histogram's current top
+/// instead of growing it.
+fn record(h: &mut Histogram<u64>, value: u64) {
+    let value = value.min(LATENCY_BOUNDS.1);
+    if h.record(value).is_err() {
+        h.saturating_record(value);
+    }
 }
 
 /// Distinct iteration error messages kept per scenario; more are counted
@@ -28,7 +50,8 @@ const MAX_MESSAGES: usize = 50;
 /// Distinct names kept per kind of series (requests, checks, counters,
 /// trends). A plugin that puts ids into names gets the rest folded into
 /// one series instead of growing the host's memory without bound: each
-/// series holds a ~190 KiB histogram per open interval and in the total.
+/// series holds a histogram (up to 188 KiB) per open interval and in the
+/// total.
 pub const MAX_SERIES: usize = 200;
 pub const OVERFLOW_NAME: &str = "(other names)";
 
@@ -90,7 +113,7 @@ impl RequestStats {
     fn record(&mut self, status: Option<u16>, error: Option<&str>, micros: u64, bytes: u64) {
         self.count += 1;
         self.bytes += bytes;
-        self.latency.saturating_record(micros.max(1));
+        record(&mut self.latency, micros.max(1));
         if let Some(code) = status {
             *self.statuses.entry(code).or_default() += 1;
         }
@@ -157,8 +180,7 @@ impl TrendStats {
         self.sum += value;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
-        self.scaled
-            .saturating_record((value.max(0.0) * 1000.0) as u64);
+        record(&mut self.scaled, (value.max(0.0) * 1000.0) as u64);
     }
 
     pub fn merge(&mut self, o: &TrendStats) {
@@ -331,7 +353,7 @@ impl Phases {
     /// zero sample, as in k6, so every phase counts every answered request.
     fn record(&mut self, t: &super::PhaseMicros) {
         for (h, v) in self.all_mut().into_iter().zip(t) {
-            h.saturating_record(u64::from(*v));
+            record(h, u64::from(*v));
         }
     }
 
@@ -659,14 +681,12 @@ impl Metrics {
                 self.rates.entry(key).or_default().add(hit);
             }
             Event::Group { group, micros } => {
-                self.group(scenario, &group)
-                    .duration
-                    .saturating_record(micros.max(1));
+                record(&mut self.group(scenario, &group).duration, micros.max(1));
             }
             Event::Iteration { micros, failure } => {
                 let s = self.scenarios.entry(scenario.to_owned()).or_default();
                 s.iterations += 1;
-                s.duration.saturating_record(micros.max(1));
+                record(&mut s.duration, micros.max(1));
                 if let Some((kind, message)) = failure {
                     s.failed += 1;
                     *s.failures.entry(kind).or_default() += 1;
@@ -878,6 +898,37 @@ fn custom<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Histograms start small, grow with their values, clamp at the
+    /// bound as a full-range one saturates, and cross the wire.
+    #[test]
+    fn histograms_grow_with_their_values_and_clamp_at_the_bound() {
+        let mut h = histogram();
+        let small = h.distinct_values();
+        record(&mut h, 900);
+        assert_eq!(h.distinct_values(), small);
+        record(&mut h, 250_000);
+        record(&mut h, u64::MAX);
+        assert!(h.distinct_values() > small);
+        let mut full = Histogram::<u64>::new_with_bounds(1, LATENCY_BOUNDS.1, 3).unwrap();
+        for v in [900, 250_000, u64::MAX] {
+            full.saturating_record(v);
+        }
+        let pairs = |h: &Histogram<u64>| {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&h), pairs(&full));
+        assert!(h.distinct_values() <= full.distinct_values());
+        let stats = RequestStats {
+            latency: h,
+            ..Default::default()
+        };
+        let back: RequestStats =
+            serde_json::from_slice(&serde_json::to_vec(&stats).unwrap()).unwrap();
+        assert_eq!(pairs(&back.latency), pairs(&full));
+    }
 
     fn req(name: &str, status: Option<u16>, micros: u64) -> Event {
         Event::Request {

@@ -33,12 +33,12 @@ pub mod hist {
     }
 
     /// Reads a histogram with the bounds (low, high, significant digits)
-    /// every local one of its kind has (merging needs them). One sent with those bounds is kept
-    /// as decoded: the leader reads one per share per second, and
-    /// copying each into a fresh full-size histogram was most of that.
+    /// every local one of its kind has (merging needs them). One sent with
+    /// those bounds comes back only as large as its data and resizes as it
+    /// is merged into (`hdr_v2`); any other is copied into a full-size one.
     pub fn deserialize_with_bounds<'de, D: Deserializer<'de>>(
         d: D,
-        (low, high, sigfig): (u64, u64, u8),
+        bounds: (u64, u64, u8),
     ) -> Result<Histogram<u64>, D::Error> {
         let bytes: Vec<u8> = if d.is_human_readable() {
             let text = String::deserialize(d)?;
@@ -47,12 +47,15 @@ pub mod hist {
         } else {
             Vec::deserialize(d)?
         };
+        match super::super::hdr_v2::decode(&bytes, bounds) {
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => return Err(D::Error::custom(format!("histogram: {e}"))),
+        }
         let h: Histogram<u64> = HdrDeserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| D::Error::custom(format!("histogram: {e:?}")))?;
-        if (h.low(), h.high(), h.sigfig()) == (low, high, sigfig) {
-            return Ok(h);
-        }
+        let (low, high, sigfig) = bounds;
         let mut out = Histogram::new_with_bounds(low, high, sigfig)
             .map_err(|e| D::Error::custom(format!("histogram bounds: {e:?}")))?;
         out.add(&h)
