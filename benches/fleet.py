@@ -153,6 +153,13 @@ scenarios:
     t0 = time.time()
     for n in nodes: start(n)
     def all_members():
+        # A node that exits while the fleet forms (a port the bench picked
+        # was taken by then) would leave it one short until the deadline.
+        for n in nodes:
+            if n["proc"].poll() is not None:
+                with open(os.path.join(data, n["name"] + ".log")) as f:
+                    last = (f.read().strip().splitlines() or ["(no output)"])[-1]
+                raise SystemExit(f"{n['name']} exited while the fleet formed: {last}")
         got = leader()
         if got and len(got[1]["voters"]) + len(got[1]["learners"]) == nodes_n:
             return got

@@ -104,15 +104,15 @@ def memory_parts(pid):
 
 
 def mappings(pid):
-    """Resident KiB per mapping, keyed by its address range, with its
-    size in KiB and name."""
+    """Resident KiB per mapping, keyed by its start address (an arena's
+    mapping grows at its end), with its size in KiB and name."""
     out, key = {}, None
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             head = line.split()
             if "-" in head[0] and not head[0].endswith(":"):
                 lo, hi = (int(x, 16) for x in head[0].split("-"))
-                key = head[0]
+                key = head[0].split("-")[0]
                 out[key] = [(hi - lo) // 1024, head[5] if len(head) > 5 else "[anon]", 0]
             elif head[0] == "Rss:" and key:
                 out[key][2] = int(head[1])
@@ -238,7 +238,7 @@ try:
                     print(f"  {k}: resident memory that changed over minutes {max(warmup, 1)}-{minute}, by kind (KiB):"
                           f" {json.dumps(dict(sorted(by_kind.items(), key=lambda kv: -kv[1])))}")
                     for d, key, size, name, was, now in top:
-                        print(f"    {d:+7d} KiB  {was} -> {now}  {key} ({size} KiB, {kind_of(size, name)})")
+                        print(f"    {d:+7d} KiB  {was} -> {now}  at {key} ({size} KiB, {kind_of(size, name)})")
                 smaps_at[k] = m
         cells = "  ".join(f"{k} {r:.1f} MiB (anon {a:.1f}, file {fl:.1f}, {n} mapped images) {fd} fds"
                           for k, (r, fd, a, fl, n) in per.items())
