@@ -2,7 +2,7 @@
 //! as their data. hdrhistogram's own reader allocates and clears the full
 //! counts array of the encoded bounds: 188 KiB for a latency histogram
 //! that holds a few hundred distinct values. A leader reads one per share
-//! per second and merges it at once, so that array was most of its work.
+//! per second and merges it at once, into the second's total.
 //! What this returns resizes itself as it is merged into, so it behaves
 //! like a full-range histogram everywhere.
 
@@ -11,9 +11,9 @@ use hdrhistogram::Histogram;
 const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
 const HEADER: usize = 40;
 
-/// The histogram an encoding holds, if it is an uncompressed V2 encoding
-/// of `low` and `sigfig` whose values do not pass `high`; `Ok(None)` for
-/// any other well-formed encoding, which the caller reads the slow way.
+/// The histogram an uncompressed V2 encoding of `low` and `sigfig` holds;
+/// an error if it is malformed or a value passes `high`; `Ok(None)` for
+/// any other encoding, which the caller reads with hdrhistogram's reader.
 pub fn decode(
     bytes: &[u8],
     (low, high, sigfig): (u64, u64, u8),
@@ -130,7 +130,7 @@ impl Layout {
         let shift = u32::try_from(bucket)
             .ok()
             .and_then(|b| b.checked_add(self.unit_magnitude))
-            .filter(|s| s + self.half_magnitude < 63)
+            .filter(|s| *s < 63 - self.half_magnitude)
             .ok_or("an index out of range")?;
         Ok((sub as u64) << shift)
     }
@@ -189,6 +189,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever values were recorded come back the same.
+        #[test]
+        fn any_histogram_reads_back_as_written(
+            values in proptest::collection::vec((1u64..=3_600_000_000, 1u64..1_000), 0..200)
+        ) {
+            let mut full = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+            for (v, n) in values {
+                full.record_n(v, n).unwrap();
+            }
+            let small = decode(&encoded(&full), BOUNDS).unwrap().unwrap();
+            proptest::prop_assert_eq!(pairs(&small), pairs(&full));
+        }
+
+        /// Whatever a peer puts after a valid header, the reader answers
+        /// with a histogram or an error, never a panic.
+        #[test]
+        fn any_payload_reads_or_fails(payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let mut b = encoded(&Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap());
+            b.truncate(HEADER);
+            b[4..8].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+            b.extend_from_slice(&payload);
+            let _ = decode(&b, BOUNDS);
+        }
+    }
+
     #[test]
     fn an_empty_histogram_reads_as_empty() {
         let empty = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
@@ -218,6 +246,10 @@ mod tests {
         // A skip of 2^62 zeros, then a count.
         let far = with_payload(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x02]);
         assert!(decode(&far, BOUNDS).is_err());
+        // Bucket u32::MAX - 5, where the shift would overflow: zeros up to
+        // index (2^32 - 5) * 1024, then a count.
+        let huge = with_payload(&[0xff, 0xaf, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02]);
+        assert!(decode(&huge, BOUNDS).is_err());
         // A count at 1024 << 23 (8.6e9), past the bound: 24,576 zeros, then 1.
         let past = with_payload(&[0xff, 0xff, 0x02, 0x02]);
         assert!(decode(&past, BOUNDS).unwrap_err().contains("beyond"));
