@@ -281,6 +281,7 @@ fn nodes_find_each_other_through_consul_and_tags_follow_raft() {
     });
     let state = c.state(leader).unwrap();
     assert_eq!(state["voters"].as_array().unwrap().len(), 3, "{state}");
+    idle_nodes_stay_idle(&c);
 
     // SIGKILL: no deregistration; its check fails and the tag moves.
     c.kill(leader);
@@ -315,6 +316,41 @@ fn nodes_find_each_other_through_consul_and_tags_follow_raft() {
     });
     let log = std::fs::read_to_string(&c.nodes[follower].log).unwrap();
     assert!(log.contains("Consul: deregistered"), "{log}");
+}
+
+/// CPU time (user + system) of a live process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command's closing parenthesis; utime and stime
+    // are the 14th and 15th of the whole line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A formed cluster with no run keeps each node far below a core: the
+/// registration loop once woke on every Raft metrics update, which made it
+/// spin (about 65% of a core each). A node at rest uses under 1%; the
+/// bound is loose so that a busy machine cannot fail it.
+fn idle_nodes_stay_idle(c: &Cluster) {
+    let pids: Vec<u32> = c
+        .nodes
+        .iter()
+        .map(|n| n.child.as_ref().unwrap().id())
+        .collect();
+    let before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
+    let window = Duration::from_secs(3);
+    std::thread::sleep(window);
+    // SAFETY: sysconf reads a constant of the system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for (pid, b) in pids.iter().zip(before) {
+        let share = (cpu_ticks(*pid) - b) as f64 / hz / window.as_secs_f64();
+        assert!(
+            share < 0.25,
+            "node {pid} used {:.0}% of a core at rest",
+            share * 100.0
+        );
+    }
 }
 
 fn await_requests(target: &Target, n: u64) {

@@ -86,7 +86,18 @@ pub async fn keep_registered(ctx: Arc<NodeCtx>) {
     let Some(reg) = ctx.registry() else { return };
     let mut last: Option<(&'static str, Instant)> = None;
     let mut last_error = String::new();
+    // One receiver for the whole loop: a new one made from `Raft` each
+    // turn has not seen the latest metrics, so waiting on it returned at
+    // once and this loop never slept. The server metrics change only with
+    // the role, the leader or the membership, which is what the tag says.
+    let mut changes = None;
     loop {
+        if changes.is_none() {
+            changes = ctx.raft().map(|r| r.server_metrics());
+        }
+        if let Some(rx) = changes.as_mut() {
+            rx.borrow_and_update();
+        }
         let tag = ctx.health().state;
         let due = last.is_none_or(|(t, at)| t != tag || at.elapsed() >= RENEW);
         if due {
@@ -107,7 +118,6 @@ pub async fn keep_registered(ctx: Arc<NodeCtx>) {
                 }
             }
         }
-        let mut changes = ctx.raft().map(|r| r.metrics());
         let wait = async {
             match changes.as_mut() {
                 Some(rx) => {
