@@ -168,10 +168,13 @@ impl Peer {
         };
         let m = raft.metrics();
         let m = m.borrow();
+        // Called for every heartbeat to every learner: `voter_ids` would
+        // build a set each time.
         m.membership_config
             .membership()
-            .voter_ids()
-            .any(|id| id == self.target)
+            .get_joint_config()
+            .iter()
+            .any(|voters| voters.contains(&self.target))
     }
 
     /// A heartbeat to a learner that tells it nothing it needs before the

@@ -16,6 +16,7 @@ use loadtest_wire::auth::CheckToken;
 use loadtest_wire::command::{NodeId, Raft, raft_id};
 use loadtest_wire::plan::Status;
 use loadtest_wire::rpc::pb;
+use openraft::metrics::RaftServerMetrics;
 use openraft::{BasicNode, Membership, ServerState};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -965,30 +966,32 @@ async fn maintain(ctx: Arc<NodeCtx>, me: String) {
 }
 
 /// Logs every change of leadership with the term and what happened.
+///
+/// It watches openraft's server metrics, which change only with the vote,
+/// the role, the leader or the membership: the full metrics are published
+/// on every turn of Raft's loop, changed or not, and hold every member.
 async fn log_leadership(ctx: Arc<NodeCtx>) {
     let Some(raft) = ctx.raft() else { return };
-    let mut rx = raft.metrics();
-    let first = rx.borrow_and_update().clone();
-    tracing::info!(
-        term = first.current_term,
-        "Raft started as {:?}",
-        first.state
-    );
-    let mut last: (ServerState, Option<NodeId>, u64) =
-        (first.state, first.current_leader, first.current_term);
+    let mut rx = raft.server_metrics();
+    let look = |m: &RaftServerMetrics<NodeId, BasicNode>| {
+        (m.state, m.current_leader, m.vote.leader_id().get_term())
+    };
+    let mut last = look(&rx.borrow_and_update());
+    tracing::info!(term = last.2, "Raft started as {:?}", last.0);
     loop {
         if rx.changed().await.is_err() {
             return;
         }
-        let m = rx.borrow_and_update().clone();
-        let now = (m.state, m.current_leader, m.current_term);
+        let (now, leader_addr) = {
+            let m = rx.borrow_and_update();
+            let addr = m
+                .current_leader
+                .and_then(|l| m.membership_config.membership().get_node(&l))
+                .map(|n| n.addr.clone());
+            (look(&m), addr)
+        };
         if now != last {
-            let leader = m.current_leader.and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .map(|n| ctx.name_of(&n.addr))
-            });
+            let leader = leader_addr.map(|a| ctx.name_of(&a));
             match (last.0, now.0) {
                 (_, ServerState::Leader) if last.0 != ServerState::Leader => {
                     tracing::info!(term = now.2, "became leader: won the election")
