@@ -7,18 +7,23 @@ whole time, so metric batches flow through Raft while leaders die; at the
 end the run is stopped and the report's request count is set against the
 target's. Not a test; prints a table.
 
-Usage: benches/failover.py [kills=20] [election_timeout_ms=node default] [--run]
+Usage: benches/failover.py [kills=20] [election_timeout_ms=node default] [--run] [--binary PATH]
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
-args = [a for a in sys.argv[1:] if not a.startswith("--")]
-with_run = "--run" in sys.argv
+flags = sys.argv[1:]
+valued = {i + 1 for i, a in enumerate(flags) if a == "--binary"}
+args = [a for i, a in enumerate(flags) if not a.startswith("--") and i not in valued]
+with_run = "--run" in flags
 kills = int(args[0]) if args else 20
 election_ms = args[1] if len(args) > 1 else None
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-subprocess.run(["cargo", "build", "--release", "-q", "-p", "loadtest"], cwd=root, check=True)
-target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-binary = os.path.join(target_dir, "release", "loadtest")
+if "--binary" in flags:
+    binary = flags[flags.index("--binary") + 1]
+else:
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "loadtest"], cwd=root, check=True)
+    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    binary = os.path.join(target_dir, "release", "loadtest")
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
