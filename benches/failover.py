@@ -10,6 +10,7 @@ target's. Not a test; prints a table.
 Usage: benches/failover.py [kills=20] [election_timeout_ms=node default] [--run] [--binary PATH]
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+from binary import loadtest_binary
 
 flags = sys.argv[1:]
 valued = {i + 1 for i, a in enumerate(flags) if a == "--binary"}
@@ -17,13 +18,7 @@ args = [a for i, a in enumerate(flags) if not a.startswith("--") and i not in va
 with_run = "--run" in flags
 kills = int(args[0]) if args else 20
 election_ms = args[1] if len(args) > 1 else None
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if "--binary" in flags:
-    binary = flags[flags.index("--binary") + 1]
-else:
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "loadtest"], cwd=root, check=True)
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-    binary = os.path.join(target_dir, "release", "loadtest")
+binary = loadtest_binary(flags)
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p

@@ -19,6 +19,7 @@ Usage: benches/fleet.py [nodes=100] [seconds=60] [rate=400] [--binary PATH] [--k
     perturbs the cluster far less)
 """
 import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+from binary import loadtest_binary
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 flags = sys.argv[1:]
@@ -26,13 +27,7 @@ nodes_n = int(args[0]) if args else 100
 seconds = int(args[1]) if len(args) > 1 else 60
 rate = int(args[2]) if len(args) > 2 else 400
 kill = "--kill" in flags
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if "--binary" in flags:
-    binary = flags[flags.index("--binary") + 1]
-else:
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "loadtest"], cwd=root, check=True)
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-    binary = os.path.join(target_dir, "release", "loadtest")
+binary = loadtest_binary(flags)
 tick = os.sysconf("SC_CLK_TCK")
 
 

@@ -19,6 +19,7 @@ an arrival rate's pool otherwise grows after a hiccup (a VU is about
 1.7 MiB) and keeps its VUs, as k6's does, which is not a leak.
 """
 import json, os, socket, subprocess, sys, tempfile, time, urllib.request
+from binary import loadtest_binary
 
 flags = sys.argv[1:]
 valued = {i + 1 for i, a in enumerate(flags) if a in ("--binary", "--wrap", "--fixed-pool")}
@@ -33,13 +34,7 @@ rate = int(args[2]) if len(args) > 2 else 200
 # The cluster keeps every second of the last 10 minutes in its replicated
 # state before folding them into minutes: that state fills for 10 minutes.
 warmup = min(2 if mode == "standalone" else 11, minutes - 1)
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if "--binary" in flags:
-    binary = flags[flags.index("--binary") + 1]
-else:
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "loadtest"], cwd=root, check=True)
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-    binary = os.path.join(target_dir, "release", "loadtest")
+binary = loadtest_binary(flags)
 
 
 def free_ports(n):
