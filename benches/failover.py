@@ -5,9 +5,14 @@ the survivors take to agree on a new leader. Also times the first election
 of a fresh cluster. With --run, a test runs against the embedded target the
 whole time, so metric batches flow through Raft while leaders die; at the
 end the run is stopped and the report's request count is set against the
-target's. Not a test; prints a table.
+target's. With --runs, each kill falls in a run of its own, started just
+before it (so the leader runs no share, as at any run's start): it times
+how long until the series the new leader has committed is whole up to the
+kill (every share's seconds up to the kill merged), next to the same lag
+taken just before the kill, and sets each run's report against the
+target's count for that run. Not a test; prints a table.
 
-Usage: benches/failover.py [kills=20] [election_timeout_ms=node default] [--run] [--binary PATH]
+Usage: benches/failover.py [kills=20] [election_timeout_ms=node default] [--run | --runs] [--binary PATH]
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 from binary import loadtest_binary
@@ -16,6 +21,7 @@ flags = sys.argv[1:]
 valued = {i + 1 for i, a in enumerate(flags) if a == "--binary"}
 args = [a for i, a in enumerate(flags) if not a.startswith("--") and i not in valued]
 with_run = "--run" in flags
+per_kill = "--runs" in flags
 kills = int(args[0]) if args else 20
 election_ms = args[1] if len(args) > 1 else None
 binary = loadtest_binary(flags)
@@ -68,13 +74,90 @@ def settled(deadline=30):
 def cli(*a):
     return subprocess.run([binary, *a], env=env_base, capture_output=True, text=True, timeout=300)
 
+def status(addr):
+    out = subprocess.run([binary, "status", "--node", addr, "--json"], env=env_base,
+                         capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+def leader_now():
+    return next(n for n in nodes if n["name"] == agreed(nodes))
+
+def series_whole(leader, at_ms, deadline=60):
+    """Seconds from `at_ms` until the series `leader` has committed is whole
+    up to `at_ms`: every share of the run has its seconds up to then
+    merged (a share's second i is the run's second i, from the plan's
+    start, and closes two seconds after its end for stragglers). Also
+    the number of shares."""
+    end = time.time() + deadline
+    st = None
+    while time.time() < end:
+        st = status(leader["raft"])
+        if st and st.get("plan") and st.get("leader") == leader["name"] and st["progress"]:
+            start_ms = st["plan"]["start_at_ms"]
+            if all(start_ms + p["next"] * 1000 >= at_ms and not a["lost"] for a, p in st["progress"]):
+                return time.time() - at_ms / 1000, len(st["progress"])
+        time.sleep(0.05)
+    raise SystemExit(f"the merged series did not reach {at_ms} within the deadline: {st}")
+
+def requests_seen():
+    return (get(f"http://127.0.0.1:{tport}/__stats") or {}).get("requests", 0)
+
+def submit():
+    out = cli("submit", cfg, "--node", peers, "--detach")
+    assert out.returncode == 0, out.stderr
+
+def report_count():
+    """Stops the run and returns the merged report's request count."""
+    cli("stop", "--node", peers)
+    rep = os.path.join(data, "report.json")
+    if os.path.exists(rep):
+        os.remove(rep)
+    out = cli("report", "--node", peers, "--json", rep)
+    report = json.load(open(rep)) if os.path.exists(rep) else {}
+    return report.get("totals", {}).get("requests"), out.returncode
+
+def kill_leader():
+    """SIGKILLs the leader; returns it, the survivors' new leader and the
+    seconds until every survivor knew it."""
+    leader = leader_now()
+    t = time.time()
+    leader["proc"].send_signal(signal.SIGKILL); leader["proc"].wait()
+    new = next(n for n in nodes if n["name"] == agreed([n for n in nodes if n is not leader]))
+    return leader, new, t, time.time() - t
+
+def revive(node):
+    start(node)
+    agreed(nodes)
+    settled()
+
+def one_run_one_kill():
+    """A run, a leader kill once its series flows, the run's report
+    against the target's count. Returns (agreement, series whole, lag
+    just before, shares, report, target)."""
+    before = requests_seen()
+    submit()
+    end = time.time() + 60
+    while True:
+        st = status(leader_now()["raft"]) or {}
+        if st.get("plan", {}).get("status") == "running" and any(p["next"] > 3 for _, p in st.get("progress", [])):
+            break
+        assert time.time() < end, f"the run did not start: {st}"
+        time.sleep(0.2)
+    lag, _ = series_whole(leader_now(), time.time() * 1000)
+    leader, new, t, agreement = kill_leader()
+    whole, shares = series_whole(new, t * 1000)
+    revive(leader)
+    got, rc = report_count()
+    assert rc == 0, f"report exited {rc}"
+    return agreement, whole, lag, shares, got, requests_seen() - before
+
 target = None
 try:
     t0 = time.time()
     for n in nodes: start(n)
     agreed(nodes)
     first = time.time() - t0
-    if with_run:
+    if with_run or per_kill:
         tport = free_port()
         target = subprocess.Popen([binary, "target", "--addr", f"127.0.0.1:{tport}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
@@ -93,38 +176,49 @@ scenarios:
     maxVUs: 60
     params: {{ steps: [ {{ request: {{ path: / }} }} ] }}
 """)
+    if with_run:
         out = cli("submit", cfg, "--node", peers, "--detach")
         assert out.returncode == 0, out.stderr
         end = time.time() + 60
-        while (get(f"http://127.0.0.1:{tport}/__stats") or {}).get("requests", 0) < 400:
+        while requests_seen() < 400:
             assert time.time() < end, "the run did not start"
             time.sleep(0.1)
-    times = []
+    times, runs = [], []
     settled()
     for _ in range(kills):
-        leader = next(n for n in nodes if n["name"] == agreed(nodes))
-        t = time.time()
-        leader["proc"].send_signal(signal.SIGKILL); leader["proc"].wait()
-        agreed([n for n in nodes if n is not leader])
-        times.append(time.time() - t)
-        start(leader)
-        agreed(nodes)
-        settled()
+        if per_kill:
+            runs.append(one_run_one_kill())
+            times.append(runs[-1][0])
+            continue
+        leader, _, _, agreement = kill_leader()
+        times.append(agreement)
+        revive(leader)
     shown = f"{election_ms} ms" if election_ms else "the default"
-    print(f"election timeout {shown}, {kills} leader kills{' during a run at 200 requests/s' if with_run else ''}")
+    during = " during a run at 200 requests/s" if with_run else " each in a run of its own at 200 requests/s" if per_kill else ""
+    print(f"election timeout {shown}, {kills} leader kills{during}")
     print(f"fresh 3-node cluster: first agreement after {first * 1000:.0f} ms (includes process start)")
     ms = sorted(t * 1000 for t in times)
     print(f"failover: median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms, min {ms[0]:.0f} ms, "
           f"p90 {ms[int(len(ms) * 0.9) - 1]:.0f} ms")
     print("all: " + " ".join(f"{t:.0f}" for t in ms))
+    for name, col in (("series whole to the kill", 1), ("the same lag just before the kill", 2)):
+        xs = sorted(r[col] * 1000 for r in runs)
+        if xs:
+            print(f"{name}: median {statistics.median(xs):.0f} ms, max {xs[-1]:.0f} ms, min {xs[0]:.0f} ms, "
+                  f"p90 {xs[int(len(xs) * 0.9) - 1]:.0f} ms")
+            print("all: " + " ".join(f"{x:.0f}" for x in xs))
+    if runs:
+        added = sorted((r[1] - r[2]) * 1000 for r in runs)
+        print(f"series whole minus the lag before, per kill: median {statistics.median(added):.0f} ms, "
+              f"max {added[-1]:.0f} ms, min {added[0]:.0f} ms")
+        exact = sum(r[4] == r[5] for r in runs)
+        print(f"runs: {exact} of {len(runs)} reports equal the target's count; shares per run {sorted({r[3] for r in runs})}")
+        for r in runs:
+            if r[4] != r[5]:
+                print(f"  report {r[4]}, target {r[5]}")
     if with_run:
-        cli("stop", "--node", peers)
-        rep = os.path.join(data, "report.json")
-        out = cli("report", "--node", peers, "--json", rep)
-        report = json.load(open(rep)) if os.path.exists(rep) else {}
-        seen = (get(f"http://127.0.0.1:{tport}/__stats") or {}).get("requests")
-        got = report.get("totals", {}).get("requests")
-        print(f"run: report counts {got} requests, the target {seen} (exit {out.returncode})")
+        got, rc = report_count()
+        print(f"run: report counts {got} requests, the target {requests_seen()} (exit {rc})")
     du = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(data) for f in fs)
     print(f"data dirs after the run: {du / 1024:.0f} KiB for 3 nodes")
 finally:
