@@ -534,3 +534,78 @@ export default function () {
     }
     assert_eq!(run.report["checks"].as_object().unwrap().len(), 6);
 }
+
+#[test]
+fn expected_statuses_decide_what_fails_and_tag_expected_response() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+export const options = {{
+  vus: 1,
+  iterations: 2,
+  thresholds: {{
+    'http_req_duration{{expected_response:true}}': ['count==4'],
+    'http_reqs{{expected_response:false}}': ['count==4'],
+    http_req_failed: ['rate<0.5'],
+  }},
+}};
+http.setResponseCallback(http.expectedStatuses(200, {{ min: 404, max: 404 }}));
+export default function () {{
+  http.get('{0}/status/404', {{ tags: {{ name: 'expected 404' }} }});
+  http.get('{0}/status/503', {{ tags: {{ name: 'unexpected 503' }} }});
+  http.get('{0}/status/503', {{ tags: {{ name: 'own 503' }}, responseCallback: http.expectedStatuses(503) }});
+  http.get('{0}/status/201', {{ tags: {{ name: 'unjudged 201' }}, responseCallback: null }});
+  http.get('{0}/status/201', {{ tags: {{ name: 'after 201' }} }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = &run.report;
+    assert_eq!(r["totals"]["requests"], 10);
+    assert_eq!(t.received(), 10);
+    assert_eq!(r["totals"]["failed"], 4);
+    let failed = |name: &str| r["scenarios"]["default"]["requests"][name]["failed"].as_u64();
+    assert_eq!(failed("expected 404"), Some(0));
+    assert_eq!(failed("unexpected 503"), Some(2));
+    assert_eq!(failed("own 503"), Some(0));
+    assert_eq!(failed("unjudged 201"), Some(0));
+    assert_eq!(failed("after 201"), Some(2));
+    assert!(
+        passed(r, "http_req_duration{expected_response:true}"),
+        "{}",
+        r["thresholds"]
+    );
+    assert!(
+        passed(r, "http_reqs{expected_response:false}"),
+        "{}",
+        r["thresholds"]
+    );
+    assert!(passed(r, "http_req_failed"), "{}", r["thresholds"]);
+}
+
+#[test]
+fn a_response_callback_that_is_not_expected_statuses_is_refused_with_the_reason() {
+    let script = "import http from 'k6/http';\n\
+                  http.setResponseCallback((r) => r.status === 200);\n\
+                  export default function () {}\n";
+    let run = k6("validate", script, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("setResponseCallback() takes what http.expectedStatuses() returns"),
+        "{}",
+        run.stderr
+    );
+    let script = "import http from 'k6/http';\n\
+                  http.expectedStatuses(200, 'ok');\n\
+                  export default function () {}\n";
+    let run = k6("validate", script, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("expectedStatuses() argument 2"),
+        "{}",
+        run.stderr
+    );
+}

@@ -98,6 +98,13 @@ impl Request {
     }
 }
 
+/// Sets the statuses this VU's requests are expected to answer with
+/// (inclusive ranges; the default is 200–399): the others count as failed
+/// and are tagged `expected_response: false`. `None` turns that off.
+pub fn expect_statuses(ranges: Option<&[(u16, u16)]>) {
+    wit::set_expected_statuses(ranges)
+}
+
 /// Sends every request at once from this VU (k6's `http.batch`): at most
 /// `http.batch` in flight, `http.batchPerHost` per host. The results are
 /// in the order of the requests.

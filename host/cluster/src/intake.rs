@@ -286,6 +286,7 @@ mod tests {
                     name: "r".into(),
                     status: Some(200),
                     error: None,
+                    expected: Some(true),
                     micros: 100,
                     bytes: 1,
                     method: "GET",

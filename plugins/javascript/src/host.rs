@@ -14,6 +14,7 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     h.set("send", Function::new(ctx.clone(), send)?)?;
     h.set("batch", Function::new(ctx.clone(), batch)?)?;
     h.set("check", Function::new(ctx.clone(), check)?)?;
+    h.set("expect", Function::new(ctx.clone(), expect)?)?;
     h.set(
         "counter",
         Function::new(ctx.clone(), |n: String, v: f64| {
@@ -126,6 +127,17 @@ fn check<'js>(ctx: Ctx<'js>, value: Value<'js>, sets: Opt<Value<'js>>) -> rquick
         all &= ok;
     }
     Ok(all)
+}
+
+/// k6's response callback as the host keeps it: `[[min, max], ...]`
+/// (checked by `k6/http`), or null to judge nothing.
+fn expect(ranges: Option<Vec<Vec<u32>>>) {
+    let pair = |r: &Vec<u32>| match r.as_slice() {
+        [lo, hi] => Some(((*lo).min(999) as u16, (*hi).min(999) as u16)),
+        _ => None,
+    };
+    let ranges: Option<Vec<(u16, u16)>> = ranges.map(|rs| rs.iter().filter_map(pair).collect());
+    http::expect_statuses(ranges.as_deref());
 }
 
 /// `method` and `url` come back in the response (k6's `response.request`),

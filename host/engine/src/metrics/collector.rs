@@ -250,6 +250,7 @@ mod tests {
             name: "r".into(),
             status: Some(200),
             error: None,
+            expected: Some(true),
             micros: ms * 1000,
             bytes: 1,
             method: "GET",

@@ -4,6 +4,7 @@
 //! is also how a cluster will combine nodes.
 
 mod collector;
+mod expected;
 mod hdr_v2;
 mod recorder;
 mod stats;
@@ -11,6 +12,7 @@ mod tags;
 mod wire;
 
 pub use collector::{Closed, Collector, INTERVAL, Row, row};
+pub use expected::Expected;
 pub use recorder::{Event, FailureKind, LateEntry, Recorder, Sink};
 pub use stats::{
     CheckStats, GaugeStats, GeneratorSecond, GeneratorStats, GroupStats, Latency, Metrics, Phases,

@@ -43,6 +43,9 @@ pub enum Event {
         method: &'static str,
         status: Option<u16>,
         error: Option<&'static str>,
+        /// Whether the VU expected this response ([`super::Expected`]);
+        /// none when it judges nothing. Not expected counts as failed.
+        expected: Option<bool>,
         micros: u64,
         bytes: u64,
         timings: super::PhaseMicros,

@@ -109,8 +109,16 @@ impl Default for RequestStats {
 }
 
 impl RequestStats {
-    /// Failed means a transport error, or a 4xx/5xx status.
-    fn record(&mut self, status: Option<u16>, error: Option<&str>, micros: u64, bytes: u64) {
+    /// Failed means not expected: by default a transport error or a
+    /// status outside 200–399 (see [`super::Expected`]).
+    fn record(
+        &mut self,
+        status: Option<u16>,
+        error: Option<&str>,
+        expected: Option<bool>,
+        micros: u64,
+        bytes: u64,
+    ) {
         self.count += 1;
         self.bytes += bytes;
         record(&mut self.latency, micros.max(1));
@@ -120,7 +128,7 @@ impl RequestStats {
         if let Some(kind) = error {
             *self.errors.entry(kind.to_owned()).or_default() += 1;
         }
-        if error.is_some() || status.is_some_and(|c| c >= 400) {
+        if expected == Some(false) {
             self.failed += 1;
         }
     }
@@ -623,6 +631,7 @@ impl Metrics {
                 name,
                 status,
                 error,
+                expected,
                 micros,
                 bytes,
                 timings,
@@ -633,7 +642,7 @@ impl Metrics {
                 self.requests
                     .entry(key)
                     .or_default()
-                    .record(status, error, micros, bytes);
+                    .record(status, error, expected, micros, bytes);
                 // A request that got no response has no phases to tell.
                 if status.is_some() {
                     // Looked up before inserting: no key allocated per request.
@@ -649,7 +658,7 @@ impl Metrics {
                 if !ctx.group().is_empty() {
                     self.group(scenario, ctx.group())
                         .requests
-                        .record(status, error, micros, bytes);
+                        .record(status, error, expected, micros, bytes);
                 }
             }
             Event::Check { name, passed, ctx } => {
@@ -819,6 +828,7 @@ impl<'a> Sample<'a> {
                 method,
                 status,
                 error,
+                expected,
                 ctx,
                 ..
             } if f.on_requests() => {
@@ -827,6 +837,9 @@ impl<'a> Sample<'a> {
                     "method" => Some(Cow::Borrowed(*method)),
                     "status" => Some(Cow::Owned(status.map_or(String::new(), |s| s.to_string()))),
                     "error" => error.map(Cow::Borrowed),
+                    "expected_response" => {
+                        expected.map(|e| Cow::Borrowed(if e { "true" } else { "false" }))
+                    }
                     k => common(ctx, k),
                 });
                 (Sample::Request(event), passes)
@@ -860,6 +873,7 @@ impl<'a> Sample<'a> {
             Sample::Request(Event::Request {
                 status,
                 error,
+                expected,
                 micros,
                 bytes,
                 timings,
@@ -867,7 +881,7 @@ impl<'a> Sample<'a> {
             }) => {
                 t.requests
                     .get_or_insert_default()
-                    .record(*status, *error, *micros, *bytes);
+                    .record(*status, *error, *expected, *micros, *bytes);
                 if status.is_some() {
                     t.phases.get_or_insert_default().record(timings);
                 }
@@ -935,6 +949,7 @@ mod tests {
             name: name.into(),
             status,
             error: status.is_none().then_some("connect"),
+            expected: Some(status.is_some_and(|s| s < 400)),
             micros,
             bytes: 10,
             method: "GET",

@@ -109,6 +109,7 @@ mod tests {
                     name: format!("r{}", i % 3),
                     status: Some(200),
                     error: None,
+                    expected: Some(true),
                     micros,
                     bytes: 3,
                     method: "GET",

@@ -5,7 +5,7 @@
 
 use super::bindings::v02::loadtest::scenario::{cookies, http, log, metrics, vu};
 use crate::client::{self, Client, Exchange, Hop, Jar, Outgoing, RequestError, Session, Timings};
-use crate::metrics::{Context, Event, LateEntry, Recorder};
+use crate::metrics::{Context, Event, Expected, LateEntry, Recorder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,8 @@ pub struct VuHost {
     pub log_budget: Option<Arc<super::LogBudget>>,
     /// The group and tags every sample is taken in.
     ctx: Context,
+    /// The statuses the script expects (k6's response callback).
+    expected: Expected,
     /// Open groups, innermost last.
     groups: Vec<OpenGroup>,
     /// Extra sessions for batches, kept so their connections are reused.
@@ -77,6 +79,7 @@ impl VuHost {
             setup_data: None,
             log_budget: None,
             ctx: Context::default(),
+            expected: Expected::default(),
             groups: Vec::new(),
             batch: Vec::new(),
             files,
@@ -134,6 +137,7 @@ impl VuHost {
             name,
             max_redirects: req.max_redirects,
             ctx: self.ctx.with(req.tags),
+            expected: self.expected.clone(),
             late,
             outgoing: Outgoing {
                 method: req.method,
@@ -163,6 +167,7 @@ struct Prepared {
     name: String,
     max_redirects: Option<u32>,
     ctx: Context,
+    expected: Expected,
     late: Duration,
 }
 
@@ -178,12 +183,19 @@ async fn exchange(
         name,
         max_redirects,
         ctx,
+        expected,
         late,
     } = p;
-    let mut pending = InFlight::new(&outgoing.method, name, ctx, late, late_entry);
+    let mut pending = InFlight::new(&outgoing.method, name, ctx, expected, late, late_entry);
     let exchange = session
         .send(outgoing, max_redirects, |hop| {
-            record(hop_event(&mut pending.name, hop, late, &pending.ctx))
+            record(hop_event(
+                &mut pending.name,
+                hop,
+                late,
+                &pending.ctx,
+                &pending.expected,
+            ))
         })
         .await;
     pending.landed();
@@ -201,6 +213,7 @@ pub(super) struct InFlight<'a> {
     pub(super) name: Option<String>,
     method: &'static str,
     pub(super) ctx: Context,
+    pub(super) expected: Expected,
     late: Duration,
     started: Instant,
     late_entry: &'a LateEntry,
@@ -212,6 +225,7 @@ impl<'a> InFlight<'a> {
         method: &str,
         name: String,
         ctx: Context,
+        expected: Expected,
         late: Duration,
         late_entry: &'a LateEntry,
     ) -> Self {
@@ -219,6 +233,7 @@ impl<'a> InFlight<'a> {
             method: method_tag(method),
             name: Some(name),
             ctx,
+            expected,
             late,
             started: Instant::now(),
             late_entry,
@@ -242,6 +257,7 @@ impl Drop for InFlight<'_> {
             method: self.method,
             status: None,
             error: Some("interrupted"),
+            expected: self.expected.judge(None, Some("interrupted")),
             micros: (self.started.elapsed() + self.late).as_micros() as u64,
             bytes: 0,
             timings: [0; 6],
@@ -257,6 +273,7 @@ pub(super) fn hop_event(
     hop: Hop<'_>,
     late: Duration,
     ctx: &Context,
+    expected: &Expected,
 ) -> Event {
     let (name, late) = match hop.index {
         0 => (name.take().unwrap_or_default(), late),
@@ -269,6 +286,7 @@ pub(super) fn hop_event(
         method: method_tag(hop.method),
         status: hop.status,
         error: hop.error,
+        expected: expected.judge(hop.status, hop.error),
         micros: (hop.elapsed + late).as_micros() as u64,
         bytes: hop.bytes,
         timings: [
@@ -346,6 +364,10 @@ impl http::Host for VuHost {
         let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
         self.waited = true;
         response_of(ex)
+    }
+
+    fn set_expected_statuses(&mut self, ranges: Option<Vec<(u16, u16)>>) {
+        self.expected = Expected::new(ranges);
     }
 
     async fn batch(

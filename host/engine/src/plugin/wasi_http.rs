@@ -6,7 +6,7 @@
 
 use super::host::{InFlight, hop_event};
 use crate::client::{self, Outgoing, RequestError, Session};
-use crate::metrics::{Context, Recorder, Sink};
+use crate::metrics::{Context, Expected, Recorder, Sink};
 use http_body_util::{BodyExt as _, Full};
 use std::future::Future;
 use std::sync::Arc;
@@ -74,10 +74,24 @@ impl WasiHttpHooks for HttpHooks {
             let mut session = session.lock().await;
             // From here a cut-off (the guest's store dropped by a stop)
             // still counts the request, as the `http` import's do.
-            let mut pending = InFlight::new(&method, name, ctx, Duration::ZERO, &late_entry);
+            // `wasi:http` guests have no way to set a response callback.
+            let mut pending = InFlight::new(
+                &method,
+                name,
+                ctx,
+                Expected::default(),
+                Duration::ZERO,
+                &late_entry,
+            );
             let exchange = session
                 .send(outgoing, None, |hop| {
-                    let event = hop_event(&mut pending.name, hop, Duration::ZERO, &pending.ctx);
+                    let event = hop_event(
+                        &mut pending.name,
+                        hop,
+                        Duration::ZERO,
+                        &pending.ctx,
+                        &pending.expected,
+                    );
                     recorder.record(event)
                 })
                 .await;

@@ -101,15 +101,59 @@ export class Response {
   }
 }
 
+// k6's response callbacks: only what `expectedStatuses` returns (k6 takes
+// no other), kept as its ranges, which the host judges every response by.
+const RANGES = Symbol('expectedStatuses');
+const DEFAULT_RANGES = [[200, 399]];
+// The VU's callback, restored after a request that brought its own.
+let current = DEFAULT_RANGES;
+
+function statusRange(s, i) {
+  const ok = (n) => Number.isInteger(n) && n >= 100 && n <= 999;
+  if (ok(s)) return [s, s];
+  if (s !== null && typeof s === 'object' && ok(s.min) && ok(s.max) && s.min <= s.max) return [s.min, s.max];
+  throw new Error(`k6/http: expectedStatuses() argument ${i + 1} must be a status code or {min, max} with min <= max (100–999); got ${JSON.stringify(s)}`);
+}
+
+export function expectedStatuses(...statuses) {
+  if (statuses.length === 0) throw new Error('k6/http: expectedStatuses() needs at least one status code or {min, max}');
+  return Object.freeze({ [RANGES]: statuses.map(statusRange) });
+}
+
+function rangesOf(callback, where) {
+  if (callback === null) return null;
+  if (callback !== undefined && callback !== null && callback[RANGES]) return callback[RANGES];
+  throw new Error(`k6/http: ${where} takes what http.expectedStatuses() returns, or null; a JavaScript function is not supported (k6 does not take one either)`);
+}
+
+export function setResponseCallback(callback) {
+  current = rangesOf(callback, 'setResponseCallback()');
+  H.expect(current);
+}
+
+// A request whose params bring a responseCallback is judged by it alone.
+function withCallback(params, run) {
+  H.expect(rangesOf(params.responseCallback, 'params.responseCallback'));
+  try {
+    return run();
+  } finally {
+    H.expect(current);
+  }
+}
+
 // `m` is an upper-case method name.
 function send(m, url, body, params) {
   if (body !== null && typeof body === 'object') params = withFormType(body, params || {});
   const u = typeof url === 'string' ? url : String(url);
+  if (params && params.responseCallback !== undefined) {
+    return withCallback(params, () => new Response(H.send(m, u, bodyOf(body), params)));
+  }
   return new Response(H.send(m, u, bodyOf(body), params));
 }
 
 // Requests without a body, the most frequent, in one frame.
 function sendBare(m, url, params) {
+  if (params && params.responseCallback !== undefined) return send(m, url, null, params);
   return new Response(H.send(m, typeof url === 'string' ? url : String(url), null, params));
 }
 
@@ -138,6 +182,9 @@ export function batch(requests) {
   const keys = Array.isArray(requests) ? null : Object.keys(requests);
   const list = keys === null ? requests : keys.map((k) => requests[k]);
   const items = list.map(batchItem).map(([m, u, b, p]) => [m, u, bodyOf(b), withFormType(b, p)]);
+  if (items.some((item) => item[3].responseCallback !== undefined)) {
+    throw new Error('k6/http: a responseCallback in http.batch() params is not supported yet; set it for the VU with http.setResponseCallback()');
+  }
   const out = H.batch(items).map((raw) => new Response(raw));
   if (keys === null) return out;
   const named = {};
@@ -147,14 +194,6 @@ export function batch(requests) {
 
 export function url(strings, ...values) {
   return strings.reduce((acc, s, i) => acc + s + (i < values.length ? values[i] : ''), '');
-}
-
-export function expectedStatuses() {
-  throw new Error('k6/http: expectedStatuses() is not supported by loadtest yet');
-}
-
-export function setResponseCallback() {
-  throw new Error('k6/http: setResponseCallback() is not supported by loadtest yet');
 }
 
 export function cookieJar() {
