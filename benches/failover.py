@@ -14,7 +14,7 @@ target's count for that run. Not a test; prints a table.
 
 Usage: benches/failover.py [kills=20] [election_timeout_ms=node default] [--run | --runs] [--binary PATH]
 """
-import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 from binary import loadtest_binary
 
 flags = sys.argv[1:]
@@ -227,3 +227,4 @@ finally:
             n["proc"].kill(); n["proc"].wait()
     if target:
         target.kill(); target.wait()
+    shutil.rmtree(data, ignore_errors=True)
