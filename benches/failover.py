@@ -14,7 +14,7 @@ target's count for that run. Not a test; prints a table.
 
 Usage: benches/failover.py [kills=20] [election_timeout_ms=node default] [--run | --runs] [--binary PATH]
 """
-import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 from binary import loadtest_binary
 
 flags = sys.argv[1:]
@@ -143,7 +143,11 @@ def one_run_one_kill():
             break
         assert time.time() < end, f"the run did not start: {st}"
         time.sleep(0.2)
+    # Moments anywhere in their second: a poll's answer comes just after
+    # a commit, which the closes of seconds time.
+    time.sleep(random.random())
     lag, _ = series_whole(leader_now(), time.time() * 1000)
+    time.sleep(random.random())
     leader, new, t, agreement = kill_leader()
     whole, shares = series_whole(new, t * 1000)
     revive(leader)

@@ -42,6 +42,9 @@ pub const HELD_AHEAD: u64 = crate::worker::BATCH as u64;
 pub struct Intake {
     pending: Mutex<Pending>,
     finished: tokio::sync::Notify,
+    /// A batch brought new seconds: the flush commits as soon as every
+    /// running share's next second is in, not on its own tick.
+    arrived: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -104,6 +107,9 @@ impl Intake {
         };
         if finished && committed.finished.is_none() {
             self.finished.notify_one();
+        }
+        if received > committed.next {
+            self.arrived.notify_one();
         }
         Ack {
             committed: committed.next,
@@ -207,6 +213,28 @@ impl Intake {
         Some(out)
     }
 
+    /// Whether every share the plan runs now has its next second here,
+    /// so one entry moves the whole series on.
+    fn all_ahead(&self, plan: &Plan, committed: impl Fn(u32) -> Progress) -> bool {
+        let now = crate::coordinator::now_ms();
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.run != plan.run_id {
+            return false;
+        }
+        let running = plan
+            .assignments
+            .iter()
+            .filter(|a| !a.lost && a.start_at_ms.is_none_or(|s| s <= now));
+        running.into_iter().all(|a| {
+            let p = committed(a.id);
+            p.finished.is_some()
+                || pending
+                    .shares
+                    .get(&a.id)
+                    .is_some_and(|s| s.intervals.contains_key(&p.next))
+        })
+    }
+
     /// Drops everything: this node no longer leads, and what it held is
     /// still on the nodes that sent it.
     pub fn clear(&self) {
@@ -221,12 +249,13 @@ pub async fn flush(ctx: Arc<NodeCtx>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut committed_at: Option<Instant> = None;
     loop {
-        let finishing = tokio::select! {
-            _ = tick.tick() => false,
+        let (finishing, arrived) = tokio::select! {
+            _ = tick.tick() => (false, false),
             _ = ctx.intake.finished.notified() => {
                 tokio::time::sleep(FINISH_PAUSE).await;
-                true
+                (true, false)
             }
+            _ = ctx.intake.arrived.notified() => (false, true),
         };
         if !ctx.is_leader() {
             ctx.intake.clear();
@@ -237,6 +266,10 @@ pub async fn flush(ctx: Arc<NodeCtx>) {
         };
         let due = plan.report_due(committed_at);
         if !finishing && !due {
+            continue;
+        }
+        // A share still to come gets until the tick.
+        if arrived && !ctx.intake.all_ahead(&plan, |id| committed(&ctx, &plan, id)) {
             continue;
         }
         let began = Instant::now();

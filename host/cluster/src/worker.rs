@@ -18,6 +18,9 @@ use tokio::sync::watch;
 /// catches up in several calls rather than one huge one.
 pub const BATCH: usize = 20;
 
+/// How long after the last close the closes, not the tick, time reports.
+const CLOSES_DRIVE: Duration = Duration::from_millis(1500);
+
 /// A share's stop switch, by (run, assignment).
 type Stops = HashMap<(String, u32), Arc<watch::Sender<Stop>>>;
 
@@ -250,13 +253,23 @@ async fn stream_metrics(
     let mut logged_start = false;
     // (leader, the first interval it does not hold)
     let mut held: Option<(String, u64)> = None;
-    // Sent every report interval (each second in a small fleet); at once when the
-    // share has ended; every second while the leader does not take them.
+    // Sent every report interval (each second in a small fleet), as soon
+    // as a second closes; at once when the share has ended; every second
+    // while the leader does not take them.
     let mut reported: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let closing = live.closed.clone();
+    let mut last_close: Option<Instant> = None;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                // While the engine closes a second every second, the closes
+                // time the reports; a tick in between would take the slot.
+                if !engine_done && last_close.is_some_and(|t| t.elapsed() < CLOSES_DRIVE) {
+                    continue;
+                }
+            }
+            _ = closing.notified() => last_close = Some(Instant::now()),
             r = &mut *engine, if !engine_done => {
                 engine_done = true;
                 let mut f = finish_of(r, a);

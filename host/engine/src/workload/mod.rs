@@ -115,6 +115,10 @@ pub struct Live {
     pub began: Arc<Mutex<Option<Instant>>>,
     /// The run's live controls.
     pub steering: Steering,
+    /// Signalled each time seconds close: a cluster node sends them on
+    /// at once instead of on its own tick, so the merged series trails
+    /// the clock by as little as it can.
+    pub closed: Arc<tokio::sync::Notify>,
 }
 
 impl Default for Live {
@@ -156,6 +160,7 @@ impl Live {
             started: Arc::default(),
             began: Arc::default(),
             steering: Steering::new(),
+            closed: Arc::default(),
         }
     }
 
@@ -319,9 +324,14 @@ fn spawn_interval_closer(live: Live) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let vus = live.busy_vus();
-            let mut c = live.sink.lock().unwrap_or_else(|p| p.into_inner());
-            c.observe_vus(Instant::now(), vus);
-            c.close_due(Instant::now());
+            let closed = {
+                let mut c = live.sink.lock().unwrap_or_else(|p| p.into_inner());
+                c.observe_vus(Instant::now(), vus);
+                c.close_due(Instant::now())
+            };
+            if !closed.is_empty() {
+                live.closed.notify_one();
+            }
         }
     })
 }
