@@ -221,11 +221,11 @@ impl Intake {
         if pending.run != plan.run_id {
             return false;
         }
-        let running = plan
+        let mut running = plan
             .assignments
             .iter()
             .filter(|a| !a.lost && a.start_at_ms.is_none_or(|s| s <= now));
-        running.into_iter().all(|a| {
+        running.all(|a| {
             let p = committed(a.id);
             p.finished.is_some()
                 || pending
@@ -540,5 +540,26 @@ mod tests {
             entry.parts.iter().map(|p| p.assignment).collect::<Vec<_>>(),
             vec![0]
         );
+    }
+
+    /// A batch wakes the flush, which commits at once only when every
+    /// running share's next second is in; a lost share is not waited for.
+    #[test]
+    fn the_flush_on_arrival_waits_for_every_running_share() {
+        let mut plan = plan(2);
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan);
+        let intake = Intake::default();
+        intake.receive(batch(0, vec![interval(0, 1)]), &progress(&data, 0));
+        assert!(!intake.all_ahead(&plan, |id| progress(&data, id)));
+        intake.receive(batch(1, vec![interval(0, 1)]), &progress(&data, 1));
+        assert!(intake.all_ahead(&plan, |id| progress(&data, id)));
+        let entry = intake.build(&plan, |id| progress(&data, id)).expect("both");
+        assert!(apply_merged(&mut data, &entry));
+        assert!(!intake.all_ahead(&plan, |id| progress(&data, id)));
+        intake.receive(batch(0, vec![interval(1, 1)]), &progress(&data, 0));
+        assert!(!intake.all_ahead(&plan, |id| progress(&data, id)));
+        plan.assignments[1].lost = true;
+        assert!(intake.all_ahead(&plan, |id| progress(&data, id)));
     }
 }
