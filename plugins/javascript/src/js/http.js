@@ -122,7 +122,7 @@ export function expectedStatuses(...statuses) {
 
 function rangesOf(callback, where) {
   if (callback === null) return null;
-  if (callback !== undefined && callback !== null && callback[RANGES]) return callback[RANGES];
+  if (callback !== undefined && callback[RANGES]) return callback[RANGES];
   throw new Error(`k6/http: ${where} takes what http.expectedStatuses() returns, or null; a JavaScript function is not supported (k6 does not take one either)`);
 }
 
