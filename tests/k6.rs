@@ -609,3 +609,82 @@ fn a_response_callback_that_is_not_expected_statuses_is_refused_with_the_reason(
         run.stderr
     );
 }
+
+#[test]
+fn a_responses_body_and_headers_stay_readable_after_later_requests() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+
+export const options = {{ vus: 1, iterations: 3 }};
+
+// A response kept from one iteration to the next.
+let kept;
+
+export default function () {{
+  const first = http.get('{url}/json');
+  const second = http.post('{url}/echo', 'second');
+  const none = http.get('{url}/', {{ responseType: 'none' }});
+  const unread = http.get('{url}/json');
+  const whole = JSON.parse(JSON.stringify(unread));
+  const prev = kept;
+  kept = first;
+  check(first, {{
+    'read after later requests': (r) => r.json('name') === 'widget' && second.body === 'second',
+    'headers and timings read late': (r) => r.headers['Content-Type'] === 'application/json' && r.timings.duration > 0,
+    'a read body is an own field': (r) => r.body === r.body && Object.keys(r).includes('body'),
+    'responseType none': () => none.status === 200 && none.body === null && none.headers['Content-Type'] === 'text/plain',
+    'serialised before read': () => whole.body.includes('widget') && whole.headers['Content-Type'] === 'application/json',
+    'kept across iterations': () => prev === undefined || prev.json('id') === 42,
+  }});
+}}
+"#,
+        url = t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.received(), 12, "{}", run.stderr);
+    for name in [
+        "read after later requests",
+        "headers and timings read late",
+        "a read body is an own field",
+        "responseType none",
+        "serialised before read",
+        "kept across iterations",
+    ] {
+        assert_eq!(
+            check(&run.report, name),
+            (3, 0),
+            "{name}: {}",
+            run.report["checks"]
+        );
+    }
+}
+
+#[test]
+fn responses_kept_past_the_memory_limit_stop_the_vu_with_the_reason() {
+    let t = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    // 1 MB bodies, never dropped: the 40th would hold 40 MB on the host
+    // for a VU whose sandbox allows 32 MiB.
+    let script = format!(
+        "import http from 'k6/http';\nconst kept = [];\nexport default function () {{\n  for (let i = 0; i < 40; i++) kept.push(http.get('{}/bytes/1000000'));\n}}\n",
+        t.url
+    );
+    write(dir.path(), "hoard.js", &script);
+    let cfg = common::write_config(
+        &dir,
+        "sandbox: { memoryMb: 32 }\nplugins:\n  hoard: { script: ./hoard.js }\nscenarios:\n  s: { plugin: hoard, executor: per-vu-iterations, vus: 1, iterations: 1 }\n",
+    );
+    let run = common::run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    let messages = run.report["scenarios"]["s"]["failure_messages"].to_string();
+    assert!(
+        messages.contains("responses it has not dropped") && messages.contains("sandbox.memoryMb"),
+        "{messages}\n{}",
+        run.stderr
+    );
+    // It stopped at the limit: 33 responses fit in 32 MiB, the 34th did not.
+    let sent = t.received();
+    assert!((33..=34).contains(&sent), "{sent}");
+}

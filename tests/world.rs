@@ -198,6 +198,7 @@ fn the_cookie_jar_is_the_scenarios_to_read_and_write() {
         "a refused cookie says why",
         "a per-request redirect limit ends the chain",
         "the final URL is the last hop's",
+        "a held response gives its body and headers when asked",
         "clear empties the jar",
     ] {
         assert_eq!(check(r, name), (2, 0), "{name}");

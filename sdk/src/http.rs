@@ -88,6 +88,11 @@ impl Request {
     }
 
     /// The response's headers are not copied into the guest.
+    /// Whether [`Request::discard_body`] was asked for.
+    pub fn discards_body(&self) -> bool {
+        self.0.discard_body
+    }
+
     pub fn discard_headers(mut self) -> Self {
         self.0.discard_headers = true;
         self
@@ -95,6 +100,56 @@ impl Request {
 
     pub fn send(&self) -> Result<Response, HttpError> {
         wit::send(&self.0).map(Response)
+    }
+
+    /// Sends like [`Request::send`], but the headers and body stay on the
+    /// host until read ([`HeldResponse::headers`], [`HeldResponse::body`]):
+    /// cheaper when a scenario mostly looks at the status.
+    pub fn send_held(&self) -> Result<HeldResponse, HttpError> {
+        wit::send_held(&self.0).map(|head| HeldResponse { head })
+    }
+}
+
+/// A response whose headers and body the host keeps until they are read
+/// (each read copies them again) or this is dropped.
+#[derive(Debug)]
+pub struct HeldResponse {
+    head: wit::ResponseHead,
+}
+
+impl HeldResponse {
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// The URL that answered, when it differs from the request's URL as
+    /// given: after a redirect, or a path joined to the target.
+    pub fn url(&self) -> Option<&str> {
+        self.head.url.as_deref()
+    }
+
+    /// Redirects followed to get here.
+    pub fn redirects(&self) -> u32 {
+        self.head.redirects
+    }
+
+    /// From send to the last body byte, over every redirect.
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(self.head.duration_us)
+    }
+
+    pub fn timings(&self) -> Timings {
+        Timings::of(&self.head.timings)
+    }
+
+    /// The headers, copied from the host.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.head.rest.headers()
+    }
+
+    /// The body, copied from the host.
+    pub fn body(&self) -> Vec<u8> {
+        self.head.rest.body()
     }
 }
 
@@ -176,7 +231,12 @@ impl Response {
     }
 
     pub fn timings(&self) -> Timings {
-        let t = &self.0.timings;
+        Timings::of(&self.0.timings)
+    }
+}
+
+impl Timings {
+    fn of(t: &wit::Timings) -> Self {
         let d = Duration::from_micros;
         Timings {
             blocked: d(t.blocked_us),

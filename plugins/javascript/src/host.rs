@@ -4,15 +4,22 @@
 
 use base64::Engine as _;
 use loadtest_sdk::{cookies, http, log, vu};
+use rquickjs::class::{JsClass, Readable, Trace, Tracer};
 use rquickjs::convert::Coerced;
+use rquickjs::function::Constructor;
 use rquickjs::prelude::Opt;
-use rquickjs::{Array, Ctx, Exception, FromJs, Function, IntoJs, Object, Value, qjs};
+use rquickjs::{
+    Array, Class, Ctx, Exception, FromJs, Function, IntoJs, JsLifetime, Object, Value, qjs,
+};
 use std::time::Duration;
 
 pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     let h = Object::new(ctx.clone())?;
     h.set("send", Function::new(ctx.clone(), send)?)?;
     h.set("batch", Function::new(ctx.clone(), batch)?)?;
+    h.set("body", Function::new(ctx.clone(), held_body)?)?;
+    h.set("headers", Function::new(ctx.clone(), held_headers)?)?;
+    h.set("timings", Function::new(ctx.clone(), held_timings)?)?;
     h.set("check", Function::new(ctx.clone(), check)?)?;
     h.set("expect", Function::new(ctx.clone(), expect)?)?;
     h.set(
@@ -141,7 +148,9 @@ fn expect(ranges: Option<Vec<Vec<u32>>>) {
 }
 
 /// `method` and `url` come back in the response (k6's `response.request`),
-/// the same strings, not copies.
+/// the same strings, not copies. The headers, body and timings stay on the
+/// host until the script reads them (`Held`): most scripts check only the
+/// status, and building those was a third of the guest's CPU per request.
 fn send<'js>(
     ctx: Ctx<'js>,
     method: rquickjs::String<'js>,
@@ -149,9 +158,107 @@ fn send<'js>(
     body: Option<String>,
     params: Option<Object<'js>>,
 ) -> rquickjs::Result<Value<'js>> {
-    let (m, u) = (method.to_string()?, url.to_string()?);
-    let req = request(&ctx, &m, u.clone(), body, params.as_ref())?;
-    response(&ctx, req.send(), (method, url, &u))
+    let req = request(
+        &ctx,
+        &method.to_string()?,
+        url.to_string()?,
+        body,
+        params.as_ref(),
+    )?;
+    let no_body = req.discards_body();
+    match req.send_held() {
+        Ok(res) => held(&ctx, res, no_body, (method, url)),
+        Err(e) => failed(&ctx, e, (method, url)),
+    }
+}
+
+/// A response's headers, body and timings, kept by the host until read;
+/// the host lets them go when QuickJS frees the `Response` holding this.
+pub struct Held {
+    res: http::HeldResponse,
+}
+
+// SAFETY: `Held` holds no JavaScript value, so no lifetime to change.
+unsafe impl<'js> JsLifetime<'js> for Held {
+    type Changed<'to> = Held;
+}
+
+impl<'js> Trace<'js> for Held {
+    fn trace<'a>(&self, _: Tracer<'a, 'js>) {}
+}
+
+impl<'js> JsClass<'js> for Held {
+    const NAME: &'static str = "HeldResponse";
+    type Mutable = Readable;
+
+    fn constructor(_: &Ctx<'js>) -> rquickjs::Result<Option<Constructor<'js>>> {
+        Ok(None)
+    }
+}
+
+/// A sent request's response for k6/http's `Response`: `[status, url,
+/// body, error, error_code, headers, timings, method, requested url,
+/// held]`, where body, headers and timings are `undefined` until read
+/// from `held` (a body is `null` with `responseType: 'none'`).
+fn held<'js>(
+    ctx: &Ctx<'js>,
+    res: http::HeldResponse,
+    no_body: bool,
+    (method, url): (rquickjs::String<'js>, rquickjs::String<'js>),
+) -> rquickjs::Result<Value<'js>> {
+    let answered = match res.url() {
+        Some(other) => other.into_js(ctx)?,
+        None => url.clone().into_value(),
+    };
+    let body = match no_body {
+        true => Value::new_null(ctx.clone()),
+        false => Value::new_undefined(ctx.clone()),
+    };
+    let undefined = Value::new_undefined(ctx.clone());
+    let fields = vec![
+        res.status().into_js(ctx)?,
+        answered,
+        body,
+        "".into_js(ctx)?,
+        0.into_js(ctx)?,
+        undefined.clone(),
+        undefined,
+        method.into_value(),
+        url.into_value(),
+        Class::instance(ctx.clone(), Held { res })?.into_value(),
+    ];
+    array_of(ctx, fields)
+}
+
+/// `H.body(held)`: the body as a string, read from the host once.
+fn held_body(held: Class<'_, Held>) -> String {
+    String::from_utf8_lossy(&held.borrow().res.body()).into_owned()
+}
+
+/// `H.headers(held)`: `[name, value, ...]`, names as k6 shows them.
+fn held_headers<'js>(ctx: Ctx<'js>, held: Class<'js, Held>) -> rquickjs::Result<Value<'js>> {
+    let mut flat = Vec::new();
+    for (k, v) in held.borrow().res.headers() {
+        flat.push(canonical(&k).into_js(&ctx)?);
+        flat.push(v.into_js(&ctx)?);
+    }
+    array_of(&ctx, flat)
+}
+
+/// `H.timings(held)`: the seven timings in milliseconds, in `TIMINGS`' order.
+fn held_timings(held: Class<'_, Held>) -> Vec<f64> {
+    let res = &held.borrow().res;
+    let t = res.timings();
+    let phases = [
+        t.duration,
+        t.blocked,
+        t.connecting,
+        t.tls_handshaking,
+        t.sending,
+        t.waiting,
+        t.receiving,
+    ];
+    phases.iter().map(|d| d.as_secs_f64() * 1000.0).collect()
 }
 
 fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'js>> {
@@ -260,21 +367,7 @@ fn response<'js>(
 ) -> rquickjs::Result<Value<'js>> {
     let res = match r {
         Ok(res) => res,
-        Err(e) => {
-            let (code, message) = error_of(e);
-            let fields = vec![
-                0.into_js(ctx)?,
-                url.clone().into_value(),
-                Value::new_null(ctx.clone()),
-                message.into_js(ctx)?,
-                code.into_js(ctx)?,
-                array_of(ctx, Vec::new())?,
-                array_of(ctx, Vec::new())?,
-                method.into_value(),
-                url.into_value(),
-            ];
-            return array_of(ctx, fields);
-        }
+        Err(e) => return failed(ctx, e, (method, url)),
     };
     let mut headers = Vec::with_capacity(2 * res.0.headers.len());
     for (k, v) in &res.0.headers {
@@ -306,6 +399,28 @@ fn response<'js>(
         0.into_js(ctx)?,
         array_of(ctx, headers)?,
         array_of(ctx, phases.into_iter().map(ms).collect())?,
+        method.into_value(),
+        url.into_value(),
+    ];
+    array_of(ctx, fields)
+}
+
+/// A request that got no response, as k6 shows it: status 0 with `error`
+/// and `error_code`, not an exception.
+fn failed<'js>(
+    ctx: &Ctx<'js>,
+    e: http::HttpError,
+    (method, url): (rquickjs::String<'js>, rquickjs::String<'js>),
+) -> rquickjs::Result<Value<'js>> {
+    let (code, message) = error_of(e);
+    let fields = vec![
+        0.into_js(ctx)?,
+        url.clone().into_value(),
+        Value::new_null(ctx.clone()),
+        message.into_js(ctx)?,
+        code.into_js(ctx)?,
+        array_of(ctx, Vec::new())?,
+        array_of(ctx, Vec::new())?,
         method.into_value(),
         url.into_value(),
     ];

@@ -4,12 +4,15 @@
 //! and is recorded, tagged with the VU's group and tags.
 
 use super::bindings::v02::loadtest::scenario::{cookies, http, log, metrics, vu};
+use super::held::Rest;
 use crate::client::{self, Client, Exchange, Hop, Jar, Outgoing, RequestError, Session, Timings};
 use crate::metrics::{Context, Event, Expected, LateEntry, Recorder};
+use http::HeldResponse;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wasmtime::component::Resource;
 
 /// The test's data files, shared by every VU.
 pub type Files = Arc<std::collections::BTreeMap<String, Arc<[u8]>>>;
@@ -49,6 +52,8 @@ pub struct VuHost {
     pub(super) wasi_http: super::wasi_http::HttpHooks,
     /// Where a request cut off mid-flight is still counted.
     late_entry: LateEntry,
+    /// Headers and bodies of `send-held` responses the guest has not dropped.
+    pub(super) held: super::held::Held,
 }
 
 impl VuHost {
@@ -86,6 +91,7 @@ impl VuHost {
             rng: SmallRng::from_os_rng(),
             epoch,
             waited: false,
+            held: Default::default(),
         }
     }
 
@@ -315,26 +321,29 @@ fn method_tag(m: &str) -> &'static str {
 
 fn response_of(exchange: Exchange) -> Result<http::Response, http::Error> {
     let incoming = exchange.result.map_err(error_of)?;
-    let us = |d: Duration| d.as_micros() as u64;
-    let t: Timings = incoming.timings;
     Ok(http::Response {
         status: incoming.status,
+        timings: timings_of(&incoming.timings),
         headers: incoming.headers,
         body: incoming.body.to_vec(),
-        duration_us: us(exchange.elapsed),
+        duration_us: exchange.elapsed.as_micros() as u64,
         url: incoming.final_url.unwrap_or_default(),
         redirects: incoming.redirects,
-        timings: http::Timings {
-            blocked_us: us(t.blocked),
-            connecting_us: us(t.connecting),
-            tls_handshaking_us: us(t.tls),
-            sending_us: us(t.sending),
-            waiting_us: us(t.waiting),
-            receiving_us: us(t.receiving),
-            // The sum of the phases as the guest sees them, to the microsecond.
-            duration_us: us(t.sending) + us(t.waiting) + us(t.receiving),
-        },
     })
+}
+
+fn timings_of(t: &Timings) -> http::Timings {
+    let us = |d: Duration| d.as_micros() as u64;
+    http::Timings {
+        blocked_us: us(t.blocked),
+        connecting_us: us(t.connecting),
+        tls_handshaking_us: us(t.tls),
+        sending_us: us(t.sending),
+        waiting_us: us(t.waiting),
+        receiving_us: us(t.receiving),
+        // The sum of the phases as the guest sees them, to the microsecond.
+        duration_us: us(t.sending) + us(t.waiting) + us(t.receiving),
+    }
 }
 
 fn error_of(e: RequestError) -> http::Error {
@@ -364,6 +373,40 @@ impl http::Host for VuHost {
         let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
         self.waited = true;
         response_of(ex)
+    }
+
+    async fn send_held(
+        &mut self,
+        req: http::Request,
+    ) -> wasmtime::Result<Result<http::ResponseHead, http::Error>> {
+        let asked = req.url.clone();
+        let late = self.late();
+        let prepared = self.prepare(req, late);
+        let VuHost {
+            session,
+            recorder,
+            late_entry,
+            ..
+        } = self;
+        let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
+        self.waited = true;
+        let incoming = match ex.result {
+            Ok(incoming) => incoming,
+            Err(e) => return Ok(Err(error_of(e))),
+        };
+        let rest = self.held.keep(Rest {
+            headers: incoming.headers,
+            body: incoming.body,
+        })?;
+        Ok(Ok(http::ResponseHead {
+            status: incoming.status,
+            duration_us: ex.elapsed.as_micros() as u64,
+            // The URL the guest gave is the one it compares with.
+            url: incoming.final_url.filter(|u| *u != asked),
+            redirects: incoming.redirects,
+            timings: timings_of(&incoming.timings),
+            rest: Resource::new_own(rest),
+        }))
     }
 
     fn set_expected_statuses(&mut self, ranges: Option<Vec<(u16, u16)>>) {
@@ -419,6 +462,23 @@ impl http::Host for VuHost {
             .into_iter()
             .map(|r| r.unwrap_or_else(unsent))
             .collect()
+    }
+}
+
+impl http::HostHeldResponse for VuHost {
+    fn headers(&mut self, rest: Resource<HeldResponse>) -> Vec<(String, String)> {
+        let held = self.held.get(rest.rep());
+        held.map(|r| r.headers.clone()).unwrap_or_default()
+    }
+
+    fn body(&mut self, rest: Resource<HeldResponse>) -> Vec<u8> {
+        let held = self.held.get(rest.rep());
+        held.map(|r| r.body.to_vec()).unwrap_or_default()
+    }
+
+    fn drop(&mut self, rest: Resource<HeldResponse>) -> wasmtime::Result<()> {
+        self.held.release(rest.rep());
+        Ok(())
     }
 }
 

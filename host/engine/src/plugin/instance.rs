@@ -43,7 +43,9 @@ impl WasiView for StoreState {
     }
 }
 
-pub(super) fn new_store(engine: &Engine, host: VuHost, limits: Limits) -> Store<StoreState> {
+pub(super) fn new_store(engine: &Engine, mut host: VuHost, limits: Limits) -> Store<StoreState> {
+    host.held.clear();
+    host.held.limit = limits.memory_bytes;
     let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
     // WASI without preopened directories, sockets or name lookups: the
     // guest reaches the outside only through the host's imports.
@@ -134,7 +136,9 @@ impl VuInstance {
             }),
             Err(e) => {
                 let msg = describe(&store, &e);
-                Err((store.into_data().host, msg))
+                let mut host = store.into_data().host;
+                host.held.clear();
+                Err((host, msg))
             }
         }
     }
@@ -197,7 +201,9 @@ impl VuInstance {
 
     /// Gives back the VU's lasting state so a fresh instance can take over.
     pub fn into_host(self) -> VuHost {
-        self.store.into_data().host
+        let mut host = self.store.into_data().host;
+        host.held.clear();
+        host
     }
 
     fn settle<T>(&mut self, r: wasmtime::Result<Result<T, String>>) -> Result<T, CallFailure> {
@@ -219,7 +225,7 @@ fn arm(store: &mut Store<StoreState>) {
 
 fn classify(e: &wasmtime::Error) -> FailureKind {
     match e.downcast_ref::<Violation>() {
-        Some(Violation::Memory { .. }) => FailureKind::MemoryLimit,
+        Some(Violation::Memory { .. } | Violation::Held { .. }) => FailureKind::MemoryLimit,
         Some(Violation::Cpu(_)) => FailureKind::CpuLimit,
         None => FailureKind::Trap,
     }

@@ -7,6 +7,7 @@ mod batch;
 mod bindings;
 pub mod builtin;
 mod cache;
+mod held;
 mod host;
 mod host_v01;
 mod instance;

@@ -41,6 +41,14 @@ pub enum Violation {
     )]
     Memory { desired: usize, limit: usize },
     #[error(
+        "plugin holds {held} bytes in {responses} responses it has not dropped (send-held), over the memory limit of {limit} bytes (sandbox.memoryMb); drop responses once read, or raise the limit"
+    )]
+    Held {
+        held: usize,
+        responses: usize,
+        limit: usize,
+    },
+    #[error(
         "plugin ran for more than {0:?} of CPU in one call (sandbox.cpuPerCall); endless loop?"
     )]
     Cpu(Duration),

@@ -27,9 +27,10 @@ function withFormType(body, params) {
 
 // A response arrives from the host as one array (status, url, body,
 // error, error_code, headers as [name, value, ...], timings as seven
-// numbers, the request's method and url): property names written here are
-// resolved once, at compile time, and headers, timings and request become
-// objects only when read.
+// numbers, the request's method and url, and the handle of what the host
+// still holds): property names written here are resolved once, at compile
+// time. Body, headers and timings stay on the host until read, and
+// headers, timings and request become objects only when read.
 const TIMINGS = ['duration', 'blocked', 'connecting', 'tls_handshaking', 'sending', 'waiting', 'receiving'];
 
 function own(target, name, value) {
@@ -43,10 +44,18 @@ export class Response {
   constructor(raw) {
     this.status = raw[0];
     this.url = raw[1];
-    this.body = raw[2];
     this.error = raw[3];
     this.error_code = raw[4];
     this.#raw = raw;
+  }
+
+  get body() {
+    const raw = this.#raw;
+    return own(this, 'body', raw[2] === undefined ? H.body(raw[9]) : raw[2]);
+  }
+
+  set body(value) {
+    own(this, 'body', value);
   }
 
   get request() {
@@ -58,7 +67,8 @@ export class Response {
   }
 
   get headers() {
-    const flat = this.#raw[5];
+    const raw = this.#raw;
+    const flat = raw[5] === undefined ? H.headers(raw[9]) : raw[5];
     const headers = {};
     for (let i = 0; i < flat.length; i += 2) headers[flat[i]] = flat[i + 1];
     return own(this, 'headers', headers);
@@ -69,7 +79,8 @@ export class Response {
   }
 
   get timings() {
-    const t = this.#raw[6];
+    const raw = this.#raw;
+    const t = raw[6] === undefined ? H.timings(raw[9]) : raw[6];
     const timings = {};
     for (let i = 0; i < t.length; i++) timings[TIMINGS[i]] = t[i];
     return own(this, 'timings', timings);
@@ -80,8 +91,8 @@ export class Response {
   }
 
   toJSON() {
-    const { headers, timings, request } = this;
-    return Object.assign({}, this, { headers, timings, request });
+    const { body, headers, timings, request } = this;
+    return Object.assign({}, this, { body, headers, timings, request });
   }
 
   json(selector) {

@@ -143,6 +143,19 @@ fn cookies_api() -> Result<()> {
         "the final URL is the last hop's",
         res.url().ends_with("/get") && res.redirects() == 1,
     );
+    let held = http::get("/redirect/1").send_held()?;
+    let body = String::from_utf8_lossy(&held.body()).into_owned();
+    check(
+        "a held response gives its body and headers when asked",
+        held.status() == 200
+            && held.redirects() == 1
+            && held.url().is_some_and(|u| u.ends_with("/get"))
+            && body.contains("/get")
+            && held
+                .headers()
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type")),
+    );
     cookies::clear();
     check(
         "clear empties the jar",

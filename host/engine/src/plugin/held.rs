@@ -1,0 +1,140 @@
+//! Responses from `send-held` whose headers and body stay on the host until
+//! the guest reads them. A k6 script that only checks the status never
+//! pays for copying them into the guest and turning them into JavaScript
+//! strings (a third of the guest's CPU per request when it did).
+//!
+//! They belong to one instance: the guest's handles are indexes here, and
+//! a replaced instance's are dropped with it. What is held counts against
+//! the VU's memory limit, so a guest that keeps every response without
+//! dropping it hits the same limit as one that copied them in.
+
+use super::sandbox::Violation;
+use bytes::Bytes;
+
+/// The headers and body of one response.
+pub struct Rest {
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Rest {
+    fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 16)
+            .sum();
+        headers + self.body.len()
+    }
+}
+
+/// The VU's held responses, by the handle the guest has.
+#[derive(Default)]
+pub struct Held {
+    slots: Vec<Option<(Rest, usize)>>,
+    free: Vec<u32>,
+    bytes: usize,
+    /// The VU's memory limit (`sandbox.memoryMb`); 0 until an instance sets it.
+    pub limit: usize,
+}
+
+impl Held {
+    /// Keeps `rest` and gives its handle, or the violation of holding
+    /// more than the VU may.
+    pub fn keep(&mut self, rest: Rest) -> Result<u32, Violation> {
+        let size = rest.size();
+        if self.limit > 0 && self.bytes + size > self.limit {
+            return Err(Violation::Held {
+                held: self.bytes + size,
+                responses: self.slots.len() - self.free.len() + 1,
+                limit: self.limit,
+            });
+        }
+        self.bytes += size;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some((rest, size));
+                Ok(i)
+            }
+            None => {
+                self.slots.push(Some((rest, size)));
+                Ok((self.slots.len() - 1) as u32)
+            }
+        }
+    }
+
+    /// The response behind a handle the guest still holds.
+    pub fn get(&self, handle: u32) -> Option<&Rest> {
+        self.slots.get(handle as usize)?.as_ref().map(|(r, _)| r)
+    }
+
+    pub fn release(&mut self, handle: u32) {
+        let Some(slot) = self.slots.get_mut(handle as usize) else {
+            return;
+        };
+        if let Some((_, size)) = slot.take() {
+            self.bytes -= size;
+            self.free.push(handle);
+        }
+    }
+
+    /// Forgets every response: their instance is gone.
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.bytes = 0;
+    }
+
+    #[cfg(test)]
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rest(body: usize) -> Rest {
+        Rest {
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: Bytes::from(vec![b'x'; body]),
+        }
+    }
+
+    #[test]
+    fn handles_are_reused_after_release_and_bytes_return() {
+        let mut held = Held {
+            limit: 10_000,
+            ..Held::default()
+        };
+        let a = held.keep(rest(100)).unwrap();
+        let b = held.keep(rest(100)).unwrap();
+        assert_ne!(a, b);
+        held.release(a);
+        held.release(a); // twice is harmless
+        assert!(held.get(a).is_none());
+        assert_eq!(held.get(b).unwrap().body.len(), 100);
+        let c = held.keep(rest(100)).unwrap();
+        assert_eq!(c, a, "a released handle is reused");
+        assert_eq!(held.live(), 2);
+        held.release(b);
+        held.release(c);
+        assert_eq!(held.bytes, 0);
+    }
+
+    #[test]
+    fn holding_past_the_memory_limit_is_a_violation_that_says_how_much() {
+        let mut held = Held {
+            limit: 1_000,
+            ..Held::default()
+        };
+        held.keep(rest(600)).unwrap();
+        let e = held.keep(rest(600)).unwrap_err().to_string();
+        assert!(e.contains("2 responses"), "{e}");
+        assert!(e.contains("sandbox.memoryMb"), "{e}");
+        // Dropping one makes room again.
+        held.release(0);
+        held.keep(rest(600)).unwrap();
+    }
+}
