@@ -4,9 +4,10 @@
 //! strings (a third of the guest's CPU per request when it did).
 //!
 //! They belong to one instance: the guest's handles are indexes here, and
-//! a replaced instance's are dropped with it. What is held counts against
-//! the VU's memory limit, so a guest that keeps every response without
-//! dropping it hits the same limit as one that copied them in.
+//! a replaced instance's are dropped with it. What is held may not pass
+//! the VU's memory limit (apart from its linear memory, which has the same
+//! limit), so a guest that keeps every response without dropping it is
+//! stopped as one that copied them in would be.
 
 use super::sandbox::Violation;
 use bytes::Bytes;
