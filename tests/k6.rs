@@ -326,10 +326,50 @@ fn a_yaml_config_can_name_a_script_as_its_plugin() {
         &dir,
         "plugins:\n  shop: { script: ./shop.js }\nscenarios:\n  s: { plugin: shop, executor: per-vu-iterations, vus: 2, iterations: 3 }\n",
     );
-    let run = common::run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    let env = [("RUST_LOG", "warn,plugin=debug")];
+    let run = common::run_loadtest_env(&dir, &["run", "-q", cfg.to_str().unwrap()], &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(check(&run.report, "ok"), (6, 0));
     assert_eq!(t.received(), 6);
+    // Compiled once before the run, as a script run is; each VU loads it.
+    let count = |what: &str| run.stderr.matches(what).count();
+    for module in ["shop.js", "k6/http"] {
+        assert_eq!(
+            count(&format!("`{module}` compiled from source")),
+            1,
+            "{}",
+            run.stderr
+        );
+        assert!(
+            count(&format!("`{module}` loaded from bytecode")) >= 2,
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// A script whose top level needs what only its scenario gives (here
+/// `params.env`) cannot be compiled ahead: the run warns and its VUs parse
+/// it, as before.
+#[test]
+fn a_named_script_that_fails_ahead_of_the_run_is_parsed_by_each_vu() {
+    let t = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = "import http from 'k6/http';\nif (!__ENV.BASE) throw new Error('BASE is not set');\nexport default function () {\n  http.get(__ENV.BASE + '/');\n}\n";
+    write(dir.path(), "env.js", script);
+    let yaml = format!(
+        "plugins:\n  e: {{ script: ./env.js }}\nscenarios:\n  s: {{ plugin: e, executor: per-vu-iterations, vus: 2, iterations: 2, params: {{ env: {{ BASE: '{}' }} }} }}\n",
+        t.url
+    );
+    let cfg = common::write_config(&dir, &yaml);
+    let run = common::run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.received(), 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("env.js: not compiled ahead") && run.stderr.contains("BASE is not set"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -39,14 +39,23 @@ impl Shipped {
 
     /// A config file, or a k6-style script made into a config (its
     /// options read by running it once in the javascript plugin).
+    /// Scripts a config names travel with their bytecode, so no node
+    /// parses them per VU.
     pub async fn from_path(path: &Path) -> anyhow::Result<(Shipped, Bundle)> {
+        let runtime = || -> anyhow::Result<_> {
+            let rt =
+                loadtest_engine::plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            Ok(Arc::new(rt))
+        };
         if !loadtest_engine::script::is_script(path) {
-            return Self::from_file(path);
+            let (shipped, bundle) = Self::from_file(path)?;
+            if !bundle.config.plugins.values().any(is_script_plugin) {
+                return Ok((shipped, bundle));
+            }
+            let bundle = loadtest_engine::script::compile_named(bundle, &runtime()?).await;
+            return Ok((Shipped::of(&bundle, shipped.yaml), bundle));
         }
-        let runtime = Arc::new(
-            loadtest_engine::plugin::Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?,
-        );
-        let (bundle, yaml) = loadtest_engine::script::bundle_and_config(path, &runtime).await?;
+        let (bundle, yaml) = loadtest_engine::script::bundle_and_config(path, &runtime()?).await?;
         Ok((Shipped::of(&bundle, yaml), bundle))
     }
 
@@ -72,6 +81,10 @@ impl Shipped {
             blobs,
         }
     }
+}
+
+fn is_script_plugin(p: &loadtest_engine::config::PluginSource) -> bool {
+    matches!(p, loadtest_engine::config::PluginSource::Script(_))
 }
 
 impl Shipped {

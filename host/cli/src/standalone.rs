@@ -128,7 +128,8 @@ pub async fn load(path: &std::path::Path, runtime: &Arc<Runtime>) -> anyhow::Res
     if loadtest_engine::script::is_script(path) {
         return loadtest_engine::script::bundle(path, runtime).await;
     }
-    Ok(Bundle::load(path)?)
+    let bundle = Bundle::load(path)?;
+    Ok(loadtest_engine::script::compile_named(bundle, runtime).await)
 }
 
 /// Says before the run, not as hundreds of failed inits, when the VUs

@@ -69,16 +69,66 @@ pub async fn bundle_and_config(
     let described = describe(&probe, runtime)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+    add_bytecode(&mut files, &described)?;
+    let yaml = config_of(&name, &main, &described, &env, files.keys())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bundle = Bundle::from_shipped(&name, &yaml, Default::default(), files)?;
+    Ok((bundle, yaml))
+}
+
+/// Compiles the scripts a YAML config names as plugins (`script:
+/// ./shop.js`) to bytecode that travels with them, as a run of a script
+/// does: each VU then loads bytecode instead of parsing the script and
+/// its imports. A script whose top level fails here (it may need the
+/// `env` its scenario gives) is left to be parsed by each VU, with a
+/// warning: the run decides whether it works, as before.
+pub async fn compile_named(mut bundle: Bundle, runtime: &Arc<Runtime>) -> Bundle {
+    let mains: Vec<String> = bundle
+        .config
+        .plugins
+        .values()
+        .filter_map(|s| match s {
+            crate::config::PluginSource::Script(p) => p.file_name(),
+            _ => None,
+        })
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    for main in mains {
+        let mut files = (*bundle.files).clone();
+        match compile(&bundle.name, &main, &mut files, runtime).await {
+            Ok(()) => bundle.files = Arc::new(files),
+            Err(e) => {
+                tracing::warn!("{main}: not compiled ahead ({e:#}); every VU will parse it instead")
+            }
+        }
+    }
+    bundle
+}
+
+/// Runs the probe on `main` among `files` and adds the bytecode it wrote.
+async fn compile(
+    name: &str,
+    main: &str,
+    files: &mut BTreeMap<String, Arc<[u8]>>,
+    runtime: &Arc<Runtime>,
+) -> anyhow::Result<()> {
+    let probe = options::probe_config(name, main, &Default::default(), files);
+    let probe = Bundle::from_shipped(name, &probe, Default::default(), files.clone())?;
+    let described = describe(&probe, runtime).await?;
+    add_bytecode(files, &described)
+}
+
+fn add_bytecode(
+    files: &mut BTreeMap<String, Arc<[u8]>>,
+    described: &Described,
+) -> anyhow::Result<()> {
     for (module, code) in &described.bytecode {
         let code = base64::engine::general_purpose::STANDARD
             .decode(code)
             .map_err(|e| anyhow::anyhow!("the javascript plugin's bytecode of {module}: {e}"))?;
         files.insert(bytecode_file(module), code.into());
     }
-    let yaml = config_of(&name, &main, &described, &env, files.keys())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let bundle = Bundle::from_shipped(&name, &yaml, Default::default(), files)?;
-    Ok((bundle, yaml))
+    Ok(())
 }
 
 async fn describe(probe: &Bundle, runtime: &Arc<Runtime>) -> anyhow::Result<Described> {
