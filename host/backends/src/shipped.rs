@@ -159,3 +159,29 @@ pub fn check_digest(bytes: &[u8], digest: &str, what: &str) -> anyhow::Result<()
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scripts a config names travel with their bytecode: the nodes
+    /// that run them load it instead of parsing per VU.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_configs_scripts_travel_with_their_bytecode() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "import http from 'k6/http';\nexport default function () {\n  http.get('http://127.0.0.1:1/');\n}\n";
+        std::fs::write(dir.path().join("shop.js"), script).unwrap();
+        let cfg = dir.path().join("test.yaml");
+        let yaml = "plugins:\n  shop: { script: ./shop.js }\nscenarios:\n  s: { plugin: shop, executor: per-vu-iterations, vus: 1, iterations: 1 }\n";
+        std::fs::write(&cfg, yaml).unwrap();
+        let (shipped, _) = Shipped::from_path(&cfg).await.unwrap();
+        for name in ["shop.js", ".bytecode/shop.js", ".bytecode/k6/http"] {
+            assert!(
+                shipped.files.contains_key(name),
+                "{name}: {:?}",
+                shipped.files.keys()
+            );
+        }
+        assert_eq!(shipped.yaml, yaml, "the YAML travels as written");
+    }
+}
