@@ -191,3 +191,37 @@ fn data_rows_come_from_a_csv_file_that_travels_with_the_config() {
         run.stderr
     );
 }
+
+#[test]
+fn expected_statuses_decide_which_responses_count_as_failed() {
+    let target = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let executor = "    executor: per-vu-iterations\n    vus: 1\n    iterations: 3\n";
+    let params = "      expected_statuses: [200, { min: 400, max: 404 }]
+      steps:
+        - request: { path: /status/404, name: gone }
+        - request: { path: /status/503, name: down }
+        - request: { path: /, name: home }
+";
+    let cfg = write_config(&dir, &config(&target.url, executor, params));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(target.received(), 9);
+    let r = &run.report;
+    assert_eq!(r["totals"]["failed"], 3, "{}", r["totals"]);
+    let failed = |name: &str| r["scenarios"]["s"]["requests"][name]["failed"].as_u64();
+    assert_eq!(failed("gone"), Some(0));
+    assert_eq!(failed("down"), Some(3));
+    assert_eq!(failed("home"), Some(0));
+
+    // A range the wrong way round is refused before any load, by name.
+    let bad = "      expected_statuses: [200, { min: 500, max: 400 }]\n      steps:\n        - request: { path: / }\n";
+    let cfg = write_config(&dir, &config(&target.url, executor, bad));
+    let run = run_loadtest(&dir, &["validate", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("expected_statuses[1]") && run.stderr.contains("min <= max"),
+        "{}",
+        run.stderr
+    );
+}

@@ -49,6 +49,7 @@ struct Steps {
 impl Scenario for Steps {
     fn init(params: &Params) -> Result<Self> {
         let program = load(&params.0, vu::file)?;
+        expect(&program);
         let none = BTreeMap::new();
         let fixed = program
             .flows
@@ -85,6 +86,7 @@ impl Scenario for Steps {
     /// Runs the `setup:` steps; their extracted variables are the data.
     fn setup(params: &Params) -> Result<Option<String>> {
         let program = load(&params.0, vu::file)?;
+        expect(&program);
         if program.setup.is_empty() {
             return Ok(None);
         }
@@ -97,12 +99,20 @@ impl Scenario for Steps {
     /// Runs the `teardown:` steps with setup's variables.
     fn teardown(params: &Params, data: Option<&str>) -> Result<()> {
         let program = load(&params.0, vu::file)?;
+        expect(&program);
         let mut vars: BTreeMap<String, String> = match data {
             Some(d) => serde_json::from_str(d)?,
             None => BTreeMap::new(),
         };
         let fixed = vec![None; program.teardown.len()];
         run(&program.teardown, &fixed, &mut vars)
+    }
+}
+
+/// Tells the host which statuses are not failures, when the params say.
+fn expect(program: &Program) {
+    if let Some(ranges) = &program.expected {
+        http::expect_statuses(Some(ranges));
     }
 }
 

@@ -286,6 +286,9 @@ pub struct CFlow {
 
 #[derive(Debug)]
 pub struct Program {
+    /// The statuses that are not failures, as inclusive ranges; None
+    /// leaves the host's default (200–399).
+    pub expected: Option<Vec<(u16, u16)>>,
     /// Steps run once per test, in `setup` and `teardown`.
     pub setup: Vec<CStep>,
     pub teardown: Vec<CStep>,
@@ -343,6 +346,7 @@ pub fn parse_rows(
 }
 
 pub fn compile(spec: Spec) -> Result<Program, String> {
+    let expected = spec.expected_statuses.map(expected).transpose()?;
     let (rows, per, mut columns) = data(spec.data)?;
     // Setup runs outside any VU, so it sees no data rows; what it extracts
     // is defined everywhere after it.
@@ -388,12 +392,30 @@ pub fn compile(spec: Spec) -> Result<Program, String> {
         return Err("every flow has weight 0".into());
     }
     Ok(Program {
+        expected,
         setup,
         teardown,
         flows: out,
         rows,
         per,
     })
+}
+
+/// `expected_statuses` as ranges, each checked: 100–999, min <= max.
+fn expected(list: Vec<crate::spec::StatusRange>) -> Result<Vec<(u16, u16)>, String> {
+    use crate::spec::StatusRange;
+    if list.is_empty() {
+        return Err("expected_statuses: give at least one status or { min, max }".into());
+    }
+    let ok = |n: u16| (100..=999).contains(&n);
+    let range = |(i, r): (usize, StatusRange)| match r {
+        StatusRange::One(n) if ok(n) => Ok((n, n)),
+        StatusRange::Range { min, max } if ok(min) && ok(max) && min <= max => Ok((min, max)),
+        other => Err(format!(
+            "expected_statuses[{i}]: `{other}` is not a status (100–999) or {{ min, max }} with min <= max"
+        )),
+    };
+    list.into_iter().enumerate().map(range).collect()
 }
 
 /// Data rows as strings, how they are taken, and their column names.
