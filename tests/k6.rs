@@ -728,3 +728,100 @@ fn responses_kept_past_the_memory_limit_stop_the_vu_with_the_reason() {
     let sent = t.received();
     assert!((33..=34).contains(&sent), "{sent}");
 }
+
+/// Bytes go out and come back as they are: ArrayBuffer and typed-array
+/// bodies, `open(path, 'b')`, `responseType: 'binary'`, base64 of bytes,
+/// and multipart bodies with `http.file`, as the server (httpbin) reads them.
+#[test]
+fn binary_bodies_files_and_multipart_uploads_carry_their_bytes() {
+    let t = Target::start();
+    let bin = common::httpbin::Httpbin::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Not UTF-8: a text round trip would change these bytes.
+    std::fs::write(dir.path().join("data.bin"), [0u8, 128, 255, 10, 13]).unwrap();
+    std::fs::write(dir.path().join("note.txt"), "hello note").unwrap();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import encoding from 'k6/encoding';
+
+const data = open('data.bin', 'b');
+const note = open('note.txt');
+const bytes = (b) => Array.from(new Uint8Array(b)).join(',');
+
+export const options = {{ vus: 1, iterations: 2 }};
+
+export default function () {{
+  const raw = new Uint8Array([0, 1, 2, 255, 254]);
+  const whole = http.post('{t}/echo', raw.buffer, {{ responseType: 'binary' }});
+  const part = http.post('{t}/echo', new Uint8Array(raw.buffer, 1, 3), {{ responseType: 'binary' }});
+  const file = http.post('{t}/echo', data, {{ responseType: 'binary' }});
+  const text = http.post('{t}/echo', 'plain');
+  const [batched] = http.batch([['POST', '{t}/echo', raw, {{ responseType: 'binary' }}]]);
+  const up = http.post('{b}/post', {{
+    field: 'plain',
+    upload: http.file(note, 'note.txt', 'text/plain'),
+    raw: http.file(data, 'raw.bin'),
+  }}).json();
+  check(null, {{
+    'an ArrayBuffer body round-trips': () => whole.body instanceof ArrayBuffer && bytes(whole.body) === '0,1,2,255,254',
+    'a view sends the bytes it shows': () => bytes(part.body) === '1,2,255',
+    'open b is the file as bytes': () => data instanceof ArrayBuffer && bytes(file.body) === '0,128,255,10,13',
+    'text is still the default': () => text.body === 'plain',
+    'batch takes and gives bytes': () => bytes(batched.body) === '0,1,2,255,254',
+    'base64 of bytes': () => encoding.b64encode(data) === 'AID/Cg0=' && bytes(encoding.b64decode('AID/Cg0=')) === '0,128,255,10,13' && encoding.b64decode('aGk=', 'std', 's') === 'hi',
+    'multipart fields and files': () => up.form.field === 'plain' && up.files.upload === 'hello note' && up.headers['Content-Type'].startsWith('multipart/form-data; boundary='),
+    'a binary file part keeps its bytes': () => up.files.raw === 'data:application/octet-stream;base64,AID/Cg0=',
+  }});
+}}
+"#,
+        t = t.url,
+        b = bin.url
+    );
+    let path = write(dir.path(), "script.js", &script);
+    let run = common::run_loadtest(&dir, &["run", "-q", path.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in [
+        "an ArrayBuffer body round-trips",
+        "a view sends the bytes it shows",
+        "open b is the file as bytes",
+        "text is still the default",
+        "batch takes and gives bytes",
+        "base64 of bytes",
+        "multipart fields and files",
+        "a binary file part keeps its bytes",
+    ] {
+        assert_eq!(
+            check(&run.report, name),
+            (2, 0),
+            "{name}: {}",
+            run.report["checks"]
+        );
+    }
+    assert_eq!(t.received(), 10);
+}
+
+#[test]
+fn an_unknown_response_type_or_open_mode_is_refused_by_name() {
+    let t = Target::start();
+    let script = format!(
+        "import http from 'k6/http';\nexport const options = {{ vus: 1, iterations: 1 }};\nexport default function () {{\n  http.get('{}/', {{ responseType: 'blob' }});\n}}\n",
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    let messages = run.report["scenarios"]["default"]["failure_messages"].to_string();
+    assert!(
+        messages.contains("responseType `blob` is not one of text, binary, none"),
+        "{messages}\n{}",
+        run.stderr
+    );
+    assert_eq!(t.received(), 0, "nothing is sent");
+
+    let run = k6(
+        "validate",
+        "const d = open('x.txt', 'r');\nexport default function () {}\n",
+        &[("x.txt", "x")],
+    );
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("mode is \"b\""), "{}", run.stderr);
+}

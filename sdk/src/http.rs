@@ -88,11 +88,6 @@ impl Request {
     }
 
     /// The response's headers are not copied into the guest.
-    /// Whether [`Request::discard_body`] was asked for.
-    pub fn discards_body(&self) -> bool {
-        self.0.discard_body
-    }
-
     pub fn discard_headers(mut self) -> Self {
         self.0.discard_headers = true;
         self

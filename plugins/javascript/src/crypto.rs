@@ -7,22 +7,12 @@ use rquickjs::{ArrayBuffer, Ctx, Exception, Value};
 
 const ALGORITHMS: &str = "md5, sha1, sha256, sha384, sha512, sha512_224, sha512_256";
 
-/// `data`'s parts as bytes: strings as UTF-8, ArrayBuffers as they are.
+/// `data`'s parts as bytes: strings as UTF-8, ArrayBuffers and typed
+/// arrays as they are.
 fn bytes_of<'js>(ctx: &Ctx<'js>, parts: &[Value<'js>]) -> rquickjs::Result<Vec<u8>> {
     let mut out = Vec::new();
     for part in parts {
-        if let Some(s) = part.as_string() {
-            out.extend_from_slice(s.to_string()?.as_bytes());
-        } else if let Some(buf) = ArrayBuffer::from_value(part.clone()) {
-            // SAFETY: no JavaScript runs while the slice is read.
-            let bytes = unsafe { buf.as_bytes() };
-            out.extend_from_slice(bytes.unwrap_or_default());
-        } else {
-            return Err(Exception::throw_type(
-                ctx,
-                "k6/crypto: data must be a string or an ArrayBuffer",
-            ));
-        }
+        out.extend(crate::binary::bytes_of(ctx, part, "k6/crypto: data")?);
     }
     Ok(out)
 }

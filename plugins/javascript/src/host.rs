@@ -18,6 +18,12 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     h.set("send", Function::new(ctx.clone(), send)?)?;
     h.set("batch", Function::new(ctx.clone(), batch)?)?;
     h.set("body", Function::new(ctx.clone(), held_body)?)?;
+    h.set("bodyBytes", Function::new(ctx.clone(), held_body_bytes)?)?;
+    h.set(
+        "multipart",
+        Function::new(ctx.clone(), crate::binary::multipart)?,
+    )?;
+    h.set("openBinary", Function::new(ctx.clone(), open_binary)?)?;
     h.set("headers", Function::new(ctx.clone(), held_headers)?)?;
     h.set("timings", Function::new(ctx.clone(), held_timings)?)?;
     h.set("check", Function::new(ctx.clone(), check)?)?;
@@ -106,6 +112,15 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     ctx.globals().set("__host", h)
 }
 
+/// `open(path, 'b')`: the file as an ArrayBuffer, or null when it did
+/// not travel with the script.
+fn open_binary<'js>(ctx: Ctx<'js>, path: String) -> rquickjs::Result<Value<'js>> {
+    match vu::file(&crate::engine::join("", &path)) {
+        Some(bytes) => crate::binary::array_buffer(&ctx, bytes),
+        None => Ok(Value::new_null(ctx)),
+    }
+}
+
 /// k6's `check(value, sets)`: each of `sets`' own properties in order, a
 /// function called with `value` or a value taken as it is; truthy
 /// passes, and a function that throws fails its check (the exception is
@@ -155,20 +170,44 @@ fn send<'js>(
     ctx: Ctx<'js>,
     method: rquickjs::String<'js>,
     url: rquickjs::String<'js>,
-    body: Option<String>,
+    body: Option<Value<'js>>,
     params: Option<Object<'js>>,
 ) -> rquickjs::Result<Value<'js>> {
-    let req = request(
+    let (req, kind) = request(
         &ctx,
         &method.to_string()?,
         url.to_string()?,
         body,
         params.as_ref(),
     )?;
-    let no_body = req.discards_body();
     match req.send_held() {
-        Ok(res) => held(&ctx, res, no_body, (method, url)),
+        Ok(res) => held(&ctx, res, kind, (method, url)),
         Err(e) => failed(&ctx, e, (method, url)),
+    }
+}
+
+/// k6's `responseType`: what `response.body` is.
+#[derive(Clone, Copy, PartialEq)]
+enum BodyKind {
+    /// A string (the default).
+    Text,
+    /// An ArrayBuffer.
+    Binary,
+    /// null: the host counts the body but keeps none of it.
+    None,
+}
+
+impl BodyKind {
+    fn of<'js>(ctx: &Ctx<'js>, params: &Object<'js>) -> rquickjs::Result<BodyKind> {
+        match params.get::<_, Option<String>>("responseType")?.as_deref() {
+            None | Some("text") => Ok(BodyKind::Text),
+            Some("binary") => Ok(BodyKind::Binary),
+            Some("none") => Ok(BodyKind::None),
+            Some(other) => Err(Exception::throw_type(
+                ctx,
+                &format!("k6/http: responseType `{other}` is not one of text, binary, none"),
+            )),
+        }
     }
 }
 
@@ -198,21 +237,22 @@ impl<'js> JsClass<'js> for Held {
 
 /// A sent request's response for k6/http's `Response`: `[status, url,
 /// body, error, error_code, headers, timings, method, requested url,
-/// held]`, where body, headers and timings are `undefined` until read
-/// from `held` (a body is `null` with `responseType: 'none'`).
+/// held, binary]`, where body, headers and timings are `undefined` until
+/// read from `held` (a body is `null` with `responseType: 'none'`, an
+/// ArrayBuffer when `binary`).
 fn held<'js>(
     ctx: &Ctx<'js>,
     res: http::HeldResponse,
-    no_body: bool,
+    kind: BodyKind,
     (method, url): (rquickjs::String<'js>, rquickjs::String<'js>),
 ) -> rquickjs::Result<Value<'js>> {
     let answered = match res.url() {
         Some(other) => other.into_js(ctx)?,
         None => url.clone().into_value(),
     };
-    let body = match no_body {
-        true => Value::new_null(ctx.clone()),
-        false => Value::new_undefined(ctx.clone()),
+    let body = match kind {
+        BodyKind::None => Value::new_null(ctx.clone()),
+        _ => Value::new_undefined(ctx.clone()),
     };
     let undefined = Value::new_undefined(ctx.clone());
     let fields = vec![
@@ -226,6 +266,7 @@ fn held<'js>(
         method.into_value(),
         url.into_value(),
         Class::instance(ctx.clone(), Held { res })?.into_value(),
+        Value::new_bool(ctx.clone(), kind == BodyKind::Binary),
     ];
     array_of(ctx, fields)
 }
@@ -233,6 +274,12 @@ fn held<'js>(
 /// `H.body(held)`: the body as a string, read from the host once.
 fn held_body(held: Class<'_, Held>) -> String {
     String::from_utf8_lossy(&held.borrow().res.body()).into_owned()
+}
+
+/// `H.bodyBytes(held)`: the body as an ArrayBuffer (`responseType: 'binary'`).
+fn held_body_bytes<'js>(ctx: Ctx<'js>, held: Class<'js, Held>) -> rquickjs::Result<Value<'js>> {
+    let bytes = held.borrow().res.body();
+    crate::binary::array_buffer(&ctx, bytes)
 }
 
 /// `H.headers(held)`: `[name, value, ...]`, names as k6 shows them.
@@ -267,16 +314,17 @@ fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'
     for item in &items {
         let method: rquickjs::String = item.get(0)?;
         let url: rquickjs::String = item.get(1)?;
-        let body: Option<String> = item.get(2)?;
+        let body: Option<Value> = item.get(2)?;
         let params: Option<Object> = item.get(3)?;
         let (m, u) = (method.to_string()?, url.to_string()?);
-        reqs.push(request(&ctx, &m, u.clone(), body, params.as_ref())?);
-        sent.push((method, url, u));
+        let (req, kind) = request(&ctx, &m, u.clone(), body, params.as_ref())?;
+        reqs.push(req);
+        sent.push((method, url, u, kind));
     }
     let out = Array::new(ctx.clone())?;
     let results = http::batch(&reqs).into_iter().zip(sent);
-    for (i, (r, (method, url, u))) in results.enumerate() {
-        out.set(i, response(&ctx, r, (method, url, &u))?)?;
+    for (i, (r, (method, url, u, kind))) in results.enumerate() {
+        out.set(i, response(&ctx, r, kind, (method, url, &u))?)?;
     }
     Ok(out)
 }
@@ -287,15 +335,15 @@ fn request<'js>(
     ctx: &Ctx<'js>,
     method: &str,
     url: String,
-    body: Option<String>,
+    body: Option<Value<'js>>,
     params: Option<&Object<'js>>,
-) -> rquickjs::Result<http::Request> {
+) -> rquickjs::Result<(http::Request, BodyKind)> {
     let mut r = http::Request::new(method, url);
     if let Some(b) = body {
-        r = r.body(b);
+        r = r.body(crate::binary::bytes_of(ctx, &b, "k6/http: a request body")?);
     }
     let Some(p) = params else {
-        return Ok(r);
+        return Ok((r, BodyKind::Text));
     };
     if let Some(headers) = p.get::<_, Option<Object>>("headers")? {
         for pair in headers.props::<String, Coerced<String>>() {
@@ -319,10 +367,11 @@ fn request<'js>(
     if let Some(n) = p.get::<_, Option<f64>>("redirects")? {
         r = r.max_redirects(n.max(0.0) as u32);
     }
-    if p.get::<_, Option<String>>("responseType")?.as_deref() == Some("none") {
+    let kind = BodyKind::of(ctx, p)?;
+    if kind == BodyKind::None {
         r = r.discard_body();
     }
-    Ok(r)
+    Ok((r, kind))
 }
 
 /// k6's durations: a number of milliseconds or a string like `10s`, `500ms`, `1m`.
@@ -363,6 +412,7 @@ fn duration<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> rquickjs::Result<Duration> {
 fn response<'js>(
     ctx: &Ctx<'js>,
     r: Result<http::Response, http::HttpError>,
+    kind: BodyKind,
     (method, url, sent): (rquickjs::String<'js>, rquickjs::String<'js>, &str),
 ) -> rquickjs::Result<Value<'js>> {
     let res = match r {
@@ -391,10 +441,15 @@ fn response<'js>(
     } else {
         res.url().into_js(ctx)?
     };
+    let body = match kind {
+        BodyKind::Text => String::from_utf8_lossy(res.body()).as_ref().into_js(ctx)?,
+        BodyKind::Binary => crate::binary::array_buffer(ctx, res.body().to_vec())?,
+        BodyKind::None => Value::new_null(ctx.clone()),
+    };
     let fields = vec![
         res.status().into_js(ctx)?,
         answered,
-        String::from_utf8_lossy(res.body()).as_ref().into_js(ctx)?,
+        body,
         "".into_js(ctx)?,
         0.into_js(ctx)?,
         array_of(ctx, headers)?,
@@ -486,13 +541,23 @@ fn engine(name: &str) -> base64::engine::GeneralPurpose {
     }
 }
 
-fn b64encode(input: String, encoding: String) -> String {
-    engine(&encoding).encode(input.as_bytes())
+fn b64encode<'js>(ctx: Ctx<'js>, input: Value<'js>, encoding: String) -> rquickjs::Result<String> {
+    let bytes = crate::binary::bytes_of(&ctx, &input, "k6/encoding: b64encode's input")?;
+    Ok(engine(&encoding).encode(bytes))
 }
 
-fn b64decode<'js>(ctx: Ctx<'js>, input: String, encoding: String) -> rquickjs::Result<String> {
+/// An ArrayBuffer of the decoded bytes, or a string when `text`.
+fn b64decode<'js>(
+    ctx: Ctx<'js>,
+    input: String,
+    encoding: String,
+    text: bool,
+) -> rquickjs::Result<Value<'js>> {
     let bytes = engine(&encoding)
         .decode(input.as_bytes())
         .map_err(|e| Exception::throw_type(&ctx, &format!("b64decode: {e}")))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    if text {
+        return String::from_utf8_lossy(&bytes).into_js(&ctx);
+    }
+    crate::binary::array_buffer(&ctx, bytes)
 }

@@ -9,6 +9,7 @@
 //! `{ "main": "script.js", "env": { ... } }`; `"probe": "options"` makes
 //! `setup` return the script's `options` and exports instead of running.
 
+mod binary;
 mod crypto;
 mod engine;
 mod host;

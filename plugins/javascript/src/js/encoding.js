@@ -1,16 +1,17 @@
-// `k6/encoding`: base64 of strings.
+// `k6/encoding`: base64 of strings and bytes.
 const H = globalThis.__host;
 
 export function b64encode(input, encoding) {
-  return H.b64encode(String(input), encoding || 'std');
+  const data = input instanceof ArrayBuffer || ArrayBuffer.isView(input) ? input : String(input);
+  return H.b64encode(data, encoding || 'std');
 }
 
+// As in k6: an ArrayBuffer, or a string with format "s".
 export function b64decode(input, encoding, format) {
-  const text = H.b64decode(String(input), encoding || 'std');
   if (format !== undefined && format !== 's') {
-    throw new Error('k6/encoding: b64decode returns strings only here (format "s")');
+    throw new Error(`k6/encoding: b64decode's format is "s" (a string) or left out (an ArrayBuffer), not ${JSON.stringify(format)}`);
   }
-  return text;
+  return H.b64decode(String(input), encoding || 'std', format === 's');
 }
 
 export default { b64encode, b64decode };

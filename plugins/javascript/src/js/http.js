@@ -8,21 +8,48 @@ function formEncode(obj) {
     .join('&');
 }
 
-function bodyOf(body) {
-  if (body === undefined || body === null) return null;
-  if (typeof body === 'string') return body;
-  if (body instanceof ArrayBuffer) throw new Error('k6/http: ArrayBuffer bodies are not supported yet; pass a string');
-  return formEncode(body);
+// Bytes travel as they are: an ArrayBuffer, or a typed array or DataView
+// (the part of its buffer it shows).
+const isBinary = (body) => body instanceof ArrayBuffer || ArrayBuffer.isView(body);
+
+const FILE = Symbol('http.file');
+
+// k6's `http.file`: a part of a multipart/form-data body.
+export function file(data, filename, contentType) {
+  if (typeof data !== 'string' && !isBinary(data)) {
+    throw new Error('k6/http: file(data) takes a string, an ArrayBuffer (open(path, "b")) or a typed array');
+  }
+  return {
+    [FILE]: true,
+    data,
+    filename: filename === undefined ? 'file' : String(filename),
+    content_type: contentType === undefined ? 'application/octet-stream' : String(contentType),
+  };
 }
 
-function withFormType(body, params) {
-  if (body !== null && typeof body === 'object' && !(body instanceof ArrayBuffer)) {
-    const headers = Object.assign({}, params.headers || {});
-    const has = Object.keys(headers).some((k) => k.toLowerCase() === 'content-type');
-    if (!has) headers['Content-Type'] = 'application/x-www-form-urlencoded';
-    return Object.assign({}, params, { headers });
+function withType(params, type) {
+  const headers = Object.assign({}, (params && params.headers) || {});
+  if (!Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['Content-Type'] = type;
+  return Object.assign({}, params, { headers });
+}
+
+function part(name, value) {
+  if (value !== null && typeof value === 'object' && value[FILE]) return [name, value.data, value.filename, value.content_type];
+  return [name, isBinary(value) ? value : String(value), null, null];
+}
+
+// A request's body as the host takes it (a string or bytes), and the
+// params with the Content-Type an object body implies: a form, or
+// multipart/form-data when one of its fields is an `http.file`.
+function encoded(body, params) {
+  if (body === undefined || body === null) return [null, params];
+  if (typeof body === 'string' || isBinary(body)) return [body, params];
+  const keys = Object.keys(body);
+  if (keys.some((k) => body[k] !== null && typeof body[k] === 'object' && body[k][FILE])) {
+    const [bytes, boundary] = H.multipart(keys.map((k) => part(k, body[k])));
+    return [bytes, withType(params, `multipart/form-data; boundary=${boundary}`)];
   }
-  return params;
+  return [formEncode(body), withType(params, 'application/x-www-form-urlencoded')];
 }
 
 // A response arrives from the host as one array (status, url, body,
@@ -51,7 +78,8 @@ export class Response {
 
   get body() {
     const raw = this.#raw;
-    return own(this, 'body', raw[2] === undefined ? H.body(raw[9]) : raw[2]);
+    if (raw[2] !== undefined) return own(this, 'body', raw[2]);
+    return own(this, 'body', raw[10] ? H.bodyBytes(raw[9]) : H.body(raw[9]));
   }
 
   set body(value) {
@@ -98,6 +126,9 @@ export class Response {
   json(selector) {
     if (this.body === null || this.body === undefined) {
       throw new Error('the response has no body (responseType: none?)');
+    }
+    if (this.body instanceof ArrayBuffer) {
+      throw new Error('the response body is binary (responseType: binary); json() needs a text body');
     }
     const value = JSON.parse(this.body);
     if (selector === undefined) return value;
@@ -154,12 +185,12 @@ function withCallback(params, run) {
 
 // `m` is an upper-case method name.
 function send(m, url, body, params) {
-  if (body !== null && typeof body === 'object') params = withFormType(body, params || {});
+  const [b, p] = encoded(body, params);
   const u = typeof url === 'string' ? url : String(url);
-  if (params && params.responseCallback !== undefined) {
-    return withCallback(params, () => new Response(H.send(m, u, bodyOf(body), params)));
+  if (p && p.responseCallback !== undefined) {
+    return withCallback(p, () => new Response(H.send(m, u, b, p)));
   }
-  return new Response(H.send(m, u, bodyOf(body), params));
+  return new Response(H.send(m, u, b, p));
 }
 
 // Requests without a body, the most frequent, in one frame.
@@ -192,7 +223,7 @@ function batchItem(item) {
 export function batch(requests) {
   const keys = Array.isArray(requests) ? null : Object.keys(requests);
   const list = keys === null ? requests : keys.map((k) => requests[k]);
-  const items = list.map(batchItem).map(([m, u, b, p]) => [m, u, bodyOf(b), withFormType(b, p)]);
+  const items = list.map(batchItem).map(([m, u, b, p]) => [m, u, ...encoded(b, p)]);
   if (items.some((item) => item[3].responseCallback !== undefined)) {
     throw new Error('k6/http: a responseCallback in http.batch() params is not supported yet; set it for the VU with http.setResponseCallback()');
   }
@@ -221,5 +252,5 @@ export function cookieJar() {
 
 export default {
   request, get, head, options, post, put, patch, del, batch, url, cookieJar,
-  expectedStatuses, setResponseCallback, Response,
+  expectedStatuses, setResponseCallback, Response, file,
 };

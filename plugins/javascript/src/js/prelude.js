@@ -14,8 +14,8 @@
     error: (...a) => H.log(4, line(a)),
   };
   globalThis.open = (path, mode) => {
-    if (mode === 'b') throw new Error('open(path, "b"): binary files are not supported yet');
-    const text = H.open(String(path));
+    if (mode !== undefined && mode !== 'b') throw new Error(`open(path, mode): mode is "b" (an ArrayBuffer) or left out (a string), not ${JSON.stringify(mode)}`);
+    const text = mode === 'b' ? H.openBinary(String(path)) : H.open(String(path));
     if (text === undefined || text === null) {
       throw new Error(`open: ${path} did not travel with the script (only files named by a string literal in open() do)`);
     }
