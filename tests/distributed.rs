@@ -440,3 +440,44 @@ export default function (data) {{
     assert_eq!(r["checks"]["greeted"]["passes"], 200);
     assert_eq!(nodes_of(r).len(), 2);
 }
+
+/// `exec.test.abort()` in one node's VU ends the cluster's run: the
+/// other share stops too, long before the scenario's minute is over.
+#[test]
+fn a_script_that_aborts_the_test_stops_every_node() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import exec from 'k6/execution';
+export const options = {{
+  scenarios: {{ shop: {{ executor: 'constant-arrival-rate', rate: 20, duration: '60s', preAllocatedVUs: 4, maxVUs: 10 }} }},
+}};
+export default function () {{
+  const res = http.get('{}/');
+  if (exec.scenario.iterationInTest === 20) exec.test.abort('enough');
+}}
+"#,
+        target.url
+    );
+    let cfg = dir.path().join("abort.js");
+    std::fs::write(&cfg, script).unwrap();
+    let (c, _) = start_cluster(3, None, &[]);
+    let started = Instant::now();
+    let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the run went on for {took:?}: {}",
+        out.output
+    );
+    let r = &out.report;
+    assert_eq!(
+        r["totals"]["requests"].as_u64(),
+        Some(target.received()),
+        "{}",
+        out.output
+    );
+    assert!(target.received() < 600, "{}", target.received());
+}

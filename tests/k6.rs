@@ -825,3 +825,49 @@ fn an_unknown_response_type_or_open_mode_is_refused_by_name() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("mode is \"b\""), "{}", run.stderr);
 }
+
+/// k6's `exec.test.abort()`: the run ends early, teardown still runs,
+/// and the exit code is 108.
+#[test]
+fn test_abort_ends_the_run_with_teardown_and_exit_code_108() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import exec from 'k6/execution';
+import {{ sleep }} from 'k6';
+
+export const options = {{ vus: 2, duration: '60s' }};
+
+export default function () {{
+  http.get('{url}/');
+  if (__VU === 1 && __ITER === 3) exec.test.abort('enough seen');
+  sleep(0.05);
+}}
+
+export function teardown() {{
+  http.get('{url}/echo');
+}}
+"#,
+        url = t.url
+    );
+    let started = std::time::Instant::now();
+    let run = k6("run", &script, &[]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 108, "{}", run.stderr);
+    assert!(
+        took < Duration::from_secs(20),
+        "the run went on for {took:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("the script aborted the test: enough seen"),
+        "{}",
+        run.stderr
+    );
+    let r = &run.report;
+    let sent = t.received();
+    // Both VUs' requests, and teardown's.
+    assert_eq!(r["totals"]["requests"].as_u64(), Some(sent), "{r}");
+    let teardown = &r["scenarios"]["default"]["requests"]["GET /echo"]["count"];
+    assert_eq!(teardown, 1, "teardown ran: {r}");
+}

@@ -74,3 +74,11 @@ pub fn setup_json<T: serde::de::DeserializeOwned>() -> crate::Result<Option<T>> 
         .transpose()
         .map_err(Into::into)
 }
+
+/// Ends the whole test (k6's `exec.test.abort()`): no iteration starts
+/// after it anywhere, running ones are interrupted, teardown still runs,
+/// and the run exits with code 108. Return an error from the iteration
+/// right after (`fail!`), so this one ends too.
+pub fn abort_test(reason: &str) {
+    wit::abort_test(reason)
+}

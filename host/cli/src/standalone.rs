@@ -47,15 +47,23 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         stop_tx.clone(),
         aborted.clone(),
     ));
+    let script_abort = tokio::spawn(stop_on_script_abort(live.clone(), stop_tx.clone()));
     // A failing setup ends the run here, before any load; so does a stop.
     let mut asked = stop_rx.clone();
     let after = stop_rx.clone();
     let setup = tokio::select! {
-        setup = workload::setup(&bundle, &runtime, &live) => setup?,
+        setup = workload::setup(&bundle, &runtime, &live) => setup,
         _ = asked.wait_for(|s| *s != Stop::No) => {
+            if live.abort.reason().is_some() {
+                return Ok(exit::SCRIPT_ABORTED);
+            }
             eprintln!("stopped during setup; no load was sent");
             return Ok(loadtest_report::exit::INTERRUPTED);
         }
+    };
+    let setup = match setup {
+        Err(_) if live.abort.reason().is_some() => return Ok(exit::SCRIPT_ABORTED),
+        setup => setup?,
     };
     let outcome = workload::run(
         &bundle,
@@ -70,6 +78,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     // Also after Ctrl-C: what setup made is cleaned up.
     let teardown = workload::teardown(&bundle, &runtime, &live, &setup).await;
     abort_watch.abort();
+    script_abort.abort();
     if let Some(p) = progress {
         p.abort();
         // The bars stay on screen with their last state, above the summary.
@@ -113,6 +122,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
                 );
                 exit::ERROR
             }
+            _ if live.abort.reason().is_some() => exit::SCRIPT_ABORTED,
             code => code,
         },
     };
@@ -187,6 +197,14 @@ async fn watch_abort_thresholds(
             return;
         }
     }
+}
+
+/// A script ended the test (k6's `exec.test.abort()`): every VU stops
+/// now; teardown still runs.
+async fn stop_on_script_abort(live: workload::Live, stop: Arc<watch::Sender<Stop>>) {
+    let reason = live.abort.asked().await;
+    eprintln!("\nthe script aborted the test: {reason}");
+    let _ = stop.send(Stop::Now);
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.

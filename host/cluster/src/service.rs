@@ -321,7 +321,7 @@ pub async fn write(ctx: &Arc<NodeCtx>, cmd: Command) -> Result<Applied, String> 
 }
 
 /// Applies an operator's operation; a follower forwards it to the leader.
-async fn write_op(ctx: &Arc<NodeCtx>, op: Op) -> Result<Applied, String> {
+pub(crate) async fn write_op(ctx: &Arc<NodeCtx>, op: Op) -> Result<Applied, String> {
     let raft = ctx.raft().ok_or("this node has not started Raft yet")?;
     if let Op::Steer { change } = op {
         if ctx.is_leader() {

@@ -225,11 +225,38 @@ async fn run_share(
             workload::run(&bundle, runtime, segment, stop_rx, live, timing, &setup).await
         })
     };
+    let aborter = tokio::spawn(stop_on_script_abort(
+        ctx.clone(),
+        plan.run_id.clone(),
+        live.abort.clone(),
+        stop.clone(),
+    ));
     stream_metrics(&ctx, &plan, &a, live, &mut engine).await;
+    aborter.abort();
     if !engine.is_finished() {
         // Nobody counts this share any more: stop its load too.
         stop.send_if_modified(|s| upgrade(s, Stop::Now));
         let _ = engine.await;
+    }
+}
+
+/// A script of this share ended the test (k6's `exec.test.abort()`):
+/// this share stops now, and the cluster's run is stopped through the
+/// leader, as `loadtest stop` would.
+async fn stop_on_script_abort(
+    ctx: Arc<NodeCtx>,
+    run_id: String,
+    abort: workload::abort::TestAbort,
+    stop: Arc<watch::Sender<Stop>>,
+) {
+    let reason = abort.asked().await;
+    tracing::warn!(run = %run_id, "the script aborted the test ({reason}): stopping the cluster's run");
+    stop.send_if_modified(|s| upgrade(s, Stop::Now));
+    let op = loadtest_wire::command::Op::Stop { run_id };
+    if let Err(e) = crate::service::write_op(&ctx, op).await {
+        tracing::error!(
+            "the script aborted the test, but the cluster's run could not be stopped: {e}"
+        );
     }
 }
 

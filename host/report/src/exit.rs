@@ -7,5 +7,7 @@ pub const ERROR: u8 = 1;
 pub const INIT_FAILED: u8 = 3;
 /// A threshold failed (k6 uses the same code).
 pub const THRESHOLDS_FAILED: u8 = 99;
+/// The script ended the test (`exec.test.abort()`; k6 uses the same code).
+pub const SCRIPT_ABORTED: u8 = 108;
 /// Stopped by Ctrl-C or SIGTERM (the reports still cover what ran).
 pub const INTERRUPTED: u8 = 130;

@@ -62,6 +62,10 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     )?;
     h.set("vuId", Function::new(ctx.clone(), vu::id)?)?;
     h.set(
+        "abortTest",
+        Function::new(ctx.clone(), |reason: String| vu::abort_test(&reason))?,
+    )?;
+    h.set(
         "iteration",
         Function::new(ctx.clone(), || vu::iteration() as f64)?,
     )?;

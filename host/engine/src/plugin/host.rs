@@ -54,6 +54,8 @@ pub struct VuHost {
     late_entry: LateEntry,
     /// Headers and bodies of `send-held` responses the guest has not dropped.
     pub(super) held: super::held::Held,
+    /// Where `abort-test` asks for the whole test to end.
+    pub abort: crate::workload::abort::TestAbort,
 }
 
 impl VuHost {
@@ -92,6 +94,7 @@ impl VuHost {
             epoch,
             waited: false,
             held: Default::default(),
+            abort: Default::default(),
         }
     }
 
@@ -602,6 +605,11 @@ impl vu::Host for VuHost {
 
     fn setup_data(&mut self) -> Option<String> {
         self.setup_data.as_deref().map(str::to_owned)
+    }
+
+    fn abort_test(&mut self, reason: String) {
+        tracing::warn!(scenario = %self.scenario, vu = self.id, "the script aborted the test: {reason}");
+        self.abort.ask(reason);
     }
 }
 

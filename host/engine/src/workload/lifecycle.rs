@@ -123,6 +123,7 @@ async fn instances(
             recorder,
             Instant::now(),
         );
+        host.abort = live.abort.clone();
         host.enter_quiet_group(phase);
         let inst = VuInstance::new(runtime, &plugin, host, limits)
             .await

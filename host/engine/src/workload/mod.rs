@@ -1,6 +1,7 @@
 //! The one engine: turns a Bundle into load. Standalone runs call it with
 //! the whole of every scenario; a cluster node calls it with its segment.
 
+pub mod abort;
 mod executor;
 mod fair;
 mod lifecycle;
@@ -70,6 +71,7 @@ pub struct ScenarioCtx {
     pub active: Arc<AtomicU32>,
     /// What the scenario's setup returned.
     setup_data: Option<Arc<str>>,
+    abort: abort::TestAbort,
     log_budget: Arc<crate::plugin::LogBudget>,
     /// The scenario's share of the generator beside the others.
     lane: fair::Lane,
@@ -119,6 +121,8 @@ pub struct Live {
     /// at once instead of on its own tick, so the merged series trails
     /// the clock by as little as it can.
     pub closed: Arc<tokio::sync::Notify>,
+    /// Set when a script ends the whole test (k6's `exec.test.abort()`).
+    pub abort: abort::TestAbort,
 }
 
 impl Default for Live {
@@ -161,6 +165,7 @@ impl Live {
             began: Arc::default(),
             steering: Steering::new(),
             closed: Arc::default(),
+            abort: Default::default(),
         }
     }
 
@@ -236,6 +241,7 @@ fn contexts(
             vu_ids: vu_ids.clone(),
             active: Arc::new(AtomicU32::new(0)),
             setup_data: setup.of(name),
+            abort: live.abort.clone(),
             log_budget: Arc::new(crate::plugin::LogBudget::new(
                 config.sandbox.logs_per_second,
             )),

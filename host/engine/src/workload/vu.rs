@@ -265,6 +265,7 @@ fn new_host(ctx: &ScenarioCtx, id: u32) -> VuHost {
     );
     host.setup_data = ctx.setup_data.clone();
     host.log_budget = Some(ctx.log_budget.clone());
+    host.abort = ctx.abort.clone();
     host
 }
 

@@ -13,8 +13,15 @@ const scenario = {
   get iterationInTest() { return H.iteration(); },
 };
 
+// k6's `test.abort()`: the whole test ends (every VU, on every node),
+// teardown still runs, and the run exits with 108. This iteration ends
+// here, with the reason.
 const test = {
-  abort(message) { throw new Error('test aborted: ' + (message || '')); },
+  abort(message) {
+    const reason = message === undefined ? 'test aborted' : String(message);
+    H.abortTest(reason);
+    throw new Error('test aborted: ' + reason);
+  },
 };
 
 export { vu, scenario, test };

@@ -1,0 +1,62 @@
+//! A script's request to end the whole test (k6's `exec.test.abort()`):
+//! the first reason is kept, and whoever runs the test (standalone, or a
+//! cluster node's worker) is woken to stop it.
+
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+#[derive(Default, Clone)]
+pub struct TestAbort {
+    reason: Arc<Mutex<Option<String>>>,
+    asked: Arc<Notify>,
+}
+
+impl TestAbort {
+    /// Asks for the test to end; only the first reason counts.
+    pub fn ask(&self, reason: String) {
+        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+            self.asked.notify_waiters();
+            self.asked.notify_one();
+        }
+    }
+
+    /// Why the test was aborted, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits until a script asks, and gives its reason.
+    pub async fn asked(&self) -> String {
+        loop {
+            let notified = self.asked.notified();
+            if let Some(r) = self.reason() {
+                return r;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_reason_wakes_the_waiter_and_later_ones_are_ignored() {
+        let abort = TestAbort::default();
+        let waiter = tokio::spawn({
+            let abort = abort.clone();
+            async move { abort.asked().await }
+        });
+        abort.ask("login failed".into());
+        abort.ask("second".into());
+        assert_eq!(waiter.await.unwrap(), "login failed");
+        // Asked before anyone waits: the wait returns at once.
+        assert_eq!(abort.asked().await, "login failed");
+    }
+}
