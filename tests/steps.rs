@@ -224,4 +224,14 @@ fn expected_statuses_decide_which_responses_count_as_failed() {
         "{}",
         run.stderr
     );
+    // So is a range without its max, by its index.
+    let bad = "      expected_statuses: [200, 404, { min: 500 }]\n      steps:\n        - request: { path: / }\n";
+    let cfg = write_config(&dir, &config(&target.url, executor, bad));
+    let run = run_loadtest(&dir, &["validate", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("expected_statuses[2]: `{\"min\":500}`"),
+        "{}",
+        run.stderr
+    );
 }

@@ -75,10 +75,10 @@ pub fn setup_json<T: serde::de::DeserializeOwned>() -> crate::Result<Option<T>> 
         .map_err(Into::into)
 }
 
-/// Ends the whole test (k6's `exec.test.abort()`): no iteration starts
-/// after it anywhere, running ones are interrupted, teardown still runs,
-/// and the run exits with code 108. Return an error from the iteration
-/// right after (`fail!`), so this one ends too.
+/// Ends the whole test (k6's `exec.test.abort()`): this node's VUs stop
+/// at once, teardown still runs, and a standalone run exits with code 108
+/// (a cluster's other nodes stop as `loadtest stop` stops them). Return an
+/// error from the iteration right after (`fail!`), so this one ends too.
 pub fn abort_test(reason: &str) {
     wit::abort_test(reason)
 }

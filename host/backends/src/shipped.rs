@@ -49,7 +49,7 @@ impl Shipped {
         };
         if !loadtest_engine::script::is_script(path) {
             let (shipped, bundle) = Self::from_file(path)?;
-            if !bundle.config.plugins.values().any(is_script_plugin) {
+            if bundle.config.script_mains().is_empty() {
                 return Ok((shipped, bundle));
             }
             let bundle = loadtest_engine::script::compile_named(bundle, &runtime()?).await;
@@ -81,10 +81,6 @@ impl Shipped {
             blobs,
         }
     }
-}
-
-fn is_script_plugin(p: &loadtest_engine::config::PluginSource) -> bool {
-    matches!(p, loadtest_engine::config::PluginSource::Script(_))
 }
 
 impl Shipped {

@@ -54,16 +54,20 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
     let setup = tokio::select! {
         setup = workload::setup(&bundle, &runtime, &live) => setup,
         _ = asked.wait_for(|s| *s != Stop::No) => {
-            if live.abort.reason().is_some() {
+            if let Some(reason) = live.abort.reason() {
+                eprintln!("the script aborted the test during setup: {reason}; no load was sent");
                 return Ok(exit::SCRIPT_ABORTED);
             }
             eprintln!("stopped during setup; no load was sent");
             return Ok(loadtest_report::exit::INTERRUPTED);
         }
     };
-    let setup = match setup {
-        Err(_) if live.abort.reason().is_some() => return Ok(exit::SCRIPT_ABORTED),
-        setup => setup?,
+    let setup = match (setup, live.abort.reason()) {
+        (Err(_), Some(reason)) => {
+            eprintln!("the script aborted the test during setup: {reason}; no load was sent");
+            return Ok(exit::SCRIPT_ABORTED);
+        }
+        (setup, _) => setup?,
     };
     let outcome = workload::run(
         &bundle,
@@ -122,7 +126,13 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
                 );
                 exit::ERROR
             }
-            _ if live.abort.reason().is_some() => exit::SCRIPT_ABORTED,
+            // An abort ends the run early and may fail its thresholds;
+            // an error (a panic, VUs that could not start) still says so.
+            exit::OK | exit::THRESHOLDS_FAILED | exit::INTERRUPTED
+                if live.abort.reason().is_some() =>
+            {
+                exit::SCRIPT_ABORTED
+            }
             code => code,
         },
     };

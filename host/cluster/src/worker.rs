@@ -242,7 +242,8 @@ async fn run_share(
 
 /// A script of this share ended the test (k6's `exec.test.abort()`):
 /// this share stops now, and the cluster's run is stopped through the
-/// leader, as `loadtest stop` would.
+/// leader as `loadtest stop` stops it: the other shares start no new
+/// iteration and finish running ones within gracefulStop.
 async fn stop_on_script_abort(
     ctx: Arc<NodeCtx>,
     run_id: String,
@@ -252,12 +253,16 @@ async fn stop_on_script_abort(
     let reason = abort.asked().await;
     tracing::warn!(run = %run_id, "the script aborted the test ({reason}): stopping the cluster's run");
     stop.send_if_modified(|s| upgrade(s, Stop::Now));
-    let op = loadtest_wire::command::Op::Stop { run_id };
-    if let Err(e) = crate::service::write_op(&ctx, op).await {
-        tracing::error!(
-            "the script aborted the test, but the cluster's run could not be stopped: {e}"
-        );
-    }
+    // On its own task: this one is cancelled when the share ends, which
+    // may be before the leader has taken the stop.
+    tokio::spawn(async move {
+        let op = loadtest_wire::command::Op::Stop { run_id };
+        if let Err(e) = crate::service::write_op(&ctx, op).await {
+            tracing::error!(
+                "the script aborted the test, but the cluster's run could not be stopped: {e}"
+            );
+        }
+    });
 }
 
 /// Sends closed intervals to the leader every report interval until the engine is

@@ -401,21 +401,29 @@ pub fn compile(spec: Spec) -> Result<Program, String> {
     })
 }
 
-/// `expected_statuses` as ranges, each checked: 100–999, min <= max.
-fn expected(list: Vec<crate::spec::StatusRange>) -> Result<Vec<(u16, u16)>, String> {
-    use crate::spec::StatusRange;
+/// `expected_statuses` as ranges, each checked: a status (100–999) or
+/// `{ min, max }` with min <= max, and nothing else.
+fn expected(list: Vec<serde_json::Value>) -> Result<Vec<(u16, u16)>, String> {
     if list.is_empty() {
         return Err("expected_statuses: give at least one status or { min, max }".into());
     }
-    let ok = |n: u16| (100..=999).contains(&n);
-    let range = |(i, r): (usize, StatusRange)| match r {
-        StatusRange::One(n) if ok(n) => Ok((n, n)),
-        StatusRange::Range { min, max } if ok(min) && ok(max) && min <= max => Ok((min, max)),
-        other => Err(format!(
-            "expected_statuses[{i}]: `{other}` is not a status (100–999) or {{ min, max }} with min <= max"
-        )),
+    list.iter().enumerate().map(|(i, v)| status_range(v).ok_or_else(|| {
+        format!("expected_statuses[{i}]: `{v}` is not a status (100–999) or {{ min, max }} with min <= max")
+    })).collect()
+}
+
+fn status_range(v: &serde_json::Value) -> Option<(u16, u16)> {
+    let status = |v: &serde_json::Value| {
+        v.as_u64()
+            .filter(|n| (100..=999).contains(n))
+            .map(|n| n as u16)
     };
-    list.into_iter().enumerate().map(range).collect()
+    if let Some(n) = status(v) {
+        return Some((n, n));
+    }
+    let range = v.as_object().filter(|o| o.len() == 2)?;
+    let (min, max) = (status(range.get("min")?)?, status(range.get("max")?)?);
+    (min <= max).then_some((min, max))
 }
 
 /// Data rows as strings, how they are taken, and their column names.

@@ -43,8 +43,8 @@ fn view_of(value: &Value<'_>) -> rquickjs::Result<Option<Vec<u8>>> {
     };
     let offset = number(obj, "byteOffset")?;
     let len = number(obj, "byteLength")?;
-    let bytes = whole(&buf);
-    Ok(bytes.get(offset..offset + len).map(<[u8]>::to_vec))
+    let end = offset.checked_add(len).unwrap_or(usize::MAX);
+    Ok(whole(&buf).get(offset..end).map(<[u8]>::to_vec))
 }
 
 fn number(obj: &Object<'_>, name: &str) -> rquickjs::Result<usize> {

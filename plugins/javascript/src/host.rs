@@ -288,18 +288,27 @@ fn held_body_bytes<'js>(ctx: Ctx<'js>, held: Class<'js, Held>) -> rquickjs::Resu
 
 /// `H.headers(held)`: `[name, value, ...]`, names as k6 shows them.
 fn held_headers<'js>(ctx: Ctx<'js>, held: Class<'js, Held>) -> rquickjs::Result<Value<'js>> {
-    let mut flat = Vec::new();
-    for (k, v) in held.borrow().res.headers() {
-        flat.push(canonical(&k).into_js(&ctx)?);
-        flat.push(v.into_js(&ctx)?);
+    flat_headers(&ctx, &held.borrow().res.headers())
+}
+
+/// Headers as `Response` takes them: `[name, value, ...]`, names as k6
+/// shows them.
+fn flat_headers<'js>(ctx: &Ctx<'js>, headers: &[(String, String)]) -> rquickjs::Result<Value<'js>> {
+    let mut flat = Vec::with_capacity(2 * headers.len());
+    for (k, v) in headers {
+        flat.push(canonical(k).into_js(ctx)?);
+        flat.push(v.as_str().into_js(ctx)?);
     }
-    array_of(&ctx, flat)
+    array_of(ctx, flat)
 }
 
 /// `H.timings(held)`: the seven timings in milliseconds, in `TIMINGS`' order.
 fn held_timings(held: Class<'_, Held>) -> Vec<f64> {
-    let res = &held.borrow().res;
-    let t = res.timings();
+    phases_ms(&held.borrow().res.timings())
+}
+
+/// k6's timings in milliseconds, in the order of k6/http's `TIMINGS`.
+fn phases_ms(t: &http::Timings) -> Vec<f64> {
     let phases = [
         t.duration,
         t.blocked,
@@ -423,22 +432,8 @@ fn response<'js>(
         Ok(res) => res,
         Err(e) => return failed(ctx, e, (method, url)),
     };
-    let mut headers = Vec::with_capacity(2 * res.0.headers.len());
-    for (k, v) in &res.0.headers {
-        headers.push(canonical(k).into_js(ctx)?);
-        headers.push(v.as_str().into_js(ctx)?);
-    }
-    let t = res.timings();
-    let phases = [
-        t.duration,
-        t.blocked,
-        t.connecting,
-        t.tls_handshaking,
-        t.sending,
-        t.waiting,
-        t.receiving,
-    ];
-    let ms = |d: Duration| Value::new_float(ctx.clone(), d.as_secs_f64() * 1000.0);
+    let ms = |v: f64| Value::new_float(ctx.clone(), v);
+    let phases = phases_ms(&res.timings()).into_iter().map(ms).collect();
     // The answering URL is the requested one unless redirected: reuse it.
     let answered = if res.url() == sent {
         url.clone().into_value()
@@ -456,8 +451,8 @@ fn response<'js>(
         body,
         "".into_js(ctx)?,
         0.into_js(ctx)?,
-        array_of(ctx, headers)?,
-        array_of(ctx, phases.into_iter().map(ms).collect())?,
+        flat_headers(ctx, &res.0.headers)?,
+        array_of(ctx, phases)?,
         method.into_value(),
         url.into_value(),
     ];

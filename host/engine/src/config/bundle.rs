@@ -168,16 +168,7 @@ fn javascript() -> Vec<u8> {
 /// Tells the javascript plugin which file a `script:` plugin's scenarios
 /// run: `params.main`, unless the scenario set it.
 fn attach_scripts(config: &mut super::Config) {
-    let mains: BTreeMap<String, String> = config
-        .plugins
-        .iter()
-        .filter_map(|(name, s)| match s {
-            super::schema::PluginSource::Script(p) => p
-                .file_name()
-                .map(|f| (name.clone(), f.to_string_lossy().into_owned())),
-            _ => None,
-        })
-        .collect();
+    let mains = config.script_mains();
     for scenario in config.scenarios.values_mut() {
         let Some(main) = mains.get(&scenario.plugin) else {
             continue;

@@ -18,7 +18,7 @@ pub use duration::HumanDuration;
 pub use error::ConfigError;
 pub use locate::locate_param_error;
 pub use scenario::{Executor, Scenario, Stage};
-pub use schema::{Config, PluginSource, SandboxOptions};
+pub use schema::{Config, SandboxOptions};
 
 use std::path::Path;
 

@@ -211,6 +211,21 @@ impl Default for SandboxOptions {
 }
 
 impl Config {
+    /// The scripts named as plugins (`script: ./shop.js`): plugin name to
+    /// the file the javascript plugin runs (`params.main`), which is how
+    /// the script is named among the files that travel with it.
+    pub fn script_mains(&self) -> BTreeMap<String, String> {
+        self.plugins
+            .iter()
+            .filter_map(|(name, s)| match s {
+                PluginSource::Script(p) => p
+                    .file_name()
+                    .map(|f| (name.clone(), f.to_string_lossy().into_owned())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The `outputs` as written.
     pub fn output_specs(&self) -> Vec<String> {
         self.outputs.iter().map(|o| o.0.clone()).collect()

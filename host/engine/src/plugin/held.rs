@@ -18,14 +18,19 @@ pub struct Rest {
     pub body: Bytes,
 }
 
+/// What holding a response costs beyond its bytes: its slot here and the
+/// handle in wasmtime's table. Counted so that a guest that keeps empty
+/// responses (`discard-body`, `discard-headers`) still meets the limit.
+const PER_RESPONSE: usize = 128;
+
 impl Rest {
     fn size(&self) -> usize {
         let headers: usize = self
             .headers
             .iter()
-            .map(|(k, v)| k.len() + v.len() + 16)
+            .map(|(k, v)| k.len() + v.len() + 48)
             .sum();
-        headers + self.body.len()
+        PER_RESPONSE + headers + self.body.len()
     }
 }
 
@@ -79,11 +84,13 @@ impl Held {
         }
     }
 
-    /// Forgets every response: their instance is gone.
+    /// Forgets every response, and the room they took: their instance is
+    /// gone.
     pub fn clear(&mut self) {
-        self.slots.clear();
-        self.free.clear();
-        self.bytes = 0;
+        *self = Held {
+            limit: self.limit,
+            ..Held::default()
+        };
     }
 
     #[cfg(test)]
@@ -122,6 +129,22 @@ mod tests {
         held.release(b);
         held.release(c);
         assert_eq!(held.bytes, 0);
+    }
+
+    #[test]
+    fn empty_responses_count_too() {
+        let mut held = Held {
+            limit: 100 * PER_RESPONSE,
+            ..Held::default()
+        };
+        let empty = || Rest {
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        for _ in 0..100 {
+            held.keep(empty()).unwrap();
+        }
+        assert!(held.keep(empty()).is_err(), "the 101st passes the limit");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::bindings::v02::loadtest::scenario::{cookies, http, log, metrics, vu};
 use super::held::Rest;
 use crate::client::{self, Client, Exchange, Hop, Jar, Outgoing, RequestError, Session, Timings};
 use crate::metrics::{Context, Event, Expected, LateEntry, Recorder};
+use bytes::Bytes;
 use http::HeldResponse;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -397,9 +398,11 @@ impl http::Host for VuHost {
             Ok(incoming) => incoming,
             Err(e) => return Ok(Err(error_of(e))),
         };
+        // A copy of its own: the body is a slice of the connection's read
+        // buffer, and holding the slice would hold the whole buffer.
         let rest = self.held.keep(Rest {
             headers: incoming.headers,
-            body: incoming.body,
+            body: Bytes::copy_from_slice(&incoming.body),
         })?;
         Ok(Ok(http::ResponseHead {
             status: incoming.status,
@@ -608,8 +611,10 @@ impl vu::Host for VuHost {
     }
 
     fn abort_test(&mut self, reason: String) {
-        tracing::warn!(scenario = %self.scenario, vu = self.id, "the script aborted the test: {reason}");
-        self.abort.ask(reason);
+        let reason: String = reason.chars().take(500).collect();
+        if self.abort.ask(reason.clone()) {
+            tracing::debug!(scenario = %self.scenario, vu = self.id, "abort-test: {reason}");
+        }
     }
 }
 

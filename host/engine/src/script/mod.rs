@@ -83,17 +83,8 @@ pub async fn bundle_and_config(
 /// `env` its scenario gives) is left to be parsed by each VU, with a
 /// warning: the run decides whether it works, as before.
 pub async fn compile_named(mut bundle: Bundle, runtime: &Arc<Runtime>) -> Bundle {
-    let mains: Vec<String> = bundle
-        .config
-        .plugins
-        .values()
-        .filter_map(|s| match s {
-            crate::config::PluginSource::Script(p) => p.file_name(),
-            _ => None,
-        })
-        .map(|f| f.to_string_lossy().into_owned())
-        .collect();
-    for main in mains {
+    let mains = bundle.config.script_mains();
+    for main in mains.into_values() {
         let mut files = (*bundle.files).clone();
         match compile(&bundle.name, &main, &mut files, runtime).await {
             Ok(()) => bundle.files = Arc::new(files),

@@ -12,14 +12,16 @@ pub struct TestAbort {
 }
 
 impl TestAbort {
-    /// Asks for the test to end; only the first reason counts.
-    pub fn ask(&self, reason: String) {
+    /// Asks for the test to end; only the first reason counts. True for
+    /// the first ask.
+    pub fn ask(&self, reason: String) -> bool {
         let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if r.is_none() {
-            *r = Some(reason);
-            self.asked.notify_waiters();
-            self.asked.notify_one();
+        if r.is_some() {
+            return false;
         }
+        *r = Some(reason);
+        self.asked.notify_waiters();
+        true
     }
 
     /// Why the test was aborted, if it was.
@@ -53,8 +55,8 @@ mod tests {
             let abort = abort.clone();
             async move { abort.asked().await }
         });
-        abort.ask("login failed".into());
-        abort.ask("second".into());
+        assert!(abort.ask("login failed".into()));
+        assert!(!abort.ask("second".into()));
         assert_eq!(waiter.await.unwrap(), "login failed");
         // Asked before anyone waits: the wait returns at once.
         assert_eq!(abort.asked().await, "login failed");

@@ -13,12 +13,11 @@ const scenario = {
   get iterationInTest() { return H.iteration(); },
 };
 
-// k6's `test.abort()`: the whole test ends (every VU, on every node),
-// teardown still runs, and the run exits with 108. This iteration ends
-// here, with the reason.
+// k6's `test.abort()`: the whole test ends (every VU stops, teardown
+// still runs, a standalone run exits with 108). This iteration ends here.
 const test = {
   abort(message) {
-    const reason = message === undefined ? 'test aborted' : String(message);
+    const reason = message === undefined ? 'exec.test.abort() called' : String(message);
     H.abortTest(reason);
     throw new Error('test aborted: ' + reason);
   },
