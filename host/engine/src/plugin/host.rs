@@ -139,6 +139,21 @@ impl VuHost {
             .map_or(Duration::ZERO, |s| s.elapsed())
     }
 
+    /// Sends a guest's request on the VU's session, each hop recorded.
+    async fn send_recorded(&mut self, req: http::Request) -> Exchange {
+        let late = self.late();
+        let prepared = self.prepare(req, late);
+        let VuHost {
+            session,
+            recorder,
+            late_entry,
+            ..
+        } = self;
+        let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
+        self.waited = true;
+        ex
+    }
+
     fn prepare(&self, req: http::Request, late: Duration) -> Prepared {
         let name = req
             .name
@@ -366,17 +381,7 @@ fn error_of(e: RequestError) -> http::Error {
 
 impl http::Host for VuHost {
     async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
-        let late = self.late();
-        let prepared = self.prepare(req, late);
-        let VuHost {
-            session,
-            recorder,
-            late_entry,
-            ..
-        } = self;
-        let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
-        self.waited = true;
-        response_of(ex)
+        response_of(self.send_recorded(req).await)
     }
 
     async fn send_held(
@@ -384,16 +389,7 @@ impl http::Host for VuHost {
         req: http::Request,
     ) -> wasmtime::Result<Result<http::ResponseHead, http::Error>> {
         let asked = req.url.clone();
-        let late = self.late();
-        let prepared = self.prepare(req, late);
-        let VuHost {
-            session,
-            recorder,
-            late_entry,
-            ..
-        } = self;
-        let ex = exchange(session, prepared, late_entry, |e| recorder.record(e)).await;
-        self.waited = true;
+        let ex = self.send_recorded(req).await;
         let incoming = match ex.result {
             Ok(incoming) => incoming,
             Err(e) => return Ok(Err(error_of(e))),
