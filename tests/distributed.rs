@@ -473,11 +473,16 @@ export default function () {{
         out.output
     );
     let r = &out.report;
-    assert_eq!(
-        r["totals"]["requests"].as_u64(),
-        Some(target.received()),
-        "{}",
+    // The aborting node's VUs are cut off at once: a request cut off
+    // mid-flight counts as interrupted, and the target may not have read it.
+    let (reported, sent) = (r["totals"]["requests"].as_u64().unwrap(), target.received());
+    let cut = r["scenarios"]["shop"]["requests"]["GET /"]["errors"]["interrupted"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        (reported - cut..=reported).contains(&sent),
+        "report {reported} ({cut} interrupted), target {sent}: {}",
         out.output
     );
-    assert!(target.received() < 600, "{}", target.received());
+    assert!(sent < 600, "{sent}");
 }
