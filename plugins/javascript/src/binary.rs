@@ -43,7 +43,7 @@ fn view_of(value: &Value<'_>) -> rquickjs::Result<Option<Vec<u8>>> {
     };
     let offset = number(obj, "byteOffset")?;
     let len = number(obj, "byteLength")?;
-    let end = offset.checked_add(len).unwrap_or(usize::MAX);
+    let end = offset.saturating_add(len);
     Ok(whole(&buf).get(offset..end).map(<[u8]>::to_vec))
 }
 
