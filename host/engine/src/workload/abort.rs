@@ -2,6 +2,7 @@
 //! the first reason is kept, and whoever runs the test (standalone, or a
 //! cluster node's worker) is woken to stop it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -9,6 +10,9 @@ use tokio::sync::Notify;
 pub struct TestAbort {
     reason: Arc<Mutex<Option<String>>>,
     asked: Arc<Notify>,
+    /// Read before every iteration by every VU: a lock there would be
+    /// taken millions of times a second for an event that happens once.
+    is_asked: Arc<AtomicBool>,
 }
 
 impl TestAbort {
@@ -20,8 +24,15 @@ impl TestAbort {
             return false;
         }
         *r = Some(reason);
+        self.is_asked.store(true, Ordering::Release);
         self.asked.notify_waiters();
         true
+    }
+
+    /// Whether a script has asked: a VU then starts no more iterations,
+    /// even before whoever runs the test has stopped it.
+    pub fn is_asked(&self) -> bool {
+        self.is_asked.load(Ordering::Acquire)
     }
 
     /// Why the test was aborted, if it was.
@@ -55,7 +66,9 @@ mod tests {
             let abort = abort.clone();
             async move { abort.asked().await }
         });
+        assert!(!abort.is_asked());
         assert!(abort.ask("login failed".into()));
+        assert!(abort.is_asked());
         assert!(!abort.ask("second".into()));
         assert_eq!(waiter.await.unwrap(), "login failed");
         // Asked before anyone waits: the wait returns at once.

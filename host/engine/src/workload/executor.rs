@@ -239,7 +239,10 @@ async fn ramping_vus(
                     let _ = below.wait_for(|t| *t <= j).await;
                     tokio::time::sleep(grace).await;
                 };
-                if vu.iterate(None, hard_end, cut).await == Flow::Dead {
+                if matches!(
+                    vu.iterate(None, hard_end, cut).await,
+                    Flow::Dead | Flow::Aborted
+                ) {
                     break;
                 }
                 super::fair::breathe().await;
@@ -381,7 +384,7 @@ impl Pool {
         self.running.spawn(ctx.lane.run(async move {
             let mut vu = vu;
             match vu.iterate(Some(at), hard_end, std::future::pending()).await {
-                Flow::Dead => vu.finish(),
+                Flow::Dead | Flow::Aborted => vu.finish(),
                 _ => idle.lock().unwrap_or_else(|p| p.into_inner()).push(vu),
             }
         }));

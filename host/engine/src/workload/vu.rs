@@ -22,6 +22,9 @@ pub enum Flow {
     Dead,
     /// Its iteration was cut off by gracefulStop, ramp-down or stop-now.
     Interrupted,
+    /// A script asked to end the test: the VU starts no more iterations,
+    /// so none is begun (and cut off) in the moment before the stop lands.
+    Aborted,
 }
 
 pub struct Vu {
@@ -130,6 +133,9 @@ impl Vu {
         hard_end: TokioInstant,
         cut: impl Future<Output = ()>,
     ) -> Flow {
+        if self.ctx.abort.is_asked() {
+            return Flow::Aborted;
+        }
         let mut guard = self
             .guard
             .take()
