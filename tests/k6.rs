@@ -902,3 +902,102 @@ export function teardown() {{
     let teardown = &r["scenarios"]["default"]["requests"]["GET /echo"]["count"];
     assert_eq!(teardown, 1, "teardown ran: {r}");
 }
+
+/// `k6/html` and the web-flow helpers built on it: a page read with CSS
+/// selectors, a form's values as a browser would send them, and
+/// `submitForm`/`clickLink` against a real server's form and links
+/// (httpbin), relative URLs resolved against the page's.
+#[test]
+fn html_pages_are_queried_and_their_forms_and_links_followed() {
+    let t = Target::start();
+    let bin = common::httpbin::Httpbin::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import {{ parseHTML }} from 'k6/html';
+
+const PAGE = `<html><head><title>Shop</title></head><body>
+<ul id="items"><li class="item" data-id="1" data-price="9.5">Apple</li><li class="item sale" data-id="2">Pear</li><li class="item">Plum</li></ul>
+<form id="login" action="/post" method="post">
+ <input type="hidden" name="csrf" value="tok-123">
+ <input name="user" value="">
+ <input type="checkbox" name="remember" checked>
+ <input type="checkbox" name="news">
+ <input name="off" value="x" disabled>
+ <select name="lang"><option value="en">English</option><option value="fr" selected>French</option></select>
+ <textarea name="note">hi there</textarea>
+ <input type="submit" name="go" value="Log in">
+</form>
+<a id="next" href="/links/3/1">next</a>
+</body></html>`;
+
+export const options = {{ vus: 1, iterations: 2 }};
+
+export default function () {{
+  const doc = http.post('{t}/echo', PAGE, {{ headers: {{ 'Content-Type': 'text/html' }} }}).html();
+  const items = doc.find('li.item');
+  const order = http.get('{b}/forms/post').submitForm({{
+    fields: {{ custname: 'Ada', custemail: 'ada@example.com', topping: ['bacon', 'onion'] }},
+  }}).json();
+  const clicked = http.get('{b}/links/3/0').clickLink({{ selector: 'a' }});
+  check(null, {{
+    'find and text': () => items.size() === 3 && items.first().text() === 'Apple' && doc.find('title').text() === 'Shop',
+    'attr and data': () => doc.find('#next').attr('href') === '/links/3/1' && doc.find('#next').attr('nope', 'none') === 'none'
+      && items.first().data('price') === 9.5 && items.eq(1).data().id === 2,
+    'filter not is eq last': () => items.filter('.sale').text() === 'Pear' && items.not('.sale').size() === 2
+      && items.last().is('li') && !items.last().is('.sale') && items.eq(-1).text() === 'Plum',
+    'navigation': () => items.eq(1).next().text() === 'Plum' && items.eq(1).prev().text() === 'Apple'
+      && items.first().parent().attr('id') === 'items' && items.first().siblings().size() === 2
+      && items.first().closest('ul').attr('id') === 'items' && items.first().parents().size() === 3
+      && items.first().nextAll().text() === 'PearPlum' && items.last().prevAll().first().text() === 'Pear',
+    'each and map give elements': () => items.map((i, el) => el.textContent()).join(',') === 'Apple,Pear,Plum'
+      && items.get(0).nodeName() === 'LI' && items.get(1).classList().join(' ') === 'item sale',
+    'form values as a browser sends them': () => doc.find('#login').serialize() === 'csrf=tok-123&user=&remember=on&lang=fr&note=hi+there'
+      && doc.find('select').val() === 'fr' && doc.find('textarea').val() === 'hi there',
+    'parseHTML and inner html': () => parseHTML('<p>a<b>b</b></p>').find('p').html() === 'a<b>b</b>',
+    'a bad selector names itself': () => {{
+      try {{ doc.find('li[['); return false; }} catch (e) {{ return String(e).includes('`li[[` is not a CSS selector'); }}
+    }},
+    'submitForm posts the form with fields': () => order.form.custname === 'Ada' && order.form.custemail === 'ada@example.com'
+      && order.form.topping.join(',') === 'bacon,onion' && order.form.comments === '' && order.form.size === undefined
+      && order.headers['Content-Type'] === 'application/x-www-form-urlencoded',
+    'clickLink follows a relative link': () => clicked.status === 200 && clicked.url === '{b}/links/3/1',
+  }});
+}}
+"#,
+        t = t.url,
+        b = bin.url
+    );
+    let run = k6_with_env("run", &script, &[], &[("RUST_LOG", "warn,plugin=debug")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // k6/html is compiled once, while the script is probed; VUs load it.
+    let compiled = run.stderr.matches("`k6/html` compiled from source").count();
+    assert_eq!(compiled, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`k6/html` loaded from bytecode"),
+        "{}",
+        run.stderr
+    );
+    for name in [
+        "find and text",
+        "attr and data",
+        "filter not is eq last",
+        "navigation",
+        "each and map give elements",
+        "form values as a browser sends them",
+        "parseHTML and inner html",
+        "a bad selector names itself",
+        "submitForm posts the form with fields",
+        "clickLink follows a relative link",
+    ] {
+        assert_eq!(
+            check(&run.report, name),
+            (2, 0),
+            "{name}: {}",
+            run.report["checks"]
+        );
+    }
+    assert_eq!(t.received(), 2);
+    assert_eq!(bin.received(8), 8, "{:?}", bin.log());
+    assert_eq!(run.report["totals"]["requests"], 10);
+}

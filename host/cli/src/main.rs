@@ -252,8 +252,9 @@ fn fail(msg: String) -> ExitCode {
 fn init_tracing() {
     // openraft logs every unreachable peer at error level; the node logs
     // leadership and membership changes itself.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,loadtest=info,openraft=off"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,loadtest=info,plugin=info,openraft=off")
+    });
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -18,6 +18,7 @@ const MODULES: &[(&str, &str)] = &[
     ("k6/execution", include_str!("js/execution.js")),
     ("k6/encoding", include_str!("js/encoding.js")),
     ("k6/crypto", include_str!("js/crypto.js")),
+    ("k6/html", include_str!("js/html.js")),
 ];
 
 /// The globals every script sees, and what the plugin asks a script for
@@ -253,6 +254,23 @@ impl Engine {
             None => Value::new_undefined(ctx.clone()),
         };
         f.call((data,))
+    }
+
+    /// Compiles, without running, the k6 modules a script can reach
+    /// without importing them (`Response.html()` loads `k6/html` on first
+    /// use), so that their bytecode travels with the script's.
+    pub fn record_lazy_modules(&self) -> Result<(), String> {
+        const LAZY: &[&str] = &["k6/html"];
+        self.with(|ctx| {
+            for name in LAZY {
+                if WRITTEN.with_borrow(|w| w.contains_key(*name)) {
+                    continue;
+                }
+                let source = MODULES.iter().find(|(m, _)| m == name).map(|(_, s)| *s);
+                declare(ctx, name, || source.map(|s| s.as_bytes().to_vec()))?;
+            }
+            Ok(())
+        })
     }
 
     /// The script's `options` and exported functions, as JSON.

@@ -113,7 +113,53 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
         })?,
     )?;
     h.set("clearCookies", Function::new(ctx.clone(), cookies::clear)?)?;
+    install_html(ctx, &h)?;
     ctx.globals().set("__host", h)
+}
+
+/// k6/html's natives (`crate::html`).
+fn install_html<'js>(ctx: &Ctx<'js>, h: &Object<'js>) -> rquickjs::Result<()> {
+    use crate::html;
+    h.set("htmlParse", Function::new(ctx.clone(), html::parse)?)?;
+    h.set("htmlFind", Function::new(ctx.clone(), html::find)?)?;
+    h.set("htmlFilter", Function::new(ctx.clone(), html::filter)?)?;
+    h.set("htmlWalk", Function::new(ctx.clone(), html::walk)?)?;
+    h.set("htmlText", Function::new(ctx.clone(), html::text)?)?;
+    h.set("htmlInner", Function::new(ctx.clone(), html::inner)?)?;
+    h.set("htmlOuter", Function::new(ctx.clone(), html::outer)?)?;
+    h.set("htmlAttr", Function::new(ctx.clone(), html::attr)?)?;
+    h.set("htmlAttrs", Function::new(ctx.clone(), html::attrs)?)?;
+    h.set("htmlKind", Function::new(ctx.clone(), html::kind)?)?;
+    h.set("importModule", Function::new(ctx.clone(), import_module)?)?;
+    h.set("resolveUrl", Function::new(ctx.clone(), resolve_url)?)?;
+    Ok(())
+}
+
+/// `H.resolveUrl(base, href)`: `href` as a browser resolves it on the page
+/// at `base` (RFC 3986, section 5).
+fn resolve_url(ctx: Ctx<'_>, base: String, href: String) -> rquickjs::Result<String> {
+    use iri_string::types::{UriAbsoluteStr, UriReferenceStr};
+    let page = base.split('#').next().unwrap_or_default();
+    let base = UriAbsoluteStr::new(page).map_err(|e| {
+        Exception::throw_type(
+            &ctx,
+            &format!("k6/http: the page's URL `{page}` cannot be a base: {e}"),
+        )
+    })?;
+    let href = UriReferenceStr::new(href.trim()).map_err(|e| {
+        Exception::throw_type(
+            &ctx,
+            &format!("k6/http: `{href}` is not a URL or a relative reference: {e}"),
+        )
+    })?;
+    Ok(href.resolve_against(base).to_string())
+}
+
+/// `H.importModule(name)`: a k6 module's namespace, loaded on first use,
+/// for an API reached through another module (`Response.html()` needs
+/// `k6/html`); a static import would make every VU evaluate it.
+fn import_module<'js>(ctx: Ctx<'js>, name: String) -> rquickjs::Result<Object<'js>> {
+    rquickjs::Module::import(&ctx, name)?.finish()
 }
 
 /// `open(path, 'b')`: the file as an ArrayBuffer, or null when it did

@@ -13,6 +13,7 @@ mod binary;
 mod crypto;
 mod engine;
 mod host;
+mod html;
 mod random;
 
 use engine::Engine;
@@ -71,6 +72,7 @@ impl Scenario for Script {
         }
         let engine = load(params)?;
         if probe {
+            engine.record_lazy_modules()?;
             return Ok(Some(describe(&engine)?));
         }
         if !engine.exports("setup")? {

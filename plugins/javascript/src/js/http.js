@@ -8,6 +8,9 @@ function formEncode(obj) {
     .join('&');
 }
 
+// A form field as browsers send it (application/x-www-form-urlencoded).
+const formPart = (s) => encodeURIComponent(s).replace(/%20/g, '+');
+
 // Bytes travel as they are: an ArrayBuffer, or a typed array or DataView
 // (the part of its buffer it shows).
 const isBinary = (body) => body instanceof ArrayBuffer || ArrayBuffer.isView(body);
@@ -138,8 +141,50 @@ export class Response {
       .reduce((v, key) => (v === undefined || v === null ? undefined : v[key]), value);
   }
 
-  html() {
-    throw new Error('k6/http: Response.html() is not supported by loadtest yet');
+  // The body parsed as HTML (k6/html's Selection), narrowed by `selector`.
+  html(selector) {
+    if (typeof this.body !== 'string') {
+      throw new Error('k6/http: Response.html() needs a text body (this response has responseType none or binary)');
+    }
+    const doc = H.importModule('k6/html').parseHTML(this.body, this.url);
+    return selector === undefined ? doc : doc.find(selector);
+  }
+
+  // Fills in and submits a form of this page as a browser would: the
+  // form's own fields, the submit button's name, then `fields` on top; to
+  // the form's action (resolved against this response's URL) with its
+  // method.
+  submitForm({ formSelector = 'form', fields = {}, submitSelector = '[type="submit"]', params } = {}) {
+    const form = this.html(formSelector).first();
+    if (form.size() === 0) {
+      throw new Error(`k6/http: submitForm(): no element matches formSelector \`${formSelector}\` in the page from ${this.url}`);
+    }
+    const pairs = form.serializeArray().filter(({ name }) => !(name in fields));
+    const submit = form.find(submitSelector).first();
+    const button = submit.attr('name');
+    if (button && !(button in fields)) pairs.push({ name: button, value: submit.attr('value') ?? '' });
+    for (const [name, value] of Object.entries(fields)) {
+      for (const v of Array.isArray(value) ? value : [value]) pairs.push({ name, value: String(v) });
+    }
+    const data = pairs.map(({ name, value }) => `${formPart(name)}=${formPart(value)}`).join('&');
+    const method = (form.attr('method') || 'GET').toUpperCase();
+    const action = H.resolveUrl(this.url, form.attr('action') || this.url);
+    if (method === 'GET') {
+      const bare = action.split('#')[0].split('?')[0];
+      return send('GET', data ? `${bare}?${data}` : bare, null, params);
+    }
+    return send(method, action, data, withType(params, 'application/x-www-form-urlencoded'));
+  }
+
+  // Follows a link of this page: `selector`'s first match's href,
+  // resolved against this response's URL.
+  clickLink({ selector = 'a[href]', params } = {}) {
+    const link = this.html(selector).first();
+    const href = link.attr('href');
+    if (href === undefined) {
+      throw new Error(`k6/http: clickLink(): no element with an href matches selector \`${selector}\` in the page from ${this.url}`);
+    }
+    return send('GET', H.resolveUrl(this.url, href), null, params);
   }
 }
 
