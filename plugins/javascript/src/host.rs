@@ -117,42 +117,31 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     ctx.globals().set("__host", h)
 }
 
-/// k6/html's natives (`crate::html`).
+/// What a VU gets whether or not it reads HTML: k6/html's natives are
+/// made when that module loads (`H.htmlNatives()`), so the other VUs do
+/// not carry a dozen function objects in their heaps.
 fn install_html<'js>(ctx: &Ctx<'js>, h: &Object<'js>) -> rquickjs::Result<()> {
-    use crate::html;
-    h.set("htmlParse", Function::new(ctx.clone(), html::parse)?)?;
-    h.set("htmlFind", Function::new(ctx.clone(), html::find)?)?;
-    h.set("htmlFilter", Function::new(ctx.clone(), html::filter)?)?;
-    h.set("htmlWalk", Function::new(ctx.clone(), html::walk)?)?;
-    h.set("htmlText", Function::new(ctx.clone(), html::text)?)?;
-    h.set("htmlInner", Function::new(ctx.clone(), html::inner)?)?;
-    h.set("htmlOuter", Function::new(ctx.clone(), html::outer)?)?;
-    h.set("htmlAttr", Function::new(ctx.clone(), html::attr)?)?;
-    h.set("htmlAttrs", Function::new(ctx.clone(), html::attrs)?)?;
-    h.set("htmlKind", Function::new(ctx.clone(), html::kind)?)?;
+    h.set("htmlNatives", Function::new(ctx.clone(), html_natives)?)?;
     h.set("importModule", Function::new(ctx.clone(), import_module)?)?;
     h.set("resolveUrl", Function::new(ctx.clone(), resolve_url)?)?;
     Ok(())
 }
 
-/// `H.resolveUrl(base, href)`: `href` as a browser resolves it on the page
-/// at `base` (RFC 3986, section 5).
-fn resolve_url(ctx: Ctx<'_>, base: String, href: String) -> rquickjs::Result<String> {
-    use iri_string::types::{UriAbsoluteStr, UriReferenceStr};
-    let page = base.split('#').next().unwrap_or_default();
-    let base = UriAbsoluteStr::new(page).map_err(|e| {
-        Exception::throw_type(
-            &ctx,
-            &format!("k6/http: the page's URL `{page}` cannot be a base: {e}"),
-        )
-    })?;
-    let href = UriReferenceStr::new(href.trim()).map_err(|e| {
-        Exception::throw_type(
-            &ctx,
-            &format!("k6/http: `{href}` is not a URL or a relative reference: {e}"),
-        )
-    })?;
-    Ok(href.resolve_against(base).to_string())
+/// `H.htmlNatives()`: the functions behind k6/html (`crate::html`).
+fn html_natives(ctx: Ctx<'_>) -> rquickjs::Result<Object<'_>> {
+    use crate::html;
+    let n = Object::new(ctx.clone())?;
+    n.set("parse", Function::new(ctx.clone(), html::parse)?)?;
+    n.set("find", Function::new(ctx.clone(), html::find)?)?;
+    n.set("filter", Function::new(ctx.clone(), html::filter)?)?;
+    n.set("walk", Function::new(ctx.clone(), html::walk)?)?;
+    n.set("text", Function::new(ctx.clone(), html::text)?)?;
+    n.set("inner", Function::new(ctx.clone(), html::inner)?)?;
+    n.set("outer", Function::new(ctx.clone(), html::outer)?)?;
+    n.set("attr", Function::new(ctx.clone(), html::attr)?)?;
+    n.set("attrs", Function::new(ctx.clone(), html::attrs)?)?;
+    n.set("kind", Function::new(ctx.clone(), html::kind)?)?;
+    Ok(n)
 }
 
 /// `H.importModule(name)`: a k6 module's namespace, loaded on first use,
@@ -605,4 +594,24 @@ fn b64decode<'js>(
         return String::from_utf8_lossy(&bytes).into_js(&ctx);
     }
     crate::binary::array_buffer(&ctx, bytes)
+}
+
+/// `H.resolveUrl(base, href)`: `href` as a browser resolves it on the page
+/// at `base` (RFC 3986, section 5).
+fn resolve_url(ctx: Ctx<'_>, base: String, href: String) -> rquickjs::Result<String> {
+    use iri_string::types::{UriAbsoluteStr, UriReferenceStr};
+    let page = base.split('#').next().unwrap_or_default();
+    let base = UriAbsoluteStr::new(page).map_err(|e| {
+        Exception::throw_type(
+            &ctx,
+            &format!("k6/http: the page's URL `{page}` cannot be a base: {e}"),
+        )
+    })?;
+    let href = UriReferenceStr::new(href.trim()).map_err(|e| {
+        Exception::throw_type(
+            &ctx,
+            &format!("k6/http: `{href}` is not a URL or a relative reference: {e}"),
+        )
+    })?;
+    Ok(href.resolve_against(base).to_string())
 }

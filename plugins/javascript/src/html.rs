@@ -87,12 +87,12 @@ fn selector(ctx: &Ctx<'_>, css: &str) -> rquickjs::Result<Selector> {
     })
 }
 
-/// `H.htmlParse(src)`: the document, whose root is node 0.
+/// `H.parse(src)`: the document, whose root is node 0.
 pub fn parse(ctx: Ctx<'_>, src: String) -> rquickjs::Result<Class<'_, Doc>> {
     Class::instance(ctx, Doc::parse(&src))
 }
 
-/// `H.htmlFind(doc, nodes, css)`: the descendants of `nodes` that match.
+/// `H.find(doc, nodes, css)`: the descendants of `nodes` that match.
 pub fn find(
     ctx: Ctx<'_>,
     doc: Class<'_, Doc>,
@@ -111,7 +111,7 @@ pub fn find(
     Ok(d.numbers(found))
 }
 
-/// `H.htmlFilter(doc, nodes, css)`: the elements of `nodes` that match.
+/// `H.filter(doc, nodes, css)`: the elements of `nodes` that match.
 pub fn filter(
     ctx: Ctx<'_>,
     doc: Class<'_, Doc>,
@@ -126,7 +126,7 @@ pub fn filter(
         .collect())
 }
 
-/// `H.htmlWalk(doc, nodes, how)`: the elements one step (or every step)
+/// `H.walk(doc, nodes, how)`: the elements one step (or every step)
 /// away in direction `how`, in document order. `contents` alone keeps
 /// text and comments.
 pub fn walk(
@@ -176,7 +176,7 @@ fn next_element<'a>(
     Some(at)
 }
 
-/// `H.htmlText(doc, nodes)`: the text of every node and its descendants.
+/// `H.text(doc, nodes)`: the text of every node and its descendants.
 pub fn text(doc: Class<'_, Doc>, ns: Vec<u32>) -> String {
     let d = doc.borrow();
     let mut out = String::new();
@@ -190,7 +190,7 @@ pub fn text(doc: Class<'_, Doc>, ns: Vec<u32>) -> String {
     out
 }
 
-/// `H.htmlInner(doc, node)`: the node's inner HTML (a text node's text).
+/// `H.inner(doc, node)`: the node's inner HTML (a text node's text).
 pub fn inner(doc: Class<'_, Doc>, n: u32) -> Option<String> {
     let d = doc.borrow();
     let node = d.node(n)?;
@@ -201,7 +201,7 @@ pub fn inner(doc: Class<'_, Doc>, n: u32) -> Option<String> {
     }
 }
 
-/// `H.htmlOuter(doc, node)`: the element with its own tags.
+/// `H.outer(doc, node)`: the element with its own tags.
 pub fn outer(doc: Class<'_, Doc>, n: u32) -> Option<String> {
     let d = doc.borrow();
     let node = d.node(n)?;
@@ -216,12 +216,12 @@ fn text_of(node: NodeRef<'_>) -> String {
     }
 }
 
-/// `H.htmlAttr(doc, node, name)`: the attribute's value, or undefined.
+/// `H.attr(doc, node, name)`: the attribute's value, or undefined.
 pub fn attr(doc: Class<'_, Doc>, n: u32, name: String) -> Option<String> {
     doc.borrow().element(n)?.attr(&name).map(str::to_owned)
 }
 
-/// `H.htmlAttrs(doc, node)`: `[name, value, ...]` in the source's order.
+/// `H.attrs(doc, node)`: `[name, value, ...]` in the source's order.
 pub fn attrs(doc: Class<'_, Doc>, n: u32) -> Vec<String> {
     let d = doc.borrow();
     let Some(e) = d.element(n) else {
@@ -233,7 +233,7 @@ pub fn attrs(doc: Class<'_, Doc>, n: u32) -> Vec<String> {
         .collect()
 }
 
-/// `H.htmlKind(doc, node)`: `[nodeType, nodeName]` as the DOM numbers and
+/// `H.kind(doc, node)`: `[nodeType, nodeName]` as the DOM numbers and
 /// names them (1 element, 3 text, 8 comment, 9 document, 10 doctype).
 pub fn kind(doc: Class<'_, Doc>, n: u32) -> List<(u32, String)> {
     List(kind_of(&doc.borrow(), n))

@@ -1,7 +1,7 @@
 // `k6/html`: jQuery-style selections over a page parsed by the host-side
 // natives (html.rs). A selection is a document and a list of node numbers
 // (document order); this file only shapes what k6 scripts call.
-const H = globalThis.__host;
+const H = globalThis.__host.htmlNatives();
 
 const REVERSED = new Set(['parents', 'prevAll']);
 
@@ -51,8 +51,8 @@ export class Selection {
   }
 
   _walk(how, filter) {
-    let nodes = H.htmlWalk(this.doc, this.nodes, how);
-    if (filter !== undefined && filter !== null) nodes = H.htmlFilter(this.doc, nodes, String(filter));
+    let nodes = H.walk(this.doc, this.nodes, how);
+    if (filter !== undefined && filter !== null) nodes = H.filter(this.doc, nodes, String(filter));
     if (REVERSED.has(how)) nodes.reverse();
     return this._with(nodes);
   }
@@ -60,7 +60,7 @@ export class Selection {
   _until(how, until, filter) {
     const out = [];
     for (const n of this.nodes) {
-      let steps = H.htmlWalk(this.doc, [n], how);
+      let steps = H.walk(this.doc, [n], how);
       if (REVERSED.has(how)) steps.reverse();
       const stop = until === undefined || until === null ? [] : this._match(steps, until);
       for (const s of steps) {
@@ -69,7 +69,7 @@ export class Selection {
       }
     }
     let nodes = [...new Set(out)].sort((x, y) => x - y);
-    if (filter !== undefined && filter !== null) nodes = H.htmlFilter(this.doc, nodes, String(filter));
+    if (filter !== undefined && filter !== null) nodes = H.filter(this.doc, nodes, String(filter));
     if (REVERSED.has(how)) nodes.reverse();
     return this._with(nodes);
   }
@@ -77,7 +77,7 @@ export class Selection {
   // The nodes of `nodes` that `arg` picks: a selector, a Selection, an
   // Element, or a function(index, Selection) returning true.
   _match(nodes, arg) {
-    if (typeof arg === 'string') return H.htmlFilter(this.doc, nodes, arg);
+    if (typeof arg === 'string') return H.filter(this.doc, nodes, arg);
     if (typeof arg === 'function') {
       return nodes.filter((n, i) => arg.call(this._with([n]), i, this._with([n])));
     }
@@ -91,9 +91,9 @@ export class Selection {
   }
 
   find(arg) {
-    if (typeof arg === 'string') return this._with(H.htmlFind(this.doc, this.nodes, arg));
+    if (typeof arg === 'string') return this._with(H.find(this.doc, this.nodes, arg));
     sameDoc(this.doc, arg);
-    const within = new Set(H.htmlFind(this.doc, this.nodes, '*'));
+    const within = new Set(H.find(this.doc, this.nodes, '*'));
     return this._with(nodesOf(this.doc, arg, 'find()').filter((n) => within.has(n)));
   }
 
@@ -115,7 +115,7 @@ export class Selection {
   }
 
   add(arg) {
-    if (typeof arg === 'string') return this._with(union(this.nodes, H.htmlFind(this.doc, [0], arg)));
+    if (typeof arg === 'string') return this._with(union(this.nodes, H.find(this.doc, [0], arg)));
     sameDoc(this.doc, arg);
     return this._with(union(this.nodes, nodesOf(this.doc, arg, 'add()')));
   }
@@ -123,7 +123,7 @@ export class Selection {
   closest(sel) {
     const out = [];
     for (const n of this.nodes) {
-      const line = [n, ...H.htmlWalk(this.doc, [n], 'parents').reverse()];
+      const line = [n, ...H.walk(this.doc, [n], 'parents').reverse()];
       const hit = line.find((m) => this._match([m], sel).length > 0);
       if (hit !== undefined) out.push(hit);
     }
@@ -223,21 +223,21 @@ export class Selection {
   }
 
   text() {
-    return H.htmlText(this.doc, this.nodes);
+    return H.text(this.doc, this.nodes);
   }
 
   html() {
-    return this.nodes.length === 0 ? undefined : H.htmlInner(this.doc, this.nodes[0]);
+    return this.nodes.length === 0 ? undefined : H.inner(this.doc, this.nodes[0]);
   }
 
   attr(name, fallback) {
-    const v = this.nodes.length === 0 ? undefined : H.htmlAttr(this.doc, this.nodes[0], String(name));
+    const v = this.nodes.length === 0 ? undefined : H.attr(this.doc, this.nodes[0], String(name));
     return v === undefined ? fallback : v;
   }
 
   data(key) {
     if (this.nodes.length === 0) return undefined;
-    const flat = H.htmlAttrs(this.doc, this.nodes[0]);
+    const flat = H.attrs(this.doc, this.nodes[0]);
     const all = {};
     for (let i = 0; i < flat.length; i += 2) {
       if (flat[i].startsWith('data-')) all[camel(flat[i].slice(5))] = jsonish(flat[i + 1]);
@@ -253,7 +253,7 @@ export class Selection {
   serializeArray() {
     const fields = [];
     for (const n of formFields(this)) {
-      const name = H.htmlAttr(this.doc, n, 'name');
+      const name = H.attr(this.doc, n, 'name');
       const v = fieldValue(this.doc, n);
       for (const value of Array.isArray(v) ? v : [v]) fields.push({ name, value });
     }
@@ -279,7 +279,7 @@ export class Selection {
 
 const formEncode = (s) => encodeURIComponent(s).replace(/%20/g, '+');
 
-const kindOf = (doc, n) => H.htmlKind(doc, n);
+const kindOf = (doc, n) => H.kind(doc, n);
 const tagOf = (doc, n) => kindOf(doc, n)[1];
 
 // What a browser would submit from the selection: its own fields and
@@ -287,10 +287,10 @@ const tagOf = (doc, n) => kindOf(doc, n)[1];
 // buttons, files or images (jQuery's `serializeArray` rules).
 function formFields(sel) {
   const CONTROLS = 'input,select,textarea';
-  const own = H.htmlFilter(sel.doc, sel.nodes, CONTROLS);
-  const inside = H.htmlFind(sel.doc, sel.nodes, CONTROLS);
+  const own = H.filter(sel.doc, sel.nodes, CONTROLS);
+  const inside = H.find(sel.doc, sel.nodes, CONTROLS);
   return union(own, inside).filter((n) => {
-    const attr = (a) => H.htmlAttr(sel.doc, n, a);
+    const attr = (a) => H.attr(sel.doc, n, a);
     if (!attr('name') || attr('disabled') !== undefined) return false;
     const type = (attr('type') || '').toLowerCase();
     if (['submit', 'button', 'image', 'reset', 'file'].includes(type)) return false;
@@ -300,7 +300,7 @@ function formFields(sel) {
 }
 
 function fieldValue(doc, n) {
-  const attr = (a) => H.htmlAttr(doc, n, a);
+  const attr = (a) => H.attr(doc, n, a);
   switch (tagOf(doc, n)) {
     case 'input': {
       const v = attr('value');
@@ -311,13 +311,13 @@ function fieldValue(doc, n) {
     case 'button':
       return attr('value') ?? '';
     case 'textarea':
-      return H.htmlText(doc, [n]);
+      return H.text(doc, [n]);
     case 'option':
-      return attr('value') ?? H.htmlText(doc, [n]);
+      return attr('value') ?? H.text(doc, [n]);
     case 'select': {
-      const options = H.htmlFind(doc, [n], 'option');
-      const chosen = H.htmlFilter(doc, options, 'option[selected]');
-      const value = (o) => H.htmlAttr(doc, o, 'value') ?? H.htmlText(doc, [o]);
+      const options = H.find(doc, [n], 'option');
+      const chosen = H.filter(doc, options, 'option[selected]');
+      const value = (o) => H.attr(doc, o, 'value') ?? H.text(doc, [o]);
       if (attr('multiple') !== undefined) return chosen.map(value);
       const pick = chosen.length > 0 ? chosen[0] : options[0];
       return pick === undefined ? '' : value(pick);
@@ -358,23 +358,23 @@ export class Element {
 
   nodeValue() {
     const type = this.nodeType();
-    return type === 3 || type === 8 ? H.htmlInner(this.doc, this.node) : null;
+    return type === 3 || type === 8 ? H.inner(this.doc, this.node) : null;
   }
 
   textContent() {
-    return H.htmlText(this.doc, [this.node]);
+    return H.text(this.doc, [this.node]);
   }
 
   innerHTML() {
-    return H.htmlInner(this.doc, this.node);
+    return H.inner(this.doc, this.node);
   }
 
   outerHTML() {
-    return H.htmlOuter(this.doc, this.node);
+    return H.outer(this.doc, this.node);
   }
 
   getAttribute(name) {
-    return H.htmlAttr(this.doc, this.node, String(name));
+    return H.attr(this.doc, this.node, String(name));
   }
 
   hasAttribute(name) {
@@ -382,11 +382,11 @@ export class Element {
   }
 
   hasAttributes() {
-    return H.htmlAttrs(this.doc, this.node).length > 0;
+    return H.attrs(this.doc, this.node).length > 0;
   }
 
   attributes() {
-    const flat = H.htmlAttrs(this.doc, this.node);
+    const flat = H.attrs(this.doc, this.node);
     const out = {};
     for (let i = 0; i < flat.length; i += 2) {
       out[flat[i]] = { name: flat[i], localName: flat[i], value: flat[i + 1], prefix: '', namespaceURI: '' };
@@ -456,47 +456,47 @@ export class Element {
   }
 
   childNodes() {
-    return this._all(H.htmlWalk(this.doc, [this.node], 'contents'));
+    return this._all(H.walk(this.doc, [this.node], 'contents'));
   }
 
   children() {
-    return this._all(H.htmlWalk(this.doc, [this.node], 'children'));
+    return this._all(H.walk(this.doc, [this.node], 'children'));
   }
 
   childElementCount() {
-    return H.htmlWalk(this.doc, [this.node], 'children').length;
+    return H.walk(this.doc, [this.node], 'children').length;
   }
 
   hasChildNodes() {
-    return H.htmlWalk(this.doc, [this.node], 'contents').length > 0;
+    return H.walk(this.doc, [this.node], 'contents').length > 0;
   }
 
   firstChild() {
-    return this._one(H.htmlWalk(this.doc, [this.node], 'contents'));
+    return this._one(H.walk(this.doc, [this.node], 'contents'));
   }
 
   lastChild() {
-    return this._one(H.htmlWalk(this.doc, [this.node], 'contents').reverse());
+    return this._one(H.walk(this.doc, [this.node], 'contents').reverse());
   }
 
   firstElementChild() {
-    return this._one(H.htmlWalk(this.doc, [this.node], 'children'));
+    return this._one(H.walk(this.doc, [this.node], 'children'));
   }
 
   lastElementChild() {
-    return this._one(H.htmlWalk(this.doc, [this.node], 'children').reverse());
+    return this._one(H.walk(this.doc, [this.node], 'children').reverse());
   }
 
   nextElementSibling() {
-    return this._one(H.htmlWalk(this.doc, [this.node], 'next'));
+    return this._one(H.walk(this.doc, [this.node], 'next'));
   }
 
   previousElementSibling() {
-    return this._one(H.htmlWalk(this.doc, [this.node], 'prev'));
+    return this._one(H.walk(this.doc, [this.node], 'prev'));
   }
 
   parentElement() {
-    return this._one(H.htmlWalk(this.doc, [this.node], 'parent'));
+    return this._one(H.walk(this.doc, [this.node], 'parent'));
   }
 
   parentNode() {
@@ -504,11 +504,11 @@ export class Element {
   }
 
   matches(sel) {
-    return H.htmlFilter(this.doc, [this.node], String(sel)).length > 0;
+    return H.filter(this.doc, [this.node], String(sel)).length > 0;
   }
 
   contains(other) {
-    return other instanceof Element && H.htmlFind(this.doc, [this.node], '*').includes(other.node);
+    return other instanceof Element && H.find(this.doc, [this.node], '*').includes(other.node);
   }
 
   isSameNode(other) {
@@ -516,11 +516,11 @@ export class Element {
   }
 
   querySelector(sel) {
-    return this._one(H.htmlFind(this.doc, [this.node], String(sel)));
+    return this._one(H.find(this.doc, [this.node], String(sel)));
   }
 
   querySelectorAll(sel) {
-    return this._all(H.htmlFind(this.doc, [this.node], String(sel)));
+    return this._all(H.find(this.doc, [this.node], String(sel)));
   }
 
   getElementsByTagName(tag) {
@@ -543,7 +543,7 @@ export function parseHTML(src, url) {
   if (typeof src !== 'string') {
     throw new TypeError(`k6/html: parseHTML() takes the page as a string, not ${src === null ? 'null' : typeof src}`);
   }
-  return new Selection(H.htmlParse(src), [0], url);
+  return new Selection(H.parse(src), [0], url);
 }
 
 export default { parseHTML };
