@@ -1001,3 +1001,97 @@ export default function () {{
     assert_eq!(bin.received(8), 8, "{:?}", bin.log());
     assert_eq!(run.report["totals"]["requests"], 10);
 }
+
+/// `async` exports, `http.asyncRequest` and timers run as in k6's event
+/// loop: a call is over when its promise has settled and its timers have
+/// fired, a rejection fails the iteration with its message and line, and a
+/// promise nothing can settle is an error, not an iteration that silently
+/// did nothing.
+#[test]
+fn async_functions_and_timers_finish_before_the_iteration_ends() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import {{ setTimeout as later }} from 'k6/timers';
+
+const T = '{url}';
+export const options = {{
+  scenarios: {{
+    flows: {{ executor: 'shared-iterations', vus: 2, iterations: 4, exec: 'flows' }},
+    rejects: {{ executor: 'per-vu-iterations', vus: 1, iterations: 2, exec: 'rejects' }},
+    hangs: {{ executor: 'per-vu-iterations', vus: 1, iterations: 1, exec: 'hangs' }},
+  }},
+}};
+
+export async function setup() {{
+  const r = await http.asyncRequest('POST', `${{T}}/login`, JSON.stringify({{ user: 'ada' }}));
+  return {{ token: r.json('token') }};
+}}
+
+export async function flows(data) {{
+  const order = [];
+  const res = await http.asyncRequest('GET', `${{T}}/`);
+  order.push('got');
+  await new Promise((resolve) => later(resolve, 50));
+  order.push('timer');
+  setTimeout(() => http.get(`${{T}}/echo`), 20);
+  const dropped = setTimeout(() => http.get(`${{T}}/status/500`), 10);
+  clearTimeout(dropped);
+  let ticks = 0;
+  const every = setInterval(() => {{
+    ticks += 1;
+    if (ticks === 3) clearInterval(every);
+  }}, 5);
+  check(res, {{
+    'awaited a response': (r) => r.status === 200,
+    'setup was awaited': () => data.token === 'token-ada',
+    'awaits run in order': () => order.join() === 'got,timer',
+  }});
+}}
+
+export async function rejects() {{
+  await http.asyncRequest('GET', `${{T}}/`);
+  throw new Error('async boom');
+}}
+
+export async function hangs() {{
+  await new Promise(() => {{}});
+}}
+"#,
+        url = t.url
+    );
+    let run = k6("run", &script, &[]);
+    let r = &run.report;
+    for name in [
+        "awaited a response",
+        "setup was awaited",
+        "awaits run in order",
+    ] {
+        assert_eq!(check(r, name), (4, 0), "{name}: {}", r["checks"]);
+    }
+    let flows = &r["scenarios"]["flows"];
+    assert_eq!(flows["iterations_failed"], 0, "{flows}");
+    // Each iteration waited for the timer it set before returning.
+    assert_eq!(flows["requests"]["GET /echo"]["count"], 4, "{flows}");
+    let min = flows["iteration_duration_ms"]["min"].as_f64().unwrap();
+    assert!(
+        min >= 60.0,
+        "an iteration ended before its timers: {min} ms"
+    );
+    let rejects = r["scenarios"]["rejects"]["failure_messages"].to_string();
+    assert!(rejects.contains("async boom"), "{rejects}");
+    assert!(
+        rejects.contains("script.js:"),
+        "the line is named: {rejects}"
+    );
+    assert_eq!(r["scenarios"]["rejects"]["iterations_failed"], 2);
+    let hangs = r["scenarios"]["hangs"]["failure_messages"].to_string();
+    assert!(hangs.contains("never settles"), "{hangs}");
+    // One setup for the three scenarios of one script, as in k6: its
+    // login, then 4 × (GET / and the timer's echo), then 2 × GET /.
+    assert_eq!(t.received(), 11, "{r}");
+    assert_eq!(r["totals"]["requests"], 11);
+    // As in k6, failed iterations alone do not fail the run.
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

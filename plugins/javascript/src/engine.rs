@@ -19,12 +19,17 @@ const MODULES: &[(&str, &str)] = &[
     ("k6/encoding", include_str!("js/encoding.js")),
     ("k6/crypto", include_str!("js/crypto.js")),
     ("k6/html", include_str!("js/html.js")),
+    ("k6/timers", include_str!("js/k6-timers.js")),
 ];
 
 /// The globals every script sees, and what the plugin asks a script for
 /// when it reads its options: a module, so that it travels as bytecode
 /// too.
-const PRELUDE: &str = concat!(include_str!("js/prelude.js"), include_str!("js/runner.js"));
+const PRELUDE: &str = concat!(
+    include_str!("js/prelude.js"),
+    include_str!("js/timers.js"),
+    include_str!("js/runner.js")
+);
 const PRELUDE_NAME: &str = "loadtest/prelude";
 
 /// Among the script's files, where the bytecode of module `name` travels.
@@ -253,7 +258,9 @@ impl Engine {
             Some(d) => d.clone().restore(ctx)?,
             None => Value::new_undefined(ctx.clone()),
         };
-        f.call((data,))
+        crate::event_loop::reset(ctx)?;
+        let value = f.call((data,))?;
+        crate::event_loop::settle(ctx, value)
     }
 
     /// Compiles, without running, the k6 modules a script can reach

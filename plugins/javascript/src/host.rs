@@ -62,6 +62,10 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     )?;
     h.set("vuId", Function::new(ctx.clone(), vu::id)?)?;
     h.set(
+        "armTimers",
+        Function::new(ctx.clone(), crate::event_loop::arm)?,
+    )?;
+    h.set(
         "abortTest",
         Function::new(ctx.clone(), |reason: String| vu::abort_test(&reason))?,
     )?;
@@ -117,7 +121,8 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     ctx.globals().set("__host", h)
 }
 
-/// What a VU gets whether or not it reads HTML: k6/html's natives are
+/// For pages (`Response.html()`, `submitForm`, `clickLink`). What a VU
+/// gets whether or not it reads HTML: k6/html's natives are
 /// made when that module loads (`H.htmlNatives()`), so the other VUs do
 /// not carry a dozen function objects in their heaps.
 fn install_html<'js>(ctx: &Ctx<'js>, h: &Object<'js>) -> rquickjs::Result<()> {

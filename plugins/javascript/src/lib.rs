@@ -12,6 +12,7 @@
 mod binary;
 mod crypto;
 mod engine;
+mod event_loop;
 mod host;
 mod html;
 mod random;

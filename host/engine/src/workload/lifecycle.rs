@@ -1,8 +1,11 @@
-//! `setup` and `teardown`: code a scenario runs once per test, not once
-//! per VU, each in an instance of its own (VU id 0). What setup returns
-//! is handed to every VU (`vu.setup-data`) and to teardown. A cluster
-//! runs them on the leader only and ships the data in the plan, so this
-//! is where both kinds of run come for them.
+//! `setup` and `teardown`: code that runs once per test, not once per VU,
+//! each in an instance of its own (VU id 0). Scenarios that run the same
+//! plugin with the same params (a k6 script's scenarios, which differ
+//! only in their `exec` function) share one setup and one teardown, as in
+//! k6; its samples are counted under the first of them. What setup
+//! returns is handed to every VU (`vu.setup-data`) and to teardown. A
+//! cluster runs them on the leader only and ships the data in the plan,
+//! so this is where both kinds of run come for them.
 
 use super::Live;
 use crate::config::Bundle;
@@ -42,19 +45,18 @@ pub async fn setup(
 ) -> anyhow::Result<SetupData> {
     let mut data = SetupData::default();
     let limit = Limits::of(&bundle.config.sandbox).start_timeout;
-    for (name, params, mut inst) in instances(bundle, runtime, live, "setup").await? {
+    for (names, params, mut inst) in instances(bundle, runtime, live, "setup").await? {
+        let name = names[0].as_str();
         let started = Instant::now();
         let result = tokio::time::timeout(limit, inst.setup(&params))
             .await
             .unwrap_or_else(|_| Err(too_slow("setup", limit)));
         finish(&mut inst);
-        let value = result.map_err(|f| failed(name.as_str(), "setup", f))?;
-        tracing::info!(
-            scenario = name.as_str(),
-            "setup ran in {:.0?}",
-            started.elapsed()
-        );
-        data.0.insert(name, value);
+        let value = result.map_err(|f| failed(name, "setup", f))?;
+        tracing::info!(scenario = name, "setup ran in {:.0?}", started.elapsed());
+        for n in names {
+            data.0.insert(n, value.clone());
+        }
     }
     Ok(data)
 }
@@ -69,14 +71,15 @@ pub async fn teardown(
 ) -> anyhow::Result<()> {
     let mut first = None;
     let limit = Limits::of(&bundle.config.sandbox).start_timeout;
-    for (name, params, mut inst) in instances(bundle, runtime, live, "teardown").await? {
-        let value = data.0.get(&name).cloned().flatten();
+    for (names, params, mut inst) in instances(bundle, runtime, live, "teardown").await? {
+        let name = &names[0];
+        let value = data.0.get(name).cloned().flatten();
         let result = tokio::time::timeout(limit, inst.teardown(&params, value.as_deref()))
             .await
             .unwrap_or_else(|_| Err(too_slow("teardown", limit)));
         finish(&mut inst);
         if let Err(f) = result {
-            let e = failed(&name, "teardown", f);
+            let e = failed(name, "teardown", f);
             tracing::error!("{e}");
             first.get_or_insert(e);
         }
@@ -96,23 +99,47 @@ fn plugin_of(
     Ok(runtime.load(plugin, bytes)?)
 }
 
-/// An instance for each scenario with a lifecycle, its samples in the
-/// group `::setup` or `::teardown`.
+/// One setup and teardown: the scenarios that share it, their params
+/// (JSON) and plugin.
+type Lifecycle = (Vec<String>, String, Arc<crate::plugin::Plugin>);
+
+/// Scenarios whose plugin has a lifecycle, those that share one (same
+/// plugin, same params) together, in config order.
+fn lifecycles(bundle: &Bundle, runtime: &Runtime) -> anyhow::Result<Vec<Lifecycle>> {
+    let mut out: Vec<Lifecycle> = Vec::new();
+    let mut plugins = Vec::new();
+    for (name, scenario) in &bundle.config.scenarios {
+        let plugin = plugin_of(bundle, runtime, &scenario.plugin)?;
+        if !plugin.has_lifecycle() {
+            continue;
+        }
+        let params = serde_json::to_string(&scenario.params)?;
+        let key = (scenario.plugin.as_str(), params);
+        match plugins.iter().position(|k| *k == key) {
+            Some(i) => out[i].0.push(name.clone()),
+            None => {
+                out.push((vec![name.clone()], key.1.clone(), plugin));
+                plugins.push(key);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An instance for each lifecycle, its samples in the group `::setup` or
+/// `::teardown` of the first scenario that shares it.
 async fn instances(
     bundle: &Bundle,
     runtime: &Arc<Runtime>,
     live: &Live,
     phase: &'static str,
-) -> anyhow::Result<Vec<(String, String, VuInstance)>> {
+) -> anyhow::Result<Vec<(Vec<String>, String, VuInstance)>> {
     let config = &bundle.config;
     let client = super::client_of(config)?;
     let limits = Limits::of(&config.sandbox);
     let mut out = Vec::new();
-    for (name, scenario) in &config.scenarios {
-        let plugin = plugin_of(bundle, runtime, &scenario.plugin)?;
-        if !plugin.has_lifecycle() {
-            continue;
-        }
+    for (names, params, plugin) in lifecycles(bundle, runtime)? {
+        let name = &names[0];
         let scenario_name: Arc<str> = name.as_str().into();
         let recorder = Recorder::new(scenario_name.clone(), live.sink.clone());
         let mut host = VuHost::new(
@@ -132,8 +159,7 @@ async fn instances(
                 phase,
                 message: format!("instantiate: {message}"),
             })?;
-        let params = serde_json::to_string(&scenario.params)?;
-        out.push((name.clone(), params, inst));
+        out.push((names, params, inst));
     }
     Ok(out)
 }

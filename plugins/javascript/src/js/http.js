@@ -248,6 +248,13 @@ export function request(method, url, body, params) {
   return send(String(method).toUpperCase(), url, body, params);
 }
 
+// k6's promise-returning request. It is sent when called, and the VU
+// waits for it, as every request here does: two of them are not in
+// flight at once (`http.batch` sends in parallel).
+export function asyncRequest(method, url, body, params) {
+  return new Promise((resolve) => resolve(request(method, url, body, params)));
+}
+
 export const get = (url, params) => sendBare('GET', url, params);
 export const head = (url, params) => sendBare('HEAD', url, params);
 export const options = (url, body, params) => send('OPTIONS', url, body, params);
@@ -296,6 +303,6 @@ export function cookieJar() {
 }
 
 export default {
-  request, get, head, options, post, put, patch, del, batch, url, cookieJar,
+  request, asyncRequest, get, head, options, post, put, patch, del, batch, url, cookieJar,
   expectedStatuses, setResponseCallback, Response, file,
 };
