@@ -1095,3 +1095,122 @@ export async function hangs() {{
     // As in k6, failed iterations alone do not fail the run.
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// A plain HTTP file server (Python's `http.server`) over a directory,
+/// on a free loopback port; its log says what it served. Killed on drop.
+struct FileServer {
+    child: std::process::Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> FileServer {
+        let port = common::cluster::free_port();
+        let log = dir.join("access.log");
+        let child = Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir.join("www"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting python3 -m http.server");
+        let limit = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < limit,
+                "http.server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FileServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// How many times `path` was served.
+    fn served(&self, path: &str) -> usize {
+        let needle = format!("\"GET {path} HTTP/1.1\" 200");
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches(&needle)
+            .count()
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Modules imported by URL (as k6 scripts import jslib) are fetched once,
+/// when the script is bundled, with what they import in turn; VUs load
+/// them from the bundle. One that cannot be fetched is named.
+#[test]
+fn modules_imported_by_url_are_fetched_once_and_travel_with_the_script() {
+    let t = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("www/utils/1.0");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(
+        lib.join("index.js"),
+        "import { pick } from './pick.js';\nexport function randomItem(a) { return a[pick(a.length)]; }\nexport const version = '1.0';\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lib.join("pick.js"),
+        "export const pick = (n) => Math.floor(Math.random() * n);\n",
+    )
+    .unwrap();
+    let server = FileServer::start(dir.path());
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import {{ randomItem, version }} from '{lib}/utils/1.0/index.js';
+
+export const options = {{ vus: 3, iterations: 9 }};
+
+export default function () {{
+  const path = randomItem(['/', '/json']);
+  const res = http.get(`{t}${{path}}`);
+  check(res, {{ 'a remote module ran': (r) => r.status === 200 && version === '1.0' }});
+}}
+"#,
+        lib = server.url,
+        t = t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(check(&run.report, "a remote module ran"), (9, 0));
+    assert_eq!(t.received(), 9);
+    // Once for the whole run, not once per VU.
+    assert_eq!(server.served("/utils/1.0/index.js"), 1);
+    assert_eq!(server.served("/utils/1.0/pick.js"), 1);
+
+    let missing = format!(
+        "import {{ x }} from '{}/utils/9.9/index.js';\nexport default function () {{}}\n",
+        server.url
+    );
+    let run = k6("validate", &missing, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot import {}/utils/9.9/index.js: the server answered 404",
+            server.url
+        )),
+        "{}",
+        run.stderr
+    );
+}

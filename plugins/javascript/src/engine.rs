@@ -322,8 +322,14 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> String {
     }
 }
 
+/// A module imported by URL: the host fetched it when it bundled the
+/// script, and it travelled under its URL.
+fn is_url(name: &str) -> bool {
+    name.starts_with("https://") || name.starts_with("http://")
+}
+
 /// Resolves and loads modules: the k6 ones from this plugin, relative
-/// paths from the files that travelled with the script.
+/// paths and URLs from the files that travelled with the script.
 struct Files;
 
 impl Resolver for Files {
@@ -348,12 +354,19 @@ impl Resolver for Files {
                 ),
             ));
         }
+        if is_url(name) {
+            return Ok(name.to_owned());
+        }
+        if is_url(base) {
+            return crate::host::resolve(base, name)
+                .map_err(|e| rquickjs::Error::new_resolving_message(base, name, e));
+        }
         if !(name.starts_with("./") || name.starts_with("../")) {
             return Err(rquickjs::Error::new_resolving_message(
                 base,
                 name,
                 format!(
-                    "`{name}`: only k6 modules and local files (`./x.js`) can be imported; copy a remote module next to the script"
+                    "`{name}`: only k6 modules, local files (`./x.js`) and URLs (`https://...`) can be imported"
                 ),
             ));
         }

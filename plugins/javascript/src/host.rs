@@ -602,21 +602,18 @@ fn b64decode<'js>(
 }
 
 /// `H.resolveUrl(base, href)`: `href` as a browser resolves it on the page
-/// at `base` (RFC 3986, section 5).
+/// at `base`.
 fn resolve_url(ctx: Ctx<'_>, base: String, href: String) -> rquickjs::Result<String> {
+    resolve(&base, &href).map_err(|e| Exception::throw_type(&ctx, &format!("k6/http: {e}")))
+}
+
+/// `href` resolved against the URL `base` (RFC 3986, section 5).
+pub fn resolve(base: &str, href: &str) -> Result<String, String> {
     use iri_string::types::{UriAbsoluteStr, UriReferenceStr};
     let page = base.split('#').next().unwrap_or_default();
-    let base = UriAbsoluteStr::new(page).map_err(|e| {
-        Exception::throw_type(
-            &ctx,
-            &format!("k6/http: the page's URL `{page}` cannot be a base: {e}"),
-        )
-    })?;
-    let href = UriReferenceStr::new(href.trim()).map_err(|e| {
-        Exception::throw_type(
-            &ctx,
-            &format!("k6/http: `{href}` is not a URL or a relative reference: {e}"),
-        )
-    })?;
-    Ok(href.resolve_against(base).to_string())
+    let base =
+        UriAbsoluteStr::new(page).map_err(|e| format!("the URL `{page}` cannot be a base: {e}"))?;
+    let reference = UriReferenceStr::new(href.trim())
+        .map_err(|e| format!("`{href}` is not a URL or a relative reference: {e}"))?;
+    Ok(reference.resolve_against(base).to_string())
 }

@@ -1,7 +1,8 @@
-//! Which files travel with a script: the script, the local modules it
-//! imports (`import x from './lib.js'`, followed transitively) and the
-//! files it `open()`s, each named by a string literal. Names are paths
-//! relative to the script's directory, as the plugin resolves them.
+//! Which files travel with a script: the script, the modules it imports
+//! (`import x from './lib.js'`, or by URL, fetched here; followed
+//! transitively) and the files it `open()`s, each named by a string
+//! literal. Names are paths relative to the script's directory, or a
+//! remote module's URL, as the plugin resolves them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +23,27 @@ pub fn collect(main: &Path) -> anyhow::Result<Collected> {
         if files.contains_key(&module) {
             continue;
         }
-        let text = read(&dir, &module)?;
+        let remote = super::remote::is_url(&module);
+        let text = match remote {
+            true => module_text(&module, super::remote::fetch(&module)?)?,
+            false => read(&dir, &module)?,
+        };
         for import in specifiers(&text, &["from", "import"]) {
-            if import.starts_with("./") || import.starts_with("../") {
-                todo.push(join(&module, &import));
+            if super::remote::is_url(&import) {
+                todo.push(import);
+            } else if import.starts_with("./")
+                || import.starts_with("../")
+                || (remote && import.starts_with('/'))
+            {
+                todo.push(match remote {
+                    true => super::remote::join(&module, &import)?,
+                    false => join(&module, &import),
+                });
             }
+        }
+        if remote {
+            files.insert(module, Arc::from(text.into_bytes()));
+            continue;
         }
         for opened in specifiers(&text, &["open("]) {
             let file = join("", &opened);
@@ -37,6 +54,10 @@ pub fn collect(main: &Path) -> anyhow::Result<Collected> {
         files.insert(module, Arc::from(text.into_bytes()));
     }
     Ok((name, files))
+}
+
+fn module_text(url: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{url} is not UTF-8 text"))
 }
 
 fn read(dir: &Path, name: &str) -> anyhow::Result<String> {

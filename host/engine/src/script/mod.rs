@@ -5,6 +5,7 @@
 
 mod files;
 mod options;
+mod remote;
 
 pub use files::collect;
 pub use options::config_of;
