@@ -1214,3 +1214,36 @@ export default function () {{
         run.stderr
     );
 }
+
+/// `k6/execution`'s numbers: `scenario.iterationInTest` counts every VU's
+/// iterations (each number once), `vu.idInTest` and the executor's name.
+#[test]
+fn execution_numbers_iterations_across_the_scenarios_vus() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import exec from 'k6/execution';
+
+export const options = {{ scenarios: {{ s: {{ executor: 'shared-iterations', vus: 3, iterations: 12 }} }} }};
+
+export default function () {{
+  http.get('{}/');
+  check(null, {{
+    ['iteration ' + exec.scenario.iterationInTest]: () => exec.scenario.iterationInInstance === exec.scenario.iterationInTest,
+    'vu id in test': () => [1, 2, 3].includes(exec.vu.idInTest) && exec.vu.idInTest === __VU,
+    'executor': () => exec.scenario.executor === 'shared-iterations',
+  }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for n in 0..12 {
+        assert_eq!(check(&run.report, &format!("iteration {n}")), (1, 0));
+    }
+    assert_eq!(check(&run.report, "vu id in test"), (12, 0));
+    assert_eq!(check(&run.report, "executor"), (12, 0));
+    assert_eq!(t.received(), 12);
+}

@@ -82,3 +82,13 @@ pub fn setup_json<T: serde::de::DeserializeOwned>() -> crate::Result<Option<T>> 
 pub fn abort_test(reason: &str) {
     wit::abort_test(reason)
 }
+
+/// Where the running iteration stands in the test (k6's `k6/execution`
+/// numbers): its number among the scenario's iterations on this node and
+/// in the whole test (unique across a cluster's nodes), this VU's id in
+/// the whole test, and the scenario's executor.
+pub use wit::ExecutionInfo;
+
+pub fn execution() -> ExecutionInfo {
+    wit::execution()
+}

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use loadtest_sdk::{cookies, http, log, vu};
 use rquickjs::class::{JsClass, Readable, Trace, Tracer};
-use rquickjs::convert::Coerced;
+use rquickjs::convert::{Coerced, List};
 use rquickjs::function::Constructor;
 use rquickjs::prelude::Opt;
 use rquickjs::{
@@ -74,6 +74,19 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
         Function::new(ctx.clone(), || vu::iteration() as f64)?,
     )?;
     h.set("scenario", Function::new(ctx.clone(), vu::scenario)?)?;
+    h.set(
+        "execution",
+        Function::new(ctx.clone(), || {
+            let e = vu::execution();
+            let (vu_id, executor) = (e.vu_id_in_test as f64, e.executor);
+            List((
+                e.iteration_in_instance as f64,
+                e.iteration_in_test as f64,
+                vu_id,
+                executor,
+            ))
+        })?,
+    )?;
     h.set(
         "open",
         Function::new(ctx.clone(), |path: String| {

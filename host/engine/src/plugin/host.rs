@@ -57,6 +57,38 @@ pub struct VuHost {
     pub(super) held: super::held::Held,
     /// Where `abort-test` asks for the whole test to end.
     pub abort: crate::workload::abort::TestAbort,
+    /// What `vu.execution` reports beside the VU's own count.
+    pub execution: Execution,
+}
+
+/// Where a VU's iteration stands in the test (k6's `k6/execution`).
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// The running iteration's number among its scenario's on this node.
+    pub iteration_in_instance: u64,
+    /// This node's share of the test: `index` of `count` (0 of 1 alone).
+    pub share: (u32, u32),
+    pub executor: &'static str,
+}
+
+impl Default for Execution {
+    fn default() -> Self {
+        Execution {
+            iteration_in_instance: 0,
+            share: (0, 1),
+            executor: "",
+        }
+    }
+}
+
+impl Execution {
+    /// Numbers unique across the test: each node's interleave with the
+    /// others' (the node's `index`, then every `count`-th).
+    fn in_test(&self, n: u64) -> u64 {
+        let (index, count) = self.share;
+        n.saturating_mul(count.max(1).into())
+            .saturating_add(index.into())
+    }
 }
 
 impl VuHost {
@@ -96,6 +128,7 @@ impl VuHost {
             waited: false,
             held: Default::default(),
             abort: Default::default(),
+            execution: Default::default(),
         }
     }
 
@@ -610,6 +643,21 @@ impl vu::Host for VuHost {
         let reason: String = reason.chars().take(500).collect();
         if self.abort.ask(reason.clone()) {
             tracing::debug!(scenario = %self.scenario, vu = self.id, "abort-test: {reason}");
+        }
+    }
+
+    fn execution(&mut self) -> vu::ExecutionInfo {
+        let e = &self.execution;
+        // Ids count from 1 (0 is setup's and teardown's, and stays 0).
+        let vu_id_in_test = match self.id {
+            0 => 0,
+            id => e.in_test(u64::from(id) - 1).saturating_add(1),
+        };
+        vu::ExecutionInfo {
+            iteration_in_instance: e.iteration_in_instance,
+            iteration_in_test: e.in_test(e.iteration_in_instance),
+            vu_id_in_test: u32::try_from(vu_id_in_test).unwrap_or(u32::MAX),
+            executor: e.executor.into(),
         }
     }
 }

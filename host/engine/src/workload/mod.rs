@@ -69,6 +69,9 @@ pub struct ScenarioCtx {
     vu_ids: Arc<AtomicU32>,
     /// VUs in an iteration right now, for progress and reports.
     pub active: Arc<AtomicU32>,
+    /// Iterations begun on this node, every VU's (k6's
+    /// `scenario.iterationInInstance` is the count before each).
+    iterations_begun: std::sync::atomic::AtomicU64,
     /// What the scenario's setup returned.
     setup_data: Option<Arc<str>>,
     abort: abort::TestAbort,
@@ -86,6 +89,11 @@ pub struct ScenarioCtx {
 impl ScenarioCtx {
     fn recorder(&self) -> Recorder {
         Recorder::new(self.name.clone(), self.sink.clone())
+    }
+
+    /// The number of the iteration a VU begins, among this node's.
+    fn begin_iteration(&self) -> u64 {
+        self.iterations_begun.fetch_add(1, Ordering::Relaxed)
     }
 
     fn next_vu_id(&self) -> u32 {
@@ -240,6 +248,7 @@ fn contexts(
             epoch,
             vu_ids: vu_ids.clone(),
             active: Arc::new(AtomicU32::new(0)),
+            iterations_begun: Default::default(),
             setup_data: setup.of(name),
             abort: live.abort.clone(),
             log_budget: Arc::new(crate::plugin::LogBudget::new(

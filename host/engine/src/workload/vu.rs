@@ -198,6 +198,7 @@ impl Vu {
         host.session.new_iteration();
         host.scheduled = scheduled;
         host.exec = pick_exec(&self.ctx.exec, host);
+        host.execution.iteration_in_instance = self.ctx.begin_iteration();
         let started = scheduled.unwrap_or_else(Instant::now);
         let busy = BusyVu::enter(&self.ctx.active);
         #[cfg(debug_assertions)]
@@ -272,6 +273,8 @@ fn new_host(ctx: &ScenarioCtx, id: u32) -> VuHost {
     host.setup_data = ctx.setup_data.clone();
     host.log_budget = Some(ctx.log_budget.clone());
     host.abort = ctx.abort.clone();
+    host.execution.share = (ctx.segment.index, ctx.segment.count);
+    host.execution.executor = ctx.executor.name();
     host
 }
 

@@ -1,8 +1,11 @@
 // `k6/execution`: what the VU knows about itself and the test.
 const H = globalThis.__host;
 
+// `[iteration in instance, iteration in test, VU id in test, executor]`.
+const now = () => H.execution();
+
 const vu = {
-  get idInTest() { return H.vuId(); },
+  get idInTest() { return now()[2]; },
   get idInInstance() { return H.vuId(); },
   get iterationInScenario() { return H.iteration(); },
   get iterationInInstance() { return H.iteration(); },
@@ -10,7 +13,9 @@ const vu = {
 
 const scenario = {
   get name() { return H.scenario(); },
-  get iterationInTest() { return H.iteration(); },
+  get executor() { return now()[3]; },
+  get iterationInInstance() { return now()[0]; },
+  get iterationInTest() { return now()[1]; },
 };
 
 // k6's `test.abort()`: the whole test ends (every VU stops, teardown
