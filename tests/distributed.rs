@@ -458,7 +458,8 @@ export default function (data) {{
 }
 
 /// `exec.test.abort()` in one node's VU ends the cluster's run: the
-/// other share stops too, long before the scenario's minute is over.
+/// other share stops too, long before the scenario's minute is over, and
+/// `submit` exits with 108 and the script's reason, as a standalone run.
 #[test]
 fn a_script_that_aborts_the_test_stops_every_node() {
     let _g = serial();
@@ -501,4 +502,12 @@ export default function () {{
         out.output
     );
     assert!(sent < 600, "{sent}");
+    // The run says why it ended, and exits as k6 does.
+    assert_eq!(out.code, 108, "{}", out.output);
+    assert_eq!(r["aborted_by_script"], "enough", "{}", out.output);
+    assert!(
+        out.output.contains("the script aborted the test: enough"),
+        "{}",
+        out.output
+    );
 }

@@ -876,6 +876,7 @@ export function teardown() {{
     let run = k6("run", &script, &[]);
     let took = started.elapsed();
     assert_eq!(run.code, 108, "{}", run.stderr);
+    assert_eq!(run.report["aborted_by_script"], "enough seen");
     assert!(
         took < Duration::from_secs(20),
         "the run went on for {took:?}"

@@ -106,6 +106,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         stopped_early: outcome.stopped_early,
         aborted_by_threshold: aborted.load(Ordering::Relaxed),
     });
+    summary.aborted_by_script = live.abort.reason();
     summary.controls = report::control::log_lines(
         &live.steering,
         *live.started.lock().unwrap_or_else(|p| p.into_inner()),
@@ -120,18 +121,11 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         Ok(()) => match exit_code(&summary, interrupted.load(Ordering::Relaxed)) {
             // A panic outside any iteration (a scenario's task, a VU's
             // start) was contained too, but it is a bug all the same.
-            exit::OK if loadtest_engine::bugs::seen() > 0 => {
+            exit::OK | exit::SCRIPT_ABORTED if loadtest_engine::bugs::seen() > 0 => {
                 eprintln!(
                     "error: loadtest hit a bug (a panic); the reports cover what ran, but please report the panic logged above"
                 );
                 exit::ERROR
-            }
-            // An abort ends the run early and may fail its thresholds;
-            // an error (a panic, VUs that could not start) still says so.
-            exit::OK | exit::THRESHOLDS_FAILED | exit::INTERRUPTED
-                if live.abort.reason().is_some() =>
-            {
-                exit::SCRIPT_ABORTED
             }
             code => code,
         },

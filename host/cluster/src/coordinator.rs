@@ -116,6 +116,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         revision: 0,
         origin: origin.to_owned(),
         aborted_by_threshold: false,
+        aborted_by_script: None,
         setup: Default::default(),
         teardown_done: false,
         teardown_error: None,
@@ -835,6 +836,7 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
         nodes,
         events: plan.events.clone(),
         aborted_by_threshold: plan.aborted_by_threshold,
+        aborted_by_script: plan.aborted_by_script.clone(),
         teardown_error: plan.teardown_error.clone(),
     };
     let write = Command::Set {

@@ -112,7 +112,11 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
         result.events.clone(),
     ));
     summary.controls = crate::steering::log_lines(&plan);
+    summary.aborted_by_script = result.aborted_by_script.clone();
     print!("{}", report::render_table(&summary));
+    if let Some(reason) = &summary.aborted_by_script {
+        eprintln!("the script aborted the test: {reason}");
+    }
     report::outputs::write_reports(&out, &summary, &result.rows)?;
     if let Some(m) = mirror {
         m.finish(&out, &summary, &result.rows).await;
@@ -425,6 +429,7 @@ pub async fn stop(nodes: &str) -> anyhow::Result<u8> {
     for node in &nodes {
         let op = Op::Stop {
             run_id: String::new(),
+            reason: None,
         };
         match crate::service::write_remote(node, op).await {
             Ok(a) if a.changed => {

@@ -322,8 +322,8 @@ fn apply_command(data: &mut BTreeMap<String, String>, cmd: Command) -> (Applied,
                 (changed(false), Vec::new())
             }
         },
-        Command::Stop { run_id } => (
-            changed(plan::apply_stop(data, &run_id)),
+        Command::Stop { run_id, reason } => (
+            changed(plan::apply_stop(data, &run_id, reason.as_deref())),
             vec![plan::PLAN.to_owned()],
         ),
     }
@@ -677,6 +677,7 @@ mod tests {
             3,
             Command::Stop {
                 run_id: "r1".into(),
+                reason: None,
             },
         )])
         .await

@@ -256,7 +256,10 @@ async fn stop_on_script_abort(
     // On its own task: this one is cancelled when the share ends, which
     // may be before the leader has taken the stop.
     tokio::spawn(async move {
-        let op = loadtest_wire::command::Op::Stop { run_id };
+        let op = loadtest_wire::command::Op::Stop {
+            run_id,
+            reason: Some(reason),
+        };
         if let Err(e) = crate::service::write_op(&ctx, op).await {
             tracing::error!(
                 "the script aborted the test, but the cluster's run could not be stopped: {e}"

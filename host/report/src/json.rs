@@ -17,6 +17,8 @@ pub struct Summary {
     pub stopped_early: bool,
     /// Set when an `abortOnFail` threshold ended the run.
     pub aborted_by_threshold: bool,
+    /// Why a script ended the run (k6's `exec.test.abort()`), if one did.
+    pub aborted_by_script: Option<String>,
     pub totals: Totals,
     pub scenarios: BTreeMap<String, ScenarioSummary>,
     pub checks: BTreeMap<String, CheckSummary>,
@@ -380,6 +382,7 @@ impl Summary {
             duration_secs: secs,
             stopped_early: f.stopped_early,
             aborted_by_threshold: f.aborted_by_threshold,
+            aborted_by_script: None,
             totals: Totals {
                 requests,
                 failed: m.total_failed(),

@@ -45,6 +45,19 @@ pub fn write_reports(
 }
 
 pub fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
+    match outcome_code(summary, interrupted) {
+        // An abort ends the run early and may fail its thresholds; an
+        // error (a panic, VUs that could not start) still says so.
+        exit::OK | exit::THRESHOLDS_FAILED | exit::INTERRUPTED
+            if summary.aborted_by_script.is_some() =>
+        {
+            exit::SCRIPT_ABORTED
+        }
+        code => code,
+    }
+}
+
+fn outcome_code(summary: &Summary, interrupted: bool) -> u8 {
     if interrupted {
         exit::INTERRUPTED
     } else if summary.totals.panics > 0 {

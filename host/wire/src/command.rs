@@ -22,9 +22,12 @@ pub enum Command {
     /// The leader's merged metrics of every share since its last flush,
     /// kept encoded until it is applied (see [`Raw`]).
     Merged(Raw<Merged>),
-    /// An operator's graceful stop of the run (empty id: whatever runs).
+    /// An operator's graceful stop of the run (empty id: whatever runs),
+    /// or a script's (`exec.test.abort()`), with its reason.
     Stop {
         run_id: String,
+        #[serde(default)]
+        reason: Option<String>,
     },
 }
 
@@ -34,8 +37,13 @@ pub enum Command {
 /// plan (and aim load somewhere) or a result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Op {
-    /// A graceful stop of the run (empty id: whatever runs).
-    Stop { run_id: String },
+    /// A graceful stop of the run (empty id: whatever runs); `reason` is
+    /// a script's, when one aborted the test.
+    Stop {
+        run_id: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// A user key in the replicated state (`loadtest cluster-write`).
     Put { key: String, value: String },
     /// A live change to the running test (`loadtest pause`, `resume`,
@@ -54,7 +62,7 @@ impl Op {
     /// refused.
     pub fn command(self) -> Result<Command, String> {
         match self {
-            Op::Stop { run_id } => Ok(Command::Stop { run_id }),
+            Op::Stop { run_id, reason } => Ok(Command::Stop { run_id, reason }),
             Op::Steer { .. } => Err("a live change is the leader's to schedule".into()),
             Op::Put { key, value } => {
                 if key.is_empty() || RESERVED.iter().any(|r| key.starts_with(r)) {

@@ -103,6 +103,9 @@ pub struct Plan {
     /// An `abortOnFail` threshold stopped the run.
     #[serde(default)]
     pub aborted_by_threshold: bool,
+    /// A script stopped the run (`exec.test.abort()`), for this reason.
+    #[serde(default)]
+    pub aborted_by_script: Option<String>,
     /// What the scenarios' `setup` returned, run once on the leader
     /// before the plan went out; every node's VUs see it.
     #[serde(default)]
@@ -253,6 +256,8 @@ pub struct RunResult {
     pub events: Vec<String>,
     #[serde(default)]
     pub aborted_by_threshold: bool,
+    #[serde(default)]
+    pub aborted_by_script: Option<String>,
     #[serde(default)]
     pub teardown_error: Option<String>,
 }
@@ -583,7 +588,7 @@ pub fn apply_plan(data: &mut BTreeMap<String, String>, plan: &Plan) -> bool {
 
 /// An operator's stop: a running plan stops gracefully, one still being
 /// distributed is aborted. Returns whether anything changed.
-pub fn apply_stop(data: &mut BTreeMap<String, String>, run_id: &str) -> bool {
+pub fn apply_stop(data: &mut BTreeMap<String, String>, run_id: &str, reason: Option<&str>) -> bool {
     let Some(mut plan) = data
         .get(PLAN)
         .and_then(|p| serde_json::from_str::<Plan>(p).ok())
@@ -601,7 +606,11 @@ pub fn apply_stop(data: &mut BTreeMap<String, String>, run_id: &str) -> bool {
         }
         _ => return false,
     }
-    plan.events.push("stop requested by an operator".into());
+    plan.events.push(match reason {
+        Some(r) => format!("the script aborted the test: {r}"),
+        None => "stop requested by an operator".into(),
+    });
+    plan.aborted_by_script = reason.map(str::to_owned);
     plan.revision += 1;
     data.insert(
         PLAN.to_owned(),
@@ -643,6 +652,7 @@ mod tests {
             revision: 0,
             origin: String::new(),
             aborted_by_threshold: false,
+            aborted_by_script: None,
             setup: Default::default(),
             teardown_done: false,
             teardown_error: None,
@@ -858,7 +868,7 @@ mod tests {
     fn a_stale_revision_cannot_undo_a_stop() {
         let mut data = BTreeMap::new();
         apply_plan(&mut data, &plan("r1"));
-        assert!(apply_stop(&mut data, "r1"));
+        assert!(apply_stop(&mut data, "r1", None));
         // A writer still holding revision 0 tries to write revision 1.
         let mut stale = plan("r1");
         stale.revision = 1;
@@ -866,5 +876,21 @@ mod tests {
         assert!(!apply_plan(&mut data, &stale));
         let now: Plan = serde_json::from_str(&data[PLAN]).unwrap();
         assert_eq!(now.status, Status::Stopping);
+    }
+
+    #[test]
+    fn a_scripts_stop_keeps_its_reason_and_a_second_stop_changes_nothing() {
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r1"));
+        assert!(apply_stop(&mut data, "r1", Some("login failed")));
+        assert!(!apply_stop(&mut data, "r1", None));
+        let now: Plan = serde_json::from_str(&data[PLAN]).unwrap();
+        assert_eq!(now.status, Status::Stopping);
+        assert_eq!(now.aborted_by_script.as_deref(), Some("login failed"));
+        assert!(
+            now.events
+                .iter()
+                .any(|e| e == "the script aborted the test: login failed")
+        );
     }
 }
