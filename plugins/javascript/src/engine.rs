@@ -25,11 +25,7 @@ const MODULES: &[(&str, &str)] = &[
 /// The globals every script sees, and what the plugin asks a script for
 /// when it reads its options: a module, so that it travels as bytecode
 /// too.
-const PRELUDE: &str = concat!(
-    include_str!("js/prelude.js"),
-    include_str!("js/timers.js"),
-    include_str!("js/runner.js")
-);
+const PRELUDE: &str = concat!(include_str!("js/prelude.js"), include_str!("js/runner.js"));
 const PRELUDE_NAME: &str = "loadtest/prelude";
 
 /// Among the script's files, where the bytecode of module `name` travels.
@@ -148,6 +144,13 @@ pub struct Engine {
     runtime: Runtime,
 }
 
+impl Drop for Engine {
+    /// Timers hold JavaScript values, which must go before the runtime.
+    fn drop(&mut self) {
+        crate::event_loop::reset();
+    }
+}
+
 impl Engine {
     /// Evaluates the script `main` (a file that travelled with it), with
     /// `env` as `__ENV`.
@@ -165,6 +168,7 @@ impl Engine {
         let env = env.to_string();
         engine.with(|ctx| {
             crate::host::install(ctx)?;
+            crate::event_loop::install(ctx)?;
             let globals = ctx.globals();
             let json: Object = globals.get("JSON")?;
             let parse: Function = json.get("parse")?;
@@ -258,7 +262,7 @@ impl Engine {
             Some(d) => d.clone().restore(ctx)?,
             None => Value::new_undefined(ctx.clone()),
         };
-        crate::event_loop::reset(ctx)?;
+        crate::event_loop::reset();
         let value = f.call((data,))?;
         crate::event_loop::settle(ctx, value)
     }

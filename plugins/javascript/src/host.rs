@@ -62,10 +62,6 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     )?;
     h.set("vuId", Function::new(ctx.clone(), vu::id)?)?;
     h.set(
-        "armTimers",
-        Function::new(ctx.clone(), crate::event_loop::arm)?,
-    )?;
-    h.set(
         "abortTest",
         Function::new(ctx.clone(), |reason: String| vu::abort_test(&reason))?,
     )?;

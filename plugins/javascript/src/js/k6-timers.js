@@ -1,3 +1,3 @@
-// `k6/timers`: the global timers (timers.js), as a module.
+// `k6/timers`: the global timers (event_loop.rs), as a module.
 export const { setTimeout, clearTimeout, setInterval, clearInterval } = globalThis;
 export default { setTimeout, clearTimeout, setInterval, clearInterval };
