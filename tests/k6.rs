@@ -951,8 +951,11 @@ export default function () {{
       && items.first().parent().attr('id') === 'items' && items.first().siblings().size() === 2
       && items.first().closest('ul').attr('id') === 'items' && items.first().parents().size() === 3
       && items.first().nextAll().text() === 'PearPlum' && items.last().prevAll().first().text() === 'Pear',
-    'each and map give elements': () => items.map((i, el) => el.textContent()).join(',') === 'Apple,Pear,Plum'
-      && items.get(0).nodeName() === 'LI' && items.get(1).classList().join(' ') === 'item sale',
+    'each gives elements, map selections': () => items.map((i, s) => s.text()).join(',') === 'Apple,Pear,Plum'
+      && items.get().length === 3 && items.get(0).nodeName() === 'LI' && items.get(1).classList().join(' ') === 'item sale'
+      && (() => {{ const seen = []; items.each((i, el) => seen.push(el.textContent())); return seen.join() === 'Apple,Pear,Plum'; }})(),
+    'element URLs are resolved against the page': () => doc.find('#next').get(0).href() === '{t}/links/3/1'
+      && doc.find('#login').get(0).action() === '{t}/post',
     'form values as a browser sends them': () => doc.find('#login').serialize() === 'csrf=tok-123&user=&remember=on&lang=fr&note=hi+there'
       && doc.find('select').val() === 'fr' && doc.find('textarea').val() === 'hi there',
     'parseHTML and inner html': () => parseHTML('<p>a<b>b</b></p>').find('p').html() === 'a<b>b</b>',
@@ -984,7 +987,8 @@ export default function () {{
         "attr and data",
         "filter not is eq last",
         "navigation",
-        "each and map give elements",
+        "each gives elements, map selections",
+        "element URLs are resolved against the page",
         "form values as a browser sends them",
         "parseHTML and inner html",
         "a bad selector names itself",
@@ -1013,7 +1017,7 @@ fn async_functions_and_timers_finish_before_the_iteration_ends() {
     let t = Target::start();
     let script = format!(
         r#"import http from 'k6/http';
-import {{ check }} from 'k6';
+import {{ check, group }} from 'k6';
 import {{ setTimeout as later }} from 'k6/timers';
 
 const T = '{url}';
@@ -1022,6 +1026,7 @@ export const options = {{
     flows: {{ executor: 'shared-iterations', vus: 2, iterations: 4, exec: 'flows' }},
     rejects: {{ executor: 'per-vu-iterations', vus: 1, iterations: 2, exec: 'rejects' }},
     hangs: {{ executor: 'per-vu-iterations', vus: 1, iterations: 1, exec: 'hangs' }},
+    floating: {{ executor: 'per-vu-iterations', vus: 1, iterations: 1, exec: 'floating' }},
   }},
 }};
 
@@ -1059,6 +1064,18 @@ export async function rejects() {{
 export async function hangs() {{
   await new Promise(() => {{}});
 }}
+
+export function floating() {{
+  Promise.reject(new Error('nobody caught me'));
+  http.get(`${{T}}/`);
+  const caught = Promise.reject(new Error('caught later'));
+  caught.catch(() => {{}});
+  check(null, {{
+    'group refuses async functions': () => {{
+      try {{ group('g', async () => {{}}); return false; }} catch (e) {{ return String(e).includes('does not support async'); }}
+    }},
+  }});
+}}
 "#,
         url = t.url
     );
@@ -1089,10 +1106,19 @@ export async function hangs() {{
     assert_eq!(r["scenarios"]["rejects"]["iterations_failed"], 2);
     let hangs = r["scenarios"]["hangs"]["failure_messages"].to_string();
     assert!(hangs.contains("never settles"), "{hangs}");
-    // One setup for the three scenarios of one script, as in k6: its
-    // login, then 4 × (GET / and the timer's echo), then 2 × GET /.
-    assert_eq!(t.received(), 11, "{r}");
-    assert_eq!(r["totals"]["requests"], 11);
+    // A rejection nobody handles fails the iteration (one handled later
+    // does not), as in k6.
+    let floating = r["scenarios"]["floating"]["failure_messages"].to_string();
+    assert!(
+        floating.contains("Uncaught (in promise) nobody caught me"),
+        "{floating}"
+    );
+    assert!(!floating.contains("caught later"), "{floating}");
+    assert_eq!(check(r, "group refuses async functions"), (1, 0));
+    // One setup for the scenarios of one script, as in k6: its login,
+    // then 4 × (GET / and the timer's echo), 2 × GET /, and 1 GET /.
+    assert_eq!(t.received(), 12, "{r}");
+    assert_eq!(r["totals"]["requests"], 12);
     // As in k6, failed iterations alone do not fail the run.
     assert_eq!(run.code, 0, "{}", run.stderr);
 }

@@ -586,8 +586,10 @@ pub fn apply_plan(data: &mut BTreeMap<String, String>, plan: &Plan) -> bool {
     true
 }
 
-/// An operator's stop: a running plan stops gracefully, one still being
-/// distributed is aborted. Returns whether anything changed.
+/// A stop, an operator's or a script's (`reason`): a running plan stops
+/// gracefully, one still being distributed is aborted. A script's reason
+/// is kept on a plan already stopping, since it decides the exit code.
+/// Returns whether anything changed.
 pub fn apply_stop(data: &mut BTreeMap<String, String>, run_id: &str, reason: Option<&str>) -> bool {
     let Some(mut plan) = data
         .get(PLAN)
@@ -602,8 +604,12 @@ pub fn apply_stop(data: &mut BTreeMap<String, String>, run_id: &str, reason: Opt
         Status::Running => plan.status = Status::Stopping,
         Status::Distributing => {
             plan.status = Status::Aborted;
-            plan.error = Some("stopped by an operator before the load started".into());
+            plan.error = Some(match reason {
+                Some(r) => format!("the script aborted the test before the load started: {r}"),
+                None => "stopped by an operator before the load started".into(),
+            });
         }
+        Status::Stopping if reason.is_some() && plan.aborted_by_script.is_none() => {}
         _ => return false,
     }
     plan.events.push(match reason {
@@ -880,10 +886,19 @@ mod tests {
 
     #[test]
     fn a_scripts_stop_keeps_its_reason_and_a_second_stop_changes_nothing() {
+        // On a plan an operator is already stopping, the reason still lands.
+        let mut data = BTreeMap::new();
+        apply_plan(&mut data, &plan("r1"));
+        assert!(apply_stop(&mut data, "r1", None));
+        assert!(apply_stop(&mut data, "r1", Some("late")));
+        let now: Plan = serde_json::from_str(&data[PLAN]).unwrap();
+        assert_eq!(now.aborted_by_script.as_deref(), Some("late"));
+
         let mut data = BTreeMap::new();
         apply_plan(&mut data, &plan("r1"));
         assert!(apply_stop(&mut data, "r1", Some("login failed")));
         assert!(!apply_stop(&mut data, "r1", None));
+        assert!(!apply_stop(&mut data, "r1", Some("a second reason")));
         let now: Plan = serde_json::from_str(&data[PLAN]).unwrap();
         assert_eq!(now.status, Status::Stopping);
         assert_eq!(now.aborted_by_script.as_deref(), Some("login failed"));

@@ -157,6 +157,7 @@ impl Engine {
     pub fn load(main: &str, env: &serde_json::Value) -> Result<Engine, String> {
         let runtime = Runtime::new().map_err(|e| format!("starting QuickJS: {e}"))?;
         runtime.set_loader(Files, Files);
+        runtime.set_host_promise_rejection_tracker(Some(Box::new(crate::event_loop::track)));
         let context = Context::full(&runtime).map_err(|e| format!("starting QuickJS: {e}"))?;
         crate::random::reset();
         let engine = Engine {
@@ -263,7 +264,10 @@ impl Engine {
             None => Value::new_undefined(ctx.clone()),
         };
         crate::event_loop::reset();
-        let value = f.call((data,))?;
+        let value = match f.call((data,)) {
+            Err(rquickjs::Error::Exception) => return Err(crate::event_loop::after_throw(ctx)),
+            other => other?,
+        };
         crate::event_loop::settle(ctx, value)
     }
 

@@ -35,6 +35,59 @@ struct Timers {
 thread_local! {
     /// This instance's timers (one VU, one engine, one thread).
     static TIMERS: RefCell<Timers> = RefCell::default();
+    /// Promises rejected with no handler yet, and why.
+    static UNHANDLED: RefCell<Vec<(Persistent<Value<'static>>, Persistent<Value<'static>>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// The runtime's rejection tracker: a promise rejected with no handler is
+/// kept until one is attached; one still unhandled when a call is over
+/// fails it, as k6 fails an iteration on an uncaught rejection.
+pub fn track<'js>(ctx: Ctx<'js>, promise: Value<'js>, reason: Value<'js>, handled: bool) {
+    UNHANDLED.with_borrow_mut(|u| {
+        if handled {
+            u.retain(|(p, _)| p.clone().restore(&ctx).ok().as_ref() != Some(&promise));
+        } else {
+            u.push((
+                Persistent::save(&ctx, promise),
+                Persistent::save(&ctx, reason),
+            ));
+        }
+    });
+}
+
+/// The first rejection nobody handled, as the call's error.
+fn uncaught<'js>(ctx: &Ctx<'js>, returned: Option<&Value<'js>>) -> rquickjs::Result<()> {
+    let first = UNHANDLED.with_borrow_mut(|u| {
+        let mut left = std::mem::take(u).into_iter();
+        left.find(|(p, _)| p.clone().restore(ctx).ok().as_ref() != returned)
+    });
+    let Some((_, reason)) = first else {
+        return Ok(());
+    };
+    let reason = reason.restore(ctx)?;
+    let text = match reason.as_exception() {
+        Some(e) => {
+            let stack = e.stack().unwrap_or_default();
+            format!("{}\n{}", e.message().unwrap_or_default(), stack.trim_end())
+        }
+        None => ctx
+            .json_stringify(reason)?
+            .map_or_else(|| Ok("undefined".to_owned()), |s| s.to_string())?,
+    };
+    Err(Exception::throw_message(
+        ctx,
+        &format!("Uncaught (in promise) {}", text.trim_end()),
+    ))
+}
+
+/// Runs what a call that threw queued (it would otherwise run in the
+/// next one), keeping the call's own exception.
+pub fn after_throw(ctx: &Ctx<'_>) -> rquickjs::Error {
+    let thrown = ctx.catch();
+    while ctx.execute_pending_job() {}
+    UNHANDLED.with_borrow_mut(Vec::clear);
+    ctx.throw(thrown)
 }
 
 /// `setTimeout`, `setInterval`, `clearTimeout`, `clearInterval`.
@@ -108,6 +161,8 @@ fn clear(id: Opt<Value<'_>>) {
 pub fn reset() {
     let dropped = TIMERS.with_borrow_mut(|t| std::mem::take(&mut t.queue));
     drop(dropped);
+    let unhandled = UNHANDLED.with_borrow_mut(std::mem::take);
+    drop(unhandled);
 }
 
 /// How long until the earliest timer is due (zero: due), if any is set.
@@ -156,6 +211,7 @@ pub fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Value<
             return p.result().expect("a settled promise has a result");
         }
         let Some(wait) = next_wait() else {
+            uncaught(ctx, promise.as_ref().map(|p| p.as_value()))?;
             return match &promise {
                 None => Ok(value),
                 Some(p) => p.result().unwrap_or_else(|| Err(never_settles(ctx))),

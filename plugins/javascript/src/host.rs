@@ -155,6 +155,7 @@ fn html_natives(ctx: Ctx<'_>) -> rquickjs::Result<Object<'_>> {
     n.set("attr", Function::new(ctx.clone(), html::attr)?)?;
     n.set("attrs", Function::new(ctx.clone(), html::attrs)?)?;
     n.set("kind", Function::new(ctx.clone(), html::kind)?)?;
+    n.set("resolve", Function::new(ctx.clone(), resolve_url)?)?;
     Ok(n)
 }
 
@@ -613,16 +614,55 @@ fn b64decode<'js>(
 /// `H.resolveUrl(base, href)`: `href` as a browser resolves it on the page
 /// at `base`.
 fn resolve_url(ctx: Ctx<'_>, base: String, href: String) -> rquickjs::Result<String> {
-    resolve(&base, &href).map_err(|e| Exception::throw_type(&ctx, &format!("k6/http: {e}")))
+    resolve(&base, &browser_href(&href))
+        .map_err(|e| Exception::throw_type(&ctx, &format!("k6/http: {e}")))
 }
 
-/// `href` resolved against the URL `base` (RFC 3986, section 5).
-pub fn resolve(base: &str, href: &str) -> Result<String, String> {
+/// What browsers make of an href before resolving it: tabs and newlines
+/// dropped, backslashes read as slashes, and spaces, non-ASCII and the
+/// few other characters a URL may not hold percent-encoded.
+fn browser_href(href: &str) -> String {
+    let mut out = String::with_capacity(href.len());
+    for c in href.trim().chars() {
+        match c {
+            '\t' | '\n' | '\r' => {}
+            '\\' => out.push('/'),
+            c if c.is_ascii_graphic() && !"\"<>`{}|^".contains(c) => out.push(c),
+            c => {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `reference` resolved against the URL `base` (RFC 3986, section 5), as
+/// the host resolves a remote module's imports, so both name it alike.
+pub fn resolve(base: &str, reference: &str) -> Result<String, String> {
     use iri_string::types::{UriAbsoluteStr, UriReferenceStr};
     let page = base.split('#').next().unwrap_or_default();
     let base =
         UriAbsoluteStr::new(page).map_err(|e| format!("the URL `{page}` cannot be a base: {e}"))?;
-    let reference = UriReferenceStr::new(href.trim())
-        .map_err(|e| format!("`{href}` is not a URL or a relative reference: {e}"))?;
+    let reference = UriReferenceStr::new(reference)
+        .map_err(|e| format!("`{reference}` is not a URL or a relative reference: {e}"))?;
     Ok(reference.resolve_against(base).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hrefs_are_read_as_browsers_read_them() {
+        let page = "http://shop.test/a/b.html?q=1#top";
+        let r = |h: &str| resolve(page, &browser_href(h)).unwrap();
+        assert_eq!(r("c.html"), "http://shop.test/a/c.html");
+        assert_eq!(r("../x y.html"), "http://shop.test/x%20y.html");
+        assert_eq!(r(" /caf\u{e9}\\menu\n"), "http://shop.test/caf%C3%A9/menu");
+        assert_eq!(r("?page=2"), "http://shop.test/a/b.html?page=2");
+        assert_eq!(r("//cdn.test/s.js"), "http://cdn.test/s.js");
+    }
 }

@@ -19,13 +19,20 @@ pub fn collect(main: &Path) -> anyhow::Result<Collected> {
         .ok_or_else(|| anyhow::anyhow!("{} is not a file", main.display()))?;
     let mut files = BTreeMap::new();
     let mut todo = vec![name.clone()];
+    let (mut remote_modules, mut remote_bytes) = (0, 0);
     while let Some(module) = todo.pop() {
         if files.contains_key(&module) {
             continue;
         }
         let remote = super::remote::is_url(&module);
         let text = match remote {
-            true => module_text(&module, super::remote::fetch(&module)?)?,
+            true => {
+                let bytes = super::remote::fetch(&module)?;
+                remote_modules += 1;
+                remote_bytes += bytes.len();
+                within_remote_limits(remote_modules, remote_bytes)?;
+                module_text(&module, bytes)?
+            }
             false => read(&dir, &module)?,
         };
         for import in specifiers(&text, &["from", "import"]) {
@@ -54,6 +61,18 @@ pub fn collect(main: &Path) -> anyhow::Result<Collected> {
         files.insert(module, Arc::from(text.into_bytes()));
     }
     Ok((name, files))
+}
+
+fn within_remote_limits(modules: usize, bytes: usize) -> anyhow::Result<()> {
+    use super::remote::{MAX_MODULES, MAX_TOTAL};
+    if modules > MAX_MODULES || bytes > MAX_TOTAL {
+        anyhow::bail!(
+            "the script imports more than {MAX_MODULES} modules or {} MiB by URL; \
+             an import chain that does not end is a server's mistake, and a larger tree can be saved next to the script",
+            MAX_TOTAL >> 20
+        );
+    }
+    Ok(())
 }
 
 fn module_text(url: &str, bytes: Vec<u8>) -> anyhow::Result<String> {

@@ -13,18 +13,25 @@ pub fn is_url(specifier: &str) -> bool {
     specifier.starts_with("https://") || specifier.starts_with("http://")
 }
 
-/// `specifier`, imported by module `base` (a URL), as a URL.
+/// `specifier`, imported by module `base` (a URL), as a URL: resolved
+/// by RFC 3986 alone (no further normalising), as the javascript plugin
+/// resolves it, so that both name the module alike.
 pub fn join(base: &str, specifier: &str) -> anyhow::Result<String> {
-    let base = url::Url::parse(base).map_err(|e| anyhow::anyhow!("`{base}`: {e}"))?;
-    let joined = base
-        .join(specifier)
+    use iri_string::types::{UriAbsoluteStr, UriReferenceStr};
+    let base = UriAbsoluteStr::new(base).map_err(|e| anyhow::anyhow!("`{base}`: {e}"))?;
+    let reference = UriReferenceStr::new(specifier)
         .map_err(|e| anyhow::anyhow!("`{specifier}` imported by {base}: {e}"))?;
-    Ok(joined.into())
+    Ok(reference.resolve_against(base).to_string())
 }
 
 /// Largest module fetched: a script's dependency, not a download.
 const MAX_MODULE: u64 = 16 << 20;
+/// For one module, redirects included.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How many modules, and how many bytes in all, a script may import by
+/// URL: a server that makes up imports without end stops here.
+pub const MAX_MODULES: usize = 200;
+pub const MAX_TOTAL: usize = 64 << 20;
 
 /// The module at `url`. Blocks: bundling is synchronous, and it may run
 /// inside the engine's runtime, so the fetch gets a thread and a runtime
@@ -36,7 +43,11 @@ pub fn fetch(url: &str) -> anyhow::Result<Vec<u8>> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(get(&owned))
+            rt.block_on(async {
+                tokio::time::timeout(TIMEOUT, get(&owned))
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {TIMEOUT:?}")))
+            })
         })
         .join()
         .unwrap_or_else(|_| Err(anyhow::anyhow!("the fetch of {url} panicked")))

@@ -384,7 +384,10 @@ impl Pool {
         self.running.spawn(ctx.lane.run(async move {
             let mut vu = vu;
             match vu.iterate(Some(at), hard_end, std::future::pending()).await {
-                Flow::Dead | Flow::Aborted => vu.finish(),
+                Flow::Dead => vu.finish(),
+                // An aborted VU goes back idle: the arrivals until the stop
+                // lands take it and return at once, with no new VU made
+                // and none counted dropped.
                 _ => idle.lock().unwrap_or_else(|p| p.into_inner()).push(vu),
             }
         }));

@@ -19,7 +19,7 @@ const scenario = {
 };
 
 // k6's `test.abort()`: the whole test ends (every VU stops, teardown
-// still runs, a standalone run exits with 108). This iteration ends here.
+// still runs, the run exits with 108). This iteration ends here.
 const test = {
   abort(message) {
     const reason = message === undefined ? 'exec.test.abort() called' : String(message);

@@ -17,9 +17,9 @@ function sameDoc(doc, arg) {
   }
 }
 
-function union(a, b) {
-  return [...new Set([...a, ...b])].sort((x, y) => x - y);
-}
+// Node numbers without repeats, in document order.
+const ordered = (nodes) => [...new Set(nodes)].sort((x, y) => x - y);
+const union = (a, b) => ordered([...a, ...b]);
 
 function jsonish(v) {
   if (v === undefined) return undefined;
@@ -68,7 +68,7 @@ export class Selection {
         out.push(s);
       }
     }
-    let nodes = [...new Set(out)].sort((x, y) => x - y);
+    let nodes = ordered(out);
     if (filter !== undefined && filter !== null) nodes = H.filter(this.doc, nodes, String(filter));
     if (REVERSED.has(how)) nodes.reverse();
     return this._with(nodes);
@@ -127,7 +127,7 @@ export class Selection {
       const hit = line.find((m) => this._match([m], sel).length > 0);
       if (hit !== undefined) out.push(hit);
     }
-    return this._with([...new Set(out)].sort((x, y) => x - y));
+    return this._with(ordered(out));
   }
 
   children(sel) {
@@ -196,6 +196,7 @@ export class Selection {
   }
 
   get(i) {
+    if (i === undefined) return this.nodes.map((n) => new Element(this.doc, n, this.url));
     const at = i < 0 ? this.nodes.length + i : i;
     const n = this.nodes[at];
     return n === undefined ? undefined : new Element(this.doc, n, this.url);
@@ -207,19 +208,16 @@ export class Selection {
 
   each(fn) {
     if (typeof fn !== 'function') throw new TypeError('k6/html: each() takes a function(index, element)');
+    // k6 hands each() an Element (and map() a Selection).
     this.nodes.forEach((n, i) => fn(i, new Element(this.doc, n, this.url)));
     return this;
   }
 
+  // As in k6 (goquery): each element comes as a Selection of its own,
+  // and every value returned is kept as it is.
   map(fn) {
-    if (typeof fn !== 'function') throw new TypeError('k6/html: map() takes a function(index, element)');
-    const out = [];
-    this.nodes.forEach((n, i) => {
-      const v = fn(i, new Element(this.doc, n, this.url));
-      if (Array.isArray(v)) out.push(...v);
-      else if (v !== undefined && v !== null) out.push(v);
-    });
-    return out;
+    if (typeof fn !== 'function') throw new TypeError('k6/html: map() takes a function(index, selection)');
+    return this.nodes.map((n, i) => fn(i, this._with([n])));
   }
 
   text() {
@@ -423,16 +421,24 @@ export class Element {
     return fieldValue(this.doc, this.node);
   }
 
+  // URLs as k6 gives them: resolved against the page's URL when the
+  // selection came from a response (`Response.html()`).
+  _url(name) {
+    const v = this.getAttribute(name);
+    if (v === undefined) return '';
+    return this.url ? H.resolve(this.url, v) : v;
+  }
+
   href() {
-    return this.getAttribute('href') ?? '';
+    return this._url('href');
   }
 
   src() {
-    return this.getAttribute('src') ?? '';
+    return this._url('src');
   }
 
   action() {
-    return this.getAttribute('action') ?? '';
+    return this._url('action');
   }
 
   method() {

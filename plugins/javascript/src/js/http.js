@@ -159,10 +159,11 @@ export class Response {
     if (form.size() === 0) {
       throw new Error(`k6/http: submitForm(): no element matches formSelector \`${formSelector}\` in the page from ${this.url}`);
     }
-    const pairs = form.serializeArray().filter(({ name }) => !(name in fields));
+    const given = (name) => Object.prototype.hasOwnProperty.call(fields, name);
+    const pairs = form.serializeArray().filter(({ name }) => !given(name));
     const submit = form.find(submitSelector).first();
     const button = submit.attr('name');
-    if (button && !(button in fields)) pairs.push({ name: button, value: submit.attr('value') ?? '' });
+    if (button && !given(button)) pairs.push({ name: button, value: submit.attr('value') ?? '' });
     for (const [name, value] of Object.entries(fields)) {
       for (const v of Array.isArray(value) ? value : [value]) pairs.push({ name, value: String(v) });
     }

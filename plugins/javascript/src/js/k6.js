@@ -5,10 +5,20 @@ const H = globalThis.__host;
 // every checked request. `tags` are not kept yet.
 export const check = H.check;
 
+// As in k6, not for async functions: the group would end at the first
+// await, and what follows would be counted outside it.
 export function group(name, fn) {
+  if (typeof fn !== 'function') throw new TypeError('group(name, fn): fn must be a function');
+  if (fn.constructor && fn.constructor.name === 'AsyncFunction') {
+    throw new Error('group() does not support async functions; await inside the group is counted outside it');
+  }
   H.groupStart(String(name));
   try {
-    return fn();
+    const result = fn();
+    if (result instanceof Promise) {
+      throw new Error('group() does not support functions that return a promise; await inside the group is counted outside it');
+    }
+    return result;
   } finally {
     H.groupEnd();
   }
