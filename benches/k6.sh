@@ -9,6 +9,8 @@
 #      per VU, and how long a VU took to start (instantiate + init, from
 #      the engine's debug log), for each N.
 # Usage: benches/k6.sh [rounds=3] [vus=50] [seconds=5] [sleeping VUs=1000,10000 (0: skip)]
+# Past about 10,000 VUs a process needs more memory mappings than Linux
+# allows by default (the run says so): sysctl -w vm.max_map_count=524288
 # BASELINE=path/to/another/loadtest adds that binary to every round (the
 # same script, right after this one), to compare two builds in one run.
 set -euo pipefail
@@ -83,14 +85,21 @@ sleeping() {
   cat >"$work/idle.js" <<JS
 import { sleep } from 'k6';
 export const options = {
-  scenarios: { idle: { executor: 'constant-vus', vus: $n, duration: '$((5 + n / 2000))s', gracefulStop: '0s' } },
+  scenarios: { idle: { executor: 'constant-vus', vus: $n, duration: '$((5 + n / 1000))s', gracefulStop: '0s' } },
 };
 export default function () { sleep(3600); }
 JS
   RUST_LOG=warn,loadtest_engine::workload::vu=debug,plugin=debug NO_COLOR=1 \
     "$bin" run -q "$work/idle.js" >/dev/null 2>"$work/idle.log" &
-  local pid=$! peak=0 rss mapped="" pss peak_pss=0
+  local pid=$! peak=0 rss mapped="" pss peak_pss=0 avail
+  # What the machine lost: RSS and PSS are the process's own accounts, the
+  # fall of MemAvailable is memory gone (noisy with other work running).
+  local avail0 least
+  avail0=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+  least=$avail0
   while kill -0 "$pid" 2>/dev/null; do
+    avail=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+    [ "$avail" -lt "$least" ] && least=$avail
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     [ "${rss:-0}" -gt "$peak" ] && peak=$rss
     # RSS counts a page shared by N VUs' memory images N times; PSS once.
@@ -120,7 +129,7 @@ PY
     sleep 0.2
   done
   wait "$pid" || true
-  echo "$peak $(grep -c 'instantiated in' "$work/idle.log") $peak_pss"
+  echo "$peak $(grep -c 'instantiated in' "$work/idle.log") $peak_pss $((avail0 - least))"
   python3 - "$work/idle.log" <<'PY'
 import re, statistics, sys
 units = {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3, "s": 1e6}
@@ -133,14 +142,14 @@ med = lambda v: statistics.median(v) if v else 0
 print(f"{med(starts):.0f} {max(starts, default=0):.0f} {med(heap):.0f} {med(linear):.0f}")
 PY
 }
-{ read -r base_rss _ base_pss; read -r _; } < <(sleeping 1)
+{ read -r base_rss _ base_pss base_taken; read -r _; } < <(sleeping 1)
 echo
-echo "| sleeping VUs | started | peak RSS | RSS per VU over 1 VU | PSS per VU over 1 VU | QuickJS heap per VU | linear memory per VU | VU start, median (max) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| sleeping VUs | started | peak RSS | RSS per VU over 1 VU | PSS per VU over 1 VU | MemAvailable fall per VU | QuickJS heap per VU | linear memory per VU | VU start, median (max) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for n in ${idle//,/ }; do
-  { read -r rss started pss; read -r med max heap linear; } < <(sleeping "$n")
+  { read -r rss started pss taken; read -r med max heap linear; } < <(sleeping "$n")
   python3 -c "
-n, rss, base, pss, bpss, started, med, mx, heap, lin = $n, $rss, $base_rss, $pss, $base_pss, $started, $med, $max, $heap, $linear
-print(f'| {n:,} | {started:,} | {rss / 1024:,.0f} MiB | {(rss - base) / (n - 1):,.0f} KiB | {(pss - bpss) / (n - 1):,.0f} KiB | {heap:,} KiB | {lin:,} KiB | {med:,.0f} µs ({mx:,.0f} µs) |')"
+n, rss, base, pss, bpss, taken, btaken, started, med, mx, heap, lin = $n, $rss, $base_rss, $pss, $base_pss, $taken, $base_taken, $started, $med, $max, $heap, $linear
+print(f'| {n:,} | {started:,} | {rss / 1024:,.0f} MiB | {(rss - base) / (n - 1):,.0f} KiB | {(pss - bpss) / (n - 1):,.0f} KiB | {(taken - btaken) / (n - 1):,.0f} KiB | {heap:,} KiB | {lin:,} KiB | {med:,.0f} µs ({mx:,.0f} µs) |')"
 done
 if [ -f "$work/mappings" ]; then echo; cat "$work/mappings"; fi
