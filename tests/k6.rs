@@ -311,6 +311,21 @@ fn script_errors_name_the_file_line_and_column() {
         "{}",
         run.stderr
     );
+
+    // k6 would call it after the run; dropping it silently would lose
+    // the files it writes.
+    let summary = "export default function () {}
+export function handleSummary(data) { return { 'summary.json': JSON.stringify(data) }; }
+";
+    let run = k6("run", summary, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("exports handleSummary(), which loadtest does not call"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.report.is_null(), "it ran: {}", run.report);
 }
 
 #[test]

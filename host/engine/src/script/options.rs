@@ -103,6 +103,7 @@ pub fn config_of<'a>(
             ));
         }
     }
+    refuse_unsupported_exports(&described.exports)?;
     let params = json!({ "main": main, "env": env });
     let scenarios = scenarios(&options, &params, &described.exports)?;
     let mut config = json!({
@@ -117,6 +118,20 @@ pub fn config_of<'a>(
         config["thresholds"] = t.clone();
     }
     Ok(config.to_string())
+}
+
+/// Exports k6 calls by name that loadtest does not call: running the
+/// script anyway would drop what they do without a word.
+fn refuse_unsupported_exports(exports: &[String]) -> Result<(), String> {
+    if exports.iter().any(|e| e == "handleSummary") {
+        return Err(
+            "the script exports handleSummary(), which loadtest does not call yet: \
+                    remove it and use loadtest's own end-of-test summary, or `--json FILE` \
+                    (or `--html FILE`) for a report to process"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn scenarios(
@@ -270,5 +285,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("exports no function `nope`"), "{e}");
+        let e = config(json!({}), &["default", "handleSummary"]).unwrap_err();
+        assert!(
+            e.contains("exports handleSummary(), which loadtest does not call"),
+            "{e}"
+        );
     }
 }
