@@ -1289,3 +1289,79 @@ export default function () {{
     assert_eq!(check(&run.report, "executor"), (12, 0));
     assert_eq!(t.received(), 12);
 }
+
+#[test]
+fn test_wide_tags_user_agent_discarded_bodies_and_min_iteration_duration() {
+    let t = Target::start();
+    let bin = common::httpbin::Httpbin::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{
+  tags: {{ env: 'staging' }},
+  userAgent: 'shop-test/1.0',
+  discardResponseBodies: true,
+  minIterationDuration: '150ms',
+  scenarios: {{
+    browse: {{ executor: 'per-vu-iterations', vus: 2, iterations: 2, tags: {{ flow: 'browse' }} }},
+  }},
+  thresholds: {{
+    'http_reqs{{env:staging}}': ['count==16'],
+    'http_reqs{{flow:browse}}': ['count==16'],
+    'checks{{env:staging}}': ['rate==1'],
+  }},
+}};
+export default function () {{
+  const discarded = http.get('{t}/');
+  const ua = http.get('{b}/user-agent', {{ responseType: 'text' }});
+  const own = http.get('{b}/headers', {{ headers: {{ 'user-agent': 'mine' }}, responseType: 'text' }});
+  const echoed = http.post('{t}/echo', 'kept', {{ responseType: 'text' }});
+  check(discarded, {{
+    'a body is discarded unless asked for': (r) => r.status === 200 && r.body === null,
+    'the default user agent is sent': () => ua.json('user-agent') === 'shop-test/1.0',
+    "a request's own user agent wins": () => own.json('headers.User-Agent') === 'mine',
+    'responseType text keeps the body': () => echoed.body === 'kept',
+  }});
+}}
+"#,
+        t = t.url,
+        b = bin.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(
+        run.code, 0,
+        "{}\n{}\n{}",
+        run.stderr, run.report["thresholds"], run.report["checks"]
+    );
+    let r = &run.report;
+    for name in [
+        "a body is discarded unless asked for",
+        "the default user agent is sent",
+        "a request's own user agent wins",
+        "responseType text keeps the body",
+    ] {
+        assert_eq!(check(r, name), (4, 0), "{name}: {}", r["checks"]);
+    }
+    for t in [
+        "http_reqs{env:staging}",
+        "http_reqs{flow:browse}",
+        "checks{env:staging}",
+    ] {
+        assert!(passed(r, t), "{t}: {}", r["thresholds"]);
+    }
+    assert_eq!(r["totals"]["requests"], 16);
+    assert_eq!(t.received(), 8);
+    let min = r["scenarios"]["browse"]["iteration_duration_ms"]["min"]
+        .as_f64()
+        .unwrap();
+    assert!(min >= 150.0, "an iteration ended before 150 ms: {min} ms");
+
+    let bad = "export const options = { userAgent: 7 };\nexport default function () {}\n";
+    let run = k6("validate", bad, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("options.userAgent must be a string"),
+        "{}",
+        run.stderr
+    );
+}

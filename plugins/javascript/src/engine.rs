@@ -186,7 +186,10 @@ impl Engine {
             })?;
             let (module, promise) = module.eval()?;
             promise.finish::<()>()?;
-            globals.set("__ns", module.namespace()?)?;
+            let ns = module.namespace()?;
+            let options: Value = ns.get("options")?;
+            crate::options::apply(ctx, options.into_object())?;
+            globals.set("__ns", ns)?;
             Ok(())
         })?;
         Ok(engine)

@@ -254,7 +254,8 @@ enum BodyKind {
 impl BodyKind {
     fn of<'js>(ctx: &Ctx<'js>, params: &Object<'js>) -> rquickjs::Result<BodyKind> {
         match params.get::<_, Option<String>>("responseType")?.as_deref() {
-            None | Some("text") => Ok(BodyKind::Text),
+            None => Ok(default_kind()),
+            Some("text") => Ok(BodyKind::Text),
             Some("binary") => Ok(BodyKind::Binary),
             Some("none") => Ok(BodyKind::None),
             Some(other) => Err(Exception::throw_type(
@@ -262,6 +263,21 @@ impl BodyKind {
                 &format!("k6/http: responseType `{other}` is not one of text, binary, none"),
             )),
         }
+    }
+}
+
+/// The host counts such a body but keeps none of it.
+fn discard_if(r: http::Request, discard: bool) -> http::Request {
+    if discard { r.discard_body() } else { r }
+}
+
+/// A request's `responseType` when its params give none: k6's
+/// `discardResponseBodies` makes it `none`.
+fn default_kind() -> BodyKind {
+    if crate::options::discard_bodies() {
+        BodyKind::None
+    } else {
+        BodyKind::Text
     }
 }
 
@@ -405,14 +421,27 @@ fn request<'js>(
     if let Some(b) = body {
         r = r.body(crate::binary::bytes_of(ctx, &b, "k6/http: a request body")?);
     }
+    let mut agent = crate::options::user_agent();
     let Some(p) = params else {
-        return Ok((r, BodyKind::Text));
+        if let Some(a) = agent {
+            r = r.header("User-Agent", a);
+        }
+        return Ok((
+            discard_if(r, crate::options::discard_bodies()),
+            default_kind(),
+        ));
     };
     if let Some(headers) = p.get::<_, Option<Object>>("headers")? {
         for pair in headers.props::<String, Coerced<String>>() {
             let (k, v) = pair?;
+            if k.eq_ignore_ascii_case("user-agent") {
+                agent = None;
+            }
             r = r.header(k, v.0);
         }
+    }
+    if let Some(a) = agent {
+        r = r.header("User-Agent", a);
     }
     if let Some(tags) = p.get::<_, Option<Object>>("tags")? {
         for pair in tags.props::<String, Coerced<String>>() {
@@ -431,14 +460,11 @@ fn request<'js>(
         r = r.max_redirects(n.max(0.0) as u32);
     }
     let kind = BodyKind::of(ctx, p)?;
-    if kind == BodyKind::None {
-        r = r.discard_body();
-    }
-    Ok((r, kind))
+    Ok((discard_if(r, kind == BodyKind::None), kind))
 }
 
 /// k6's durations: a number of milliseconds or a string like `10s`, `500ms`, `1m`.
-fn duration<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> rquickjs::Result<Duration> {
+pub(crate) fn duration<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> rquickjs::Result<Duration> {
     if let Some(ms) = v.as_number() {
         return Ok(Duration::from_micros((ms.max(0.0) * 1000.0) as u64));
     }

@@ -15,6 +15,7 @@ mod engine;
 mod event_loop;
 mod host;
 mod html;
+mod options;
 mod random;
 
 use engine::Engine;
@@ -60,10 +61,17 @@ impl Scenario for Script {
     }
 
     fn iteration(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         let exec = vu::exec();
         let name = if exec.is_empty() { "default" } else { &exec };
-        self.engine.call(name)?;
-        Ok(())
+        let result = self.engine.call(name);
+        // k6's minIterationDuration: the VU sleeps off the rest, whether
+        // the iteration passed or failed.
+        if let Some(rest) = options::min_iteration().and_then(|m| m.checked_sub(started.elapsed()))
+        {
+            vu::sleep(rest);
+        }
+        Ok(result?)
     }
 
     fn setup(params: &Params) -> Result<Option<String>> {

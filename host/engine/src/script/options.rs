@@ -63,6 +63,15 @@ fn sandbox_option(key: &str) -> Option<&'static str> {
     }
 }
 
+/// Options each VU of the script applies itself (the plugin reads them
+/// from the script): the config has nothing to carry.
+const VU_OPTIONS: &[&str] = &[
+    "tags",
+    "userAgent",
+    "discardResponseBodies",
+    "minIterationDuration",
+];
+
 /// Options that only shape k6's own output; accepted, no effect here.
 const COSMETIC: &[&str] = &[
     "summaryTrendStats",
@@ -96,10 +105,12 @@ pub fn config_of<'a>(
             key.as_str(),
             "scenarios" | "thresholds" | "vus" | "duration" | "iterations" | "stages"
         ) && !COSMETIC.contains(&key.as_str())
+            && !VU_OPTIONS.contains(&key.as_str())
         {
             return Err(format!(
-                "options.{key} is not supported by loadtest yet (supported: scenarios, thresholds, vus, duration, iterations, stages, blockHostnames, blacklistIPs, {})",
-                HTTP_OPTIONS.join(", ")
+                "options.{key} is not supported by loadtest yet (supported: scenarios, thresholds, vus, duration, iterations, stages, blockHostnames, blacklistIPs, {}, {})",
+                HTTP_OPTIONS.join(", "),
+                VU_OPTIONS.join(", ")
             ));
         }
     }
@@ -188,6 +199,8 @@ fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result
     for (key, value) in s {
         if SCENARIO_FIELDS.contains(&key.as_str()) {
             out.insert(key.clone(), value.clone());
+        } else if key == "tags" {
+            // The scenario's VUs tag their samples with them themselves.
         } else if key == "exec" {
             exec = value
                 .as_str()
@@ -195,7 +208,7 @@ fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result
                 .to_owned();
         } else {
             return Err(format!(
-                "options.scenarios.{name}.{key} is not supported by loadtest yet (supported: exec, {})",
+                "options.scenarios.{name}.{key} is not supported by loadtest yet (supported: exec, tags, {})",
                 SCENARIO_FIELDS.join(", ")
             ));
         }
@@ -269,12 +282,12 @@ mod tests {
         let e = config(json!({ "cloud": {} }), &["default"]).unwrap_err();
         assert!(e.contains("options.cloud is not supported"), "{e}");
         let e = config(
-            json!({ "scenarios": { "a": { "executor": "constant-vus", "tags": {} } } }),
+            json!({ "scenarios": { "a": { "executor": "constant-vus", "env": {} } } }),
             &["default"],
         )
         .unwrap_err();
         assert!(
-            e.contains("options.scenarios.a.tags is not supported"),
+            e.contains("options.scenarios.a.env is not supported"),
             "{e}"
         );
         let e = config(json!({}), &["setup"]).unwrap_err();

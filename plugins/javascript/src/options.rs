@@ -1,0 +1,97 @@
+//! k6's test-wide options that each VU applies itself, read from the
+//! script's `options` when it loads: `tags` (and a scenario's own), the
+//! default `userAgent`, `discardResponseBodies` and
+//! `minIterationDuration`. The host's config has no field for them, so
+//! they travel in the script, as in k6.
+
+use loadtest_sdk::vu;
+use rquickjs::convert::Coerced;
+use rquickjs::{Ctx, Exception, Object, Value};
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+thread_local! {
+    static USER_AGENT: RefCell<Option<String>> = const { RefCell::new(None) };
+    static DISCARD_BODIES: Cell<bool> = const { Cell::new(false) };
+    static MIN_ITERATION: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// The `User-Agent` a request without one gets, if the script set one.
+pub fn user_agent() -> Option<String> {
+    USER_AGENT.with_borrow(Clone::clone)
+}
+
+/// Whether a request without a `responseType` keeps no body (k6's
+/// `discardResponseBodies`).
+pub fn discard_bodies() -> bool {
+    DISCARD_BODIES.get()
+}
+
+/// How long an iteration lasts at least (k6's `minIterationDuration`).
+pub fn min_iteration() -> Option<Duration> {
+    MIN_ITERATION.get()
+}
+
+/// Applies `options` (the script's export, if any) to this VU.
+pub fn apply<'js>(ctx: &Ctx<'js>, options: Option<Object<'js>>) -> rquickjs::Result<()> {
+    let Some(options) = options else {
+        return Ok(());
+    };
+    tag(ctx, options.get("tags")?, "options.tags")?;
+    let scenario = vu::scenario();
+    let scenarios: Option<Object> = options.get("scenarios")?;
+    if let Some(s) = scenarios.and_then(|all| all.get::<_, Option<Object>>(&scenario).ok()?) {
+        tag(
+            ctx,
+            s.get("tags")?,
+            &format!("options.scenarios.{scenario}.tags"),
+        )?;
+    }
+    let agent: Value = options.get("userAgent")?;
+    let agent = match agent.as_string() {
+        Some(s) => Some(s.to_string()?).filter(|s| !s.is_empty()),
+        None if agent.is_undefined() || agent.is_null() => None,
+        None => return Err(type_error(ctx, "options.userAgent must be a string")),
+    };
+    USER_AGENT.set(agent);
+    let discard: Value = options.get("discardResponseBodies")?;
+    DISCARD_BODIES.set(match discard.as_bool() {
+        Some(b) => b,
+        None if discard.is_undefined() || discard.is_null() => false,
+        None => {
+            return Err(type_error(
+                ctx,
+                "options.discardResponseBodies must be true or false",
+            ));
+        }
+    });
+    let min: Value = options.get("minIterationDuration")?;
+    MIN_ITERATION.set(if min.is_undefined() || min.is_null() {
+        None
+    } else {
+        Some(crate::host::duration(ctx, &min)?)
+    });
+    Ok(())
+}
+
+/// Tags every sample of this VU with `tags`' entries.
+fn tag<'js>(ctx: &Ctx<'js>, tags: Option<Value<'js>>, what: &str) -> rquickjs::Result<()> {
+    let Some(tags) = tags.filter(|t| !t.is_undefined() && !t.is_null()) else {
+        return Ok(());
+    };
+    let Some(tags) = tags.into_object() else {
+        return Err(type_error(
+            ctx,
+            &format!("{what} must be an object of tag names and values"),
+        ));
+    };
+    for pair in tags.props::<String, Coerced<String>>() {
+        let (k, v) = pair?;
+        vu::set_tag(&k, &v.0);
+    }
+    Ok(())
+}
+
+fn type_error(ctx: &Ctx<'_>, message: &str) -> rquickjs::Error {
+    Exception::throw_type(ctx, message)
+}
