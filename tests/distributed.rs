@@ -422,8 +422,16 @@ export default function (data) {{
   check(res, {{ 'greeted': (r) => r.body.includes(data.greeting) }});
   check(null, {{ ['iteration ' + exec.scenario.iterationInTest]: () => true }});
 }}
+export function handleSummary(data) {{
+  const m = data.metrics;
+  return {{
+    stdout: `summarised: ${{m.http_reqs.values.count}} requests\n`,
+    '{summary}': JSON.stringify({{ requests: m.http_reqs.values.count, greeted: data.root_group.checks.find((c) => c.name === 'greeted').passes, ok: m.checks.thresholds['rate==1'].ok }}),
+  }};
+}}
 "#,
-        target.url
+        target.url,
+        summary = dir.path().join("summary.json").display()
     );
     let cfg = dir.path().join("shop.js");
     std::fs::write(&cfg, script).unwrap();
@@ -441,6 +449,25 @@ export default function (data) {{
     assert_eq!(r["totals"]["requests"].as_u64(), Some(target.received()));
     assert_eq!(r["checks"]["greeted"]["passes"], 160);
     assert_eq!(nodes_of(r).len(), 2);
+    // handleSummary() ran where the script was submitted, on the
+    // cluster's merged data, and took the table's place.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["requests"].as_u64(), Some(target.received()));
+    assert_eq!(summary["greeted"], 160);
+    assert_eq!(summary["ok"], true);
+    assert!(
+        out.output
+            .contains(&format!("summarised: {} requests", target.received())),
+        "{}",
+        out.output
+    );
+    assert!(
+        !out.output.contains("iterations 160"),
+        "the table was printed too: {}",
+        out.output
+    );
     // exec.scenario.iterationInTest is unique across the nodes (160 check
     // names stay under the report's 200 names a scenario may have).
     let numbered: Vec<_> = r["checks"]

@@ -14,6 +14,9 @@ use std::time::Duration;
 struct Run {
     code: i32,
     stderr: String,
+    stdout: String,
+    /// Where the script ran from, kept for the files it wrote.
+    dir: tempfile::TempDir,
     report: Value,
 }
 
@@ -31,7 +34,7 @@ fn k6_with_env(command: &str, script: &str, extra: &[(&str, &str)], env: &[(&str
     }
     let report = dir.path().join("report.json");
     let mut cmd = Command::new(BIN);
-    cmd.arg(command);
+    cmd.current_dir(dir.path()).arg(command);
     if command == "run" {
         cmd.args(["-q", "--json"]).arg(&report);
     }
@@ -40,25 +43,31 @@ fn k6_with_env(command: &str, script: &str, extra: &[(&str, &str)], env: &[(&str
         .env("NO_COLOR", "1")
         .envs(env.iter().copied())
         .env_remove("CLUSTER_ENABLED")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting loadtest");
     let mut child = out;
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut s);
-        s
-    });
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
     let code = wait_bounded(&mut child, Duration::from_secs(120));
-    let stderr = reader.join().unwrap();
+    let stderr = stderr.join().unwrap();
+    let stdout = stdout.join().unwrap();
     let report = std::fs::read_to_string(&report)
         .ok()
         .map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
     Run {
         code,
         stderr,
+        stdout,
+        dir,
         report,
     }
 }
@@ -311,21 +320,6 @@ fn script_errors_name_the_file_line_and_column() {
         "{}",
         run.stderr
     );
-
-    // k6 would call it after the run; dropping it silently would lose
-    // the files it writes.
-    let summary = "export default function () {}
-export function handleSummary(data) { return { 'summary.json': JSON.stringify(data) }; }
-";
-    let run = k6("run", summary, &[]);
-    assert_ne!(run.code, 0);
-    assert!(
-        run.stderr
-            .contains("exports handleSummary(), which loadtest does not call"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.report.is_null(), "it ran: {}", run.report);
 }
 
 #[test]
@@ -1363,5 +1357,98 @@ export default function () {{
         run.stderr.contains("options.userAgent must be a string"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn handle_summary_gets_k6s_data_and_writes_where_it_says_in_place_of_the_table() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check, group }} from 'k6';
+import {{ Counter }} from 'k6/metrics';
+const carts = new Counter('carts');
+export const options = {{
+  vus: 2,
+  iterations: 6,
+  summaryTrendStats: ['avg', 'p(99)', 'count'],
+  thresholds: {{ http_req_duration: ['p(99)<5000'], 'http_reqs{{expected_response:true}}': ['count==6'] }},
+}};
+export default function () {{
+  group('cart', () => {{
+    check(http.get('{0}/'), {{ 'home ok': (r) => r.status === 200 }});
+    check(http.get('{0}/status/404'), {{ 'missing': (r) => r.status === 404 }});
+    carts.add(1);
+  }});
+}}
+export function handleSummary(data) {{
+  const m = data.metrics;
+  return {{
+    stdout: `custom: ${{m.http_reqs.values.count}} requests, ${{m.checks.values.passes}} checks passed\n`,
+    'out/summary.json': JSON.stringify(data),
+    'out/bytes.bin': new Uint8Array([1, 2, 3]).buffer,
+  }};
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.received(), 12);
+    assert_eq!(
+        run.stdout, "custom: 12 requests, 12 checks passed\n",
+        "in place of the table"
+    );
+    let read = |p: &str| std::fs::read(run.dir.path().join(p)).unwrap();
+    assert_eq!(read("out/bytes.bin"), [1, 2, 3]);
+    let data: Value = serde_json::from_slice(&read("out/summary.json")).unwrap();
+    let m = &data["metrics"];
+    assert_eq!(m["http_reqs"]["type"], "counter");
+    assert_eq!(m["http_reqs"]["values"]["count"], 12);
+    assert_eq!(m["carts"]["values"]["count"], 6);
+    assert_eq!(
+        m["http_req_failed"]["values"]["passes"], 6,
+        "the 404s: {}",
+        m["http_req_failed"]
+    );
+    assert_eq!(m["http_req_duration"]["contains"], "time");
+    let stats = m["http_req_duration"]["values"].as_object().unwrap();
+    assert_eq!(
+        stats.keys().collect::<Vec<_>>(),
+        ["avg", "count", "p(99)"],
+        "summaryTrendStats"
+    );
+    assert_eq!(
+        m["http_req_duration"]["thresholds"]["p(99)<5000"]["ok"],
+        true
+    );
+    let sub = &m["http_reqs{expected_response:true}"];
+    assert_eq!(sub["values"]["count"], 6, "{sub}");
+    assert_eq!(sub["thresholds"]["count==6"]["ok"], true);
+    assert_eq!(data["root_group"]["groups"][0]["path"], "::cart");
+    let checks = data["root_group"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert!(
+        checks.iter().all(|c| c["passes"] == 6 && c["fails"] == 0),
+        "{checks:?}"
+    );
+    assert_eq!(data["options"]["summaryTrendStats"][1], "p(99)");
+    assert!(data["state"]["testRunDurationMs"].as_f64().unwrap() > 0.0);
+    // The JSON report is written as always.
+    assert_eq!(run.report["totals"]["requests"], 12);
+
+    // A handleSummary() that throws: the table after all, and an error.
+    let broken = "export default function () {}\nexport function handleSummary() { throw new Error('no summary today'); }\n";
+    let run = k6("run", broken, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("handleSummary(): ") && run.stderr.contains("no summary today"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("iterations 1"),
+        "the table: {}",
+        run.stdout
     );
 }

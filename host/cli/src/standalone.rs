@@ -111,9 +111,16 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         &live.steering,
         *live.started.lock().unwrap_or_else(|p| p.into_inner()),
     );
-    print!("{}", report::render_table(&summary));
+    let summarised = report::k6_data::end_of_test(
+        &bundle,
+        || Ok(runtime.clone()),
+        &summary,
+        &outcome.metrics,
+        outcome.elapsed,
+    )
+    .await;
     write_reports(&out, &summary, &outcome.rows)?;
-    let code = match teardown {
+    let code = match teardown.and(summarised) {
         Err(e) => {
             eprintln!("error: {e:#}");
             loadtest_report::exit::ERROR

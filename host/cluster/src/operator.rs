@@ -9,6 +9,8 @@ use crate::mirror::{self, Mirror};
 use crate::service::{StatusReply, StatusRequest};
 use crate::transport::{CoordinatorClient, Transport};
 use loadtest_backends::shipped::Shipped;
+use loadtest_engine::config::Bundle;
+use loadtest_engine::plugin::Runtime;
 use loadtest_engine::workload::Change;
 use loadtest_report::outputs::Outputs;
 use loadtest_report::{self as report, ClusterSummary, RunFacts, Summary};
@@ -61,7 +63,7 @@ pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> any
         println!("{run_id}");
         return Ok(loadtest_report::exit::OK);
     }
-    report_run(&nodes, &run_id, out).await
+    report_run(&nodes, &run_id, out, Some(&bundle)).await
 }
 
 /// `loadtest report`: waits for the cluster's current (or last) run to
@@ -81,10 +83,17 @@ pub async fn report(nodes: &str, out: Outputs) -> anyhow::Result<u8> {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    report_run(&nodes, &run_id, out).await
+    report_run(&nodes, &run_id, out, None).await
 }
 
-async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Result<u8> {
+/// `bundle` is what was submitted, when this process submitted it: a
+/// script's `handleSummary()` needs its files.
+async fn report_run(
+    nodes: &[String],
+    run_id: &str,
+    out: Outputs,
+    bundle: Option<&Bundle>,
+) -> anyhow::Result<u8> {
     let (reply, result, mirror) = wait_for(nodes, run_id, &out).await?;
     let plan = reply.plan.expect("a finished run has a plan");
     if plan.status == Status::Aborted {
@@ -113,7 +122,30 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
     ));
     summary.controls = crate::steering::log_lines(&plan);
     summary.aborted_by_script = result.aborted_by_script.clone();
-    print!("{}", report::render_table(&summary));
+    let elapsed = Duration::from_millis(result.elapsed_ms);
+    let summarised = match bundle {
+        Some(b) => {
+            let runtime = || {
+                Ok(Arc::new(
+                    Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?,
+                ))
+            };
+            report::k6_data::end_of_test(b, runtime, &summary, &result.metrics, elapsed).await
+        }
+        None => {
+            print!("{}", report::render_table(&summary));
+            if config
+                .scenarios
+                .values()
+                .any(|s| s.params["handleSummary"] == true)
+            {
+                eprintln!(
+                    "note: the script's handleSummary() is called by `loadtest submit`, which has the script; `loadtest report` does not"
+                );
+            }
+            Ok(())
+        }
+    };
     if let Some(reason) = &summary.aborted_by_script {
         eprintln!("the script aborted the test: {reason}");
     }
@@ -123,6 +155,10 @@ async fn report_run(nodes: &[String], run_id: &str, out: Outputs) -> anyhow::Res
     }
     if let Some(e) = &result.teardown_error {
         eprintln!("error: teardown failed: {e}");
+        return Ok(loadtest_report::exit::ERROR);
+    }
+    if let Err(e) = summarised {
+        eprintln!("error: {e:#}");
         return Ok(loadtest_report::exit::ERROR);
     }
     Ok(report::outputs::exit_code(&summary, false))

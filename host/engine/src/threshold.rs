@@ -180,6 +180,16 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
     Ok((agg, op, value))
 }
 
+/// One statistic of a metric as a threshold would see it: `key` narrowed
+/// by tags as a threshold's key is (`http_req_duration{scenario:buy}`),
+/// `stat` named as in a threshold (`p(95)`, `avg`, `count`, `rate`). What
+/// k6's end-of-test data reports; `None` when the metric has no such value.
+pub fn statistic(key: &str, stat: &str, m: &Metrics, elapsed: Duration) -> Option<f64> {
+    let selector = parse_selector(key).ok()?;
+    let (agg, _, _) = parse_expr(&format!("{stat}>0")).ok()?;
+    observe(&selector, agg, m, elapsed)
+}
+
 fn agg_name(a: Agg) -> &'static str {
     match a {
         Agg::Avg => "avg",

@@ -10,6 +10,7 @@ pub mod exit;
 pub mod html;
 pub mod httpd;
 mod json;
+pub mod k6_data;
 pub mod outputs;
 pub mod progress;
 pub mod prometheus;

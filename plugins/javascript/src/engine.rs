@@ -274,6 +274,26 @@ impl Engine {
         crate::event_loop::settle(ctx, value)
     }
 
+    /// Calls the script's `handleSummary(data)` (`data` as JSON) and gives
+    /// what it returned, `{ "where": { "text": ... } | { "base64": ... } }`
+    /// as JSON: k6 takes a string or an ArrayBuffer for each destination.
+    pub fn handle_summary(&self, data: &str) -> Result<String, String> {
+        self.set_data(Some(data))?;
+        self.with(|ctx| {
+            let value = self.invoke(ctx, "handleSummary")?;
+            let Some(outputs) = value.into_object().filter(|o| !o.is_array()) else {
+                let message = "handleSummary() must return an object such as { stdout: '...', 'summary.json': JSON.stringify(data) }";
+                return Err(rquickjs::Exception::throw_type(ctx, message));
+            };
+            let mut out = serde_json::Map::new();
+            for pair in outputs.props::<String, Value>() {
+                let (at, v) = pair?;
+                out.insert(at.clone(), output(ctx, &at, v)?);
+            }
+            Ok(serde_json::Value::Object(out).to_string())
+        })
+    }
+
     /// Compiles, without running, the k6 modules a script can reach
     /// without importing them (`Response.html()` loads `k6/html` on first
     /// use), so that their bytecode travels with the script's.
@@ -310,6 +330,18 @@ impl Engine {
             r.map_err(|e| describe(&ctx, e))
         })
     }
+}
+
+/// One destination's content from `handleSummary()`'s result.
+fn output<'js>(ctx: &Ctx<'js>, at: &str, v: Value<'js>) -> rquickjs::Result<serde_json::Value> {
+    use base64::Engine as _;
+    if let Some(s) = v.as_string() {
+        return Ok(serde_json::json!({ "text": s.to_string()? }));
+    }
+    let what = format!("handleSummary()'s `{at}`");
+    let bytes = crate::binary::bytes_of(ctx, &v, &what)?;
+    let code = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Ok(serde_json::json!({ "base64": code }))
 }
 
 fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> String {

@@ -7,7 +7,9 @@
 //!
 //! Params, written by the host when it turns a script into a config:
 //! `{ "main": "script.js", "env": { ... } }`; `"probe": "options"` makes
-//! `setup` return the script's `options` and exports instead of running.
+//! `setup` return the script's `options` and exports instead of running,
+//! and `"probe": "summary"` with `"summary": data` makes it return what
+//! the script's `handleSummary(data)` does.
 
 mod binary;
 mod crypto;
@@ -75,6 +77,14 @@ impl Scenario for Script {
     }
 
     fn setup(params: &Params) -> Result<Option<String>> {
+        if params.str("probe") == Some("summary") {
+            let engine = load(params)?;
+            let data = params
+                .0
+                .get("summary")
+                .map_or("{}".into(), |d| d.to_string());
+            return Ok(Some(engine.handle_summary(&data)?));
+        }
         let probe = params.str("probe") == Some("options");
         if probe {
             engine::record_bytecode();

@@ -6,6 +6,7 @@
 mod files;
 mod options;
 mod remote;
+pub mod summary;
 
 pub use files::collect;
 pub use options::config_of;

@@ -72,7 +72,8 @@ const VU_OPTIONS: &[&str] = &[
     "minIterationDuration",
 ];
 
-/// Options that only shape k6's own output; accepted, no effect here.
+/// Options that only shape k6's own output; accepted, no effect here
+/// but on what a script's `handleSummary()` is given.
 const COSMETIC: &[&str] = &[
     "summaryTrendStats",
     "summaryTimeUnit",
@@ -80,6 +81,9 @@ const COSMETIC: &[&str] = &[
     "setupTimeout",
     "teardownTimeout",
 ];
+
+/// The options `handleSummary()` reads from its data (`data.options`).
+const SUMMARY_OPTIONS: &[&str] = &["summaryTrendStats", "summaryTimeUnit", "noColor"];
 
 /// The YAML (as JSON, which YAML reads) of a run of the script.
 pub fn config_of<'a>(
@@ -114,8 +118,15 @@ pub fn config_of<'a>(
             ));
         }
     }
-    refuse_unsupported_exports(&described.exports)?;
-    let params = json!({ "main": main, "env": env });
+    let mut params = json!({ "main": main, "env": env });
+    if described.exports.iter().any(|e| e == "handleSummary") {
+        params["handleSummary"] = true.into();
+        let summary: Map<String, Value> = SUMMARY_OPTIONS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), options.get(*k)?.clone())))
+            .collect();
+        params["summaryOptions"] = summary.into();
+    }
     let scenarios = scenarios(&options, &params, &described.exports)?;
     let mut config = json!({
         "name": name,
@@ -129,20 +140,6 @@ pub fn config_of<'a>(
         config["thresholds"] = t.clone();
     }
     Ok(config.to_string())
-}
-
-/// Exports k6 calls by name that loadtest does not call: running the
-/// script anyway would drop what they do without a word.
-fn refuse_unsupported_exports(exports: &[String]) -> Result<(), String> {
-    if exports.iter().any(|e| e == "handleSummary") {
-        return Err(
-            "the script exports handleSummary(), which loadtest does not call yet: \
-                    remove it and use loadtest's own end-of-test summary, or `--json FILE` \
-                    (or `--html FILE`) for a report to process"
-                .into(),
-        );
-    }
-    Ok(())
 }
 
 fn scenarios(
@@ -298,10 +295,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("exports no function `nope`"), "{e}");
-        let e = config(json!({}), &["default", "handleSummary"]).unwrap_err();
-        assert!(
-            e.contains("exports handleSummary(), which loadtest does not call"),
-            "{e}"
-        );
+        let c = config(
+            json!({ "summaryTrendStats": ["p(99)"] }),
+            &["default", "handleSummary"],
+        )
+        .unwrap();
+        let params = &c["scenarios"]["default"]["params"];
+        assert_eq!(params["handleSummary"], true);
+        assert_eq!(params["summaryOptions"]["summaryTrendStats"][0], "p(99)");
     }
 }

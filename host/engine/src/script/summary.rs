@@ -1,0 +1,113 @@
+//! k6's `handleSummary()`: after a run of a script that exports it, the
+//! script is given the end-of-test data and says what to write where.
+//! It runs in an instance of its own, as in k6, like the probe that read
+//! its options.
+
+use crate::config::Bundle;
+use crate::plugin::Runtime;
+use crate::workload::{self, Live};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// k6's default `summaryTrendStats`.
+pub const TREND_STATS: &[&str] = &["avg", "min", "med", "max", "p(90)", "p(95)"];
+
+/// A run of a script that exports `handleSummary()`: its params (main
+/// file, env, summary options) as the host wrote them.
+pub struct Wanted {
+    params: Value,
+}
+
+impl Wanted {
+    /// Set when `bundle` is a run of a script that exports `handleSummary()`.
+    pub fn of(bundle: &Bundle) -> Option<Wanted> {
+        let params = bundle
+            .config
+            .scenarios
+            .values()
+            .map(|s| &s.params)
+            .find(|p| p["handleSummary"] == true)?;
+        Some(Wanted {
+            params: params.clone(),
+        })
+    }
+
+    /// What `data.options` holds: the script's summary options, with k6's
+    /// defaults.
+    pub fn options(&self) -> Value {
+        let given = &self.params["summaryOptions"];
+        json!({
+            "summaryTrendStats": given.get("summaryTrendStats").cloned().unwrap_or(json!(TREND_STATS)),
+            "summaryTimeUnit": given.get("summaryTimeUnit").cloned().unwrap_or(json!("")),
+            "noColor": given.get("noColor").cloned().unwrap_or(json!(false)),
+        })
+    }
+
+    /// The trend statistics the data reports (`summaryTrendStats`).
+    pub fn trend_stats(&self) -> Vec<String> {
+        match self.options()["summaryTrendStats"].as_array() {
+            Some(list) => list
+                .iter()
+                .filter_map(|s| Some(s.as_str()?.to_owned()))
+                .collect(),
+            None => TREND_STATS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Calls `handleSummary(data)`: each destination (`stdout`, `stderr`
+    /// or a file's path) with its bytes.
+    pub async fn call(
+        &self,
+        bundle: &Bundle,
+        runtime: &Arc<Runtime>,
+        data: &Value,
+    ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let mut params = json!({ "main": self.params["main"], "env": self.params["env"] });
+        params["probe"] = "summary".into();
+        params["summary"] = data.clone();
+        let config = json!({
+            "name": bundle.name,
+            "plugins": { "js": { "builtin": "javascript" } },
+            "files": bundle.files.keys().map(|k| (k.clone(), Value::String(k.clone()))).collect::<serde_json::Map<_, _>>(),
+            "scenarios": { "summary": {
+                "plugin": "js", "executor": "per-vu-iterations", "vus": 1, "iterations": 1,
+                "params": params,
+            }},
+        });
+        let probe = Bundle::from_shipped(
+            &bundle.name,
+            &config.to_string(),
+            Default::default(),
+            (*bundle.files).clone(),
+        )?;
+        let returned = workload::setup(&probe, runtime, &Live::new())
+            .await
+            .map_err(|e| match e.downcast::<workload::LifecycleError>() {
+                Ok(failed) => anyhow::anyhow!("{}", failed.message),
+                Err(e) => e,
+            })?;
+        let text = returned
+            .0
+            .into_values()
+            .next()
+            .flatten()
+            .unwrap_or_default();
+        outputs(&text)
+    }
+}
+
+/// The plugin's `{ "where": { "text": ... } | { "base64": ... } }`.
+fn outputs(text: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let map: serde_json::Map<String, Value> = serde_json::from_str(text)?;
+    map.into_iter()
+        .map(|(at, v)| {
+            let bytes = match (v["text"].as_str(), v["base64"].as_str()) {
+                (Some(t), _) => t.as_bytes().to_vec(),
+                (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b)?,
+                _ => anyhow::bail!("the javascript plugin gave `{at}` no content"),
+            };
+            Ok((at, bytes))
+        })
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! The end-of-test data k6 gives a script's `handleSummary()`, in k6's
+//! shape (`metrics.<name>.{type, contains, values, thresholds}`,
+//! `root_group`, `options`, `state`), so the summary helpers scripts
+//! import (k6-summary's `textSummary`, HTML reporters) read it as they
+//! read k6's. And writing out what `handleSummary()` returned.
+
+use crate::Summary;
+use loadtest_engine::config::Bundle;
+use loadtest_engine::metrics::{Metrics, Phases};
+use loadtest_engine::plugin::Runtime;
+use loadtest_engine::script::summary::Wanted;
+use loadtest_engine::threshold::statistic;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one metric is, as k6 types it.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Rate,
+    Trend,
+    Gauge,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Rate => "rate",
+            Kind::Trend => "trend",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// The summary table, or in its place what the script's
+/// `handleSummary()` makes of k6's end-of-test data, as k6 does. When
+/// that fails the table is printed after all and the error returned.
+pub async fn end_of_test(
+    bundle: &Bundle,
+    runtime: impl FnOnce() -> anyhow::Result<Arc<Runtime>>,
+    summary: &Summary,
+    metrics: &Metrics,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let Some(wanted) = Wanted::of(bundle) else {
+        print!("{}", crate::render_table(summary));
+        return Ok(());
+    };
+    let data = data(summary, metrics, elapsed, wanted.options());
+    let called = match runtime() {
+        Ok(rt) => wanted.call(bundle, &rt, &data).await,
+        Err(e) => Err(e),
+    };
+    called.and_then(|outputs| emit(&outputs)).map_err(|e| {
+        print!("{}", crate::render_table(summary));
+        anyhow::anyhow!("handleSummary(): {e:#}")
+    })
+}
+
+/// `data` for `handleSummary(data)`. `options` is `data.options` (the
+/// script's summary options); trends report its `summaryTrendStats`.
+pub fn data(summary: &Summary, metrics: &Metrics, elapsed: Duration, options: Value) -> Value {
+    let stats: Vec<String> = options["summaryTrendStats"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|s| Some(s.as_str()?.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Map::new();
+    for (name, kind, contains) in known(metrics) {
+        if let Some(entry) = entry(&name, kind, contains, metrics, elapsed, &stats) {
+            out.insert(name, entry);
+        }
+    }
+    add_thresholds(&mut out, summary, metrics, elapsed, &stats);
+    json!({
+        "metrics": out,
+        "root_group": root_group(metrics),
+        "options": options,
+        "state": {
+            "isStdOutTTY": std::io::stdout().is_terminal(),
+            "isStdErrTTY": std::io::stderr().is_terminal(),
+            "testRunDurationMs": elapsed.as_secs_f64() * 1000.0,
+        },
+    })
+}
+
+/// Every metric the run has, with its kind and what its values measure.
+fn known(m: &Metrics) -> Vec<(String, Kind, &'static str)> {
+    let mut all = vec![
+        ("http_reqs".to_owned(), Kind::Counter, "default"),
+        ("http_req_failed".to_owned(), Kind::Rate, "default"),
+        ("http_req_duration".to_owned(), Kind::Trend, "time"),
+        ("data_received".to_owned(), Kind::Counter, "data"),
+        ("iterations".to_owned(), Kind::Counter, "default"),
+        ("iteration_duration".to_owned(), Kind::Trend, "time"),
+        ("dropped_iterations".to_owned(), Kind::Counter, "default"),
+        ("checks".to_owned(), Kind::Rate, "default"),
+        ("group_duration".to_owned(), Kind::Trend, "time"),
+    ];
+    all.extend(
+        Phases::NAMES
+            .iter()
+            .map(|n| (n.to_string(), Kind::Trend, "time")),
+    );
+    fn custom<'a>(
+        series: impl Iterator<Item = &'a (String, String)>,
+        kind: Kind,
+    ) -> Vec<(String, Kind, &'static str)> {
+        let names: BTreeSet<&String> = series.map(|k| &k.1).collect();
+        names
+            .into_iter()
+            .map(|n| (n.clone(), kind, "default"))
+            .collect()
+    }
+    all.extend(custom(m.counters.keys(), Kind::Counter));
+    all.extend(custom(m.rates.keys(), Kind::Rate));
+    all.extend(custom(m.trends.keys(), Kind::Trend));
+    all.extend(custom(m.gauges.keys(), Kind::Gauge));
+    all
+}
+
+/// `{ type, contains, values }` of `key` (a metric, maybe narrowed by
+/// tags), or `None` when it has no samples.
+fn entry(
+    key: &str,
+    kind: Kind,
+    contains: &str,
+    m: &Metrics,
+    elapsed: Duration,
+    stats: &[String],
+) -> Option<Value> {
+    let stat = |s: &str| statistic(key, s, m, elapsed);
+    let mut values = Map::new();
+    let mut put = |k: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            values.insert(k.to_owned(), json!(v));
+        }
+    };
+    match kind {
+        Kind::Counter => {
+            let count = stat("count").filter(|c| *c > 0.0)?;
+            put("count", Some(count));
+            put("rate", stat("rate"));
+        }
+        Kind::Rate if key.contains('{') => put("rate", Some(stat("rate")?)),
+        Kind::Rate => {
+            let (passes, fails) = rate_counts(key, m)?;
+            put("rate", Some(passes as f64 / (passes + fails).max(1) as f64));
+            put("passes", Some(passes as f64));
+            put("fails", Some(fails as f64));
+        }
+        Kind::Trend => {
+            stat("count").filter(|c| *c > 0.0).or(stat("max"))?;
+            for s in stats {
+                put(s, stat(s));
+            }
+        }
+        Kind::Gauge => {
+            put("value", Some(stat("value")?));
+            put("min", stat("min"));
+            put("max", stat("max"));
+        }
+    }
+    Some(json!({ "type": kind.name(), "contains": contains, "values": values }))
+}
+
+/// A rate's true and false samples (k6's `passes` and `fails`).
+fn rate_counts(key: &str, m: &Metrics) -> Option<(u64, u64)> {
+    let (p, f) = match key {
+        "checks" => m
+            .checks
+            .values()
+            .fold((0, 0), |a, c| (a.0 + c.passes, a.1 + c.fails)),
+        "http_req_failed" => m
+            .requests
+            .values()
+            .fold((0, 0), |a, r| (a.0 + r.failed, a.1 + r.count - r.failed)),
+        custom => m
+            .rates
+            .iter()
+            .filter(|(k, _)| k.1 == custom)
+            .fold((0, 0), |a, (_, r)| (a.0 + r.hits, a.1 + r.total - r.hits)),
+    };
+    (p + f > 0).then_some((p, f))
+}
+
+/// Each threshold's verdict under its metric (`thresholds: { "p(95)<500":
+/// { ok } }`), and the tag-filtered series thresholds made
+/// (`http_req_duration{expected_response:true}`) as metrics of their own,
+/// as k6 reports them.
+fn add_thresholds(
+    out: &mut Map<String, Value>,
+    summary: &Summary,
+    m: &Metrics,
+    elapsed: Duration,
+    stats: &[String],
+) {
+    let kinds: BTreeMap<String, (Kind, &'static str)> =
+        known(m).into_iter().map(|(n, k, c)| (n, (k, c))).collect();
+    for v in &summary.thresholds {
+        let base = v.metric.split('{').next().unwrap_or(&v.metric);
+        let (kind, contains) = kinds.get(base).copied().unwrap_or((Kind::Trend, "default"));
+        if !out.contains_key(&v.metric) {
+            let e = entry(&v.metric, kind, contains, m, elapsed, stats).unwrap_or_else(
+                || json!({ "type": kind.name(), "contains": contains, "values": {} }),
+            );
+            out.insert(v.metric.clone(), e);
+        }
+        let e = out.get_mut(&v.metric).expect("inserted above");
+        e["thresholds"][&v.threshold] = json!({ "ok": v.passed });
+    }
+}
+
+/// k6's group tree: every check at the root (loadtest counts checks by
+/// name), and each group by its path with its own subgroups.
+fn root_group(m: &Metrics) -> Value {
+    let mut checks: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for ((_, name), c) in &m.checks {
+        let e = checks.entry(name).or_default();
+        *e = (e.0 + c.passes, e.1 + c.fails);
+    }
+    let checks: Vec<Value> = checks
+        .into_iter()
+        .map(|(name, (passes, fails))| {
+            json!({ "name": name, "path": format!("::{name}"), "id": id(&format!("::{name}")), "passes": passes, "fails": fails })
+        })
+        .collect();
+    let paths: BTreeSet<&str> = m.groups.keys().map(|(_, p)| p.as_str()).collect();
+    json!({
+        "name": "", "path": "", "id": id(""),
+        "groups": groups_under("", &paths),
+        "checks": checks,
+    })
+}
+
+fn groups_under(parent: &str, paths: &BTreeSet<&str>) -> Vec<Value> {
+    paths
+        .iter()
+        .filter(|p| {
+            p.strip_prefix(parent)
+                .and_then(|rest| rest.strip_prefix("::"))
+                .is_some_and(|name| !name.is_empty() && !name.contains("::"))
+        })
+        .map(|p| {
+            let name = &p[parent.len() + 2..];
+            json!({ "name": name, "path": p, "id": id(p), "groups": groups_under(p, paths), "checks": [] })
+        })
+        .collect()
+}
+
+/// A stable id per path (k6 uses an MD5 of it; nothing reads it but as a key).
+fn id(path: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Writes what `handleSummary()` returned: `stdout`, `stderr`, or a file
+/// (relative to the working directory). Every destination is tried; the
+/// first failure is returned.
+pub fn emit(outputs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    let mut first = None;
+    for (at, bytes) in outputs {
+        let written = match at.as_str() {
+            "stdout" => std::io::stdout()
+                .write_all(bytes)
+                .and_then(|_| std::io::stdout().flush()),
+            "stderr" => std::io::stderr().write_all(bytes),
+            path => write_file(Path::new(path), bytes),
+        };
+        if let Err(e) = written {
+            first.get_or_insert(anyhow::anyhow!("handleSummary(): cannot write `{at}`: {e}"));
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, bytes)
+}
