@@ -1285,7 +1285,7 @@ export default function () {{
 }
 
 #[test]
-fn test_wide_tags_user_agent_discarded_bodies_and_min_iteration_duration() {
+fn test_wide_tags_user_agent_discarded_bodies_min_iteration_duration_and_scenario_env() {
     let t = Target::start();
     let bin = common::httpbin::Httpbin::start();
     let script = format!(
@@ -1297,7 +1297,7 @@ export const options = {{
   discardResponseBodies: true,
   minIterationDuration: '150ms',
   scenarios: {{
-    browse: {{ executor: 'per-vu-iterations', vus: 2, iterations: 2, tags: {{ flow: 'browse' }} }},
+    browse: {{ executor: 'per-vu-iterations', vus: 2, iterations: 2, tags: {{ flow: 'browse' }}, env: {{ SHOP: 'north', RETRIES: 3 }} }},
   }},
   thresholds: {{
     'http_reqs{{env:staging}}': ['count==16'],
@@ -1315,6 +1315,7 @@ export default function () {{
     'the default user agent is sent': () => ua.json('user-agent') === 'shop-test/1.0',
     "a request's own user agent wins": () => own.json('headers.User-Agent') === 'mine',
     'responseType text keeps the body': () => echoed.body === 'kept',
+    "the scenario's env is in __ENV": () => __ENV.SHOP === 'north' && __ENV.RETRIES === '3',
   }});
 }}
 "#,
@@ -1333,6 +1334,7 @@ export default function () {{
         "the default user agent is sent",
         "a request's own user agent wins",
         "responseType text keeps the body",
+        "the scenario's env is in __ENV",
     ] {
         assert_eq!(check(r, name), (4, 0), "{name}: {}", r["checks"]);
     }

@@ -193,9 +193,19 @@ fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result
         .ok_or_else(|| format!("options.scenarios.{name} must be an object"))?;
     let mut out = Map::new();
     let mut exec = "default".to_owned();
+    let mut params = params.clone();
     for (key, value) in s {
         if SCENARIO_FIELDS.contains(&key.as_str()) {
             out.insert(key.clone(), value.clone());
+        } else if key == "env" {
+            // k6's scenario env: added to `__ENV` for this scenario's VUs.
+            let env = value.as_object().ok_or_else(|| {
+                format!("options.scenarios.{name}.env must be an object of names and values")
+            })?;
+            for (k, v) in env {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                params["env"][k] = Value::String(v);
+            }
         } else if key == "tags" {
             // The scenario's VUs tag their samples with them themselves.
         } else if key == "exec" {
@@ -205,7 +215,7 @@ fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result
                 .to_owned();
         } else {
             return Err(format!(
-                "options.scenarios.{name}.{key} is not supported by loadtest yet (supported: exec, tags, {})",
+                "options.scenarios.{name}.{key} is not supported by loadtest yet (supported: exec, env, tags, {})",
                 SCENARIO_FIELDS.join(", ")
             ));
         }
@@ -223,7 +233,7 @@ fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result
     if exec != "default" {
         out.insert("exec".into(), json!({ exec: 1 }));
     }
-    out.insert("params".into(), params.clone());
+    out.insert("params".into(), params);
     Ok(Value::Object(out))
 }
 
@@ -279,12 +289,12 @@ mod tests {
         let e = config(json!({ "cloud": {} }), &["default"]).unwrap_err();
         assert!(e.contains("options.cloud is not supported"), "{e}");
         let e = config(
-            json!({ "scenarios": { "a": { "executor": "constant-vus", "env": {} } } }),
+            json!({ "scenarios": { "a": { "executor": "constant-vus", "options": {} } } }),
             &["default"],
         )
         .unwrap_err();
         assert!(
-            e.contains("options.scenarios.a.env is not supported"),
+            e.contains("options.scenarios.a.options is not supported"),
             "{e}"
         );
         let e = config(json!({}), &["setup"]).unwrap_err();
