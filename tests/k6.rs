@@ -1454,3 +1454,39 @@ export function handleSummary(data) {{
         run.stdout
     );
 }
+
+#[test]
+fn globals_made_on_first_use_behave_as_if_made_up_front() {
+    // Typed arrays, Map/Set, Date, Proxy... are made when a script first
+    // names them (intrinsics.rs); reads, writes, typeof and natives that
+    // return ArrayBuffers all see the real thing.
+    let script = r#"import { check } from 'k6';
+import encoding from 'k6/encoding';
+import crypto from 'k6/crypto';
+export const options = { vus: 1, iterations: 2 };
+export default function () {
+  check(null, {
+    'Map and Set': () => new Map([[1, 2]]).get(1) === 2 && new Set([1, 1]).size === 1 && new WeakMap() instanceof WeakMap,
+    'Date': () => Date.now() > 0 && new Date(0).toISOString() === '1970-01-01T00:00:00.000Z',
+    'typed arrays': () => new Uint8Array([1, 2]).length === 2 && new Uint8Array(4).buffer instanceof ArrayBuffer && new DataView(new ArrayBuffer(2)).byteLength === 2,
+    'natives give real ArrayBuffers': () => encoding.b64decode('AQID') instanceof ArrayBuffer && new Uint8Array(encoding.b64decode('AQID'))[2] === 3 && crypto.randomBytes(4) instanceof ArrayBuffer,
+    'typeof': () => typeof Proxy === 'function' && typeof WeakRef === 'function' && typeof performance.now === 'function' && typeof Float64Array === 'function',
+    'a data property once made': () => Object.getOwnPropertyDescriptor(globalThis, 'Map').value === Map,
+    'written before read': () => { globalThis.FinalizationRegistry = 5; return FinalizationRegistry === 5; },
+    'atob and btoa': () => atob(btoa('hi')) === 'hi',
+    'an unknown global is still a ReferenceError': () => { try { return Atomics === 1; } catch (e) { return e instanceof ReferenceError; } },
+  });
+}
+"#;
+    let run = k6("run", script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let checks = run.report["checks"].as_object().unwrap();
+    assert_eq!(checks.len(), 9, "{checks:?}");
+    for (name, c) in checks {
+        assert_eq!(
+            (c["passes"].as_u64(), c["fails"].as_u64()),
+            (Some(2), Some(0)),
+            "{name}"
+        );
+    }
+}

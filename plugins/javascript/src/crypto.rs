@@ -58,7 +58,7 @@ fn encoded<'js>(ctx: &Ctx<'js>, digest: Vec<u8>, encoding: &str) -> rquickjs::Re
         "base64" => gp::STANDARD.encode(&digest),
         "base64url" => gp::URL_SAFE.encode(&digest),
         "base64rawurl" => gp::URL_SAFE_NO_PAD.encode(&digest),
-        "binary" => return Ok(ArrayBuffer::new(ctx.clone(), digest)?.into_value()),
+        "binary" => return crate::binary::array_buffer(ctx, digest),
         other => {
             return Err(Exception::throw_type(
                 ctx,
@@ -117,5 +117,6 @@ pub fn random_bytes<'js>(ctx: Ctx<'js>, n: f64) -> rquickjs::Result<ArrayBuffer<
         out.extend_from_slice(&loadtest_sdk::vu::random().to_le_bytes());
     }
     out.truncate(n as usize);
+    crate::intrinsics::typed_arrays(&ctx);
     ArrayBuffer::new(ctx, out)
 }

@@ -158,7 +158,8 @@ impl Engine {
         let runtime = Runtime::new().map_err(|e| format!("starting QuickJS: {e}"))?;
         runtime.set_loader(Files, Files);
         runtime.set_host_promise_rejection_tracker(Some(Box::new(crate::event_loop::track)));
-        let context = Context::full(&runtime).map_err(|e| format!("starting QuickJS: {e}"))?;
+        let context =
+            crate::intrinsics::context(&runtime).map_err(|e| format!("starting QuickJS: {e}"))?;
         crate::random::reset();
         let engine = Engine {
             calls: RefCell::default(),

@@ -17,6 +17,7 @@ mod engine;
 mod event_loop;
 mod host;
 mod html;
+mod intrinsics;
 mod options;
 mod random;
 

@@ -12,8 +12,12 @@ function formEncode(obj) {
 const formPart = (s) => encodeURIComponent(s).replace(/%20/g, '+');
 
 // Bytes travel as they are: an ArrayBuffer, or a typed array or DataView
-// (the part of its buffer it shows).
-const isBinary = (body) => body instanceof ArrayBuffer || ArrayBuffer.isView(body);
+// (the part of its buffer it shows). A plain object (a form) is not
+// bytes: asking `ArrayBuffer` about it would make the typed arrays
+// (intrinsics.rs) for nothing.
+const isBinary = (body) => typeof body === 'object' && body !== null
+  && Object.getPrototypeOf(body) !== Object.prototype
+  && (body instanceof ArrayBuffer || ArrayBuffer.isView(body));
 
 const FILE = Symbol('http.file');
 
@@ -130,7 +134,7 @@ export class Response {
     if (this.body === null || this.body === undefined) {
       throw new Error('the response has no body (responseType: none?)');
     }
-    if (this.body instanceof ArrayBuffer) {
+    if (typeof this.body !== 'string') {
       throw new Error('the response body is binary (responseType: binary); json() needs a text body');
     }
     const value = JSON.parse(this.body);

@@ -1,0 +1,184 @@
+//! The standard library a VU's context starts with. QuickJS makes every
+//! intrinsic when a context is made, a third of a VU's start and of its
+//! heap, and most scripts never touch typed arrays, `Proxy`, `WeakRef`,
+//! `Map`... So those globals start as accessors (one small native
+//! function each, getter and setter both) that make their intrinsic the
+//! first time the script reads or writes one of its names, then give way
+//! to the real globals. Base objects, eval, RegExp, JSON and Promise are
+//! made up front: QuickJS itself needs them (module evaluation, regular
+//! expression literals).
+
+use rquickjs::context::intrinsic::{Eval, Json, Promise, RegExp, RegExpCompiler};
+use rquickjs::{Context, Ctx, Runtime, qjs};
+use std::cell::Cell;
+use std::ffi::{CStr, c_int};
+
+type Add = unsafe extern "C" fn(*mut qjs::JSContext) -> c_int;
+
+/// An intrinsic made on first use, and the globals it defines (this
+/// build's QuickJS has no `Atomics`: no threads in the guest).
+struct Group {
+    names: &'static [&'static CStr],
+    add: Add,
+}
+
+const TYPED_ARRAYS: usize = 3;
+
+const GROUPS: &[Group] = &[
+    Group {
+        names: &[c"Date"],
+        add: qjs::JS_AddIntrinsicDate,
+    },
+    Group {
+        names: &[c"Proxy"],
+        add: qjs::JS_AddIntrinsicProxy,
+    },
+    Group {
+        names: &[c"Map", c"Set", c"WeakMap", c"WeakSet"],
+        add: qjs::JS_AddIntrinsicMapSet,
+    },
+    Group {
+        names: &[
+            c"ArrayBuffer",
+            c"SharedArrayBuffer",
+            c"Uint8ClampedArray",
+            c"Int8Array",
+            c"Uint8Array",
+            c"Int16Array",
+            c"Uint16Array",
+            c"Int32Array",
+            c"Uint32Array",
+            c"BigInt64Array",
+            c"BigUint64Array",
+            c"Float16Array",
+            c"Float32Array",
+            c"Float64Array",
+            c"DataView",
+        ],
+        add: qjs::JS_AddIntrinsicTypedArrays,
+    },
+    Group {
+        names: &[c"WeakRef", c"FinalizationRegistry"],
+        add: qjs::JS_AddIntrinsicWeakRef,
+    },
+    Group {
+        names: &[c"DOMException", c"btoa", c"atob"],
+        add: qjs::JS_AddIntrinsicAToB,
+    },
+    Group {
+        names: &[c"performance"],
+        add: qjs::JS_AddPerformance,
+    },
+];
+
+/// A name's place in `GROUPS`, as the accessor's magic number.
+const PER_GROUP: c_int = 32;
+
+thread_local! {
+    /// The groups this instance's context has made (one context each).
+    static MADE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A context with the eager intrinsics and an accessor for every other
+/// global.
+pub fn context(runtime: &Runtime) -> rquickjs::Result<Context> {
+    MADE.set(0);
+    let context = Context::custom::<(Eval, RegExpCompiler, RegExp, Json, Promise)>(runtime)?;
+    context.with(|ctx| install_accessors(&ctx))?;
+    Ok(context)
+}
+
+/// Makes typed arrays before native code makes an ArrayBuffer: it takes
+/// its prototype from the context.
+pub fn typed_arrays(ctx: &Ctx<'_>) {
+    // SAFETY: the context is alive for `ctx`'s lifetime.
+    unsafe { make(ctx.as_raw().as_ptr(), TYPED_ARRAYS) }
+}
+
+fn install_accessors(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    let raw = ctx.as_raw().as_ptr();
+    let lazy: unsafe extern "C" fn(
+        *mut qjs::JSContext,
+        qjs::JSValue,
+        c_int,
+        *mut qjs::JSValue,
+        c_int,
+    ) -> qjs::JSValue = lazy;
+    // SAFETY: plain QuickJS calls on a live context; every value made is
+    // handed to `JS_DefinePropertyGetSet`, which takes it, or freed.
+    unsafe {
+        let global = qjs::JS_GetGlobalObject(raw);
+        for (g, group) in GROUPS.iter().enumerate() {
+            for (n, name) in group.names.iter().enumerate() {
+                let magic = g as c_int * PER_GROUP + n as c_int;
+                // A magic C function has the generic pointer type here;
+                // QuickJS calls it by the `cproto` given with it.
+                let f = qjs::JS_NewCFunction2(
+                    raw,
+                    Some(std::mem::transmute::<_, _>(lazy)),
+                    name.as_ptr(),
+                    1,
+                    qjs::JSCFunctionEnum_JS_CFUNC_generic_magic,
+                    magic,
+                );
+                let atom = qjs::JS_NewAtom(raw, name.as_ptr());
+                let setter = qjs::JS_DupValue(raw, f);
+                let flags = qjs::JS_PROP_CONFIGURABLE as c_int;
+                qjs::JS_DefinePropertyGetSet(raw, global, atom, f, setter, flags);
+                qjs::JS_FreeAtom(raw, atom);
+            }
+        }
+        qjs::JS_FreeValue(raw, global);
+    }
+    Ok(())
+}
+
+/// The accessor of every lazy global: makes its group, then reads (no
+/// argument) or writes (one) the real global.
+unsafe extern "C" fn lazy(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+    magic: c_int,
+) -> qjs::JSValue {
+    let (g, n) = ((magic / PER_GROUP) as usize, (magic % PER_GROUP) as usize);
+    let name = GROUPS[g].names[n];
+    // SAFETY: QuickJS calls this with a live context and `argc` values.
+    unsafe {
+        make(ctx, g);
+        let global = qjs::JS_GetGlobalObject(ctx);
+        let out = if argc >= 1 {
+            let value = qjs::JS_DupValue(ctx, *argv);
+            if qjs::JS_SetPropertyStr(ctx, global, name.as_ptr(), value) < 0 {
+                qjs::JS_EXCEPTION
+            } else {
+                qjs::JS_UNDEFINED
+            }
+        } else {
+            qjs::JS_GetPropertyStr(ctx, global, name.as_ptr())
+        };
+        qjs::JS_FreeValue(ctx, global);
+        out
+    }
+}
+
+/// Makes group `g` once: its accessors go, its real globals come.
+unsafe fn make(ctx: *mut qjs::JSContext, g: usize) {
+    let bit = 1 << g;
+    if MADE.get() & bit != 0 {
+        return;
+    }
+    MADE.set(MADE.get() | bit);
+    // SAFETY: as the caller's.
+    unsafe {
+        let global = qjs::JS_GetGlobalObject(ctx);
+        for name in GROUPS[g].names {
+            let atom = qjs::JS_NewAtom(ctx, name.as_ptr());
+            qjs::JS_DeleteProperty(ctx, global, atom, 0);
+            qjs::JS_FreeAtom(ctx, atom);
+        }
+        qjs::JS_FreeValue(ctx, global);
+        (GROUPS[g].add)(ctx);
+    }
+}
