@@ -53,12 +53,24 @@ pub async fn setup(
             .unwrap_or_else(|_| Err(too_slow("setup", limit)));
         finish(&mut inst);
         let value = result.map_err(|f| failed(name, "setup", f))?;
-        tracing::info!(scenario = name, "setup ran in {:.0?}", started.elapsed());
+        // Worth a line when there was a setup to run, not for a plugin
+        // without one or the host's own probes of a script.
+        if value.is_some() && !is_probe(&params) {
+            tracing::info!(scenario = name, "setup ran in {:.0?}", started.elapsed());
+        } else {
+            tracing::debug!(scenario = name, "setup ran in {:.0?}", started.elapsed());
+        }
         for n in names {
             data.0.insert(n, value.clone());
         }
     }
     Ok(data)
+}
+
+/// Params the host wrote to ask a script for its options or its summary
+/// (script/options.rs, script/summary.rs).
+fn is_probe(params: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(params).is_ok_and(|p| p.get("probe").is_some())
 }
 
 /// Runs every scenario's `teardown` with its setup's data. All run even
