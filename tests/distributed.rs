@@ -484,6 +484,39 @@ export function handleSummary(data) {{
     );
 }
 
+/// `exec.test.abort()` in setup refuses the run before any load, and
+/// `submit` exits with 108 and the reason, as a standalone run does.
+#[test]
+fn a_script_that_aborts_in_setup_sends_no_load_and_exits_108() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import exec from 'k6/execution';
+export const options = {{ vus: 2, duration: '30s' }};
+export function setup() {{
+  if (http.get('{}/status/503').status !== 200) exec.test.abort('the shop is down');
+}}
+export default function () {{ http.get('{}/'); }}
+"#,
+        target.url, target.url
+    );
+    let cfg = dir.path().join("setup-abort.js");
+    std::fs::write(&cfg, script).unwrap();
+    let (c, _) = start_cluster(3, None, &[]);
+    let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
+    assert_eq!(out.code, 108, "{}", out.output);
+    assert!(
+        out.output.contains(
+            "the script aborted the test during setup: the shop is down; no load was sent"
+        ),
+        "{}",
+        out.output
+    );
+    assert_eq!(target.received(), 1, "only setup's request");
+}
+
 /// `exec.test.abort()` in one node's VU ends the cluster's run: the
 /// other share stops too, long before the scenario's minute is over, and
 /// `submit` exits with 108 and the script's reason, as a standalone run.

@@ -90,6 +90,10 @@ pub(crate) async fn update_plan(ctx: &Arc<NodeCtx>, plan: &mut Plan) -> Result<(
 
 /// The leader accepts a submission: checks it as a run would (parse,
 /// compile), writes the Plan, and starts distributing. Returns the run id.
+/// How a refusal says that the script's setup called `exec.test.abort()`:
+/// `submit` then exits as k6 does (108) rather than with an error.
+pub const SETUP_ABORTED: &str = "the script aborted the test during setup: ";
+
 pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result<String, String> {
     if let Some(p) = current_plan(ctx).filter(|p| !p.status.is_over()) {
         return Err(format!(
@@ -127,9 +131,13 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
     // Setup runs here, once for the whole cluster, before any load; its
     // data goes to every node in the plan. A failing setup refuses the run.
     let runtime = ctx.local.runtime().map_err(|e| format!("{e:#}"))?;
-    plan.setup = workload::setup(&bundle, &runtime, &Live::new())
+    let live = Live::new();
+    plan.setup = workload::setup(&bundle, &runtime, &live)
         .await
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| match live.abort.reason() {
+            Some(reason) => format!("{SETUP_ABORTED}{reason}"),
+            None => format!("{e:#}"),
+        })?;
     plan.assignments = assign(ctx).await;
     plan.report_every_ms =
         report_cadence(plan.assignments.len(), ctx.settings.node_lost_after).as_millis() as u64;

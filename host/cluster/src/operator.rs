@@ -57,7 +57,17 @@ pub async fn submit(path: &Path, nodes: &str, out: Outputs, detach: bool) -> any
     let nodes = node_list(nodes);
     let (shipped, bundle) = Shipped::from_path(path).await?;
     let sub = Submission::of(&shipped);
-    let run_id = send_submission(&nodes, &sub, &shipped.blobs).await?;
+    let run_id = match send_submission(&nodes, &sub, &shipped.blobs).await {
+        Ok(id) => id,
+        Err(e) => {
+            let said = e.to_string();
+            let Some(at) = said.find(crate::coordinator::SETUP_ABORTED) else {
+                return Err(e);
+            };
+            eprintln!("{}; no load was sent", &said[at..]);
+            return Ok(loadtest_report::exit::SCRIPT_ABORTED);
+        }
+    };
     eprintln!("submitted `{}` as run {run_id}", bundle.name);
     if detach {
         println!("{run_id}");
