@@ -1297,7 +1297,7 @@ export const options = {{
   discardResponseBodies: true,
   minIterationDuration: '150ms',
   scenarios: {{
-    browse: {{ executor: 'per-vu-iterations', vus: 2, iterations: 2, tags: {{ flow: 'browse' }}, env: {{ SHOP: 'north', RETRIES: 3 }} }},
+    browse: {{ executor: 'per-vu-iterations', vus: 2, iterations: 2, tags: {{ flow: 'browse' }}, env: {{ SHOP: 'north', RETRIES: '3' }} }},
   }},
   thresholds: {{
     'http_reqs{{env:staging}}': ['count==16'],
@@ -1439,12 +1439,13 @@ export function handleSummary(data) {{
     // The JSON report is written as always.
     assert_eq!(run.report["totals"]["requests"], 12);
 
-    // A handleSummary() that throws: the table after all, and an error.
+    // A handleSummary() that throws: as in k6, the error, the table after
+    // all, and the run's own exit code.
     let broken = "export default function () {}\nexport function handleSummary() { throw new Error('no summary today'); }\n";
     let run = k6("run", broken, &[]);
-    assert_ne!(run.code, 0);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("handleSummary(): ") && run.stderr.contains("no summary today"),
+        run.stderr.contains("handleSummary() failed: ") && run.stderr.contains("no summary today"),
         "{}",
         run.stderr
     );
@@ -1453,6 +1454,13 @@ export function handleSummary(data) {{
         "the table: {}",
         run.stdout
     );
+
+    // One that returns nothing writes nothing, the table neither.
+    let quiet = "export default function () {}\nexport function handleSummary(data) { console.log('seen ' + data.metrics.iterations.values.count); }\n";
+    let run = k6("run", quiet, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("seen 1"), "{}", run.stderr);
 }
 
 #[test]
@@ -1489,4 +1497,24 @@ export default function () {
             "{name}"
         );
     }
+
+    // Natives that return bytes before the script has named a typed
+    // array: what they return is a real ArrayBuffer all the same.
+    let natives_first = r#"import { check } from 'k6';
+import encoding from 'k6/encoding';
+import crypto from 'k6/crypto';
+export default function () {
+  const decoded = encoding.b64decode('AQID');
+  const random = crypto.randomBytes(2);
+  const digest = crypto.sha256('x', 'binary');
+  check(null, {
+    'b64decode': () => Object.getPrototypeOf(decoded) === ArrayBuffer.prototype && decoded.byteLength === 3,
+    'randomBytes and digests': () => Object.getPrototypeOf(random) === ArrayBuffer.prototype && digest.byteLength === 32,
+  });
+}
+"#;
+    let run = k6("run", natives_first, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(check(&run.report, "b64decode"), (1, 0));
+    assert_eq!(check(&run.report, "randomBytes and digests"), (1, 0));
 }

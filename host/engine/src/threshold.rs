@@ -154,7 +154,13 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
         .ok()
         .filter(|v: &f64| v.is_finite())
         .ok_or_else(|| format!("`{expr}`: `{rhs}` is not a number"))?;
-    let agg = match lhs {
+    Ok((parse_agg(lhs)?, op, value))
+}
+
+/// An aggregation as thresholds and k6's `summaryTrendStats` name it:
+/// `avg`, `min`, `max`, `med`, `p(N)`, `count`, `rate`, `value`.
+pub fn parse_agg(name: &str) -> Result<Agg, String> {
+    Ok(match name {
         "avg" => Agg::Avg,
         "min" => Agg::Min,
         "max" => Agg::Max,
@@ -176,8 +182,7 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
                 "`{other}` is not an aggregation; use avg, min, max, med, p(N), count, rate or value"
             ));
         }
-    };
-    Ok((agg, op, value))
+    })
 }
 
 /// One statistic of a metric as a threshold would see it: `key` narrowed
@@ -186,8 +191,43 @@ pub fn parse_expr(expr: &str) -> Result<(Agg, Op, f64), String> {
 /// k6's end-of-test data reports; `None` when the metric has no such value.
 pub fn statistic(key: &str, stat: &str, m: &Metrics, elapsed: Duration) -> Option<f64> {
     let selector = parse_selector(key).ok()?;
-    let (agg, _, _) = parse_expr(&format!("{stat}>0")).ok()?;
-    observe(&selector, agg, m, elapsed)
+    observe(&selector, parse_agg(stat).ok()?, m, elapsed)
+}
+
+/// A rate metric's true and false samples (k6's `passes` and `fails`),
+/// narrowed as [`statistic`] narrows: `checks`, `http_req_failed` or a
+/// custom rate.
+pub fn rate_counts(key: &str, m: &Metrics) -> Option<(u64, u64)> {
+    let sel = parse_selector(key).ok()?;
+    let (hits, total) = if needs_own_series(&sel) {
+        let t = m.tagged.get(&selector_key(&sel))?;
+        match sel.metric.as_str() {
+            "checks" => (t.checks.passes, t.checks.passes + t.checks.fails),
+            "http_req_failed" => t.requests.as_deref().map(|r| (r.failed, r.count))?,
+            _ => (t.rate.hits, t.rate.total),
+        }
+    } else {
+        match sel.metric.as_str() {
+            "checks" => m
+                .checks
+                .iter()
+                .filter(|((s, n), _)| matches(&sel, s, Some(n)))
+                .fold((0, 0), |a, (_, c)| {
+                    (a.0 + c.passes, a.1 + c.passes + c.fails)
+                }),
+            "http_req_failed" => m
+                .requests
+                .iter()
+                .filter(|((s, n), _)| matches(&sel, s, Some(n)))
+                .fold((0, 0), |a, (_, r)| (a.0 + r.failed, a.1 + r.count)),
+            custom => m
+                .rates
+                .iter()
+                .filter(|((s, n), _)| n == custom && matches(&sel, s, None))
+                .fold((0, 0), |a, (_, r)| (a.0 + r.hits, a.1 + r.total)),
+        }
+    };
+    (total > 0).then(|| (hits, total - hits))
 }
 
 fn agg_name(a: Agg) -> &'static str {

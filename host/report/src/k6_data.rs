@@ -9,7 +9,7 @@ use loadtest_engine::config::Bundle;
 use loadtest_engine::metrics::{Metrics, Phases};
 use loadtest_engine::plugin::Runtime;
 use loadtest_engine::script::summary::Wanted;
-use loadtest_engine::threshold::statistic;
+use loadtest_engine::threshold::{rate_counts, statistic};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
@@ -38,8 +38,9 @@ impl Kind {
 }
 
 /// The summary table, or in its place what the script's
-/// `handleSummary()` makes of k6's end-of-test data, as k6 does. When
-/// that fails the table is printed after all and the error returned.
+/// `handleSummary()` makes of k6's end-of-test data, as k6 does. When the
+/// script fails, k6's fallback: the error said, the table printed, the
+/// run's exit code kept. An output that cannot be written is an error.
 pub async fn end_of_test(
     bundle: &Bundle,
     runtime: impl FnOnce() -> anyhow::Result<Arc<Runtime>>,
@@ -51,20 +52,36 @@ pub async fn end_of_test(
         print!("{}", crate::render_table(summary));
         return Ok(());
     };
-    let data = data(summary, metrics, elapsed, wanted.options());
+    let vus_max = bundle
+        .config
+        .scenarios
+        .values()
+        .map(|s| u64::from(s.executor.max_vus()))
+        .sum();
+    let data = data(summary, metrics, elapsed, wanted.options(), vus_max);
     let called = match runtime() {
         Ok(rt) => wanted.call(bundle, &rt, &data).await,
         Err(e) => Err(e),
     };
-    called.and_then(|outputs| emit(&outputs)).map_err(|e| {
-        print!("{}", crate::render_table(summary));
-        anyhow::anyhow!("handleSummary(): {e:#}")
-    })
+    match called {
+        Ok(outputs) => emit(&outputs),
+        Err(e) => {
+            eprintln!("handleSummary() failed: {e:#}; the default summary follows");
+            print!("{}", crate::render_table(summary));
+            Ok(())
+        }
+    }
 }
 
 /// `data` for `handleSummary(data)`. `options` is `data.options` (the
 /// script's summary options); trends report its `summaryTrendStats`.
-pub fn data(summary: &Summary, metrics: &Metrics, elapsed: Duration, options: Value) -> Value {
+pub fn data(
+    summary: &Summary,
+    metrics: &Metrics,
+    elapsed: Duration,
+    options: Value,
+    vus_max: u64,
+) -> Value {
     let stats: Vec<String> = options["summaryTrendStats"]
         .as_array()
         .map(|l| {
@@ -79,6 +96,11 @@ pub fn data(summary: &Summary, metrics: &Metrics, elapsed: Duration, options: Va
             out.insert(name, entry);
         }
     }
+    // k6's `vus_max`: the VUs the run could have had at once.
+    out.insert(
+        "vus_max".into(),
+        json!({ "type": "gauge", "contains": "default", "values": { "value": vus_max, "min": vus_max, "max": vus_max } }),
+    );
     add_thresholds(&mut out, summary, metrics, elapsed, &stats);
     json!({
         "metrics": out,
@@ -150,7 +172,6 @@ fn entry(
             put("count", Some(count));
             put("rate", stat("rate"));
         }
-        Kind::Rate if key.contains('{') => put("rate", Some(stat("rate")?)),
         Kind::Rate => {
             let (passes, fails) = rate_counts(key, m)?;
             put("rate", Some(passes as f64 / (passes + fails).max(1) as f64));
@@ -172,26 +193,6 @@ fn entry(
     Some(json!({ "type": kind.name(), "contains": contains, "values": values }))
 }
 
-/// A rate's true and false samples (k6's `passes` and `fails`).
-fn rate_counts(key: &str, m: &Metrics) -> Option<(u64, u64)> {
-    let (p, f) = match key {
-        "checks" => m
-            .checks
-            .values()
-            .fold((0, 0), |a, c| (a.0 + c.passes, a.1 + c.fails)),
-        "http_req_failed" => m
-            .requests
-            .values()
-            .fold((0, 0), |a, r| (a.0 + r.failed, a.1 + r.count - r.failed)),
-        custom => m
-            .rates
-            .iter()
-            .filter(|(k, _)| k.1 == custom)
-            .fold((0, 0), |a, (_, r)| (a.0 + r.hits, a.1 + r.total - r.hits)),
-    };
-    (p + f > 0).then_some((p, f))
-}
-
 /// Each threshold's verdict under its metric (`thresholds: { "p(95)<500":
 /// { ok } }`), and the tag-filtered series thresholds made
 /// (`http_req_duration{expected_response:true}`) as metrics of their own,
@@ -209,14 +210,26 @@ fn add_thresholds(
         let base = v.metric.split('{').next().unwrap_or(&v.metric);
         let (kind, contains) = kinds.get(base).copied().unwrap_or((Kind::Trend, "default"));
         if !out.contains_key(&v.metric) {
-            let e = entry(&v.metric, kind, contains, m, elapsed, stats).unwrap_or_else(
-                || json!({ "type": kind.name(), "contains": contains, "values": {} }),
-            );
+            let e = entry(&v.metric, kind, contains, m, elapsed, stats)
+                .unwrap_or_else(|| empty(kind, contains, stats));
             out.insert(v.metric.clone(), e);
         }
         let e = out.get_mut(&v.metric).expect("inserted above");
         e["thresholds"][&v.threshold] = json!({ "ok": v.passed });
     }
+}
+
+/// A metric with no samples, as k6 reports one: every value there, at 0
+/// (summary helpers print them all).
+fn empty(kind: Kind, contains: &str, stats: &[String]) -> Value {
+    let keys: Vec<&str> = match kind {
+        Kind::Counter => vec!["count", "rate"],
+        Kind::Rate => vec!["rate", "passes", "fails"],
+        Kind::Trend => stats.iter().map(String::as_str).collect(),
+        Kind::Gauge => vec!["value", "min", "max"],
+    };
+    let values: Map<String, Value> = keys.into_iter().map(|k| (k.to_owned(), json!(0))).collect();
+    json!({ "type": kind.name(), "contains": contains, "values": values })
 }
 
 /// k6's group tree: every check at the root (loadtest counts checks by

@@ -53,7 +53,7 @@ fn number(obj: &Object<'_>, name: &str) -> rquickjs::Result<usize> {
 
 /// `bytes` as a new ArrayBuffer.
 pub fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: Vec<u8>) -> rquickjs::Result<Value<'js>> {
-    crate::intrinsics::typed_arrays(ctx);
+    crate::intrinsics::typed_arrays(ctx)?;
     Ok(ArrayBuffer::new(ctx.clone(), bytes)?.into_value())
 }
 

@@ -117,6 +117,6 @@ pub fn random_bytes<'js>(ctx: Ctx<'js>, n: f64) -> rquickjs::Result<ArrayBuffer<
         out.extend_from_slice(&loadtest_sdk::vu::random().to_le_bytes());
     }
     out.truncate(n as usize);
-    crate::intrinsics::typed_arrays(&ctx);
+    crate::intrinsics::typed_arrays(&ctx)?;
     ArrayBuffer::new(ctx, out)
 }

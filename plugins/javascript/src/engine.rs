@@ -282,6 +282,10 @@ impl Engine {
         self.set_data(Some(data))?;
         self.with(|ctx| {
             let value = self.invoke(ctx, "handleSummary")?;
+            // Nothing returned: nothing to write, as in k6.
+            if value.is_undefined() || value.is_null() {
+                return Ok("{}".to_owned());
+            }
             let Some(outputs) = value.into_object().filter(|o| !o.is_array()) else {
                 let message = "handleSummary() must return an object such as { stdout: '...', 'summary.json': JSON.stringify(data) }";
                 return Err(rquickjs::Exception::throw_type(ctx, message));

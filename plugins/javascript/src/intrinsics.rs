@@ -14,6 +14,21 @@ use std::cell::Cell;
 use std::ffi::{CStr, c_int};
 
 type Add = unsafe extern "C" fn(*mut qjs::JSContext) -> c_int;
+/// A native function with a magic number, and the plain kind QuickJS's
+/// constructor takes it as.
+type Magic = unsafe extern "C" fn(
+    *mut qjs::JSContext,
+    qjs::JSValue,
+    c_int,
+    *mut qjs::JSValue,
+    c_int,
+) -> qjs::JSValue;
+type Generic = unsafe extern "C" fn(
+    *mut qjs::JSContext,
+    qjs::JSValue,
+    c_int,
+    *mut qjs::JSValue,
+) -> qjs::JSValue;
 
 /// An intrinsic made on first use, and the globals it defines (this
 /// build's QuickJS has no `Atomics`: no threads in the guest).
@@ -75,8 +90,12 @@ const GROUPS: &[Group] = &[
 const PER_GROUP: c_int = 32;
 
 thread_local! {
-    /// The groups this instance's context has made (one context each).
+    /// The groups this instance's context has made: an instance makes one
+    /// context (`Engine::load` once per instance), so one set will do.
     static MADE: Cell<u32> = const { Cell::new(0) };
+    /// Set while an accessor runs: it must not run itself again (a frozen
+    /// global object keeps the accessor where the real global should go).
+    static IN_ACCESSOR: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A context with the eager intrinsics and an accessor for every other
@@ -90,45 +109,54 @@ pub fn context(runtime: &Runtime) -> rquickjs::Result<Context> {
 
 /// Makes typed arrays before native code makes an ArrayBuffer: it takes
 /// its prototype from the context.
-pub fn typed_arrays(ctx: &Ctx<'_>) {
+pub fn typed_arrays(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     // SAFETY: the context is alive for `ctx`'s lifetime.
-    unsafe { make(ctx.as_raw().as_ptr(), TYPED_ARRAYS) }
+    if unsafe { make(ctx.as_raw().as_ptr(), TYPED_ARRAYS) } {
+        Ok(())
+    } else {
+        Err(rquickjs::Error::Exception)
+    }
 }
 
 fn install_accessors(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     let raw = ctx.as_raw().as_ptr();
-    let lazy: unsafe extern "C" fn(
-        *mut qjs::JSContext,
-        qjs::JSValue,
-        c_int,
-        *mut qjs::JSValue,
-        c_int,
-    ) -> qjs::JSValue = lazy;
+    let lazy: Magic = lazy;
     // SAFETY: plain QuickJS calls on a live context; every value made is
     // handed to `JS_DefinePropertyGetSet`, which takes it, or freed.
     unsafe {
         let global = qjs::JS_GetGlobalObject(raw);
-        for (g, group) in GROUPS.iter().enumerate() {
+        let mut failed = false;
+        'all: for (g, group) in GROUPS.iter().enumerate() {
             for (n, name) in group.names.iter().enumerate() {
                 let magic = g as c_int * PER_GROUP + n as c_int;
                 // A magic C function has the generic pointer type here;
                 // QuickJS calls it by the `cproto` given with it.
                 let f = qjs::JS_NewCFunction2(
                     raw,
-                    Some(std::mem::transmute::<_, _>(lazy)),
+                    Some(std::mem::transmute::<Magic, Generic>(lazy)),
                     name.as_ptr(),
                     1,
                     qjs::JSCFunctionEnum_JS_CFUNC_generic_magic,
                     magic,
                 );
+                if qjs::JS_IsException(f) {
+                    failed = true;
+                    break 'all;
+                }
                 let atom = qjs::JS_NewAtom(raw, name.as_ptr());
                 let setter = qjs::JS_DupValue(raw, f);
                 let flags = qjs::JS_PROP_CONFIGURABLE as c_int;
-                qjs::JS_DefinePropertyGetSet(raw, global, atom, f, setter, flags);
+                failed = qjs::JS_DefinePropertyGetSet(raw, global, atom, f, setter, flags) < 0;
                 qjs::JS_FreeAtom(raw, atom);
+                if failed {
+                    break 'all;
+                }
             }
         }
         qjs::JS_FreeValue(raw, global);
+        if failed {
+            return Err(rquickjs::Error::Exception);
+        }
     }
     Ok(())
 }
@@ -146,7 +174,29 @@ unsafe extern "C" fn lazy(
     let name = GROUPS[g].names[n];
     // SAFETY: QuickJS calls this with a live context and `argc` values.
     unsafe {
-        make(ctx, g);
+        if IN_ACCESSOR.replace(true) {
+            let message = c"this global cannot be made: the global object is frozen";
+            return qjs::JS_ThrowTypeError(ctx, message.as_ptr());
+        }
+        let out = access(ctx, g, name, argc, argv);
+        IN_ACCESSOR.set(false);
+        out
+    }
+}
+
+/// Makes group `g`, then reads or writes the real global `name`.
+unsafe fn access(
+    ctx: *mut qjs::JSContext,
+    g: usize,
+    name: &CStr,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    // SAFETY: as `lazy`'s.
+    unsafe {
+        if !make(ctx, g) {
+            return qjs::JS_EXCEPTION;
+        }
         let global = qjs::JS_GetGlobalObject(ctx);
         let out = if argc >= 1 {
             let value = qjs::JS_DupValue(ctx, *argv);
@@ -163,11 +213,12 @@ unsafe extern "C" fn lazy(
     }
 }
 
-/// Makes group `g` once: its accessors go, its real globals come.
-unsafe fn make(ctx: *mut qjs::JSContext, g: usize) {
+/// Makes group `g` once: its accessors go, its real globals come. False
+/// with an exception pending when QuickJS could not (out of memory).
+unsafe fn make(ctx: *mut qjs::JSContext, g: usize) -> bool {
     let bit = 1 << g;
     if MADE.get() & bit != 0 {
-        return;
+        return true;
     }
     MADE.set(MADE.get() | bit);
     // SAFETY: as the caller's.
@@ -179,6 +230,6 @@ unsafe fn make(ctx: *mut qjs::JSContext, g: usize) {
             qjs::JS_FreeAtom(ctx, atom);
         }
         qjs::JS_FreeValue(ctx, global);
-        (GROUPS[g].add)(ctx);
+        (GROUPS[g].add)(ctx) == 0
     }
 }

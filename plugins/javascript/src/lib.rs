@@ -32,10 +32,15 @@ fn load(params: &Params) -> Result<Engine> {
     let main = params
         .str("main")
         .ok_or("params.main: the script to run is missing")?;
-    let env = match params.0.get("env") {
-        Some(e @ serde_json::Value::Object(_)) => e.clone(),
-        _ => serde_json::Value::Object(Default::default()),
+    let mut env = match params.0.get("env") {
+        Some(serde_json::Value::Object(e)) => e.clone(),
+        _ => Default::default(),
     };
+    // A scenario's own env (k6's `scenarios.<name>.env`) on top.
+    if let Some(serde_json::Value::Object(own)) = params.0.get("scenarioEnv") {
+        env.extend(own.clone());
+    }
+    let env = serde_json::Value::Object(env);
     Ok(Engine::load(main, &env)?)
 }
 

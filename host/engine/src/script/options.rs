@@ -14,13 +14,25 @@ pub fn probe_config(
     env: &Map<String, Value>,
     files: &BTreeMap<String, Arc<[u8]>>,
 ) -> String {
+    let params = json!({ "main": main, "env": env, "probe": "options" });
+    probe_config_with(name, "probe", params, files)
+}
+
+/// A config whose one scenario, `scenario`, has the javascript plugin's
+/// setup called with `params`: how the host asks a script something.
+pub fn probe_config_with(
+    name: &str,
+    scenario: &str,
+    params: Value,
+    files: &BTreeMap<String, Arc<[u8]>>,
+) -> String {
     json!({
         "name": name,
         "plugins": { "js": { "builtin": "javascript" } },
         "files": files.keys().map(|k| (k.clone(), Value::String(k.clone()))).collect::<Map<_, _>>(),
-        "scenarios": { "probe": {
+        "scenarios": { scenario: {
             "plugin": "js", "executor": "per-vu-iterations", "vus": 1, "iterations": 1,
-            "params": { "main": main, "env": env, "probe": "options" },
+            "params": params,
         }},
     })
     .to_string()
@@ -118,6 +130,18 @@ pub fn config_of<'a>(
             ));
         }
     }
+    if let Some(stats) = options.get("summaryTrendStats") {
+        let list = stats
+            .as_array()
+            .ok_or("options.summaryTrendStats must be a list such as ['avg', 'p(95)']")?;
+        for s in list {
+            let s = s
+                .as_str()
+                .ok_or("options.summaryTrendStats must be a list of strings")?;
+            crate::threshold::parse_agg(s)
+                .map_err(|e| format!("options.summaryTrendStats: {e}"))?;
+        }
+    }
     let mut params = json!({ "main": main, "env": env });
     if described.exports.iter().any(|e| e == "handleSummary") {
         params["handleSummary"] = true.into();
@@ -187,6 +211,19 @@ fn scenarios(
     Ok(out)
 }
 
+/// A scenario's `env`: names and string values, as k6 takes it.
+fn scenario_env(name: &str, env: &Value) -> Result<Value, String> {
+    let env = env.as_object().ok_or_else(|| {
+        format!("options.scenarios.{name}.env must be an object of names and string values")
+    })?;
+    if let Some((k, _)) = env.iter().find(|(_, v)| !v.is_string()) {
+        return Err(format!(
+            "options.scenarios.{name}.env.{k} must be a string, as environment variables are"
+        ));
+    }
+    Ok(Value::Object(env.clone()))
+}
+
 fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result<Value, String> {
     let s = s
         .as_object()
@@ -198,14 +235,10 @@ fn scenario(name: &str, s: &Value, params: &Value, exports: &[String]) -> Result
         if SCENARIO_FIELDS.contains(&key.as_str()) {
             out.insert(key.clone(), value.clone());
         } else if key == "env" {
-            // k6's scenario env: added to `__ENV` for this scenario's VUs.
-            let env = value.as_object().ok_or_else(|| {
-                format!("options.scenarios.{name}.env must be an object of names and values")
-            })?;
-            for (k, v) in env {
-                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                params["env"][k] = Value::String(v);
-            }
+            // k6's scenario env: the plugin adds it to this scenario's
+            // `__ENV`; kept apart from the test's env, which is what
+            // handleSummary() sees.
+            params["scenarioEnv"] = scenario_env(name, value)?;
         } else if key == "tags" {
             // The scenario's VUs tag their samples with them themselves.
         } else if key == "exec" {
@@ -305,6 +338,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("exports no function `nope`"), "{e}");
+        let e = config(
+            json!({ "scenarios": { "a": { "executor": "constant-vus", "env": { "N": 3 } } } }),
+            &["default"],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("options.scenarios.a.env.N must be a string"),
+            "{e}"
+        );
+        let e = config(
+            json!({ "summaryTrendStats": ["p(99)", "mode"] }),
+            &["default"],
+        )
+        .unwrap_err();
+        assert!(e.contains("`mode` is not an aggregation"), "{e}");
         let c = config(
             json!({ "summaryTrendStats": ["p(99)"] }),
             &["default", "handleSummary"],

@@ -40,19 +40,10 @@ impl Wanted {
         json!({
             "summaryTrendStats": given.get("summaryTrendStats").cloned().unwrap_or(json!(TREND_STATS)),
             "summaryTimeUnit": given.get("summaryTimeUnit").cloned().unwrap_or(json!("")),
-            "noColor": given.get("noColor").cloned().unwrap_or(json!(false)),
+            // k6 takes it from --no-color or NO_COLOR, a script too.
+            "noColor": given.get("noColor").and_then(Value::as_bool).unwrap_or(false)
+                || std::env::var_os("NO_COLOR").is_some(),
         })
-    }
-
-    /// The trend statistics the data reports (`summaryTrendStats`).
-    pub fn trend_stats(&self) -> Vec<String> {
-        match self.options()["summaryTrendStats"].as_array() {
-            Some(list) => list
-                .iter()
-                .filter_map(|s| Some(s.as_str()?.to_owned()))
-                .collect(),
-            None => TREND_STATS.iter().map(|s| s.to_string()).collect(),
-        }
     }
 
     /// Calls `handleSummary(data)`: each destination (`stdout`, `stderr`
@@ -63,24 +54,24 @@ impl Wanted {
         runtime: &Arc<Runtime>,
         data: &Value,
     ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-        let mut params = json!({ "main": self.params["main"], "env": self.params["env"] });
-        params["probe"] = "summary".into();
-        params["summary"] = data.clone();
-        let config = json!({
-            "name": bundle.name,
-            "plugins": { "js": { "builtin": "javascript" } },
-            "files": bundle.files.keys().map(|k| (k.clone(), Value::String(k.clone()))).collect::<serde_json::Map<_, _>>(),
-            "scenarios": { "summary": {
-                "plugin": "js", "executor": "per-vu-iterations", "vus": 1, "iterations": 1,
-                "params": params,
-            }},
+        // The test's env, not a scenario's own (`scenarioEnv`), as in k6.
+        let params = json!({
+            "main": self.params["main"],
+            "env": self.params["env"],
+            "probe": "summary",
+            "summary": data,
         });
-        let probe = Bundle::from_shipped(
+        let config =
+            super::options::probe_config_with(&bundle.name, "summary", params, &bundle.files);
+        let mut probe = Bundle::from_shipped(
             &bundle.name,
-            &config.to_string(),
+            &config,
             Default::default(),
             (*bundle.files).clone(),
         )?;
+        // Requests it makes go where the run's could, no further.
+        probe.config.sandbox = bundle.config.sandbox.clone();
+        probe.config.http = bundle.config.http.clone();
         let returned = workload::setup(&probe, runtime, &Live::new())
             .await
             .map_err(|e| match e.downcast::<workload::LifecycleError>() {

@@ -2,7 +2,10 @@
 const H = globalThis.__host;
 
 export function b64encode(input, encoding) {
-  const data = input instanceof ArrayBuffer || ArrayBuffer.isView(input) ? input : String(input);
+  // A string never asks `ArrayBuffer`, which would make the typed arrays.
+  const bytes = typeof input === 'object' && input !== null
+    && (input instanceof ArrayBuffer || ArrayBuffer.isView(input));
+  const data = bytes ? input : String(input);
   return H.b64encode(data, encoding || 'std');
 }
 
