@@ -1352,6 +1352,15 @@ export default function () {{
         .unwrap();
     assert!(min >= 150.0, "an iteration ended before 150 ms: {min} ms");
 
+    let bad = "export const options = { scenarios: { a: { executor: 'per-vu-iterations', tags: ['x'] } } };\nexport default function () {}\n";
+    let run = k6("validate", bad, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("options.scenarios.a.tags must be an object of tag names and values"),
+        "{}",
+        run.stderr
+    );
     let bad = "export const options = { userAgent: 7 };\nexport default function () {}\n";
     let run = k6("validate", bad, &[]);
     assert_ne!(run.code, 0);

@@ -37,15 +37,18 @@ pub fn apply<'js>(ctx: &Ctx<'js>, options: Option<Object<'js>>) -> rquickjs::Res
     let Some(options) = options else {
         return Ok(());
     };
-    tag(ctx, options.get("tags")?, "options.tags")?;
+    tag(ctx, options.get("tags")?, "options.tags", true)?;
+    // Every scenario's tags are checked (so `validate` finds a bad one);
+    // this VU's scenario's are applied.
     let scenario = vu::scenario();
-    let scenarios: Option<Object> = options.get("scenarios")?;
-    if let Some(s) = scenarios.and_then(|all| all.get::<_, Option<Object>>(&scenario).ok()?) {
-        tag(
-            ctx,
-            s.get("tags")?,
-            &format!("options.scenarios.{scenario}.tags"),
-        )?;
+    let scenarios: Value = options.get("scenarios")?;
+    if let Some(all) = scenarios.as_object() {
+        for pair in all.props::<String, Value>() {
+            let (name, s) = pair?;
+            let Some(s) = s.as_object() else { continue };
+            let what = format!("options.scenarios.{name}.tags");
+            tag(ctx, s.get("tags")?, &what, name == scenario)?;
+        }
     }
     let agent: Value = options.get("userAgent")?;
     let agent = match agent.as_string() {
@@ -74,20 +77,26 @@ pub fn apply<'js>(ctx: &Ctx<'js>, options: Option<Object<'js>>) -> rquickjs::Res
     Ok(())
 }
 
-/// Tags every sample of this VU with `tags`' entries.
-fn tag<'js>(ctx: &Ctx<'js>, tags: Option<Value<'js>>, what: &str) -> rquickjs::Result<()> {
+/// Checks `tags`, and when `apply`, tags every sample of this VU with
+/// their entries.
+fn tag<'js>(
+    ctx: &Ctx<'js>,
+    tags: Option<Value<'js>>,
+    what: &str,
+    apply: bool,
+) -> rquickjs::Result<()> {
     let Some(tags) = tags.filter(|t| !t.is_undefined() && !t.is_null()) else {
         return Ok(());
     };
-    let Some(tags) = tags.into_object() else {
-        return Err(type_error(
-            ctx,
-            &format!("{what} must be an object of tag names and values"),
-        ));
+    let Some(tags) = tags.into_object().filter(|t| !t.is_array()) else {
+        let message = format!("{what} must be an object of tag names and values");
+        return Err(type_error(ctx, &message));
     };
     for pair in tags.props::<String, Coerced<String>>() {
         let (k, v) = pair?;
-        vu::set_tag(&k, &v.0);
+        if apply {
+            vu::set_tag(&k, &v.0);
+        }
     }
     Ok(())
 }
