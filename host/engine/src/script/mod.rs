@@ -125,18 +125,21 @@ fn add_bytecode(
 }
 
 async fn describe(probe: &Bundle, runtime: &Arc<Runtime>) -> anyhow::Result<Described> {
+    let text = ask(probe, runtime)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the javascript plugin did not describe the script"))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Runs the one scenario of a probe config (`options::probe_config_with`)
+/// and gives what the plugin's setup answered; a failure is the script's
+/// message, not wrapped in the scenario's name.
+async fn ask(probe: &Bundle, runtime: &Arc<Runtime>) -> anyhow::Result<Option<String>> {
     let data = workload::setup(probe, runtime, &Live::new())
         .await
         .map_err(|e| match e.downcast::<workload::LifecycleError>() {
             Ok(failed) => anyhow::anyhow!("{}", failed.message),
             Err(e) => e,
         })?;
-    let text = data
-        .0
-        .values()
-        .next()
-        .cloned()
-        .flatten()
-        .ok_or_else(|| anyhow::anyhow!("the javascript plugin did not describe the script"))?;
-    Ok(serde_json::from_str(&text)?)
+    Ok(data.0.into_values().next().flatten())
 }

@@ -5,7 +5,6 @@
 
 use crate::config::Bundle;
 use crate::plugin::Runtime;
-use crate::workload::{self, Live};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -72,18 +71,7 @@ impl Wanted {
         // Requests it makes go where the run's could, no further.
         probe.config.sandbox = bundle.config.sandbox.clone();
         probe.config.http = bundle.config.http.clone();
-        let returned = workload::setup(&probe, runtime, &Live::new())
-            .await
-            .map_err(|e| match e.downcast::<workload::LifecycleError>() {
-                Ok(failed) => anyhow::anyhow!("{}", failed.message),
-                Err(e) => e,
-            })?;
-        let text = returned
-            .0
-            .into_values()
-            .next()
-            .flatten()
-            .unwrap_or_default();
+        let text = super::ask(&probe, runtime).await?.unwrap_or_default();
         outputs(&text)
     }
 }
