@@ -968,6 +968,9 @@ export default function () {{
     'form values as a browser sends them': () => doc.find('#login').serialize() === 'csrf=tok-123&user=&remember=on&lang=fr&note=hi+there'
       && doc.find('select').val() === 'fr' && doc.find('textarea').val() === 'hi there',
     'parseHTML and inner html': () => parseHTML('<p>a<b>b</b></p>').find('p').html() === 'a<b>b</b>',
+    'index and end': () => items.eq(2).index() === 2 && items.filter('.sale').index('li') === 1
+      && items.index(items.eq(1)) === 1 && items.index(doc.find('#next')) === -1 && doc.find('title').index('li') === -1
+      && items.filter('.sale').end().size() === 3 && doc.find('#items').children().end().attr('id') === 'items',
     'a bad selector names itself': () => {{
       try {{ doc.find('li[['); return false; }} catch (e) {{ return String(e).includes('`li[[` is not a CSS selector'); }}
     }},
@@ -1000,6 +1003,7 @@ export default function () {{
         "element URLs are resolved against the page",
         "form values as a browser sends them",
         "parseHTML and inner html",
+        "index and end",
         "a bad selector names itself",
         "submitForm posts the form with fields",
         "clickLink follows a relative link",

@@ -46,8 +46,32 @@ export class Selection {
     return this.nodes.length;
   }
 
+  // A selection made from this one; `end()` goes back to this.
   _with(nodes) {
-    return new Selection(this.doc, nodes, this.url);
+    const s = new Selection(this.doc, nodes, this.url);
+    s._end = this;
+    return s;
+  }
+
+  // The selection before the last filtering or traversal, as jQuery's.
+  end() {
+    return this._end || new Selection(this.doc, [], this.url);
+  }
+
+  // No argument: the first node's place among its element siblings. A
+  // selector: its place among the nodes the selector matches in the
+  // document. A Selection or Element: where its (first) node is in this
+  // selection. -1 when not found, as k6's.
+  index(arg) {
+    if (arg === undefined) {
+      return this.nodes.length === 0 ? -1 : H.walk(this.doc, [this.nodes[0]], 'prevAll').length;
+    }
+    if (typeof arg === 'string') {
+      return this.nodes.length === 0 ? -1 : H.find(this.doc, [0], arg).indexOf(this.nodes[0]);
+    }
+    sameDoc(this.doc, arg);
+    const [node] = nodesOf(this.doc, arg, 'index()');
+    return node === undefined ? -1 : this.nodes.indexOf(node);
   }
 
   _walk(how, filter) {
