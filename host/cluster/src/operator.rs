@@ -144,11 +144,7 @@ async fn report_run(
         }
         None => {
             print!("{}", report::render_table(&summary));
-            if config
-                .scenarios
-                .values()
-                .any(|s| s.params["handleSummary"] == true)
-            {
+            if loadtest_engine::script::summary::Wanted::in_config(&config).is_some() {
                 eprintln!(
                     "note: the script's handleSummary() is called by `loadtest submit`, which has the script; `loadtest report` does not"
                 );

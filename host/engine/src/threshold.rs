@@ -198,9 +198,14 @@ pub fn statistic(key: &str, stat: &str, m: &Metrics, elapsed: Duration) -> Optio
 /// narrowed as [`statistic`] narrows: `checks`, `http_req_failed` or a
 /// custom rate.
 pub fn rate_counts(key: &str, m: &Metrics) -> Option<(u64, u64)> {
-    let sel = parse_selector(key).ok()?;
-    let (hits, total) = if needs_own_series(&sel) {
-        let t = m.tagged.get(&selector_key(&sel))?;
+    let (hits, total) = hits_of(&parse_selector(key).ok()?, m)?;
+    (total > 0).then(|| (hits, total - hits))
+}
+
+/// A rate's true samples and all its samples, as the selector narrows.
+fn hits_of(sel: &Selector, m: &Metrics) -> Option<(u64, u64)> {
+    Some(if needs_own_series(sel) {
+        let t = m.tagged.get(&selector_key(sel))?;
         match sel.metric.as_str() {
             "checks" => (t.checks.passes, t.checks.passes + t.checks.fails),
             "http_req_failed" => t.requests.as_deref().map(|r| (r.failed, r.count))?,
@@ -211,23 +216,22 @@ pub fn rate_counts(key: &str, m: &Metrics) -> Option<(u64, u64)> {
             "checks" => m
                 .checks
                 .iter()
-                .filter(|((s, n), _)| matches(&sel, s, Some(n)))
+                .filter(|((s, n), _)| matches(sel, s, Some(n)))
                 .fold((0, 0), |a, (_, c)| {
                     (a.0 + c.passes, a.1 + c.passes + c.fails)
                 }),
             "http_req_failed" => m
                 .requests
                 .iter()
-                .filter(|((s, n), _)| matches(&sel, s, Some(n)))
+                .filter(|((s, n), _)| matches(sel, s, Some(n)))
                 .fold((0, 0), |a, (_, r)| (a.0 + r.failed, a.1 + r.count)),
             custom => m
                 .rates
                 .iter()
-                .filter(|((s, n), _)| n == custom && matches(&sel, s, None))
+                .filter(|((s, n), _)| n == custom && matches(sel, s, None))
                 .fold((0, 0), |a, (_, r)| (a.0 + r.hits, a.1 + r.total)),
         }
-    };
-    (total > 0).then(|| (hits, total - hits))
+    })
 }
 
 fn agg_name(a: Agg) -> &'static str {
@@ -434,17 +438,9 @@ fn observe(sel: &Selector, agg: Agg, m: &Metrics, elapsed: Duration) -> Option<f
                 .for_each(|p| h.add(p).expect("same bounds"));
             from_histogram(&h, agg, 1000.0)
         }
-        "http_req_failed" => {
-            let (n, f) = requests().fold((0u64, 0u64), |a, r| (a.0 + r.count, a.1 + r.failed));
-            (n > 0).then(|| f as f64 / n as f64)
-        }
-        "checks" => {
-            let (p, f) = m
-                .checks
-                .iter()
-                .filter(|((s, n), _)| matches(sel, s, Some(n)))
-                .fold((0u64, 0u64), |a, (_, c)| (a.0 + c.passes, a.1 + c.fails));
-            (p + f > 0).then(|| p as f64 / (p + f) as f64)
+        "http_req_failed" | "checks" => {
+            let (hits, total) = hits_of(sel, m)?;
+            (total > 0).then(|| hits as f64 / total as f64)
         }
         custom => observe_custom(sel, custom, agg, m, elapsed),
     }

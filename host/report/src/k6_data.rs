@@ -90,10 +90,11 @@ pub fn data(
                 .collect()
         })
         .unwrap_or_default();
+    let kinds = known(metrics);
     let mut out = Map::new();
-    for (name, kind, contains) in known(metrics) {
-        if let Some(entry) = entry(&name, kind, contains, metrics, elapsed, &stats) {
-            out.insert(name, entry);
+    for (name, (kind, contains)) in &kinds {
+        if let Some(entry) = entry(name, *kind, contains, metrics, elapsed, &stats) {
+            out.insert(name.clone(), entry);
         }
     }
     // k6's `vus_max`: the VUs the run could have had at once.
@@ -101,7 +102,7 @@ pub fn data(
         "vus_max".into(),
         json!({ "type": "gauge", "contains": "default", "values": { "value": vus_max, "min": vus_max, "max": vus_max } }),
     );
-    add_thresholds(&mut out, summary, metrics, elapsed, &stats);
+    add_thresholds(&mut out, &kinds, summary, metrics, elapsed, &stats);
     json!({
         "metrics": out,
         "root_group": root_group(metrics),
@@ -114,8 +115,11 @@ pub fn data(
     })
 }
 
+/// Every metric the run has: its kind and what its values measure.
+type Known = BTreeMap<String, (Kind, &'static str)>;
+
 /// Every metric the run has, with its kind and what its values measure.
-fn known(m: &Metrics) -> Vec<(String, Kind, &'static str)> {
+fn known(m: &Metrics) -> Known {
     let mut all = vec![
         ("http_reqs".to_owned(), Kind::Counter, "default"),
         ("http_req_failed".to_owned(), Kind::Rate, "default"),
@@ -146,7 +150,7 @@ fn known(m: &Metrics) -> Vec<(String, Kind, &'static str)> {
     all.extend(custom(m.rates.keys(), Kind::Rate));
     all.extend(custom(m.trends.keys(), Kind::Trend));
     all.extend(custom(m.gauges.keys(), Kind::Gauge));
-    all
+    all.into_iter().map(|(n, k, c)| (n, (k, c))).collect()
 }
 
 /// `{ type, contains, values }` of `key` (a metric, maybe narrowed by
@@ -199,13 +203,12 @@ fn entry(
 /// as k6 reports them.
 fn add_thresholds(
     out: &mut Map<String, Value>,
+    kinds: &Known,
     summary: &Summary,
     m: &Metrics,
     elapsed: Duration,
     stats: &[String],
 ) {
-    let kinds: BTreeMap<String, (Kind, &'static str)> =
-        known(m).into_iter().map(|(n, k, c)| (n, (k, c))).collect();
     for v in &summary.thresholds {
         let base = v.metric.split('{').next().unwrap_or(&v.metric);
         let (kind, contains) = kinds.get(base).copied().unwrap_or((Kind::Trend, "default"));

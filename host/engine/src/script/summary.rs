@@ -3,7 +3,7 @@
 //! It runs in an instance of its own, as in k6, like the probe that read
 //! its options.
 
-use crate::config::Bundle;
+use crate::config::{Bundle, Config};
 use crate::plugin::Runtime;
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -21,8 +21,12 @@ pub struct Wanted {
 impl Wanted {
     /// Set when `bundle` is a run of a script that exports `handleSummary()`.
     pub fn of(bundle: &Bundle) -> Option<Wanted> {
-        let params = bundle
-            .config
+        Wanted::in_config(&bundle.config)
+    }
+
+    /// The same from the config alone (which marks it in a scenario's params).
+    pub fn in_config(config: &Config) -> Option<Wanted> {
+        let params = config
             .scenarios
             .values()
             .map(|s| &s.params)
