@@ -1136,6 +1136,49 @@ export function floating() {{
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+/// `http.asyncRequest`s awaited together are in flight at once, as in
+/// k6 (the target sees them overlap); one made in a group counts in it;
+/// one whose params are wrong rejects its promise and the rest still go.
+#[test]
+fn async_requests_awaited_together_are_in_flight_at_once() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check, group }} from 'k6';
+
+const T = '{url}';
+export const options = {{ vus: 1, iterations: 2 }};
+
+export default async function () {{
+  const slow = () => http.asyncRequest('GET', `${{T}}/delay/300`);
+  const all = await Promise.all([slow(), slow(), slow()]);
+  let why = '';
+  const bad = http.asyncRequest('GET', `${{T}}/`, null, {{ timeout: 'soon' }}).catch((e) => {{ why = String(e); }});
+  const fine = http.asyncRequest('POST', `${{T}}/echo`, 'hi');
+  await Promise.all([bad, fine]);
+  group('g', () => {{ http.asyncRequest('GET', `${{T}}/json`); }});
+  check(all, {{
+    'all answered': (rs) => rs.length === 3 && rs.every((r) => r.status === 200),
+    'bad params reject': () => why.includes('not a duration'),
+  }});
+  check(await fine, {{ 'the rest still went': (r) => r.body === 'hi' }});
+}}
+"#,
+        url = t.url
+    );
+    let run = k6("run", &script, &[]);
+    let r = &run.report;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in ["all answered", "bad params reject", "the rest still went"] {
+        assert_eq!(check(r, name), (2, 0), "{name}: {}", r["checks"]);
+    }
+    assert_eq!(t.peak_in_flight(), 3, "the three were not in flight at once");
+    assert_eq!(r["scenarios"]["default"]["groups"]["::g"]["requests"], 2, "{r}");
+    // 2 × (three slow ones, the echo, the group's one); the bad one never left.
+    assert_eq!(t.received(), 10);
+    assert_eq!(r["totals"]["requests"], 10);
+}
+
 /// A plain HTTP file server (Python's `http.server`) over a directory,
 /// on a free loopback port; its log says what it served. Killed on drop.
 struct FileServer {

@@ -90,9 +90,18 @@ impl Target {
         if self.url.starts_with("https://") {
             return self.received_tls();
         }
+        self.stat("requests")
+    }
+
+    /// The most requests the target was answering at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.stat("peak_in_flight")
+    }
+
+    fn stat(&self, name: &str) -> u64 {
         let body = http_get(&format!("{}/__stats", self.url));
         let v: Value = serde_json::from_str(&body).expect("stats are JSON");
-        v["requests"].as_u64().expect("requests count")
+        v[name].as_u64().unwrap_or_else(|| panic!("{name} in {v}"))
     }
 }
 

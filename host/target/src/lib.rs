@@ -23,6 +23,28 @@ use tokio::net::TcpListener;
 #[derive(Default)]
 struct Stats {
     requests: AtomicU64,
+    /// Requests being answered now, and the most there were at once: what
+    /// a test reads to tell requests sent in parallel from one by one.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// One request being answered, counted in [`Stats::in_flight`] until
+/// dropped (answered, or its connection gone).
+struct Answering<'a>(&'a Stats);
+
+impl<'a> Answering<'a> {
+    fn new(stats: &'a Stats) -> Self {
+        let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        Answering(stats)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serves until the process ends. Prints the bound address on stdout
@@ -91,18 +113,21 @@ async fn handle(req: Request<Incoming>, stats: Arc<Stats>) -> Result<Reply, hype
     match path.as_str() {
         "/__stats" => {
             let body = format!(
-                r#"{{"requests":{}}}"#,
-                stats.requests.load(Ordering::Relaxed)
+                r#"{{"requests":{},"peak_in_flight":{}}}"#,
+                stats.requests.load(Ordering::Relaxed),
+                stats.peak_in_flight.load(Ordering::Relaxed)
             );
             return Ok(reply(StatusCode::OK, "application/json", body));
         }
         "/__reset" => {
             stats.requests.store(0, Ordering::Relaxed);
+            stats.peak_in_flight.store(0, Ordering::Relaxed);
             return Ok(reply(StatusCode::OK, "text/plain", "reset\n"));
         }
         _ => {}
     }
     stats.requests.fetch_add(1, Ordering::Relaxed);
+    let _answering = Answering::new(&stats);
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let (head, arg) = (parts.next().unwrap_or(""), parts.next());
     Ok(match (head, arg) {

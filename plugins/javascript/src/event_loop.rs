@@ -2,9 +2,11 @@
 //! jobs its promises queued (an `async` export returns a promise), and
 //! the timers it set, each after sleeping on the host until it is due (so
 //! a stop cuts the wait short). A call is over when its promise has
-//! settled and no timer is left; its value is the promise's. All I/O is
-//! synchronous here (a request returns its response), so nothing else
-//! can resolve a promise.
+//! settled and no timer or request is left; its value is the promise's.
+//! A request returns its response synchronously, except those
+//! `http.asyncRequest` queues: they go out together, in parallel, as soon
+//! as the script waits (its jobs are done), so `Promise.all` over them
+//! has them in flight at once, as in k6.
 //!
 //! The timers are kept here rather than in JavaScript: four native
 //! functions cost each VU's heap less than a module of closures.
@@ -26,6 +28,14 @@ struct Timer {
     args: Persistent<Array<'static>>,
 }
 
+/// A request `http.asyncRequest` made: `[method, url, body, params]`,
+/// and what to call with its raw response or with why it was not sent.
+pub struct Queued {
+    pub item: Persistent<Array<'static>>,
+    pub ok: Persistent<Function<'static>>,
+    pub fail: Persistent<Function<'static>>,
+}
+
 #[derive(Default)]
 struct Timers {
     last: u32,
@@ -38,6 +48,23 @@ thread_local! {
     /// Promises rejected with no handler yet, and why.
     static UNHANDLED: RefCell<Vec<(Persistent<Value<'static>>, Persistent<Value<'static>>)>> =
         const { RefCell::new(Vec::new()) };
+    /// Requests queued by `http.asyncRequest`, not sent yet.
+    static QUEUED: RefCell<Vec<Queued>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `__host.queue(item, ok, fail)`: see [`Queued`].
+pub fn queue<'js>(ctx: Ctx<'js>, item: Array<'js>, ok: Function<'js>, fail: Function<'js>) {
+    let q = Queued {
+        item: Persistent::save(&ctx, item),
+        ok: Persistent::save(&ctx, ok),
+        fail: Persistent::save(&ctx, fail),
+    };
+    QUEUED.with_borrow_mut(|list| list.push(q));
+}
+
+/// The queued requests, in the order they were made.
+pub fn take_queued() -> Vec<Queued> {
+    QUEUED.with_borrow_mut(std::mem::take)
 }
 
 /// The runtime's rejection tracker: a promise rejected with no handler is
@@ -156,13 +183,14 @@ fn clear(id: Opt<Value<'_>>) {
     }
 }
 
-/// Drops every timer: what a call that failed left, or all of them before
-/// the runtime they belong to goes.
+/// Drops every timer and queued request: what a call that failed left
+/// (never sent), or all of them before the runtime they belong to goes.
 pub fn reset() {
     let dropped = TIMERS.with_borrow_mut(|t| std::mem::take(&mut t.queue));
     drop(dropped);
     let unhandled = UNHANDLED.with_borrow_mut(std::mem::take);
     drop(unhandled);
+    drop(take_queued());
 }
 
 /// How long until the earliest timer is due (zero: due), if any is set.
@@ -209,6 +237,9 @@ pub fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Value<
             && p.state() == PromiseState::Rejected
         {
             return p.result().expect("a settled promise has a result");
+        }
+        if crate::host::send_queued(ctx)? {
+            continue;
         }
         let Some(wait) = next_wait() else {
             uncaught(ctx, promise.as_ref().map(|p| p.as_value()))?;

@@ -17,6 +17,14 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     let h = Object::new(ctx.clone())?;
     h.set("send", Function::new(ctx.clone(), send)?)?;
     h.set("batch", Function::new(ctx.clone(), batch)?)?;
+    h.set(
+        "queue",
+        Function::new(ctx.clone(), crate::event_loop::queue)?,
+    )?;
+    h.set(
+        "sendQueued",
+        Function::new(ctx.clone(), |ctx: Ctx<'_>| send_queued(&ctx).map(|_| ()))?,
+    )?;
     h.set("body", Function::new(ctx.clone(), held_body)?)?;
     h.set("bodyBytes", Function::new(ctx.clone(), held_body_bytes)?)?;
     h.set(
@@ -391,21 +399,90 @@ fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'
     let mut reqs = Vec::with_capacity(items.len());
     let mut sent = Vec::with_capacity(items.len());
     for item in &items {
-        let method: rquickjs::String = item.get(0)?;
-        let url: rquickjs::String = item.get(1)?;
-        let body: Option<Value> = item.get(2)?;
-        let params: Option<Object> = item.get(3)?;
-        let (m, u) = (method.to_string()?, url.to_string()?);
-        let (req, kind) = request(&ctx, &m, u.clone(), body, params.as_ref())?;
+        let (req, s) = batch_item(&ctx, item)?;
         reqs.push(req);
-        sent.push((method, url, u, kind));
+        sent.push(s);
     }
     let out = Array::new(ctx.clone())?;
-    let results = http::batch(&reqs).into_iter().zip(sent);
-    for (i, (r, (method, url, u, kind))) in results.enumerate() {
-        out.set(i, response(&ctx, r, kind, (method, url, &u))?)?;
+    for (i, (r, s)) in http::batch(&reqs).into_iter().zip(sent).enumerate() {
+        out.set(i, s.response(&ctx, r)?)?;
     }
     Ok(out)
+}
+
+/// What a batched request's response is built with: the method and URL
+/// as the script gave them, the URL sent, how to read its body.
+struct Sent<'js> {
+    method: rquickjs::String<'js>,
+    url: rquickjs::String<'js>,
+    sent: String,
+    kind: BodyKind,
+}
+
+impl<'js> Sent<'js> {
+    fn response(
+        self,
+        ctx: &Ctx<'js>,
+        r: Result<http::Response, http::HttpError>,
+    ) -> rquickjs::Result<Value<'js>> {
+        response(ctx, r, self.kind, (self.method, self.url, &self.sent))
+    }
+}
+
+/// One `[method, url, body, params]` of `http.batch` or `asyncRequest`.
+fn batch_item<'js>(
+    ctx: &Ctx<'js>,
+    item: &Array<'js>,
+) -> rquickjs::Result<(http::Request, Sent<'js>)> {
+    let method: rquickjs::String = item.get(0)?;
+    let url: rquickjs::String = item.get(1)?;
+    let body: Option<Value> = item.get(2)?;
+    let params: Option<Object> = item.get(3)?;
+    let (m, u) = (method.to_string()?, url.to_string()?);
+    let (req, kind) = request(ctx, &m, u.clone(), body, params.as_ref())?;
+    let sent = Sent {
+        method,
+        url,
+        sent: u,
+        kind,
+    };
+    Ok((req, sent))
+}
+
+/// Sends the requests `http.asyncRequest` queued, in parallel as
+/// `http.batch` does, and settles each one's promise: with its response,
+/// or rejected with why it could not be sent (its params, say). False if
+/// none was queued. The event loop calls it when the script waits, and
+/// `group()` at its edges, so a request counts in the group it was made in.
+pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
+    let queued = crate::event_loop::take_queued();
+    if queued.is_empty() {
+        return Ok(false);
+    }
+    let mut reqs = Vec::with_capacity(queued.len());
+    let mut waiting = Vec::with_capacity(queued.len());
+    for q in queued {
+        let (item, ok, fail) = (
+            q.item.restore(ctx)?,
+            q.ok.restore(ctx)?,
+            q.fail.restore(ctx)?,
+        );
+        match batch_item(ctx, &item) {
+            Ok((req, sent)) => {
+                reqs.push(req);
+                waiting.push((sent, ok));
+            }
+            Err(rquickjs::Error::Exception) => fail.call::<_, ()>((ctx.catch(),))?,
+            Err(e) => fail.call::<_, ()>((e.to_string(),))?,
+        }
+    }
+    if reqs.is_empty() {
+        return Ok(true);
+    }
+    for (r, (sent, ok)) in http::batch(&reqs).into_iter().zip(waiting) {
+        ok.call::<_, ()>((sent.response(ctx, r)?,))?;
+    }
+    Ok(true)
 }
 
 /// A k6 request's params: headers, tags (`name` names the request), timeout,

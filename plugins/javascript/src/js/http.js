@@ -253,11 +253,20 @@ export function request(method, url, body, params) {
   return send(String(method).toUpperCase(), url, body, params);
 }
 
-// k6's promise-returning request. It is sent when called, and the VU
-// waits for it, as every request here does: two of them are not in
-// flight at once (`http.batch` sends in parallel).
+// k6's promise-returning request. Those made before the script next
+// waits (an await, its return) go out together, in parallel as
+// `http.batch` sends them, when it does: `Promise.all` over them has them
+// in flight at once. One with its own responseCallback goes out at once.
 export function asyncRequest(method, url, body, params) {
-  return new Promise((resolve) => resolve(request(method, url, body, params)));
+  return new Promise((resolve, reject) => {
+    const m = String(method).toUpperCase();
+    if (params && params.responseCallback !== undefined) {
+      resolve(send(m, url, body, params));
+      return;
+    }
+    const u = typeof url === 'string' ? url : String(url);
+    H.queue([m, u, ...encoded(body, params)], (raw) => resolve(new Response(raw)), reject);
+  });
 }
 
 export const get = (url, params) => sendBare('GET', url, params);

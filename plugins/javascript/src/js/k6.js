@@ -12,6 +12,8 @@ export function group(name, fn) {
   if (fn.constructor && fn.constructor.name === 'AsyncFunction') {
     throw new Error('group() does not support async functions; await inside the group is counted outside it');
   }
+  // Requests asyncRequest queued go out in the group they were made in.
+  H.sendQueued();
   H.groupStart(String(name));
   try {
     const result = fn();
@@ -20,6 +22,7 @@ export function group(name, fn) {
     }
     return result;
   } finally {
+    H.sendQueued();
     H.groupEnd();
   }
 }
