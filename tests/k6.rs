@@ -1172,8 +1172,15 @@ export default async function () {{
     for name in ["all answered", "bad params reject", "the rest still went"] {
         assert_eq!(check(r, name), (2, 0), "{name}: {}", r["checks"]);
     }
-    assert_eq!(t.peak_in_flight(), 3, "the three were not in flight at once");
-    assert_eq!(r["scenarios"]["default"]["groups"]["::g"]["requests"], 2, "{r}");
+    assert_eq!(
+        t.peak_in_flight(),
+        3,
+        "the three were not in flight at once"
+    );
+    assert_eq!(
+        r["scenarios"]["default"]["groups"]["::g"]["requests"], 2,
+        "{r}"
+    );
     // 2 × (three slow ones, the echo, the group's one); the bad one never left.
     assert_eq!(t.received(), 10);
     assert_eq!(r["totals"]["requests"], 10);
@@ -1424,8 +1431,10 @@ fn handle_summary_gets_k6s_data_and_writes_where_it_says_in_place_of_the_table()
     let script = format!(
         r#"import http from 'k6/http';
 import {{ check, group }} from 'k6';
-import {{ Counter }} from 'k6/metrics';
+import {{ Counter, Trend }} from 'k6/metrics';
 const carts = new Counter('carts');
+const waits = new Trend('waits', true);
+const sizes = new Trend('sizes');
 export const options = {{
   vus: 2,
   iterations: 6,
@@ -1438,6 +1447,9 @@ export default function () {{
     check(http.get('{0}/status/404'), {{ 'missing': (r) => r.status === 404 }});
     carts.add(1);
   }});
+  check(1, {{ 'outside': () => true }});
+  waits.add(5);
+  sizes.add(5);
 }}
 export function handleSummary(data) {{
   const m = data.metrics;
@@ -1454,7 +1466,7 @@ export function handleSummary(data) {{
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(t.received(), 12);
     assert_eq!(
-        run.stdout, "custom: 12 requests, 12 checks passed\n",
+        run.stdout, "custom: 12 requests, 18 checks passed\n",
         "in place of the table"
     );
     let read = |p: &str| std::fs::read(run.dir.path().join(p)).unwrap();
@@ -1483,13 +1495,23 @@ export function handleSummary(data) {{
     let sub = &m["http_reqs{expected_response:true}"];
     assert_eq!(sub["values"]["count"], 6, "{sub}");
     assert_eq!(sub["thresholds"]["count==6"]["ok"], true);
-    assert_eq!(data["root_group"]["groups"][0]["path"], "::cart");
-    let checks = data["root_group"]["checks"].as_array().unwrap();
+    assert_eq!(m["waits"]["contains"], "time", "new Trend(name, true)");
+    assert_eq!(m["sizes"]["contains"], "default");
+    // Each check under the group it ran in, as in k6's tree.
+    let root = &data["root_group"];
+    let cart = &root["groups"][0];
+    assert_eq!(cart["path"], "::cart");
+    let checks = cart["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 2, "{checks:?}");
     assert!(
         checks.iter().all(|c| c["passes"] == 6 && c["fails"] == 0),
         "{checks:?}"
     );
+    assert_eq!(checks[0]["path"], "::cart::home ok");
+    let outside = root["checks"].as_array().unwrap();
+    assert_eq!(outside.len(), 1, "{outside:?}");
+    assert_eq!(outside[0]["name"], "outside");
+    assert_eq!(outside[0]["passes"], 6);
     assert_eq!(data["options"]["summaryTrendStats"][1], "p(99)");
     assert!(data["state"]["testRunDurationMs"].as_f64().unwrap() > 0.0);
     // The JSON report is written as always.

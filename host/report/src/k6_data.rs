@@ -6,7 +6,7 @@
 
 use crate::Summary;
 use loadtest_engine::config::Bundle;
-use loadtest_engine::metrics::{Metrics, Phases};
+use loadtest_engine::metrics::{CheckStats, Metrics, Phases};
 use loadtest_engine::plugin::Runtime;
 use loadtest_engine::script::summary::Wanted;
 use loadtest_engine::threshold::{rate_counts, statistic};
@@ -235,41 +235,77 @@ fn empty(kind: Kind, contains: &str, stats: &[String]) -> Value {
     json!({ "type": kind.name(), "contains": contains, "values": values })
 }
 
-/// k6's group tree: every check at the root (loadtest counts checks by
-/// name), and each group by its path with its own subgroups.
+/// k6's group tree: each group by its path, with its subgroups and the
+/// checks that ran in it; the checks outside any group at the root.
 fn root_group(m: &Metrics) -> Value {
-    let mut checks: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut named: BTreeMap<&str, BTreeMap<&str, CheckStats>> = BTreeMap::new();
     for ((_, name), c) in &m.checks {
-        let e = checks.entry(name).or_default();
-        *e = (e.0 + c.passes, e.1 + c.fails);
+        add(named.entry("").or_default(), name, c, 1);
     }
-    let checks: Vec<Value> = checks
-        .into_iter()
-        .map(|(name, (passes, fails))| {
-            json!({ "name": name, "path": format!("::{name}"), "id": id(&format!("::{name}")), "passes": passes, "fails": fails })
-        })
-        .collect();
+    for ((_, path), g) in &m.groups {
+        for (name, c) in &g.named_checks {
+            add(named.entry(path).or_default(), name, c, 1);
+            // The root's counts are every check's: take the group's out.
+            add(named.entry("").or_default(), name, c, -1);
+        }
+    }
     let paths: BTreeSet<&str> = m.groups.keys().map(|(_, p)| p.as_str()).collect();
+    let tree = Tree { paths, named };
     json!({
         "name": "", "path": "", "id": id(""),
-        "groups": groups_under("", &paths),
-        "checks": checks,
+        "groups": tree.groups_under(""),
+        "checks": tree.checks_of(""),
     })
 }
 
-fn groups_under(parent: &str, paths: &BTreeSet<&str>) -> Vec<Value> {
-    paths
-        .iter()
-        .filter(|p| {
-            p.strip_prefix(parent)
-                .and_then(|rest| rest.strip_prefix("::"))
-                .is_some_and(|name| !name.is_empty() && !name.contains("::"))
-        })
-        .map(|p| {
-            let name = &p[parent.len() + 2..];
-            json!({ "name": name, "path": p, "id": id(p), "groups": groups_under(p, paths), "checks": [] })
-        })
-        .collect()
+/// `c` added to (`sign` 1) or taken from (-1) check `name` of `to`.
+fn add<'a>(to: &mut BTreeMap<&'a str, CheckStats>, name: &'a str, c: &CheckStats, sign: i8) {
+    let e = to.entry(name).or_default();
+    if sign > 0 {
+        e.passes += c.passes;
+        e.fails += c.fails;
+    } else {
+        e.passes = e.passes.saturating_sub(c.passes);
+        e.fails = e.fails.saturating_sub(c.fails);
+    }
+}
+
+/// The groups of a run by path, and each path's checks by name.
+struct Tree<'a> {
+    paths: BTreeSet<&'a str>,
+    named: BTreeMap<&'a str, BTreeMap<&'a str, CheckStats>>,
+}
+
+impl Tree<'_> {
+    fn groups_under(&self, parent: &str) -> Vec<Value> {
+        self.paths
+            .iter()
+            .filter(|p| {
+                p.strip_prefix(parent)
+                    .and_then(|rest| rest.strip_prefix("::"))
+                    .is_some_and(|name| !name.is_empty() && !name.contains("::"))
+            })
+            .map(|p| {
+                let name = &p[parent.len() + 2..];
+                json!({ "name": name, "path": p, "id": id(p), "groups": self.groups_under(p), "checks": self.checks_of(p) })
+            })
+            .collect()
+    }
+
+    /// k6's `{ name, path, id, passes, fails }` of each check of `group`.
+    fn checks_of(&self, group: &str) -> Vec<Value> {
+        let Some(checks) = self.named.get(group) else {
+            return Vec::new();
+        };
+        checks
+            .iter()
+            .filter(|(_, c)| c.passes + c.fails > 0)
+            .map(|(name, c)| {
+                let path = format!("{group}::{name}");
+                json!({ "name": name, "path": path, "id": id(&path), "passes": c.passes, "fails": c.fails })
+            })
+            .collect()
+    }
 }
 
 /// A stable id per path (k6 uses an MD5 of it; nothing reads it but as a key).

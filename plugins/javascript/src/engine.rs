@@ -279,7 +279,7 @@ impl Engine {
     /// what it returned, `{ "where": { "text": ... } | { "base64": ... } }`
     /// as JSON: k6 takes a string or an ArrayBuffer for each destination.
     pub fn handle_summary(&self, data: &str) -> Result<String, String> {
-        self.set_data(Some(data))?;
+        self.set_data(Some(&self.time_trends_marked(data)?))?;
         self.with(|ctx| {
             let value = self.invoke(ctx, "handleSummary")?;
             // Nothing returned: nothing to write, as in k6.
@@ -297,6 +297,30 @@ impl Engine {
             }
             Ok(serde_json::Value::Object(out).to_string())
         })
+    }
+
+    /// `data` with `contains: "time"` on the trends the script made with
+    /// `new Trend(name, true)` (the host knows a trend by its samples
+    /// alone), and on the series its thresholds narrowed from them.
+    fn time_trends_marked(&self, data: &str) -> Result<String, String> {
+        let names: Vec<String> = self.with(|ctx| {
+            let marked: Option<Object> = ctx.globals().get("__timeTrends")?;
+            marked.map_or(Ok(Vec::new()), |o| o.keys().collect())
+        })?;
+        if names.is_empty() {
+            return Ok(data.to_owned());
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_str(data).map_err(|e| format!("the summary data: {e}"))?;
+        if let Some(metrics) = v["metrics"].as_object_mut() {
+            for (key, m) in metrics.iter_mut() {
+                let base = key.split('{').next().unwrap_or(key);
+                if m["type"] == "trend" && names.iter().any(|n| n == base) {
+                    m["contains"] = "time".into();
+                }
+            }
+        }
+        Ok(v.to_string())
     }
 
     /// Compiles, without running, the k6 modules a script can reach

@@ -385,6 +385,10 @@ impl Phases {
 pub struct GroupStats {
     pub requests: RequestStats,
     pub checks: CheckStats,
+    /// The same checks by name: k6's group tree (`handleSummary()`'s
+    /// `root_group`) lists each check under the group it ran in.
+    #[serde(default)]
+    pub named_checks: BTreeMap<String, CheckStats>,
     #[serde(with = "hist")]
     pub duration: Histogram<u64>,
 }
@@ -394,6 +398,7 @@ impl Default for GroupStats {
         GroupStats {
             requests: RequestStats::default(),
             checks: CheckStats::default(),
+            named_checks: BTreeMap::new(),
             duration: histogram(),
         }
     }
@@ -403,6 +408,9 @@ impl GroupStats {
     fn merge(&mut self, o: &GroupStats) {
         self.requests.merge(&o.requests);
         self.checks.merge(&o.checks);
+        for (name, c) in &o.named_checks {
+            self.named_checks.entry(name.clone()).or_default().merge(c);
+        }
         self.duration
             .add(&o.duration)
             .expect("histograms share bounds");
@@ -662,11 +670,16 @@ impl Metrics {
                 }
             }
             Event::Check { name, passed, ctx } => {
+                if !ctx.group().is_empty() {
+                    let g = self.group(scenario, ctx.group());
+                    g.checks.add(passed);
+                    match g.named_checks.get_mut(name.as_str()) {
+                        Some(c) => c.add(passed),
+                        None => g.named_checks.entry(name.clone()).or_default().add(passed),
+                    }
+                }
                 let key = series(&self.checks, scenario, name);
                 self.checks.entry(key).or_default().add(passed);
-                if !ctx.group().is_empty() {
-                    self.group(scenario, ctx.group()).checks.add(passed);
-                }
             }
             Event::Counter { name, value, .. } => {
                 let key = series(&self.counters, scenario, name);

@@ -21,8 +21,13 @@ export class Rate {
   add(value) { H.rate(this.name, !!value); }
 }
 
+// Trends made with isTime, by name: handleSummary()'s data says they
+// hold times, as k6's does, so summary helpers print them in ms.
 export class Trend {
-  constructor(name) { this.name = named(name); }
+  constructor(name, isTime) {
+    this.name = named(name);
+    if (isTime) (globalThis.__timeTrends ??= {})[name] = true;
+  }
   add(value) { H.trend(this.name, Number(value)); }
 }
 
