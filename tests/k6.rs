@@ -1561,13 +1561,14 @@ export default function () {
     'written before read': () => { globalThis.FinalizationRegistry = 5; return FinalizationRegistry === 5; },
     'atob and btoa': () => atob(btoa('hi')) === 'hi',
     'an unknown global is still a ReferenceError': () => { try { return Atomics === 1; } catch (e) { return e instanceof ReferenceError; } },
+    '__ENV': () => typeof __ENV.PATH === 'string' && (__ENV.MINE = 'x', __ENV.MINE === 'x') && Object.keys(globalThis).includes('__ENV'),
   });
 }
 "#;
     let run = k6("run", script, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let checks = run.report["checks"].as_object().unwrap();
-    assert_eq!(checks.len(), 9, "{checks:?}");
+    assert_eq!(checks.len(), 10, "{checks:?}");
     for (name, c) in checks {
         assert_eq!(
             (c["passes"].as_u64(), c["fails"].as_u64()),
