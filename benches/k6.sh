@@ -82,12 +82,14 @@ PY
 # include the compile of the first run).
 sleeping() {
   local n=$1
+  # k6/http imported as most scripts do: its module is part of a VU.
   cat >"$work/idle.js" <<JS
+import http from 'k6/http';
 import { sleep } from 'k6';
 export const options = {
   scenarios: { idle: { executor: 'constant-vus', vus: $n, duration: '$((5 + n / 1000))s', gracefulStop: '0s' } },
 };
-export default function () { sleep(3600); }
+export default function () { if (__ITER > 0) http.get('http://127.0.0.1:$port/'); sleep(3600); }
 JS
   RUST_LOG=warn,loadtest_engine::workload::vu=debug,plugin=debug NO_COLOR=1 \
     "$bin" run -q "$work/idle.js" >/dev/null 2>"$work/idle.log" &

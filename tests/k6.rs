@@ -1451,6 +1451,9 @@ export default function () {{
   waits.add(5);
   sizes.add(5);
 }}
+export function setup() {{
+  return {{ token: 't-1' }};
+}}
 export function handleSummary(data) {{
   const m = data.metrics;
   return {{
@@ -1496,6 +1499,10 @@ export function handleSummary(data) {{
     assert_eq!(sub["values"]["count"], 6, "{sub}");
     assert_eq!(sub["thresholds"]["count==6"]["ok"], true);
     assert_eq!(m["waits"]["contains"], "time", "new Trend(name, true)");
+    assert_eq!(data["setup_data"]["token"], "t-1");
+    assert_eq!(m["vus"]["type"], "gauge");
+    let most = m["vus"]["values"]["max"].as_u64().unwrap();
+    assert!(most <= 2, "{}", m["vus"]);
     assert_eq!(m["sizes"]["contains"], "default");
     // Each check under the group it ran in, as in k6's tree.
     let root = &data["root_group"];

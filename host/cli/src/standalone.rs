@@ -117,6 +117,10 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         &summary,
         &outcome.metrics,
         outcome.elapsed,
+        report::k6_data::RunDetails {
+            rows: &outcome.rows,
+            setup_data: setup.first().map(String::as_str),
+        },
     )
     .await;
     write_reports(&out, &summary, &outcome.rows)?;

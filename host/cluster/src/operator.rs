@@ -140,7 +140,12 @@ async fn report_run(
                     Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?,
                 ))
             };
-            report::k6_data::end_of_test(b, runtime, &summary, &result.metrics, elapsed).await
+            let facts = report::k6_data::RunDetails {
+                rows: &result.rows,
+                setup_data: None,
+            };
+            report::k6_data::end_of_test(b, runtime, &summary, &result.metrics, elapsed, facts)
+                .await
         }
         None => {
             print!("{}", report::render_table(&summary));

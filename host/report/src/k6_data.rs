@@ -6,7 +6,7 @@
 
 use crate::Summary;
 use loadtest_engine::config::Bundle;
-use loadtest_engine::metrics::{CheckStats, Metrics, Phases};
+use loadtest_engine::metrics::{CheckStats, Metrics, Phases, Row};
 use loadtest_engine::plugin::Runtime;
 use loadtest_engine::script::summary::Wanted;
 use loadtest_engine::threshold::{rate_counts, statistic};
@@ -37,6 +37,14 @@ impl Kind {
     }
 }
 
+/// What `handleSummary()`'s data takes from the run besides its metrics.
+pub struct RunDetails<'a> {
+    /// The run's per-second rows: k6's `vus` gauge is sampled from them.
+    pub rows: &'a [Row],
+    /// What `setup()` returned, as JSON, when it returned anything.
+    pub setup_data: Option<&'a str>,
+}
+
 /// The summary table, or in its place what the script's
 /// `handleSummary()` makes of k6's end-of-test data, as k6 does. When the
 /// script fails, k6's fallback: the error said, the table printed, the
@@ -47,6 +55,7 @@ pub async fn end_of_test(
     summary: &Summary,
     metrics: &Metrics,
     elapsed: Duration,
+    facts: RunDetails<'_>,
 ) -> anyhow::Result<()> {
     let Some(wanted) = Wanted::of(bundle) else {
         print!("{}", crate::render_table(summary));
@@ -58,7 +67,7 @@ pub async fn end_of_test(
         .values()
         .map(|s| u64::from(s.executor.max_vus()))
         .sum();
-    let data = data(summary, metrics, elapsed, wanted.options(), vus_max);
+    let data = data(summary, metrics, elapsed, wanted.options(), vus_max, &facts);
     let called = match runtime() {
         Ok(rt) => wanted.call(bundle, &rt, &data).await,
         Err(e) => Err(e),
@@ -81,6 +90,7 @@ pub fn data(
     elapsed: Duration,
     options: Value,
     vus_max: u64,
+    facts: &RunDetails<'_>,
 ) -> Value {
     let stats: Vec<String> = options["summaryTrendStats"]
         .as_array()
@@ -102,8 +112,11 @@ pub fn data(
         "vus_max".into(),
         json!({ "type": "gauge", "contains": "default", "values": { "value": vus_max, "min": vus_max, "max": vus_max } }),
     );
+    if let Some(vus) = vus(facts.rows) {
+        out.insert("vus".into(), vus);
+    }
     add_thresholds(&mut out, &kinds, summary, metrics, elapsed, &stats);
-    json!({
+    let mut data = json!({
         "metrics": out,
         "root_group": root_group(metrics),
         "options": options,
@@ -112,7 +125,23 @@ pub fn data(
             "isStdErrTTY": std::io::stderr().is_terminal(),
             "testRunDurationMs": elapsed.as_secs_f64() * 1000.0,
         },
-    })
+    });
+    // As in k6, only when setup() returned something.
+    if let Some(json) = facts.setup_data {
+        data["setup_data"] = serde_json::from_str(json).unwrap_or_else(|_| json.into());
+    }
+    data
+}
+
+/// k6's `vus` gauge: the VUs in an iteration, sampled each second; its
+/// value the last sample. `None` for a run with no rows.
+fn vus(rows: &[Row]) -> Option<Value> {
+    let last = rows.last()?.vus;
+    let min = rows.iter().map(|r| r.vus).min()?;
+    let max = rows.iter().map(|r| r.vus).max()?;
+    Some(
+        json!({ "type": "gauge", "contains": "default", "values": { "value": last, "min": min, "max": max } }),
+    )
 }
 
 /// Every metric the run has: its kind and what its values measure.

@@ -25,6 +25,12 @@ impl SetupData {
     pub fn of(&self, scenario: &str) -> Option<Arc<str>> {
         self.0.get(scenario).cloned().flatten().map(Arc::from)
     }
+
+    /// The data of the first scenario whose setup returned any: a
+    /// script's scenarios share one setup.
+    pub fn first(&self) -> Option<&String> {
+        self.0.values().find_map(Option::as_ref)
+    }
 }
 
 /// A setup or teardown that failed, with the guest's message.
