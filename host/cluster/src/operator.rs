@@ -140,11 +140,11 @@ async fn report_run(
                     Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?,
                 ))
             };
-            let facts = report::k6_data::RunDetails {
+            let details = report::k6_data::RunDetails {
                 rows: &result.rows,
                 setup_data: None,
             };
-            report::k6_data::end_of_test(b, runtime, &summary, &result.metrics, elapsed, facts)
+            report::k6_data::end_of_test(b, runtime, &summary, &result.metrics, elapsed, details)
                 .await
         }
         None => {

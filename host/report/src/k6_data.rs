@@ -55,7 +55,7 @@ pub async fn end_of_test(
     summary: &Summary,
     metrics: &Metrics,
     elapsed: Duration,
-    facts: RunDetails<'_>,
+    details: RunDetails<'_>,
 ) -> anyhow::Result<()> {
     let Some(wanted) = Wanted::of(bundle) else {
         print!("{}", crate::render_table(summary));
@@ -67,7 +67,14 @@ pub async fn end_of_test(
         .values()
         .map(|s| u64::from(s.executor.max_vus()))
         .sum();
-    let data = data(summary, metrics, elapsed, wanted.options(), vus_max, &facts);
+    let data = data(
+        summary,
+        metrics,
+        elapsed,
+        wanted.options(),
+        vus_max,
+        &details,
+    );
     let called = match runtime() {
         Ok(rt) => wanted.call(bundle, &rt, &data).await,
         Err(e) => Err(e),
@@ -90,7 +97,7 @@ pub fn data(
     elapsed: Duration,
     options: Value,
     vus_max: u64,
-    facts: &RunDetails<'_>,
+    details: &RunDetails<'_>,
 ) -> Value {
     let stats: Vec<String> = options["summaryTrendStats"]
         .as_array()
@@ -112,7 +119,7 @@ pub fn data(
         "vus_max".into(),
         json!({ "type": "gauge", "contains": "default", "values": { "value": vus_max, "min": vus_max, "max": vus_max } }),
     );
-    if let Some(vus) = vus(facts.rows) {
+    if let Some(vus) = vus(details.rows) {
         out.insert("vus".into(), vus);
     }
     add_thresholds(&mut out, &kinds, summary, metrics, elapsed, &stats);
@@ -127,7 +134,7 @@ pub fn data(
         },
     });
     // As in k6, only when setup() returned something.
-    if let Some(json) = facts.setup_data {
+    if let Some(json) = details.setup_data {
         data["setup_data"] = serde_json::from_str(json).unwrap_or_else(|_| json.into());
     }
     data
@@ -268,15 +275,22 @@ fn empty(kind: Kind, contains: &str, stats: &[String]) -> Value {
 /// checks that ran in it; the checks outside any group at the root.
 fn root_group(m: &Metrics) -> Value {
     let mut named: BTreeMap<&str, BTreeMap<&str, CheckStats>> = BTreeMap::new();
-    for ((_, name), c) in &m.checks {
-        add(named.entry("").or_default(), name, c, 1);
-    }
+    let mut in_groups: BTreeMap<&str, CheckStats> = BTreeMap::new();
     for ((_, path), g) in &m.groups {
         for (name, c) in &g.named_checks {
-            add(named.entry(path).or_default(), name, c, 1);
-            // The root's counts are every check's: take the group's out.
-            add(named.entry("").or_default(), name, c, -1);
+            add(named.entry(path).or_default(), name, c);
+            add(&mut in_groups, name, c);
         }
+    }
+    // The root's: every check's counts less those made in a group.
+    let root = named.entry("").or_default();
+    for ((_, name), c) in &m.checks {
+        add(root, name, c);
+    }
+    for (name, c) in &in_groups {
+        let r = root.entry(name).or_default();
+        r.passes = r.passes.saturating_sub(c.passes);
+        r.fails = r.fails.saturating_sub(c.fails);
     }
     let paths: BTreeSet<&str> = m.groups.keys().map(|(_, p)| p.as_str()).collect();
     let tree = Tree { paths, named };
@@ -287,16 +301,10 @@ fn root_group(m: &Metrics) -> Value {
     })
 }
 
-/// `c` added to (`sign` 1) or taken from (-1) check `name` of `to`.
-fn add<'a>(to: &mut BTreeMap<&'a str, CheckStats>, name: &'a str, c: &CheckStats, sign: i8) {
+fn add<'a>(to: &mut BTreeMap<&'a str, CheckStats>, name: &'a str, c: &CheckStats) {
     let e = to.entry(name).or_default();
-    if sign > 0 {
-        e.passes += c.passes;
-        e.fails += c.fails;
-    } else {
-        e.passes = e.passes.saturating_sub(c.passes);
-        e.fails = e.fails.saturating_sub(c.fails);
-    }
+    e.passes += c.passes;
+    e.fails += c.fails;
 }
 
 /// The groups of a run by path, and each path's checks by name.
