@@ -1186,6 +1186,44 @@ export default async function () {{
     assert_eq!(r["totals"]["requests"], 10);
 }
 
+/// k6's `data_sent`: each request's head and body as written, in the
+/// JSON report, in thresholds and in handleSummary's data.
+#[test]
+fn data_sent_counts_each_request_as_written() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+export const options = {{
+  vus: 1,
+  iterations: 3,
+  thresholds: {{ data_sent: ['count>3000'] }},
+}};
+export default function () {{
+  http.post('{url}/echo', 'x'.repeat(1000), {{ tags: {{ name: 'post' }} }});
+  http.get('{url}/', {{ tags: {{ name: 'get' }} }});
+}}
+export function handleSummary(data) {{
+  return {{ 'sent.json': JSON.stringify(data.metrics.data_sent) }};
+}}
+"#,
+        url = t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = &run.report["scenarios"]["default"]["requests"];
+    let post = requests["post"]["bytes_sent"].as_u64().unwrap();
+    let get = requests["get"]["bytes_sent"].as_u64().unwrap();
+    // Three of each: the body and a head of some tens of bytes.
+    assert!((3 * 1030..3 * 1400).contains(&post), "POST: {post}");
+    assert!((3 * 30..3 * 400).contains(&get), "GET: {get}");
+    assert_eq!(run.report["totals"]["bytes_sent"], post + get);
+    let data: Value =
+        serde_json::from_slice(&std::fs::read(run.dir.path().join("sent.json")).unwrap()).unwrap();
+    assert_eq!(data["contains"], "data");
+    assert_eq!(data["values"]["count"], (post + get) as f64);
+    assert_eq!(data["thresholds"]["count>3000"]["ok"], true);
+}
+
 /// A plain HTTP file server (Python's `http.server`) over a directory,
 /// on a free loopback port; its log says what it served. Killed on drop.
 struct FileServer {

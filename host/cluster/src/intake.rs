@@ -322,6 +322,7 @@ mod tests {
                     expected: Some(true),
                     micros: 100,
                     bytes: 1,
+                    sent: 0,
                     method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),

@@ -84,7 +84,9 @@ fn builtin_aggs(metric: &str) -> Option<&'static [&'static str]> {
     }
     Some(match metric {
         "http_req_duration" | "iteration_duration" | "group_duration" => TREND,
-        "http_reqs" | "iterations" | "dropped_iterations" | "data_received" => COUNTER,
+        "http_reqs" | "iterations" | "dropped_iterations" | "data_received" | "data_sent" => {
+            COUNTER
+        }
         "http_req_failed" | "checks" => RATE,
         _ => return None,
     })
@@ -427,6 +429,7 @@ fn observe(sel: &Selector, agg: Agg, m: &Metrics, elapsed: Duration) -> Option<f
         }
         "http_reqs" => counter(requests().map(|r| r.count).sum::<u64>() as f64),
         "data_received" => counter(requests().map(|r| r.bytes).sum::<u64>() as f64),
+        "data_sent" => counter(requests().map(|r| r.sent).sum::<u64>() as f64),
         "iterations" => counter(scenarios().map(|s| s.iterations).sum::<u64>() as f64),
         "dropped_iterations" => counter(scenarios().map(|s| s.dropped).sum::<u64>() as f64),
         phase if Phases::NAMES.contains(&phase) => {
@@ -559,6 +562,7 @@ fn observe_tagged(sel: &Selector, agg: Agg, t: &Tagged, elapsed: Duration) -> Op
         "http_req_duration" => from_histogram(&requests?.latency, agg, 1000.0),
         "http_reqs" => counter_agg(requests?.count as f64, agg, elapsed),
         "data_received" => counter_agg(requests?.bytes as f64, agg, elapsed),
+        "data_sent" => counter_agg(requests?.sent as f64, agg, elapsed),
         "http_req_failed" => {
             let r = requests?;
             (r.count > 0).then(|| r.failed as f64 / r.count as f64)
@@ -640,6 +644,7 @@ mod tests {
                     expected: Some(status < 400),
                     micros: i * 1000,
                     bytes: 10,
+                    sent: 0,
                     method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),
@@ -654,6 +659,7 @@ mod tests {
                     expected: Some(true),
                     micros: 5000,
                     bytes: 10,
+                    sent: 0,
                     method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),
@@ -715,6 +721,7 @@ mod tests {
             expected: Some(status < 400),
             micros: 2000,
             bytes: 1,
+            sent: 0,
             timings: [0, 0, 0, 0, 2000, 0],
             ctx: crate::metrics::Context::new(
                 group,

@@ -112,6 +112,8 @@ pub struct Totals {
     /// make the run end with an error even though its data is kept.
     pub panics: u64,
     pub bytes_received: u64,
+    /// Requests as written, head and body (k6's `data_sent`).
+    pub bytes_sent: u64,
 }
 
 /// The generator's own load, over all its seconds (node-seconds in a
@@ -194,6 +196,7 @@ pub struct RequestSummary {
     pub failed: u64,
     pub rate: f64,
     pub bytes_received: u64,
+    pub bytes_sent: u64,
     pub latency_ms: Latency,
     pub status: BTreeMap<u16, u64>,
     pub errors: BTreeMap<String, u64>,
@@ -326,6 +329,7 @@ impl Summary {
                 failed: r.failed,
                 rate: per_sec(r.count, secs),
                 bytes_received: r.bytes,
+                bytes_sent: r.sent,
                 latency_ms: Latency::of_micros(&r.latency),
                 status: r.statuses.clone(),
                 errors: r.errors.clone(),
@@ -393,6 +397,7 @@ impl Summary {
                 init_failed: sum(|s| s.init_failed),
                 panics: sum(|s| s.failures.get(&FailureKind::Panic).copied().unwrap_or(0)),
                 bytes_received: m.requests.values().map(|r| r.bytes).sum(),
+                bytes_sent: m.requests.values().map(|r| r.sent).sum(),
             },
             scenarios,
             checks: checks

@@ -161,6 +161,7 @@ fn known(m: &Metrics) -> Known {
         ("http_req_failed".to_owned(), Kind::Rate, "default"),
         ("http_req_duration".to_owned(), Kind::Trend, "time"),
         ("data_received".to_owned(), Kind::Counter, "data"),
+        ("data_sent".to_owned(), Kind::Counter, "data"),
         ("iterations".to_owned(), Kind::Counter, "default"),
         ("iteration_duration".to_owned(), Kind::Trend, "time"),
         ("dropped_iterations".to_owned(), Kind::Counter, "default"),

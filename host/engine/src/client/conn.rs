@@ -125,21 +125,30 @@ impl Connections {
     pub async fn send(&mut self, req: &Outgoing) -> Exchange {
         let start = Instant::now();
         let timeout = req.timeout.unwrap_or(self.links.client.inner.timeout);
-        let exchange = pin!(self.links.exchange(req, start));
-        let result = self
-            .deadline
-            .within(start + timeout, exchange)
-            .await
-            .unwrap_or(Err(RequestError::Timeout));
+        let mut sent = 0;
+        let result = {
+            let exchange = pin!(self.links.exchange(req, start, &mut sent));
+            self.deadline
+                .within(start + timeout, exchange)
+                .await
+                .unwrap_or(Err(RequestError::Timeout))
+        };
         Exchange {
             result,
             elapsed: start.elapsed(),
+            sent,
         }
     }
 }
 
 impl Links {
-    async fn exchange(&mut self, req: &Outgoing, start: Instant) -> Result<Incoming, RequestError> {
+    /// `sent` counts what is handed to a connection, as it is handed.
+    async fn exchange(
+        &mut self,
+        req: &Outgoing,
+        start: Instant,
+        sent: &mut u64,
+    ) -> Result<Incoming, RequestError> {
         let i = self.prepare(req)?;
         let Links {
             client,
@@ -158,6 +167,8 @@ impl Links {
         let mut opened = checkout(client, open, &p.origin).await?;
         let mut ready = Instant::now();
         let mut idx = index_of(open, &p.origin);
+        let size = (p.h1.len() + body.len()) as u64;
+        *sent += size;
         let mut result = request.send_on(&mut open[idx], scratch).await;
         if opened.is_none() && resendable(&result, &p.verb) {
             // The server closed an idle keep-alive connection under us; the
@@ -165,6 +176,7 @@ impl Links {
             // Boxed: a second set of awaits would double every request's future.
             open.remove(idx);
             let fresh = Box::pin(request.send_fresh(client, open, scratch)).await?;
+            *sent += size;
             (idx, result, opened, ready) = fresh;
         }
         if let Ok(incoming) = &mut result {

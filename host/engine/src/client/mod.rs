@@ -166,6 +166,9 @@ impl Meta {
 pub struct Exchange {
     pub result: Result<Incoming, RequestError>,
     pub elapsed: Duration,
+    /// Bytes of requests written (head and body, before any TLS), a
+    /// request sent again on a fresh connection counted twice.
+    pub sent: u64,
 }
 
 /// What every VU's connections share.

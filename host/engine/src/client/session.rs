@@ -25,6 +25,8 @@ pub struct Hop<'a> {
     pub error: Option<&'static str>,
     pub elapsed: Duration,
     pub bytes: u64,
+    /// The request as written; zero if it never reached a connection.
+    pub sent: u64,
     /// Zero for a hop that failed before a response.
     pub timings: Timings,
 }
@@ -156,6 +158,7 @@ impl Session {
     ) -> Exchange {
         let max = max_redirects.unwrap_or(self.client.inner.max_redirects);
         let mut elapsed = Duration::ZERO;
+        let mut sent = 0;
         let mut index = 0;
         loop {
             // A match, so the URL is not kept in the future across the send.
@@ -166,11 +169,13 @@ impl Session {
                     return Exchange {
                         result: Err(e),
                         elapsed,
+                        sent,
                     };
                 }
             }
             let exchange = self.conns.send(&req).await;
             elapsed += exchange.elapsed;
+            sent += exchange.sent;
             let hop = |status, error, bytes, timings| Hop {
                 index,
                 method: &req.method,
@@ -179,6 +184,7 @@ impl Session {
                 error,
                 elapsed: exchange.elapsed,
                 bytes,
+                sent: exchange.sent,
                 timings,
             };
             let mut incoming = match exchange.result {
@@ -190,6 +196,7 @@ impl Session {
                     return Exchange {
                         result: Err(e),
                         elapsed,
+                        sent,
                     };
                 }
             };
@@ -210,6 +217,7 @@ impl Session {
                     return Exchange {
                         result: Err(e),
                         elapsed,
+                        sent,
                     };
                 }
                 on_hop(hop(Some(status), None, bytes, timings));
@@ -220,6 +228,7 @@ impl Session {
                         return Exchange {
                             result: Err(e),
                             elapsed,
+                            sent,
                         };
                     }
                 }
@@ -238,6 +247,7 @@ impl Session {
             return Exchange {
                 result: result.map(|()| incoming),
                 elapsed,
+                sent,
             };
         }
     }

@@ -253,6 +253,7 @@ mod tests {
             expected: Some(true),
             micros: ms * 1000,
             bytes: 1,
+            sent: 0,
             method: "GET",
             timings: Default::default(),
             ctx: Default::default(),

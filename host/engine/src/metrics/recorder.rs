@@ -48,6 +48,9 @@ pub enum Event {
         expected: Option<bool>,
         micros: u64,
         bytes: u64,
+        /// The request as written (head and body, before any TLS):
+        /// k6's `data_sent`.
+        sent: u64,
         timings: super::PhaseMicros,
         ctx: Context,
     },

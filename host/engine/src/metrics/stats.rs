@@ -91,6 +91,9 @@ pub struct RequestStats {
     pub count: u64,
     pub failed: u64,
     pub bytes: u64,
+    /// Bytes of requests written: k6's `data_sent`.
+    #[serde(default)]
+    pub sent: u64,
     pub statuses: BTreeMap<u16, u64>,
     pub errors: BTreeMap<String, u64>,
 }
@@ -102,6 +105,7 @@ impl Default for RequestStats {
             count: 0,
             failed: 0,
             bytes: 0,
+            sent: 0,
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
         }
@@ -140,6 +144,7 @@ impl RequestStats {
         self.count += o.count;
         self.failed += o.failed;
         self.bytes += o.bytes;
+        self.sent += o.sent;
         add_all(&mut self.statuses, &o.statuses);
         add_all(&mut self.errors, &o.errors);
     }
@@ -642,15 +647,15 @@ impl Metrics {
                 expected,
                 micros,
                 bytes,
+                sent,
                 timings,
                 ctx,
                 ..
             } => {
                 let key = series(&self.requests, scenario, name);
-                self.requests
-                    .entry(key)
-                    .or_default()
-                    .record(status, error, expected, micros, bytes);
+                let r = self.requests.entry(key).or_default();
+                r.record(status, error, expected, micros, bytes);
+                r.sent += sent;
                 // A request that got no response has no phases to tell.
                 if status.is_some() {
                     // Looked up before inserting: no key allocated per request.
@@ -664,9 +669,9 @@ impl Metrics {
                     }
                 }
                 if !ctx.group().is_empty() {
-                    self.group(scenario, ctx.group())
-                        .requests
-                        .record(status, error, expected, micros, bytes);
+                    let g = &mut self.group(scenario, ctx.group()).requests;
+                    g.record(status, error, expected, micros, bytes);
+                    g.sent += sent;
                 }
             }
             Event::Check { name, passed, ctx } => {
@@ -889,12 +894,13 @@ impl<'a> Sample<'a> {
                 expected,
                 micros,
                 bytes,
+                sent,
                 timings,
                 ..
             }) => {
-                t.requests
-                    .get_or_insert_default()
-                    .record(*status, *error, *expected, *micros, *bytes);
+                let r = t.requests.get_or_insert_default();
+                r.record(*status, *error, *expected, *micros, *bytes);
+                r.sent += *sent;
                 if status.is_some() {
                     t.phases.get_or_insert_default().record(timings);
                 }
@@ -965,6 +971,7 @@ mod tests {
             expected: Some(status.is_some_and(|s| s < 400)),
             micros,
             bytes: 10,
+            sent: 0,
             method: "GET",
             timings: Default::default(),
             ctx: Default::default(),

@@ -92,6 +92,8 @@ impl TagFilter {
 
     /// Whether the filter is about HTTP requests (and so sees their samples).
     pub fn on_requests(&self) -> bool {
-        self.metric.starts_with("http_req") || self.metric == "data_received"
+        self.metric.starts_with("http_req")
+            || self.metric == "data_received"
+            || self.metric == "data_sent"
     }
 }

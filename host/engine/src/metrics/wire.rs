@@ -112,6 +112,7 @@ mod tests {
                     expected: Some(true),
                     micros,
                     bytes: 3,
+                    sent: 0,
                     method: "GET",
                     timings: Default::default(),
                     ctx: Default::default(),

@@ -260,6 +260,7 @@ async fn exchange(
     Exchange {
         elapsed: exchange.elapsed + late,
         result: exchange.result,
+        sent: exchange.sent,
     }
 }
 
@@ -318,6 +319,7 @@ impl Drop for InFlight<'_> {
             expected: self.expected.judge(None, Some("interrupted")),
             micros: (self.started.elapsed() + self.late).as_micros() as u64,
             bytes: 0,
+            sent: 0,
             timings: [0; 6],
             ctx: self.ctx.clone(),
         });
@@ -347,6 +349,7 @@ pub(super) fn hop_event(
         expected: expected.judge(hop.status, hop.error),
         micros: (hop.elapsed + late).as_micros() as u64,
         bytes: hop.bytes,
+        sent: hop.sent,
         timings: [
             us(t.blocked + late),
             us(t.connecting),
