@@ -124,33 +124,35 @@ impl Drop for Target {
     }
 }
 
-/// A GET that answers `None` when nothing listens yet.
+/// A GET that answers `None` when nothing serves yet: refused, or reset
+/// by a server still starting (Prometheus accepts before it is ready).
 pub fn http_try_get(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://")?;
-    let host = rest.split('/').next()?;
-    std::net::TcpStream::connect(host).ok()?;
-    Some(http_get(url))
+    exchange(url).ok()
 }
 
 /// A minimal blocking GET, so the harness needs no HTTP client crate.
 fn http_get(url: &str) -> String {
+    exchange(url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+fn exchange(url: &str) -> std::io::Result<String> {
     use std::io::Write;
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut s = std::net::TcpStream::connect(host).expect("connect to target");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n")
+    s.read_to_string(&mut resp)?;
+    Ok(resp
+        .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+        .unwrap_or_default())
 }
 
 /// A loopback port nothing listens on.
