@@ -22,9 +22,11 @@ pub fn exec() -> String {
     wit::exec()
 }
 
-/// Think time: pauses this VU only.
+/// Think time: pauses this VU only, for at least `d`. The host counts
+/// whole milliseconds, so a fraction rounds up: a plugin that pads an
+/// iteration to a minimum must never end it a fraction short.
 pub fn sleep(d: Duration) {
-    wit::sleep(d.as_millis().min(u32::MAX as u128) as u32)
+    wit::sleep(d.as_micros().div_ceil(1000).min(u32::MAX as u128) as u32)
 }
 
 pub fn now_ms() -> u64 {
