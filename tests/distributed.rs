@@ -411,15 +411,18 @@ fn a_k6_script_runs_on_three_nodes_with_nothing_installed_on_them() {
         r#"import http from 'k6/http';
 import {{ check }} from 'k6';
 import exec from 'k6/execution';
+import {{ SharedArray }} from 'k6/data';
 import {{ path }} from './lib/paths.js';
+const paths = new SharedArray('paths', () => JSON.parse(open('./data/paths.json')));
 export const options = {{
   scenarios: {{ shop: {{ executor: 'constant-arrival-rate', rate: 40, duration: '4s', preAllocatedVUs: 5, maxVUs: 20 }} }},
   thresholds: {{ checks: ['rate==1'] }},
 }};
 export function setup() {{ return {{ greeting: 'hello' }}; }}
 export default function (data) {{
-  const res = http.get('{}' + path());
+  const res = http.get('{}' + paths[1].p);
   check(res, {{ 'greeted': (r) => r.body.includes(data.greeting) }});
+  check(paths, {{ 'shared': (p) => p.length === 2 && p[1].p === path() }});
   check(null, {{ ['iteration ' + exec.scenario.iterationInTest]: () => true }});
 }}
 export function handleSummary(data) {{
@@ -441,6 +444,12 @@ export function handleSummary(data) {{
         "export const path = () => '/';\n",
     )
     .unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/paths.json"),
+        r#"[{"p": "/nothing"}, {"p": "/"}]"#,
+    )
+    .unwrap();
     let (c, _) = start_cluster(3, None, &[]);
     let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
     assert_eq!(out.code, 0, "{}", out.output);
@@ -448,6 +457,7 @@ export function handleSummary(data) {{
     assert_eq!(r["totals"]["iterations"], 160, "{}", out.output);
     assert_eq!(r["totals"]["requests"].as_u64(), Some(target.received()));
     assert_eq!(r["checks"]["greeted"]["passes"], 160);
+    assert_eq!(r["checks"]["shared"]["passes"], 160, "{}", r["checks"]);
     assert_eq!(nodes_of(r).len(), 2);
     // handleSummary() ran where the script was submitted, on the
     // cluster's merged data, and took the table's place.

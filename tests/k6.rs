@@ -211,6 +211,9 @@ export default function () {{
     assert_eq!(t.received(), 12);
 }
 
+/// A SharedArray's function runs once in the whole run (here in the probe
+/// that reads the options), and every VU reads the items the host keeps:
+/// copies, read-only, an array to the script's eye.
 #[test]
 fn a_shared_array_from_a_json_file_opened_in_init() {
     let t = Target::start();
@@ -219,26 +222,56 @@ fn a_shared_array_from_a_json_file_opened_in_init() {
 import {{ check }} from 'k6';
 import {{ SharedArray }} from 'k6/data';
 import {{ pick }} from './lib/pick.js';
-const users = new SharedArray('users', () => JSON.parse(open('./data/users.json')));
-export const options = {{ vus: 2, iterations: 6 }};
+const users = new SharedArray('users', () => {{
+  console.log(`building users in VU ${{__VU}}`);
+  return JSON.parse(open('./data/users.json'));
+}});
+export const options = {{ vus: 4, iterations: 12 }};
+function readOnly(write) {{
+  try {{ write(); return false; }} catch (e) {{ return e instanceof TypeError && e.message.includes('read-only'); }}
+}}
 export default function () {{
   const user = pick(users, __ITER);
   const res = http.post('{}/echo', JSON.stringify({{ user: user.name }}));
   check(res, {{ 'the user came back': (r) => r.json('user') === user.name }});
+  check(users, {{
+    'an array of three': (u) => Array.isArray(u) && u.length === 3 && JSON.stringify(u) === '[{{"name":"ada"}},{{"name":"grace"}},{{"name":"linus"}}]',
+    'for-of and map see every item': (u) => {{
+      const names = [];
+      for (const x of u) names.push(x.name);
+      return names.join() === 'ada,grace,linus' && u.map((x) => x.name).join() === names.join();
+    }},
+    'no item past the ends': (u) => u[3] === undefined && u[-1] === undefined && !(3 in u) && 2 in u,
+    'each read is a copy': (u) => {{ u[0].name = 'changed'; return u[0].name === 'ada' && u[0] !== u[0]; }},
+    'writes are refused': (u) => readOnly(() => {{ u[0] = 1; }}) && readOnly(() => {{ u.push(1); }}) && readOnly(() => {{ delete u[1]; }}),
+  }});
 }}
 "#,
         t.url
     );
     let lib = "export function pick(list, i) { return list[i % list.length]; }\n";
     let users = r#"[{"name": "ada"}, {"name": "grace"}, {"name": "linus"}]"#;
-    let run = k6(
+    let env = [("RUST_LOG", "warn,plugin=info")];
+    let run = k6_with_env(
         "run",
         &script,
         &[("lib/pick.js", lib), ("data/users.json", users)],
+        &env,
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(check(&run.report, "the user came back"), (6, 0));
-    assert_eq!(t.received(), 6);
+    assert_eq!(check(&run.report, "the user came back"), (12, 0));
+    for name in [
+        "an array of three",
+        "for-of and map see every item",
+        "no item past the ends",
+        "each read is a copy",
+        "writes are refused",
+    ] {
+        assert_eq!(check(&run.report, name), (12, 0), "{name}");
+    }
+    assert_eq!(t.received(), 12);
+    let built = run.stderr.matches("building users in VU").count();
+    assert_eq!(built, 1, "built {built} times, not once:\n{}", run.stderr);
 }
 
 #[test]

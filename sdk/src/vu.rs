@@ -94,3 +94,20 @@ pub use wit::ExecutionInfo;
 pub fn execution() -> ExecutionInfo {
     wit::execution()
 }
+
+/// The length of the array stored under `name` for the whole process (k6's
+/// `SharedArray`), or none when no VU has stored it yet.
+pub fn shared_array_len(name: &str) -> Option<u32> {
+    wit::shared_array_len(name)
+}
+
+/// Stores an array (items as JSON text) once per process unless another VU
+/// did first; gives the length the name then holds.
+pub fn shared_array_put(name: &str, items: &[String]) -> Result<u32, String> {
+    wit::shared_array_put(name, items)
+}
+
+/// One item of a shared array, as JSON text.
+pub fn shared_array_get(name: &str, index: u32) -> Option<String> {
+    wit::shared_array_get(name, index)
+}

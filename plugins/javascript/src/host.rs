@@ -144,6 +144,7 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
 /// not carry a dozen function objects in their heaps.
 fn install_html<'js>(ctx: &Ctx<'js>, h: &Object<'js>) -> rquickjs::Result<()> {
     h.set("htmlNatives", Function::new(ctx.clone(), html_natives)?)?;
+    h.set("dataNatives", Function::new(ctx.clone(), data_natives)?)?;
     h.set("importModule", Function::new(ctx.clone(), import_module)?)?;
     h.set("resolveUrl", Function::new(ctx.clone(), resolve_url)?)?;
     Ok(())
@@ -165,6 +166,44 @@ fn html_natives(ctx: Ctx<'_>) -> rquickjs::Result<Object<'_>> {
     n.set("kind", Function::new(ctx.clone(), html::kind)?)?;
     n.set("resolve", Function::new(ctx.clone(), resolve_url)?)?;
     Ok(n)
+}
+
+/// `H.dataNatives()`: the functions behind k6/data's `SharedArray`, whose
+/// items live on the host once per process (made when k6/data loads).
+fn data_natives(ctx: Ctx<'_>) -> rquickjs::Result<Object<'_>> {
+    let n = Object::new(ctx.clone())?;
+    n.set(
+        "len",
+        Function::new(ctx.clone(), |name: String| vu::shared_array_len(&name))?,
+    )?;
+    n.set("put", Function::new(ctx.clone(), shared_array_put)?)?;
+    n.set("get", Function::new(ctx.clone(), shared_array_get)?)?;
+    Ok(n)
+}
+
+/// Hands an array's items to the host as JSON text (what `JSON.stringify`
+/// makes of each; `null` for what it leaves out, as in an array), and
+/// gives the length the name then holds: another VU's array if it stored
+/// one first.
+fn shared_array_put<'js>(ctx: Ctx<'js>, name: String, items: Array<'js>) -> rquickjs::Result<u32> {
+    let mut texts = Vec::with_capacity(items.len());
+    for item in items.iter::<Value>() {
+        let text = ctx.json_stringify(item?)?;
+        texts.push(match text {
+            Some(t) => t.to_string()?,
+            None => "null".into(),
+        });
+    }
+    vu::shared_array_put(&name, &texts).map_err(|e| Exception::throw_message(&ctx, &e))
+}
+
+/// Item `index` of a shared array: a fresh copy made from its JSON text,
+/// or undefined past the end.
+fn shared_array_get<'js>(ctx: Ctx<'js>, name: String, index: u32) -> rquickjs::Result<Value<'js>> {
+    match vu::shared_array_get(&name, index) {
+        Some(text) => ctx.json_parse(text),
+        None => Ok(Value::new_undefined(ctx)),
+    }
 }
 
 /// `H.importModule(name)`: a k6 module's namespace, loaded on first use,

@@ -32,6 +32,9 @@ pub struct Bundle {
     pub plugins: BTreeMap<String, PluginBytes>,
     /// The config's `files`, by name.
     pub files: Arc<BTreeMap<String, Arc<[u8]>>>,
+    /// The arrays its scripts share between VUs (k6's `SharedArray`),
+    /// filled as the test runs: clones of the Bundle share them.
+    pub shared_arrays: crate::plugin::SharedArrays,
 }
 
 impl Bundle {
@@ -94,6 +97,7 @@ impl Bundle {
             config,
             plugins,
             files: Arc::new(files),
+            shared_arrays: Default::default(),
         })
     }
 }
@@ -146,6 +150,7 @@ impl Bundle {
             config,
             plugins,
             files: Arc::new(files),
+            shared_arrays: Default::default(),
         })
     }
 

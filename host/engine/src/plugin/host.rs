@@ -59,6 +59,8 @@ pub struct VuHost {
     pub abort: crate::workload::abort::TestAbort,
     /// What `vu.execution` reports beside the VU's own count.
     pub execution: Execution,
+    /// The test's shared arrays (k6's `SharedArray`), one store per test.
+    pub shared_arrays: super::SharedArrays,
 }
 
 /// Where a VU's iteration stands in the test (k6's `k6/execution`).
@@ -129,6 +131,7 @@ impl VuHost {
             held: Default::default(),
             abort: Default::default(),
             execution: Default::default(),
+            shared_arrays: Default::default(),
         }
     }
 
@@ -640,6 +643,18 @@ impl vu::Host for VuHost {
 
     fn setup_data(&mut self) -> Option<String> {
         self.setup_data.as_deref().map(str::to_owned)
+    }
+
+    fn shared_array_len(&mut self, name: String) -> Option<u32> {
+        self.shared_arrays.len(&name)
+    }
+
+    fn shared_array_put(&mut self, name: String, items: Vec<String>) -> Result<u32, String> {
+        self.shared_arrays.put(&name, items)
+    }
+
+    fn shared_array_get(&mut self, name: String, index: u32) -> Option<String> {
+        self.shared_arrays.get(&name, index)
     }
 
     fn abort_test(&mut self, reason: String) {

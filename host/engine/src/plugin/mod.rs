@@ -14,6 +14,7 @@ mod instance;
 mod log_budget;
 pub mod maps;
 mod sandbox;
+mod shared_arrays;
 mod ticker;
 mod wasi_http;
 
@@ -21,6 +22,7 @@ pub use host::{Files, VuHost};
 pub use instance::{CallFailure, VuInstance};
 pub use log_budget::LogBudget;
 pub use sandbox::Limits;
+pub use shared_arrays::SharedArrays;
 
 use crate::config::PluginBytes;
 use bindings::{v01, v02, v02_lifecycle};

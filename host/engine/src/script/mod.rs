@@ -74,7 +74,10 @@ pub async fn bundle_and_config(
     add_bytecode(&mut files, &described)?;
     let yaml = config_of(&name, &main, &described, &env, files.keys())
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let bundle = Bundle::from_shipped(&name, &yaml, Default::default(), files)?;
+    let mut bundle = Bundle::from_shipped(&name, &yaml, Default::default(), files)?;
+    // The probe ran the script's top level with the run's environment:
+    // the arrays it built are the run's, and no VU builds them again.
+    bundle.shared_arrays = probe.shared_arrays.clone();
     Ok((bundle, yaml))
 }
 
