@@ -429,7 +429,7 @@ export function handleSummary(data) {{
   const m = data.metrics;
   return {{
     stdout: `summarised: ${{m.http_reqs.values.count}} requests\n`,
-    '{summary}': JSON.stringify({{ requests: m.http_reqs.values.count, greeted: data.root_group.checks.find((c) => c.name === 'greeted').passes, ok: m.checks.thresholds['rate==1'].ok }}),
+    '{summary}': JSON.stringify({{ requests: m.http_reqs.values.count, greeted: data.root_group.checks.find((c) => c.name === 'greeted').passes, ok: m.checks.thresholds['rate==1'].ok, setup: data.setup_data }}),
   }};
 }}
 "#,
@@ -467,6 +467,7 @@ export function handleSummary(data) {{
     assert_eq!(summary["requests"].as_u64(), Some(target.received()));
     assert_eq!(summary["greeted"], 160);
     assert_eq!(summary["ok"], true);
+    assert_eq!(summary["setup"]["greeting"], "hello", "{summary}");
     assert!(
         out.output
             .contains(&format!("summarised: {} requests", target.received())),

@@ -142,7 +142,7 @@ async fn report_run(
             };
             let details = report::k6_data::RunDetails {
                 rows: &result.rows,
-                setup_data: None,
+                setup_data: plan.setup.first().map(String::as_str),
             };
             report::k6_data::end_of_test(b, runtime, &summary, &result.metrics, elapsed, details)
                 .await
