@@ -13,141 +13,105 @@ use rquickjs::{
 };
 use std::time::Duration;
 
+/// Makes `globalThis.__host`. `check` and `random` are made now, since
+/// the modules keep them (`export const check = H.check`, `Math.random =
+/// H.random`); the rest when first called (`crate::lazy_natives`).
 pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     let h = Object::new(ctx.clone())?;
-    h.set("send", Function::new(ctx.clone(), send)?)?;
-    h.set("batch", Function::new(ctx.clone(), batch)?)?;
-    h.set(
-        "queue",
-        Function::new(ctx.clone(), crate::event_loop::queue)?,
-    )?;
-    h.set(
-        "sendQueued",
-        Function::new(ctx.clone(), |ctx: Ctx<'_>| send_queued(&ctx).map(|_| ()))?,
-    )?;
-    h.set("body", Function::new(ctx.clone(), held_body)?)?;
-    h.set("bodyBytes", Function::new(ctx.clone(), held_body_bytes)?)?;
-    h.set(
-        "multipart",
-        Function::new(ctx.clone(), crate::binary::multipart)?,
-    )?;
-    h.set("openBinary", Function::new(ctx.clone(), open_binary)?)?;
-    h.set("headers", Function::new(ctx.clone(), held_headers)?)?;
-    h.set("timings", Function::new(ctx.clone(), held_timings)?)?;
     h.set("check", Function::new(ctx.clone(), check)?)?;
-    h.set("expect", Function::new(ctx.clone(), expect)?)?;
-    h.set(
-        "counter",
-        Function::new(ctx.clone(), |n: String, v: f64| {
-            loadtest_sdk::counter(&n, v)
-        })?,
-    )?;
-    h.set(
-        "trend",
-        Function::new(ctx.clone(), |n: String, v: f64| loadtest_sdk::trend(&n, v))?,
-    )?;
-    h.set(
-        "gauge",
-        Function::new(ctx.clone(), |n: String, v: f64| loadtest_sdk::gauge(&n, v))?,
-    )?;
-    h.set(
-        "rate",
-        Function::new(ctx.clone(), |n: String, v: bool| loadtest_sdk::rate(&n, v))?,
-    )?;
-    h.set(
-        "groupStart",
-        Function::new(ctx.clone(), |n: String| loadtest_sdk::group_start(&n))?,
-    )?;
-    h.set(
-        "groupEnd",
-        Function::new(ctx.clone(), loadtest_sdk::group_end)?,
-    )?;
-    h.set(
-        "sleep",
-        Function::new(ctx.clone(), |ms: f64| {
-            vu::sleep(Duration::from_micros((ms.max(0.0) * 1000.0) as u64))
-        })?,
-    )?;
-    h.set("vuId", Function::new(ctx.clone(), vu::id)?)?;
-    h.set(
-        "abortTest",
-        Function::new(ctx.clone(), |reason: String| vu::abort_test(&reason))?,
-    )?;
-    h.set(
-        "iteration",
-        Function::new(ctx.clone(), || vu::iteration() as f64)?,
-    )?;
-    h.set("scenario", Function::new(ctx.clone(), vu::scenario)?)?;
-    h.set(
-        "execution",
-        Function::new(ctx.clone(), || {
-            let e = vu::execution();
-            let (vu_id, executor) = (e.vu_id_in_test as f64, e.executor);
-            List((
-                e.iteration_in_instance as f64,
-                e.iteration_in_test as f64,
-                vu_id,
-                executor,
-            ))
-        })?,
-    )?;
-    h.set(
-        "open",
-        Function::new(ctx.clone(), |path: String| {
-            let name = crate::engine::join("", &path);
-            vu::file(&name).map(|b| String::from_utf8_lossy(&b).into_owned())
-        })?,
-    )?;
-    h.set(
-        "log",
-        Function::new(ctx.clone(), |level: u8, msg: String| match level {
-            0 | 1 => log::debug(&msg),
-            2 => log::info(&msg),
-            3 => log::warn(&msg),
-            _ => log::error(&msg),
-        })?,
-    )?;
-    h.set("hash", Function::new(ctx.clone(), crate::crypto::hash)?)?;
-    h.set("hmac", Function::new(ctx.clone(), crate::crypto::hmac)?)?;
-    h.set(
-        "randomBytes",
-        Function::new(ctx.clone(), crate::crypto::random_bytes)?,
-    )?;
     h.set("random", Function::new(ctx.clone(), crate::random::next)?)?;
-    h.set(
-        "randomSeed",
-        Function::new(ctx.clone(), crate::random::seed)?,
-    )?;
-    h.set("b64encode", Function::new(ctx.clone(), b64encode)?)?;
-    h.set("b64decode", Function::new(ctx.clone(), b64decode)?)?;
-    h.set(
-        "cookies",
-        Function::new(ctx.clone(), |url: String| {
-            let pairs = cookies::for_url(&url).into_iter();
-            pairs.map(|(k, v)| vec![k, v]).collect::<Vec<_>>()
-        })?,
-    )?;
-    h.set(
-        "setCookie",
-        Function::new(ctx.clone(), |url: String, c: String| {
-            cookies::set(&url, &c).is_ok()
-        })?,
-    )?;
-    h.set("clearCookies", Function::new(ctx.clone(), cookies::clear)?)?;
-    install_html(ctx, &h)?;
+    crate::lazy_natives::install(ctx, &h, LAZY)?;
     ctx.globals().set("__host", h)
 }
 
-/// For pages (`Response.html()`, `submitForm`, `clickLink`). What a VU
-/// gets whether or not it reads HTML: k6/html's natives are
-/// made when that module loads (`H.htmlNatives()`), so the other VUs do
-/// not carry a dozen function objects in their heaps.
-fn install_html<'js>(ctx: &Ctx<'js>, h: &Object<'js>) -> rquickjs::Result<()> {
-    h.set("htmlNatives", Function::new(ctx.clone(), html_natives)?)?;
-    h.set("dataNatives", Function::new(ctx.clone(), data_natives)?)?;
-    h.set("importModule", Function::new(ctx.clone(), import_module)?)?;
-    h.set("resolveUrl", Function::new(ctx.clone(), resolve_url)?)?;
-    Ok(())
+/// Natives made on first call: `name: the function;`, each made with
+/// `Function::new`.
+macro_rules! lazy {
+    ($($name:ident: $f:expr;)*) => {
+        const LAZY: &[crate::lazy_natives::Native] = &[$(
+            crate::lazy_natives::Native {
+                name: match std::ffi::CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
+                    Ok(name) => name,
+                    Err(_) => panic!("a native's name is a C string"),
+                },
+                make: {
+                    fn make<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+                        Function::new(ctx.clone(), $f)
+                    }
+                    make
+                },
+            },
+        )*];
+    };
+}
+
+lazy! {
+    send: send;
+    batch: batch;
+    queue: crate::event_loop::queue;
+    sendQueued: |ctx: Ctx<'_>| send_queued(&ctx).map(|_| ());
+    body: held_body;
+    bodyBytes: held_body_bytes;
+    multipart: crate::binary::multipart;
+    openBinary: open_binary;
+    headers: held_headers;
+    timings: held_timings;
+    expect: expect;
+    counter: |n: String, v: f64| loadtest_sdk::counter(&n, v);
+    trend: |n: String, v: f64| loadtest_sdk::trend(&n, v);
+    gauge: |n: String, v: f64| loadtest_sdk::gauge(&n, v);
+    rate: |n: String, v: bool| loadtest_sdk::rate(&n, v);
+    groupStart: |n: String| loadtest_sdk::group_start(&n);
+    groupEnd: loadtest_sdk::group_end;
+    sleep: |ms: f64| vu::sleep(Duration::from_micros((ms.max(0.0) * 1000.0) as u64));
+    vuId: vu::id;
+    abortTest: |reason: String| vu::abort_test(&reason);
+    iteration: || vu::iteration() as f64;
+    scenario: vu::scenario;
+    execution: execution;
+    open: |path: String| {
+        let name = crate::engine::join("", &path);
+        vu::file(&name).map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    log: log_line;
+    hash: crate::crypto::hash;
+    hmac: crate::crypto::hmac;
+    randomBytes: crate::crypto::random_bytes;
+    randomSeed: crate::random::seed;
+    b64encode: b64encode;
+    b64decode: b64decode;
+    cookies: |url: String| {
+        let pairs = cookies::for_url(&url).into_iter();
+        pairs.map(|(k, v)| vec![k, v]).collect::<Vec<_>>()
+    };
+    setCookie: |url: String, c: String| cookies::set(&url, &c).is_ok();
+    clearCookies: cookies::clear;
+    htmlNatives: html_natives;
+    dataNatives: data_natives;
+    importModule: import_module;
+    resolveUrl: resolve_url;
+}
+
+/// `H.execution()`: k6/execution's numbers, as a list.
+fn execution() -> List<(f64, f64, f64, String)> {
+    let e = vu::execution();
+    let (vu_id, executor) = (e.vu_id_in_test as f64, e.executor);
+    List((
+        e.iteration_in_instance as f64,
+        e.iteration_in_test as f64,
+        vu_id,
+        executor,
+    ))
+}
+
+/// `H.log(level, message)`: console's levels, 0–1 debug to 4 error.
+fn log_line(level: u8, msg: String) {
+    match level {
+        0 | 1 => log::debug(&msg),
+        2 => log::info(&msg),
+        3 => log::warn(&msg),
+        _ => log::error(&msg),
+    }
 }
 
 /// `H.htmlNatives()`: the functions behind k6/html (`crate::html`).

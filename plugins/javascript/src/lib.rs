@@ -18,6 +18,7 @@ mod event_loop;
 mod host;
 mod html;
 mod intrinsics;
+mod lazy_natives;
 mod options;
 mod random;
 
