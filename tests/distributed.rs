@@ -581,4 +581,19 @@ export default function () {{
         "{}",
         out.output
     );
+
+    // Every share's only iteration aborts, so each share ends at once.
+    // Should the last end before the stop it asked for reaches the leader,
+    // the reason travels with the share's end as well (in the runs so far
+    // the stop landed first; this holds either way).
+    let last = "import exec from 'k6/execution';\nexport const options = { scenarios: { once: { executor: 'per-vu-iterations', vus: 1, iterations: 1 } } };\nexport default function () { exec.test.abort('at the end'); }\n";
+    let cfg = dir.path().join("last.js");
+    std::fs::write(&cfg, last).unwrap();
+    let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
+    assert_eq!(out.code, 108, "{}", out.output);
+    assert_eq!(
+        out.report["aborted_by_script"], "at the end",
+        "{}",
+        out.output
+    );
 }

@@ -823,12 +823,14 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
     let (total, rows) = merged(ctx, &run);
     let mut elapsed_ms = 0;
     let mut stopped_early = plan.status == Status::Stopping;
+    let mut script_abort = None;
     let nodes: Vec<NodeReport> = plan
         .assignments
         .iter()
         .map(|a| {
             let p = progress_of(ctx, &run, a);
-            if let Some(f) = p.finished {
+            if let Some(f) = &p.finished {
+                script_abort = script_abort.take().or(f.aborted_by_script.clone());
                 elapsed_ms = elapsed_ms.max(f.elapsed_ms);
                 // A share ended by a config switch stopped on schedule.
                 stopped_early |= f.stopped_early && a.stop_at_ms.is_none();
@@ -836,6 +838,17 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
             node_report(plan, a, &p)
         })
         .collect();
+    // A share whose script aborted the test asked the leader to stop the
+    // run; if every share finished before that stop landed, the reason is
+    // still in the share's end.
+    if plan.aborted_by_script.is_none()
+        && let Some(reason) = script_abort
+    {
+        plan.events
+            .push(format!("the script aborted the test: {reason}"));
+        plan.aborted_by_script = Some(reason);
+        stopped_early = true;
+    }
     let result = RunResult {
         metrics: total,
         rows,
@@ -882,7 +895,7 @@ pub fn node_report(plan: &Plan, a: &Assignment, p: &Progress) -> NodeReport {
         iterations: p.iterations,
         dropped_iterations: p.dropped,
         started_at_ms: p.started_at_ms,
-        status: match (a.lost, p.finished) {
+        status: match (a.lost, &p.finished) {
             (true, _) => "lost".into(),
             (false, Some(f)) if f.stopped_early => "stopped".into(),
             (false, Some(_)) => "finished".into(),

@@ -102,7 +102,7 @@ impl Intake {
                 }
             }
             share.started_at_ms = share.started_at_ms.or(batch.started_at_ms);
-            share.finished = share.finished.or(batch.finished);
+            share.finished = share.finished.take().or(batch.finished);
             share.trim(committed.next)
         };
         if finished && committed.finished.is_none() {
@@ -182,7 +182,10 @@ impl Intake {
                 from: p.next,
                 sealed,
                 started_at_ms: share.started_at_ms.filter(|_| p.started_at_ms.is_none()),
-                finished: share.finished.filter(|f| whole(f) && p.finished.is_none()),
+                finished: share
+                    .finished
+                    .clone()
+                    .filter(|f| whole(f) && p.finished.is_none()),
             }
         });
         Some(fresh.collect())
@@ -417,6 +420,7 @@ mod tests {
             stopped_early: false,
             init_failed: 0,
             end: Some(2),
+            aborted_by_script: None,
         };
         // Interval 0 never arrived (sent to the old leader): 1 waits.
         let mut b = batch(0, vec![interval(1, 1)]);
@@ -463,6 +467,7 @@ mod tests {
             stopped_early: false,
             init_failed: 0,
             end: Some(2),
+            aborted_by_script: None,
         });
         let ack = intake.receive(b.clone(), &progress(&data, 0));
         assert_eq!(

@@ -310,6 +310,7 @@ async fn stream_metrics(
                 let mut f = finish_of(r, a);
                 // Elapsed on the run's clock, whenever this share started.
                 f.elapsed_ms = now_ms().saturating_sub(plan.start_at_ms);
+                f.aborted_by_script = live.abort.reason();
                 finished = Some(f);
             }
         }
@@ -334,7 +335,17 @@ async fn stream_metrics(
             continue;
         }
         let began = Instant::now();
-        match report(ctx, run, a, &outbox, &mut held, started_at_ms, finished).await {
+        match report(
+            ctx,
+            run,
+            a,
+            &outbox,
+            &mut held,
+            started_at_ms,
+            finished.clone(),
+        )
+        .await
+        {
             Ok(ack) => {
                 reported = Some(began);
                 while outbox.front().is_some_and(|c| c.idx < ack.committed) {
@@ -429,6 +440,7 @@ fn finish_of(
             stopped_early: o.stopped_early,
             init_failed: o.metrics.scenarios.values().map(|s| s.init_failed).sum(),
             end: None,
+            aborted_by_script: None,
         },
         Ok(Err(e)) => {
             tracing::error!("share {}/{} failed: {e:#}", a.index + 1, a.count);
@@ -437,6 +449,7 @@ fn finish_of(
                 stopped_early: true,
                 init_failed: 0,
                 end: None,
+                aborted_by_script: None,
             }
         }
         Err(e) => {
@@ -446,6 +459,7 @@ fn finish_of(
                 stopped_early: true,
                 init_failed: 0,
                 end: None,
+                aborted_by_script: None,
             }
         }
     }

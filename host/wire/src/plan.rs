@@ -218,7 +218,7 @@ impl<'de> Deserialize<'de> for Sealed {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Finished {
     pub elapsed_ms: u64,
     pub stopped_early: bool,
@@ -230,6 +230,13 @@ pub struct Finished {
     /// an earlier version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<u64>,
+    /// Why a script of this share ended the test (k6's
+    /// `exec.test.abort()`), if one did. The share also asks the leader
+    /// to stop the run, but when it was the last share running the run
+    /// can finish before that stop lands: the leader then takes the
+    /// reason from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_by_script: Option<String>,
 }
 
 /// What the state machine knows of one assignment.
@@ -416,7 +423,7 @@ pub fn apply_merged(data: &mut BTreeMap<String, String>, m: &Merged) -> bool {
         p.iterations += part.iterations;
         p.dropped += part.dropped;
         p.started_at_ms = p.started_at_ms.or(part.started_at_ms);
-        p.finished = p.finished.or(part.finished);
+        p.finished = p.finished.or_else(|| part.finished.clone());
         data.insert(
             progress_key(&m.run_id, part.assignment),
             serde_json::to_string(&p).unwrap_or_default(),
