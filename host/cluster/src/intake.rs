@@ -424,7 +424,7 @@ mod tests {
         };
         // Interval 0 never arrived (sent to the old leader): 1 waits.
         let mut b = batch(0, vec![interval(1, 1)]);
-        b.finished = Some(end);
+        b.finished = Some(end.clone());
         let ack = intake.receive(b, &progress(&data, 0));
         assert_eq!(ack.received, 0);
         let entry = intake
@@ -439,7 +439,7 @@ mod tests {
         let entry = intake
             .build(&plan, |id| progress(&data, id))
             .expect("both and the end");
-        assert_eq!(entry.parts[0].finished, Some(end));
+        assert_eq!(entry.parts[0].finished, Some(end.clone()));
         assert!(apply_merged(&mut data, &entry));
         let p = progress(&data, 0);
         assert_eq!((p.next, p.requests, p.finished), (2, 2, Some(end)));
