@@ -63,7 +63,8 @@ print(f"| {r} | {int(wreqs) / secs:,.0f} | {wcpu:.2f} | {lreqs / secs:,.0f} | {l
 PY
   done
 done
-python3 - "$work/rounds" <<'PY'
+# With 0 rounds (sleeping VUs only) no round wrote a row.
+[ "$rounds" = 0 ] || python3 - "$work/rounds" <<'PY'
 import statistics, sys
 every = [l.split("|")[1:-1] for l in open(sys.argv[1])]
 for label, rows in (("this build", [r for r in every if "baseline" not in r[0]]),
