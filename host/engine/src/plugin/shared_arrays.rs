@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 /// would run out of memory before saying why.
 pub const BUDGET_BYTES: usize = 1 << 30;
 
+/// What the store spends on an array and on an item besides their text.
+const ARRAY_OVERHEAD: usize = 64;
+const ITEM_OVERHEAD: usize = std::mem::size_of::<Box<str>>();
+
 /// The arrays of one test, by name; clones share them.
 #[derive(Debug, Clone)]
 pub struct SharedArrays(Arc<Mutex<Store>>);
@@ -55,7 +59,11 @@ impl SharedArrays {
         }
         let len = u32::try_from(items.len())
             .map_err(|_| format!("SharedArray {name}: more than {} items", u32::MAX))?;
-        let bytes: usize = items.iter().map(String::len).sum();
+        // Names and bookkeeping count too: a hostile plugin storing many
+        // empty arrays under long names must meet the budget as well.
+        let bytes = name.len()
+            + ARRAY_OVERHEAD
+            + items.iter().map(|i| i.len() + ITEM_OVERHEAD).sum::<usize>();
         if store.bytes + bytes > store.budget {
             return Err(format!(
                 "SharedArray {name}: {bytes} bytes of items would take the test's shared arrays past {} MiB; \
@@ -112,5 +120,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(shared.len("b"), None);
+    }
+
+    #[test]
+    fn empty_arrays_under_long_names_meet_the_budget_too() {
+        let shared = SharedArrays::with_budget(1 << 20);
+        let name = |i: usize| format!("{i:0>4096}");
+        let stored = (0..1000)
+            .take_while(|&i| shared.put(&name(i), Vec::new()).is_ok())
+            .count();
+        assert!((200..=256).contains(&stored), "{stored} stored");
     }
 }
