@@ -303,9 +303,7 @@ fn root_group(m: &Metrics) -> Value {
 }
 
 fn add<'a>(to: &mut BTreeMap<&'a str, CheckStats>, name: &'a str, c: &CheckStats) {
-    let e = to.entry(name).or_default();
-    e.passes += c.passes;
-    e.fails += c.fails;
+    to.entry(name).or_default().merge(c);
 }
 
 /// The groups of a run by path, and each path's checks by name.

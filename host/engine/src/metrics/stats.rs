@@ -114,17 +114,19 @@ impl Default for RequestStats {
 
 impl RequestStats {
     /// Failed means not expected: by default a transport error or a
-    /// status outside 200–399 (see [`super::Expected`]).
+    /// status outside 200–399 (see [`super::Expected`]). Bytes are
+    /// (received, sent).
     fn record(
         &mut self,
         status: Option<u16>,
         error: Option<&str>,
         expected: Option<bool>,
         micros: u64,
-        bytes: u64,
+        (bytes, sent): (u64, u64),
     ) {
         self.count += 1;
         self.bytes += bytes;
+        self.sent += sent;
         record(&mut self.latency, micros.max(1));
         if let Some(code) = status {
             *self.statuses.entry(code).or_default() += 1;
@@ -165,7 +167,7 @@ impl CheckStats {
         }
     }
 
-    fn merge(&mut self, o: &CheckStats) {
+    pub fn merge(&mut self, o: &CheckStats) {
         self.passes += o.passes;
         self.fails += o.fails;
     }
@@ -653,9 +655,13 @@ impl Metrics {
                 ..
             } => {
                 let key = series(&self.requests, scenario, name);
-                let r = self.requests.entry(key).or_default();
-                r.record(status, error, expected, micros, bytes);
-                r.sent += sent;
+                self.requests.entry(key).or_default().record(
+                    status,
+                    error,
+                    expected,
+                    micros,
+                    (bytes, sent),
+                );
                 // A request that got no response has no phases to tell.
                 if status.is_some() {
                     // Looked up before inserting: no key allocated per request.
@@ -669,9 +675,13 @@ impl Metrics {
                     }
                 }
                 if !ctx.group().is_empty() {
-                    let g = &mut self.group(scenario, ctx.group()).requests;
-                    g.record(status, error, expected, micros, bytes);
-                    g.sent += sent;
+                    self.group(scenario, ctx.group()).requests.record(
+                        status,
+                        error,
+                        expected,
+                        micros,
+                        (bytes, sent),
+                    );
                 }
             }
             Event::Check { name, passed, ctx } => {
@@ -899,8 +909,7 @@ impl<'a> Sample<'a> {
                 ..
             }) => {
                 let r = t.requests.get_or_insert_default();
-                r.record(*status, *error, *expected, *micros, *bytes);
-                r.sent += *sent;
+                r.record(*status, *error, *expected, *micros, (*bytes, *sent));
                 if status.is_some() {
                     t.phases.get_or_insert_default().record(timings);
                 }
