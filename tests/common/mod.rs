@@ -270,10 +270,10 @@ pub fn controls(report: &Value) -> Vec<&str> {
 }
 
 /// Runs `loadtest run -q` on `cfg` until `ready` holds (waited for up to
-/// 90 s: a 12 MB component compiled with a cold cache beside the other
-/// tests' compiles once kept a run from its first request for over 30 s
-/// on two busy cores), then sends SIGINT, as Ctrl-C does. Returns the exit code, how
-/// long the process took to exit after the signal, and the JSON report.
+/// 90 s: beside the other tests' compiles of large components on two
+/// busy cores, a run once sent nothing for over 30 s), then sends SIGINT,
+/// as Ctrl-C does. Returns the exit code, how long the process took to
+/// exit after the signal, and the JSON report.
 pub fn run_interrupted(cfg: &Path, mut ready: impl FnMut() -> bool) -> (i32, Duration, Value) {
     let dir = cfg.parent().unwrap();
     let report = dir.join("report.json");
