@@ -66,7 +66,7 @@ impl SharedArrays {
             + items.iter().map(|i| i.len() + ITEM_OVERHEAD).sum::<usize>();
         if store.bytes + bytes > store.budget {
             return Err(format!(
-                "SharedArray {name}: {bytes} bytes of items would take the test's shared arrays past {} MiB; \
+                "SharedArray {name}: {bytes} bytes (its items, name and bookkeeping) would take the test's shared arrays past {} MiB; \
                  store fewer or smaller items (each array is kept once per process)",
                 store.budget >> 20
             ));
