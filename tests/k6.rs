@@ -134,7 +134,12 @@ fn setup_returns_a_token_every_vu_uses_and_teardown_gets_it_back() {
         r#"import http from 'k6/http';
 import {{ check }} from 'k6';
 const BASE = '{}';
-export const options = {{ vus: 3, iterations: 9 }};
+// As in k6, setup's and teardown's requests have no scenario tag.
+export const options = {{
+  vus: 3,
+  iterations: 9,
+  thresholds: {{ 'http_reqs{{scenario:default}}': ['count==9'], http_reqs: ['count==11'] }},
+}};
 
 export function setup() {{
   const res = http.post(`${{BASE}}/login`, JSON.stringify({{ user: 'ada' }}), {{
@@ -159,11 +164,11 @@ export function teardown(data) {{
     assert_eq!(run.code, 0, "{}", run.stderr);
     let r = &run.report;
     assert_eq!(check(r, "the token came from setup"), (9, 0));
-    assert_eq!(
-        r["scenarios"]["default"]["requests"]["POST /login"]["count"],
-        1
-    );
-    assert_eq!(r["scenarios"]["default"]["requests"]["bye"]["count"], 1);
+    let outside = &r["setup_teardown"]["requests"];
+    assert_eq!(outside["POST /login"]["count"], 1, "{r}");
+    assert_eq!(outside["bye"]["count"], 1, "{r}");
+    assert_eq!(r["scenarios"]["default"]["requests"]["GET /"]["count"], 9);
+    assert!(passed(r, "http_reqs{scenario:default}") && passed(r, "http_reqs"));
     assert_eq!(t.received(), 11);
     assert_eq!(r["totals"]["requests"], 11);
 }
@@ -942,7 +947,7 @@ export function teardown() {{
         cut <= 1 && (reported - cut..=reported).contains(&sent),
         "report {reported} ({cut} interrupted), target {sent}: {r}"
     );
-    let teardown = &r["scenarios"]["default"]["requests"]["GET /echo"]["count"];
+    let teardown = &r["setup_teardown"]["requests"]["GET /echo"]["count"];
     assert_eq!(teardown, 1, "teardown ran: {r}");
 }
 

@@ -44,17 +44,21 @@ fn setup_runs_once_before_the_vus_and_teardown_once_after_with_its_data() {
     let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let r = &run.report;
+    // Setup's and teardown's requests count outside the scenario, as k6
+    // leaves them without a `scenario` tag.
     let requests = &r["scenarios"]["s"]["requests"];
-    assert_eq!(requests["setup login"]["count"], 1, "{requests}");
-    assert_eq!(requests["teardown"]["count"], 1, "{requests}");
     assert_eq!(requests["work"]["count"], 12);
+    assert!(requests.get("setup login").is_none(), "{requests}");
+    let outside = &r["setup_teardown"]["requests"];
+    assert_eq!(outside["setup login"]["count"], 1, "{outside}");
+    assert_eq!(outside["teardown"]["count"], 1, "{outside}");
     assert_eq!(check(r, "setup ran as VU 0"), (1, 0));
     assert_eq!(check(r, "every VU sees setup's data"), (12, 0));
     assert_eq!(check(r, "teardown got setup's data"), (1, 0));
     // What the server saw is what the report says.
     assert_eq!(target.received(), 14);
     assert_eq!(r["totals"]["requests"], 14);
-    let groups = &r["scenarios"]["s"]["groups"];
+    let groups = &r["setup_teardown"]["groups"];
     assert_eq!(groups["::setup"]["requests"], 1, "{groups}");
     assert_eq!(groups["::teardown"]["requests"], 1, "{groups}");
 }
@@ -216,7 +220,7 @@ fn teardown_runs_after_ctrl_c_too() {
     let cfg = write_config(&dir, &yaml);
     let (code, _, r) = common::run_interrupted(&cfg, || target.received() >= 20);
     assert_eq!(code, 130);
-    assert_eq!(r["scenarios"]["s"]["requests"]["teardown"]["count"], 1);
+    assert_eq!(r["setup_teardown"]["requests"]["teardown"]["count"], 1);
     assert_eq!(check(&r, "teardown got setup's data"), (1, 0));
     // Teardown's request is in the report like every other.
     assert_eq!(r["totals"]["requests"].as_u64(), Some(target.received()));

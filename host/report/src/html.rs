@@ -245,47 +245,61 @@ fn chart(title: &str, unit: &str, series: &[(&str, Vec<(f64, f64)>)]) -> String 
     svg
 }
 
+/// A request table: a row each, with its statuses and errors.
+fn requests(
+    h: &mut String,
+    requests: &std::collections::BTreeMap<String, super::json::RequestSummary>,
+) {
+    h.push_str(
+        "<table><tr><th>request</th><th>count</th><th>rate/s</th><th>failed</th><th>p50</th><th>p90</th>\
+         <th>p95</th><th>p99</th><th>max</th><th>status</th></tr>",
+    );
+    for (req, r) in requests {
+        let l = &r.latency_ms;
+        let codes: Vec<String> = r
+            .status
+            .iter()
+            .map(|(c, n)| format!("{c}: {n}"))
+            .chain(r.errors.iter().map(|(e, n)| format!("{e}: {n}")))
+            .collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td>\
+             <td>{:.2}</td><td>{:.2}</td><td>{}</td></tr>",
+            esc(req),
+            r.count,
+            r.rate,
+            r.failed,
+            l.p50,
+            l.p90,
+            l.p95,
+            l.p99,
+            l.max,
+            esc(&codes.join(", "))
+        );
+    }
+    h.push_str("</table>");
+}
+
 fn tables(h: &mut String, s: &Summary) {
     for (name, sc) in &s.scenarios {
         let _ = write!(
             h,
-            "<h2>Scenario {} <small>({})</small></h2><p>{} iterations, {} failed, {} dropped</p>\
-             <table><tr><th>request</th><th>count</th><th>rate/s</th><th>failed</th><th>p50</th><th>p90</th>\
-             <th>p95</th><th>p99</th><th>max</th><th>status</th></tr>",
+            "<h2>Scenario {} <small>({})</small></h2><p>{} iterations, {} failed, {} dropped</p>",
             esc(name),
             esc(&sc.executor),
             sc.iterations,
             sc.iterations_failed,
             sc.dropped_iterations
         );
-        for (req, r) in &sc.requests {
-            let l = &r.latency_ms;
-            let codes: Vec<String> = r
-                .status
-                .iter()
-                .map(|(c, n)| format!("{c}: {n}"))
-                .chain(r.errors.iter().map(|(e, n)| format!("{e}: {n}")))
-                .collect();
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td>\
-                 <td>{:.2}</td><td>{:.2}</td><td>{}</td></tr>",
-                esc(req),
-                r.count,
-                r.rate,
-                r.failed,
-                l.p50,
-                l.p90,
-                l.p95,
-                l.p99,
-                l.max,
-                esc(&codes.join(", "))
-            );
-        }
-        h.push_str("</table>");
+        requests(h, &sc.requests);
         for (msg, n) in sc.failure_messages.iter().chain(&sc.init_messages).take(10) {
             let _ = write!(h, "<p class=\"bad\">{n} × {}</p>", esc(msg));
         }
+    }
+    if let Some(st) = &s.setup_teardown {
+        h.push_str("<h2>Setup and teardown <small>(outside every scenario)</small></h2>");
+        requests(h, &st.requests);
     }
     if !s.checks.is_empty() {
         h.push_str("<h2>Checks</h2><table><tr><th>check</th><th>passes</th><th>fails</th><th>rate</th></tr>");

@@ -1,7 +1,7 @@
 use loadtest_engine::config::Config;
 use loadtest_engine::metrics::{
-    CheckStats, FailureKind, GaugeStats, GeneratorStats, GroupStats, Latency, Metrics, Phases,
-    RateStats, ScenarioStats, TrendStats,
+    CheckStats, FailureKind, GaugeStats, GeneratorStats, GroupStats, Latency, Metrics, NO_SCENARIO,
+    Phases, RateStats, ScenarioStats, TrendStats,
 };
 use loadtest_engine::threshold::Verdict;
 use serde::Serialize;
@@ -21,6 +21,10 @@ pub struct Summary {
     pub aborted_by_script: Option<String>,
     pub totals: Totals,
     pub scenarios: BTreeMap<String, ScenarioSummary>,
+    /// What `setup` and `teardown` sent, outside every scenario (k6 tags
+    /// their samples with no scenario); counted in `totals`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_teardown: Option<SetupTeardownSummary>,
     pub checks: BTreeMap<String, CheckSummary>,
     pub counters: BTreeMap<String, f64>,
     pub trends: BTreeMap<String, TrendSummary>,
@@ -163,6 +167,26 @@ pub struct ScenarioSummary {
     pub groups: BTreeMap<String, GroupSummary>,
 }
 
+/// A scenario's request tables without its iterations: what ran once,
+/// before and after the load.
+#[derive(Debug, Serialize)]
+pub struct SetupTeardownSummary {
+    pub requests: BTreeMap<String, RequestSummary>,
+    pub timings_ms: BTreeMap<String, Latency>,
+    /// `::setup`, `::teardown` and the groups under them.
+    pub groups: BTreeMap<String, GroupSummary>,
+}
+
+impl From<ScenarioSummary> for SetupTeardownSummary {
+    fn from(s: ScenarioSummary) -> Self {
+        SetupTeardownSummary {
+            requests: s.requests,
+            timings_ms: s.timings_ms,
+            groups: s.groups,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct GroupSummary {
     /// How often the group ran, and for how long (`group_duration`).
@@ -303,11 +327,14 @@ impl Summary {
     pub fn new(f: RunFacts<'_>) -> Summary {
         let (m, secs) = (f.metrics, f.elapsed.as_secs_f64());
         let empty = ScenarioStats::default();
+        // Setup and teardown record requests and groups, not iterations.
         let names: BTreeSet<&String> = f
             .config
             .scenarios
             .keys()
             .chain(m.scenarios.keys())
+            .chain(m.requests.keys().map(|(s, _)| s))
+            .chain(m.groups.keys().map(|(s, _)| s))
             .collect();
         let mut scenarios: BTreeMap<String, ScenarioSummary> = names
             .into_iter()
@@ -352,6 +379,7 @@ impl Summary {
                 s.groups.insert(group.clone(), GroupSummary::of(g));
             }
         }
+        let setup_teardown = scenarios.remove(NO_SCENARIO).map(Into::into);
         let mut gauges: BTreeMap<String, GaugeStats> = BTreeMap::new();
         for ((_, name), g) in &m.gauges {
             match gauges.get_mut(name) {
@@ -400,6 +428,7 @@ impl Summary {
                 bytes_sent: m.requests.values().map(|r| r.sent).sum(),
             },
             scenarios,
+            setup_teardown,
             checks: checks
                 .into_iter()
                 .map(|(k, c)| (k, CheckSummary::of(c)))

@@ -41,41 +41,13 @@ pub fn render(s: &Summary) -> String {
         }
         phases(&mut out, &sc.timings_ms);
         groups(&mut out, &sc.groups);
-        if sc.requests.is_empty() {
-            continue;
-        }
-        let width = sc
-            .requests
-            .keys()
-            .map(|k| k.chars().count())
-            .max()
-            .unwrap_or(4)
-            .clamp(7, 40);
-        let _ = writeln!(
-            out,
-            "\n    {:<width$} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "request", "count", "rate/s", "failed", "p50", "p90", "p95", "p99", "max"
-        );
-        for (req, r) in &sc.requests {
-            let l = &r.latency_ms;
-            let _ = writeln!(
-                out,
-                "    {:<width$} {:>9} {:>9.1} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                clip(req, width),
-                r.count,
-                r.rate,
-                r.failed,
-                ms(l.p50),
-                ms(l.p90),
-                ms(l.p95),
-                ms(l.p99),
-                ms(l.max)
-            );
-            let mut codes: Vec<String> =
-                r.status.iter().map(|(c, n)| format!("{c}: {n}")).collect();
-            codes.extend(r.errors.iter().map(|(e, n)| format!("{e}: {n}")));
-            let _ = writeln!(out, "    {:<width$}   {}", "", codes.join("  "));
-        }
+        requests(&mut out, &sc.requests);
+    }
+    if let Some(st) = &s.setup_teardown {
+        let _ = writeln!(out, "\n  setup and teardown (outside every scenario)");
+        phases(&mut out, &st.timings_ms);
+        groups(&mut out, &st.groups);
+        requests(&mut out, &st.requests);
     }
     if !s.checks.is_empty() {
         let _ = writeln!(out, "\n    checks");
@@ -151,6 +123,46 @@ pub fn render(s: &Summary) -> String {
         bytes(t.bytes_received)
     );
     out
+}
+
+/// A scenario's requests, a line each with its statuses and errors below.
+fn requests(
+    out: &mut String,
+    requests: &std::collections::BTreeMap<String, super::json::RequestSummary>,
+) {
+    if requests.is_empty() {
+        return;
+    }
+    let width = requests
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(7, 40);
+    let _ = writeln!(
+        out,
+        "\n    {:<width$} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "request", "count", "rate/s", "failed", "p50", "p90", "p95", "p99", "max"
+    );
+    for (req, r) in requests {
+        let l = &r.latency_ms;
+        let _ = writeln!(
+            out,
+            "    {:<width$} {:>9} {:>9.1} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            clip(req, width),
+            r.count,
+            r.rate,
+            r.failed,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p95),
+            ms(l.p99),
+            ms(l.max)
+        );
+        let mut codes: Vec<String> = r.status.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+        codes.extend(r.errors.iter().map(|(e, n)| format!("{e}: {n}")));
+        let _ = writeln!(out, "    {:<width$}   {}", "", codes.join("  "));
+    }
 }
 
 /// One line of k6's request phases, at p95: where the time went.

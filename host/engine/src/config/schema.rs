@@ -241,6 +241,14 @@ impl Config {
             ));
         }
         for (name, scenario) in &self.scenarios {
+            if name == crate::metrics::NO_SCENARIO {
+                return Err(ConfigError::new(
+                    file,
+                    Some("scenarios".into()),
+                    "a scenario's name may not be empty (the empty name is what setup and \
+                     teardown record under); name it, e.g. `browse:`",
+                ));
+            }
             if !self.plugins.contains_key(&scenario.plugin) {
                 let known: Vec<_> = self.plugins.keys().map(String::as_str).collect();
                 return Err(ConfigError::new(

@@ -113,6 +113,13 @@ fn undefined_plugins_are_named() {
 }
 
 #[test]
+fn an_empty_scenario_name_is_refused() {
+    let e = parse_err(&GOOD.replace("  buy:\n", "  \"\":\n"));
+    assert_eq!(e.field.as_deref(), Some("scenarios"));
+    assert!(e.message.contains("may not be empty"), "{e}");
+}
+
+#[test]
 fn bad_target_urls_are_rejected() {
     let e = parse_err(&GOOD.replace("http://127.0.0.1:8080", "127.0.0.1:8080"));
     assert_eq!(e.field.as_deref(), Some("target"));

@@ -1,6 +1,6 @@
 //! Measurements: each VU buffers raw events locally ([`Recorder`]) and hands
-//! them over to the shared [`Metrics`] about once a second, so the request
-//! hot path never takes a lock. Merging is exact (histogram addition), which
+//! them over to the shared [`Metrics`] in small batches, so the request hot
+//! path rarely takes a lock. Merging is exact (histogram addition), which
 //! is also how a cluster will combine nodes.
 
 mod collector;
@@ -19,6 +19,12 @@ pub use stats::{
     RateStats, RequestStats, ScenarioStats, Tagged, TrendStats, histogram,
 };
 pub use tags::{BUILTIN_TAGS, Context, Filters, TagFilter};
+
+/// The scenario key of what runs outside every scenario: `setup` and
+/// `teardown`. k6 gives their samples no `scenario` tag, so a threshold
+/// on `{scenario:x}` does not count them, while one on the whole metric
+/// does; a config may not name a scenario this way.
+pub const NO_SCENARIO: &str = "";
 
 /// A request's phases in microseconds, in the order of [`Phases::NAMES`]:
 /// compact, because every request's sample carries them.

@@ -147,6 +147,11 @@ impl Recorder {
         self.boundary = self.epoch + INTERVAL * (self.interval as u32 + 1);
     }
 
+    /// The scenario this recorder's samples count under.
+    pub fn scenario(&self) -> Arc<str> {
+        self.scenario.clone()
+    }
+
     /// Where this recorder flushes, for another recorder of the same VU.
     pub fn sink(&self) -> Sink {
         self.sink.clone()

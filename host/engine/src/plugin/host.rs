@@ -105,7 +105,7 @@ impl VuHost {
         let jar = Jar::default();
         let wasi_http = super::wasi_http::HttpHooks::new(
             Session::new(client.clone(), jar.clone()),
-            scenario.clone(),
+            recorder.scenario(),
             recorder.sink(),
         );
         VuHost {

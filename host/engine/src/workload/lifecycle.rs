@@ -2,14 +2,15 @@
 //! each in an instance of its own (VU id 0). Scenarios that run the same
 //! plugin with the same params (a k6 script's scenarios, which differ
 //! only in their `exec` function) share one setup and one teardown, as in
-//! k6; its samples are counted under the first of them. What setup
+//! k6. Their samples count under no scenario ([`NO_SCENARIO`]), as k6
+//! leaves them without a `scenario` tag. What setup
 //! returns is handed to every VU (`vu.setup-data`) and to teardown. A
 //! cluster runs them on the leader only and ships the data in the plan,
 //! so this is where both kinds of run come for them.
 
 use super::Live;
 use crate::config::Bundle;
-use crate::metrics::Recorder;
+use crate::metrics::{NO_SCENARIO, Recorder};
 use crate::plugin::{CallFailure, Limits, Runtime, VuHost, VuInstance};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -145,7 +146,8 @@ fn lifecycles(bundle: &Bundle, runtime: &Runtime) -> anyhow::Result<Vec<Lifecycl
 }
 
 /// An instance for each lifecycle, its samples in the group `::setup` or
-/// `::teardown` of the first scenario that shares it.
+/// `::teardown` under no scenario; its logs and `exec.scenario` name the
+/// first scenario that shares it.
 async fn instances(
     bundle: &Bundle,
     runtime: &Arc<Runtime>,
@@ -159,7 +161,7 @@ async fn instances(
     for (names, params, plugin) in lifecycles(bundle, runtime)? {
         let name = &names[0];
         let scenario_name: Arc<str> = name.as_str().into();
-        let recorder = Recorder::new(scenario_name.clone(), live.sink.clone());
+        let recorder = Recorder::new(NO_SCENARIO.into(), live.sink.clone());
         let mut host = VuHost::new(
             0,
             scenario_name,

@@ -138,6 +138,12 @@ pub fn of(m: &Metrics, vus: &[(String, u64)]) -> Vec<Point> {
             });
         }
     }
+    // Setup's and teardown's samples have no scenario (NO_SCENARIO): no
+    // label rather than an empty one, which Prometheus reads the same way
+    // and other receivers may not.
+    for p in &mut out {
+        p.labels.retain(|(_, v)| !v.is_empty());
+    }
     out
 }
 
@@ -174,5 +180,17 @@ mod tests {
             find("loadtest_http_req_duration").labels,
             vec![("scenario", "s".to_string()), ("name", "home".to_string())]
         );
+    }
+
+    #[test]
+    fn setups_requests_carry_no_scenario_label() {
+        let mut m = Metrics::default();
+        m.requests.insert(
+            (loadtest_engine::metrics::NO_SCENARIO.into(), "login".into()),
+            RequestStats::default(),
+        );
+        let points = of(&m, &[]);
+        let reqs = points.iter().find(|p| p.name == "loadtest_http_reqs");
+        assert_eq!(reqs.unwrap().labels, vec![("name", "login".to_string())]);
     }
 }
