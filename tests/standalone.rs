@@ -384,6 +384,25 @@ fn https_targets_work_and_unverifiable_certificates_are_connect_errors() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_clean_run(&run, &target, 20);
 
+    // TLS records and handshakes count in data_sent and data_received, as
+    // in k6: more than the same requests in the clear.
+    let plain = Target::start();
+    let clear = config(&plain.url, "quickstart", executor);
+    let clear = run_loadtest(
+        &dir,
+        &["run", "-q", write_config(&dir, &clear).to_str().unwrap()],
+    );
+    assert_eq!(clear.code, 0, "{}", clear.stderr);
+    for key in ["bytes_sent", "bytes_received"] {
+        let bytes = |r: &Value| r["totals"][key].as_u64().unwrap();
+        let (tls, clear) = (bytes(&run.report), bytes(&clear.report));
+        // Two connections, each at least a hello each way.
+        assert!(
+            tls > clear + 2 * 100,
+            "{key}: {tls} over TLS, {clear} in the clear"
+        );
+    }
+
     // Without the flag the self-signed certificate is refused.
     let strict = config(&target.url, "quickstart", executor);
     let run = run_loadtest(

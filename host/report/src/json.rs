@@ -115,8 +115,9 @@ pub struct Totals {
     /// Iterations in which loadtest itself panicked: bugs of ours, which
     /// make the run end with an error even though its data is kept.
     pub panics: u64,
+    /// What crossed the sockets, under any TLS: k6's `data_received`
+    /// and `data_sent`.
     pub bytes_received: u64,
-    /// Requests as written, head and body (k6's `data_sent`).
     pub bytes_sent: u64,
 }
 

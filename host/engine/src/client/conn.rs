@@ -7,6 +7,7 @@
 //! while it waits for its response, so the socket wakes the VU directly.
 
 use super::h1::{self, Failure, H1, Io, Keep};
+use super::wire::{Counted, Wire};
 use super::{Client, Exchange, Incoming, Outgoing, RequestError, error_chain};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -104,6 +105,8 @@ struct Links {
     prepared: Vec<Prepared>,
     /// Head and body together, for one write.
     scratch: Vec<u8>,
+    /// What every connection of this VU read and wrote.
+    wire: Wire,
 }
 
 impl Connections {
@@ -114,6 +117,7 @@ impl Connections {
                 open: Vec::new(),
                 prepared: Vec::new(),
                 scratch: Vec::new(),
+                wire: Wire::default(),
             },
             deadline: Deadline { sleep: None },
         }
@@ -125,36 +129,33 @@ impl Connections {
     pub async fn send(&mut self, req: &Outgoing) -> Exchange {
         let start = Instant::now();
         let timeout = req.timeout.unwrap_or(self.links.client.inner.timeout);
-        let mut sent = 0;
         let result = {
-            let exchange = pin!(self.links.exchange(req, start, &mut sent));
+            let exchange = pin!(self.links.exchange(req, start));
             self.deadline
                 .within(start + timeout, exchange)
                 .await
                 .unwrap_or(Err(RequestError::Timeout))
         };
+        // Also what went out or came in before a timeout cut it off.
+        let (received, sent) = self.links.wire.take();
         Exchange {
             result,
             elapsed: start.elapsed(),
             sent,
+            received,
         }
     }
 }
 
 impl Links {
-    /// `sent` counts what is handed to a connection, as it is handed.
-    async fn exchange(
-        &mut self,
-        req: &Outgoing,
-        start: Instant,
-        sent: &mut u64,
-    ) -> Result<Incoming, RequestError> {
+    async fn exchange(&mut self, req: &Outgoing, start: Instant) -> Result<Incoming, RequestError> {
         let i = self.prepare(req)?;
         let Links {
             client,
             open,
             prepared,
             scratch,
+            wire,
         } = self;
         let p = &prepared[i];
         let body = req.body.as_deref().unwrap_or_default();
@@ -164,19 +165,16 @@ impl Links {
             max_body: client.inner.max_body,
         };
         let request = Outbound { p, body, keep };
-        let mut opened = checkout(client, open, &p.origin).await?;
+        let mut opened = checkout(client, wire, open, &p.origin).await?;
         let mut ready = Instant::now();
         let mut idx = index_of(open, &p.origin);
-        let size = (p.h1.len() + body.len()) as u64;
-        *sent += size;
         let mut result = request.send_on(&mut open[idx], scratch).await;
         if opened.is_none() && resendable(&result, &p.verb) {
             // The server closed an idle keep-alive connection under us; the
             // request was not answered, so send it again on a fresh one.
             // Boxed: a second set of awaits would double every request's future.
             open.remove(idx);
-            let fresh = Box::pin(request.send_fresh(client, open, scratch)).await?;
-            *sent += size;
+            let fresh = Box::pin(request.send_fresh(client, wire, open, scratch)).await?;
             (idx, result, opened, ready) = fresh;
         }
         if let Ok(incoming) = &mut result {
@@ -261,10 +259,11 @@ impl Outbound<'_> {
     async fn send_fresh(
         &self,
         client: &Client,
+        wire: &Wire,
         open: &mut Vec<Conn>,
         scratch: &mut Vec<u8>,
     ) -> Result<Fresh, RequestError> {
-        let opened = checkout(client, open, &self.p.origin).await?;
+        let opened = checkout(client, wire, open, &self.p.origin).await?;
         let ready = Instant::now();
         let idx = index_of(open, &self.p.origin);
         Ok((
@@ -374,6 +373,7 @@ fn index_of(open: &[Conn], origin: &Origin) -> usize {
 /// was already open (and so may have been closed by the server since).
 async fn checkout(
     client: &Client,
+    wire: &Wire,
     open: &mut Vec<Conn>,
     origin: &Origin,
 ) -> Result<Opened, RequestError> {
@@ -385,7 +385,7 @@ async fn checkout(
     }
     // Boxed: the TLS and handshake states would otherwise make every
     // request's future (moved on each await) several times larger.
-    let connect = Box::pin(connect(client, origin.clone()));
+    let connect = Box::pin(connect(client, wire, origin.clone()));
     let conn = tokio::time::timeout(client.inner.connect_timeout, connect)
         .await
         .map_err(|_| {
@@ -450,7 +450,7 @@ fn origin_of(uri: &Uri) -> Result<Origin, RequestError> {
     })
 }
 
-async fn connect(client: &Client, origin: Origin) -> Result<Conn, RequestError> {
+async fn connect(client: &Client, wire: &Wire, origin: Origin) -> Result<Conn, RequestError> {
     let connect_err = |e: &dyn std::error::Error| RequestError::Connect(error_chain(e));
     let start = Instant::now();
     let addrs = client
@@ -464,6 +464,7 @@ async fn connect(client: &Client, origin: Origin) -> Result<Conn, RequestError> 
     let connected = Instant::now();
     let connecting = connected - start;
     let _ = tcp.set_nodelay(true);
+    let tcp = Counted::new(tcp, wire.clone());
     let (io, h2): (Box<dyn Io>, bool) = if origin.https {
         let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
             RequestError::Invalid(format!("`{}` is not a TLS server name: {e}", origin.host))

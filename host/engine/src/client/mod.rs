@@ -10,6 +10,7 @@ mod decode;
 pub mod egress;
 mod h1;
 mod session;
+mod wire;
 
 #[doc(hidden)]
 pub use h1::exchange_in_memory;
@@ -166,9 +167,12 @@ impl Meta {
 pub struct Exchange {
     pub result: Result<Incoming, RequestError>,
     pub elapsed: Duration,
-    /// Bytes of requests written (head and body, before any TLS), a
-    /// request sent again on a fresh connection counted twice.
+    /// Bytes written to and read from the sockets (under any TLS) while
+    /// it ran, as k6 counts `data_sent` and `data_received`: a request
+    /// sent again on a fresh connection counts twice, a handshake with
+    /// the request that opened the connection.
     pub sent: u64,
+    pub received: u64,
 }
 
 /// What every VU's connections share.

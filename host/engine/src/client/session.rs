@@ -24,8 +24,10 @@ pub struct Hop<'a> {
     pub status: Option<u16>,
     pub error: Option<&'static str>,
     pub elapsed: Duration,
+    /// Bytes read and written on the sockets for this hop (under TLS,
+    /// with the handshake of a connection it opened): k6's
+    /// `data_received` and `data_sent`.
     pub bytes: u64,
-    /// The request as written; zero if it never reached a connection.
     pub sent: u64,
     /// Zero for a hop that failed before a response.
     pub timings: Timings,
@@ -158,7 +160,7 @@ impl Session {
     ) -> Exchange {
         let max = max_redirects.unwrap_or(self.client.inner.max_redirects);
         let mut elapsed = Duration::ZERO;
-        let mut sent = 0;
+        let (mut sent, mut received) = (0, 0);
         let mut index = 0;
         loop {
             // A match, so the URL is not kept in the future across the send.
@@ -170,20 +172,22 @@ impl Session {
                         result: Err(e),
                         elapsed,
                         sent,
+                        received,
                     };
                 }
             }
             let exchange = self.conns.send(&req).await;
             elapsed += exchange.elapsed;
             sent += exchange.sent;
-            let hop = |status, error, bytes, timings| Hop {
+            received += exchange.received;
+            let hop = |status, error, timings| Hop {
                 index,
                 method: &req.method,
                 url: &req.url,
                 status,
                 error,
                 elapsed: exchange.elapsed,
-                bytes,
+                bytes: exchange.received,
                 sent: exchange.sent,
                 timings,
             };
@@ -191,12 +195,13 @@ impl Session {
                 Ok(incoming) => incoming,
                 Err(e) => {
                     if !matches!(e, RequestError::Invalid(_)) {
-                        on_hop(hop(None, Some(e.kind()), 0, Timings::default()));
+                        on_hop(hop(None, Some(e.kind()), Timings::default()));
                     }
                     return Exchange {
                         result: Err(e),
                         elapsed,
                         sent,
+                        received,
                     };
                 }
             };
@@ -205,7 +210,7 @@ impl Session {
             {
                 self.jar.store(&url, &incoming.meta.set_cookie);
             }
-            let (status, bytes, timings) = (incoming.status, incoming.body_len, incoming.timings);
+            let (status, timings) = (incoming.status, incoming.timings);
             let next = match redirect_of(&incoming) {
                 Some(location) if max > 0 => Some(location.to_owned()),
                 _ => None,
@@ -213,14 +218,15 @@ impl Session {
             if let Some(location) = next {
                 if index == max {
                     let e = RequestError::TooManyRedirects(max);
-                    on_hop(hop(Some(status), Some(e.kind()), bytes, timings));
+                    on_hop(hop(Some(status), Some(e.kind()), timings));
                     return Exchange {
                         result: Err(e),
                         elapsed,
                         sent,
+                        received,
                     };
                 }
-                on_hop(hop(Some(status), None, bytes, timings));
+                on_hop(hop(Some(status), None, timings));
                 let from = req.url.clone();
                 match self.follow(req, status, &from, &location) {
                     Ok(next) => req = next,
@@ -229,6 +235,7 @@ impl Session {
                             result: Err(e),
                             elapsed,
                             sent,
+                            received,
                         };
                     }
                 }
@@ -239,7 +246,6 @@ impl Session {
             on_hop(hop(
                 Some(status),
                 result.as_ref().err().map(RequestError::kind),
-                bytes,
                 timings,
             ));
             incoming.redirects = index;
@@ -248,6 +254,7 @@ impl Session {
                 result: result.map(|()| incoming),
                 elapsed,
                 sent,
+                received,
             };
         }
     }

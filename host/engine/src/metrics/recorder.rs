@@ -47,9 +47,9 @@ pub enum Event {
         /// none when it judges nothing. Not expected counts as failed.
         expected: Option<bool>,
         micros: u64,
+        /// Bytes read and written on the socket for it, under any TLS:
+        /// k6's `data_received` and `data_sent`.
         bytes: u64,
-        /// The request as written (head and body, before any TLS):
-        /// k6's `data_sent`.
         sent: u64,
         timings: super::PhaseMicros,
         ctx: Context,

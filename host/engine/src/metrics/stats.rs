@@ -90,8 +90,9 @@ pub struct RequestStats {
     pub latency: Histogram<u64>,
     pub count: u64,
     pub failed: u64,
+    /// Bytes read from the socket, under any TLS: k6's `data_received`.
     pub bytes: u64,
-    /// Bytes of requests written: k6's `data_sent`.
+    /// Bytes written to it: k6's `data_sent`.
     #[serde(default)]
     pub sent: u64,
     pub statuses: BTreeMap<u16, u64>,

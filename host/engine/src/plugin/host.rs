@@ -264,6 +264,7 @@ async fn exchange(
         elapsed: exchange.elapsed + late,
         result: exchange.result,
         sent: exchange.sent,
+        received: exchange.received,
     }
 }
 
