@@ -631,8 +631,8 @@ export const options = {{
   vus: 1,
   iterations: 2,
   thresholds: {{
-    'http_req_duration{{expected_response:true}}': ['count==4'],
-    'http_reqs{{expected_response:false}}': ['count==4'],
+    'http_req_duration{{expected_response:true}}': ['count==6'],
+    'http_reqs{{expected_response:false}}': ['count==6'],
     http_req_failed: ['rate<0.5'],
   }},
 }};
@@ -643,6 +643,12 @@ export default function () {{
   http.get('{0}/status/503', {{ tags: {{ name: 'own 503' }}, responseCallback: http.expectedStatuses(503) }});
   http.get('{0}/status/201', {{ tags: {{ name: 'unjudged 201' }}, responseCallback: null }});
   http.get('{0}/status/201', {{ tags: {{ name: 'after 201' }} }});
+  // In a batch, each request's own callback judges it alone.
+  http.batch([
+    ['GET', '{0}/status/503', null, {{ tags: {{ name: 'batch own 503' }}, responseCallback: http.expectedStatuses(503) }}],
+    ['GET', '{0}/status/201', null, {{ tags: {{ name: 'batch unjudged 201' }}, responseCallback: null }}],
+    ['GET', '{0}/status/503', null, {{ tags: {{ name: 'batch vu 503' }} }}],
+  ]);
 }}
 "#,
         t.url
@@ -650,15 +656,18 @@ export default function () {{
     let run = k6("run", &script, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let r = &run.report;
-    assert_eq!(r["totals"]["requests"], 10);
-    assert_eq!(t.received(), 10);
-    assert_eq!(r["totals"]["failed"], 4);
+    assert_eq!(r["totals"]["requests"], 16);
+    assert_eq!(t.received(), 16);
+    assert_eq!(r["totals"]["failed"], 6);
     let failed = |name: &str| r["scenarios"]["default"]["requests"][name]["failed"].as_u64();
     assert_eq!(failed("expected 404"), Some(0));
     assert_eq!(failed("unexpected 503"), Some(2));
     assert_eq!(failed("own 503"), Some(0));
     assert_eq!(failed("unjudged 201"), Some(0));
     assert_eq!(failed("after 201"), Some(2));
+    assert_eq!(failed("batch own 503"), Some(0));
+    assert_eq!(failed("batch unjudged 201"), Some(0));
+    assert_eq!(failed("batch vu 503"), Some(2));
     assert!(
         passed(r, "http_req_duration{expected_response:true}"),
         "{}",

@@ -7,6 +7,9 @@ use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 pub use wit::Error as HttpError;
+/// How one request of [`batch_judged`] is judged: as the VU's others, by
+/// its own ranges of statuses, or not at all (k6's `responseCallback`).
+pub use wit::Judged;
 
 /// A request being built; [`Request::send`] hands it to the host.
 #[derive(Debug, Clone)]
@@ -161,6 +164,18 @@ pub fn expect_statuses(ranges: Option<&[(u16, u16)]>) {
 pub fn batch(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
     let reqs: Vec<wit::Request> = requests.iter().map(|r| r.0.clone()).collect();
     wit::batch(&reqs)
+        .into_iter()
+        .map(|r| r.map(Response))
+        .collect()
+}
+
+/// [`batch`], each request judged its own way.
+pub fn batch_judged(requests: &[(Request, Judged)]) -> Vec<Result<Response, HttpError>> {
+    let reqs: Vec<(wit::Request, Judged)> = requests
+        .iter()
+        .map(|(r, j)| (r.0.clone(), j.clone()))
+        .collect();
+    wit::batch_judged(&reqs)
         .into_iter()
         .map(|r| r.map(Response))
         .collect()

@@ -219,11 +219,8 @@ fn check<'js>(ctx: Ctx<'js>, value: Value<'js>, sets: Opt<Value<'js>>) -> rquick
 /// k6's response callback as the host keeps it: `[[min, max], ...]`
 /// (checked by `k6/http`), or null to judge nothing.
 fn expect(ranges: Option<Vec<Vec<u32>>>) {
-    let pair = |r: &Vec<u32>| match r.as_slice() {
-        [lo, hi] => Some(((*lo).min(999) as u16, (*hi).min(999) as u16)),
-        _ => None,
-    };
-    let ranges: Option<Vec<(u16, u16)>> = ranges.map(|rs| rs.iter().filter_map(pair).collect());
+    let ranges: Option<Vec<(u16, u16)>> =
+        ranges.map(|rs| rs.iter().filter_map(|r| pair(r)).collect());
     http::expect_statuses(ranges.as_deref());
 }
 
@@ -398,19 +395,52 @@ fn phases_ms(t: &http::Timings) -> Vec<f64> {
     phases.iter().map(|d| d.as_secs_f64() * 1000.0).collect()
 }
 
+/// `http.batch`: items of `[method, url, body, params, judged]`, where
+/// `judged` is the request's own response callback as `k6/http` checked
+/// it (ranges, or null to judge nothing) or absent for the VU's.
 fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'js>> {
     let mut reqs = Vec::with_capacity(items.len());
+    let mut judged = Vec::with_capacity(items.len());
     let mut sent = Vec::with_capacity(items.len());
     for item in &items {
         let (req, s) = batch_item(&ctx, item)?;
         reqs.push(req);
+        judged.push(judged_of(item.get(4)?)?);
         sent.push(s);
     }
+    let results = if judged.iter().all(|j| matches!(j, http::Judged::AsVu)) {
+        http::batch(&reqs)
+    } else {
+        http::batch_judged(&reqs.into_iter().zip(judged).collect::<Vec<_>>())
+    };
     let out = Array::new(ctx.clone())?;
-    for (i, (r, s)) in http::batch(&reqs).into_iter().zip(sent).enumerate() {
+    for (i, (r, s)) in results.into_iter().zip(sent).enumerate() {
         out.set(i, s.response(&ctx, r)?)?;
     }
     Ok(out)
+}
+
+/// A batched request's own judging: undefined is the VU's, null none,
+/// else `[[min, max], ...]`.
+fn judged_of(v: Value<'_>) -> rquickjs::Result<http::Judged> {
+    if v.is_undefined() {
+        return Ok(http::Judged::AsVu);
+    }
+    let ctx = v.ctx().clone();
+    match Option::<Vec<Vec<u32>>>::from_js(&ctx, v)? {
+        None => Ok(http::Judged::NotJudged),
+        Some(rs) => Ok(http::Judged::By(
+            rs.iter().filter_map(|r| pair(r)).collect(),
+        )),
+    }
+}
+
+/// One `[min, max]` of a response callback, as a status range.
+fn pair(r: &[u32]) -> Option<(u16, u16)> {
+    match r {
+        [lo, hi] => Some(((*lo).min(999) as u16, (*hi).min(999) as u16)),
+        _ => None,
+    }
 }
 
 /// What a batched request's response is built with: the method and URL

@@ -11,6 +11,7 @@ pub mod v02 {
         imports: {
             "loadtest:scenario/http.send": async,
             "loadtest:scenario/http.batch": async,
+            "loadtest:scenario/http.batch-judged": async,
             "loadtest:scenario/http.send-held": async | trappable,
             "loadtest:scenario/vu.sleep": async,
         },

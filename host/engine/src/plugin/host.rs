@@ -460,11 +460,40 @@ impl http::Host for VuHost {
         reqs: Vec<http::Request>,
     ) -> Vec<Result<http::Response, http::Error>> {
         let late = self.late();
-        let n = reqs.len();
-        let prepared: Vec<_> = reqs
+        let prepared = reqs.into_iter().map(|r| self.prepare(r, late)).collect();
+        self.send_batch(prepared).await
+    }
+
+    async fn batch_judged(
+        &mut self,
+        reqs: Vec<(http::Request, http::Judged)>,
+    ) -> Vec<Result<http::Response, http::Error>> {
+        let late = self.late();
+        let prepared = reqs
             .into_iter()
-            .map(|r| Some(self.prepare(r, late)))
+            .map(|(r, judged)| {
+                let mut p = self.prepare(r, late);
+                match judged {
+                    http::Judged::AsVu => {}
+                    http::Judged::By(ranges) => p.expected = Expected::new(Some(ranges)),
+                    http::Judged::NotJudged => p.expected = Expected::new(None),
+                }
+                p
+            })
             .collect();
+        self.send_batch(prepared).await
+    }
+}
+
+impl VuHost {
+    /// Sends prepared requests at once, in lanes per host (k6's
+    /// `http.batch` limits); results in the requests' order.
+    async fn send_batch(
+        &mut self,
+        prepared: Vec<Prepared>,
+    ) -> Vec<Result<http::Response, http::Error>> {
+        let n = prepared.len();
+        let prepared: Vec<_> = prepared.into_iter().map(Some).collect();
         let urls = prepared.iter().flatten().map(|p| p.outgoing.url.as_str());
         let lanes = super::batch::Lanes::new(self.session.client(), urls);
         while self.batch.len() < lanes.hosts.len() {

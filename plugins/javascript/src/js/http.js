@@ -289,10 +289,13 @@ function batchItem(item) {
 export function batch(requests) {
   const keys = Array.isArray(requests) ? null : Object.keys(requests);
   const list = keys === null ? requests : keys.map((k) => requests[k]);
-  const items = list.map(batchItem).map(([m, u, b, p]) => [m, u, ...encoded(b, p)]);
-  if (items.some((item) => item[3].responseCallback !== undefined)) {
-    throw new Error('k6/http: a responseCallback in http.batch() params is not supported yet; set it for the VU with http.setResponseCallback()');
-  }
+  // A request's own responseCallback judges it alone, as in k6.
+  const items = list.map(batchItem).map(([m, u, b, p]) => {
+    const [body, params] = encoded(b, p);
+    const own = params.responseCallback;
+    return own === undefined ? [m, u, body, params]
+      : [m, u, body, params, rangesOf(own, 'params.responseCallback')];
+  });
   const out = H.batch(items).map((raw) => new Response(raw));
   if (keys === null) return out;
   const named = {};
