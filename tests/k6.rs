@@ -216,6 +216,67 @@ export default function () {{
     assert_eq!(t.received(), 12);
 }
 
+/// k6's tags argument: a custom metric's `add(value, tags)` and
+/// `check(value, sets, tags)` put them on those samples only, over the
+/// VU's own tag of the same name, which later samples carry again.
+#[test]
+fn custom_metrics_and_checks_take_tags_for_their_samples() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+import {{ Trend, Counter, Rate, Gauge }} from 'k6/metrics';
+const ms = new Trend('step_ms');
+const hits = new Counter('hits');
+const good = new Rate('good');
+const last = new Gauge('last');
+export const options = {{
+  scenarios: {{
+    s: {{ executor: 'per-vu-iterations', vus: 2, iterations: 3, tags: {{ endpoint: 'vu' }} }},
+  }},
+  thresholds: {{
+    'step_ms{{endpoint:login}}': ['count==6'],
+    'step_ms{{endpoint:vu}}': ['count==6'],
+    'hits{{kind:x}}': ['count==12'],
+    'good{{kind:y}}': ['rate==1'],
+    'last{{kind:z}}': ['value==3'],
+    'checks{{phase:after}}': ['rate==0.5'],
+    'checks{{endpoint:vu}}': ['rate==0.5'],
+    'checks{{endpoint:page}}': ['rate==1'],
+  }},
+}};
+export default function () {{
+  const res = http.get('{0}/');
+  ms.add(res.timings.duration, {{ endpoint: 'login' }});
+  ms.add(res.timings.duration);
+  hits.add(2, {{ kind: 'x' }});
+  good.add(true, {{ kind: 'y' }});
+  last.add(3, {{ kind: 'z' }});
+  check(res, {{ 'ok': (r) => r.status === 200, 'never': () => false }}, {{ phase: 'after' }});
+  check(res, {{ 'page ok': (r) => r.status === 200 }}, {{ endpoint: 'page' }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    let r = &run.report;
+    assert_eq!(run.code, 0, "{}", r["thresholds"]);
+    for metric in [
+        "step_ms{endpoint:login}",
+        "step_ms{endpoint:vu}",
+        "hits{kind:x}",
+        "good{kind:y}",
+        "last{kind:z}",
+        "checks{phase:after}",
+        "checks{endpoint:vu}",
+        "checks{endpoint:page}",
+    ] {
+        assert!(passed(r, metric), "{metric}: {}", r["thresholds"]);
+    }
+    assert_eq!(r["trends"]["step_ms"]["count"], 12);
+    assert_eq!(t.received(), 6);
+}
+
 /// A SharedArray's function runs once in the whole run (here in the probe
 /// that reads the options), and every VU reads the items the host keeps:
 /// copies, read-only, an array to the script's eye.

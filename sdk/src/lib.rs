@@ -156,6 +156,30 @@ pub fn group<R>(name: &str, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Runs `f` with `tags` added to every sample it records, over the VU's
+/// tags of the same names: `with_tags(&[("endpoint", "login")], ||
+/// trend("login_time", ms))`, as k6's `add(value, tags)`. Tags left on by
+/// a panic end with the iteration.
+pub fn with_tags<R>(tags: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
+    let owned: Vec<(String, String)> = tags
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tags_push(&owned);
+    let r = f();
+    tags_pop();
+    r
+}
+
+/// [`with_tags`] without a closure; pair it with [`tags_pop`].
+pub fn tags_push(tags: &[(String, String)]) {
+    metrics::tags_push(tags);
+}
+
+pub fn tags_pop() {
+    metrics::tags_pop();
+}
+
 /// Enters a group without a closure; pair it with [`group_end`]. A group
 /// left open ends with the iteration.
 pub fn group_start(name: &str) {

@@ -42,6 +42,8 @@ pub struct VuHost {
     expected: Expected,
     /// Open groups, innermost last.
     groups: Vec<OpenGroup>,
+    /// What each open `tags-push` replaced: its tags' earlier values.
+    pushed_tags: Vec<Vec<(String, Option<String>)>>,
     /// Extra sessions for batches, kept so their connections are reused.
     batch: Vec<Session>,
     files: Files,
@@ -123,6 +125,7 @@ impl VuHost {
             ctx: Context::default(),
             expected: Expected::default(),
             groups: Vec::new(),
+            pushed_tags: Vec::new(),
             batch: Vec::new(),
             files,
             rng: SmallRng::from_os_rng(),
@@ -150,7 +153,12 @@ impl VuHost {
 
     /// Ends the groups an iteration left open (a guest that returned
     /// early), recording their durations.
+    /// Ends what an iteration left open: its groups, and tags pushed for
+    /// a sample (a guest that trapped before popping them).
     pub fn close_groups(&mut self) {
+        while !self.pushed_tags.is_empty() {
+            metrics::Host::tags_pop(self);
+        }
         while !self.groups.is_empty() {
             metrics::Host::group_end(self);
         }
@@ -618,6 +626,30 @@ impl metrics::Host for VuHost {
         }
         let ctx = Context::new(&open.outer, self.ctx.tags().to_vec());
         self.set_ctx(ctx);
+    }
+
+    fn tags_push(&mut self, tags: Vec<(String, String)>) {
+        let mut all = self.ctx.tags().to_vec();
+        let mut before = Vec::with_capacity(tags.len());
+        for (k, v) in tags {
+            before.push((k.clone(), self.ctx.tag(&k).map(str::to_owned)));
+            all.retain(|(key, _)| *key != k);
+            all.push((k, v));
+        }
+        self.pushed_tags.push(before);
+        self.set_ctx(Context::new(self.ctx.group(), all));
+    }
+
+    fn tags_pop(&mut self) {
+        let Some(before) = self.pushed_tags.pop() else {
+            return;
+        };
+        let mut all = self.ctx.tags().to_vec();
+        for (k, old) in before.into_iter().rev() {
+            all.retain(|(key, _)| *key != k);
+            all.extend(old.map(|v| (k, v)));
+        }
+        self.set_ctx(Context::new(self.ctx.group(), all));
     }
 }
 

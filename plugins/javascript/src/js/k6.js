@@ -2,7 +2,7 @@
 const H = globalThis.__host;
 
 // Natively (host.rs), with no JavaScript frame around it: it runs on
-// every checked request. `tags` are not kept yet.
+// every checked request. Its `tags` go on the checks' samples.
 export const check = H.check;
 
 // As in k6, not for async functions: the group would end at the first

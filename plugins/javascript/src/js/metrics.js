@@ -6,19 +6,35 @@ function named(name) {
   return name;
 }
 
+// k6's `add(value, tags)`: the sample carries `tags` over the VU's.
+function tagged(tags, record) {
+  if (tags === undefined || tags === null) return record();
+  H.tagsPush(pairsOf(tags));
+  try {
+    return record();
+  } finally {
+    H.tagsPop();
+  }
+}
+
+function pairsOf(tags) {
+  if (typeof tags !== 'object') throw new Error(`metric tags must be an object of names and values; got ${typeof tags}`);
+  return Object.keys(tags).map((k) => [k, String(tags[k])]);
+}
+
 export class Counter {
   constructor(name) { this.name = named(name); }
-  add(value) { H.counter(this.name, Number(value)); }
+  add(value, tags) { tagged(tags, () => H.counter(this.name, Number(value))); }
 }
 
 export class Gauge {
   constructor(name) { this.name = named(name); }
-  add(value) { H.gauge(this.name, Number(value)); }
+  add(value, tags) { tagged(tags, () => H.gauge(this.name, Number(value))); }
 }
 
 export class Rate {
   constructor(name) { this.name = named(name); }
-  add(value) { H.rate(this.name, !!value); }
+  add(value, tags) { tagged(tags, () => H.rate(this.name, !!value)); }
 }
 
 // Trends made with isTime, by name: handleSummary()'s data says they
@@ -28,7 +44,7 @@ export class Trend {
     this.name = named(name);
     if (isTime) (globalThis.__timeTrends ??= {})[name] = true;
   }
-  add(value) { H.trend(this.name, Number(value)); }
+  add(value, tags) { tagged(tags, () => H.trend(this.name, Number(value))); }
 }
 
 export default { Counter, Gauge, Rate, Trend };
