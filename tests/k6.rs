@@ -277,6 +277,58 @@ export default function () {{
     assert_eq!(t.received(), 6);
 }
 
+/// k6's `exec.vu.tags` (and `exec.vu.metrics.tags`): a tag set there is
+/// on every later sample of the VU until deleted, the scenario's tags read
+/// back, and an execution API loadtest lacks fails by name when read.
+#[test]
+fn exec_vu_tags_tag_later_samples_and_missing_apis_fail_by_name() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import exec from 'k6/execution';
+import {{ check }} from 'k6';
+export const options = {{
+  scenarios: {{ s: {{ executor: 'per-vu-iterations', vus: 2, iterations: 2, tags: {{ team: 'a' }} }} }},
+  thresholds: {{
+    'http_reqs{{step:one}}': ['count==4'],
+    'http_reqs{{step:two}}': ['count==4'],
+    'http_reqs{{team:a}}': ['count==12'],
+  }},
+}};
+export default function () {{
+  exec.vu.tags.step = 'one';
+  http.get('{0}/');
+  exec.vu.metrics.tags.step = 'two';
+  http.get('{0}/');
+  delete exec.vu.tags.step;
+  http.get('{0}/');
+  let why = '';
+  try {{ exec.instance.vusActive; }} catch (e) {{ why = String(e); }}
+  check(exec.vu.tags, {{
+    'reads scenario tags': (t) => t.team === 'a' && t.scenario === 's' && !('step' in t),
+    'lists them': (t) => JSON.stringify(Object.keys(t)) === '["team"]',
+    'missing API named': () => why.includes('exec.instance.vusActive is not supported'),
+  }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    let r = &run.report;
+    assert_eq!(run.code, 0, "{}", r["thresholds"]);
+    for name in ["reads scenario tags", "lists them", "missing API named"] {
+        assert_eq!(check(r, name), (4, 0), "{name}");
+    }
+    for metric in [
+        "http_reqs{step:one}",
+        "http_reqs{step:two}",
+        "http_reqs{team:a}",
+    ] {
+        assert!(passed(r, metric), "{metric}: {}", r["thresholds"]);
+    }
+    assert_eq!(t.received(), 12);
+}
+
 /// A SharedArray's function runs once in the whole run (here in the probe
 /// that reads the options), and every VU reads the items the host keeps:
 /// copies, read-only, an array to the script's eye.

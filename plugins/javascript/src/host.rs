@@ -67,6 +67,9 @@ lazy! {
         loadtest_sdk::tags_push(&tags.into_iter().map(|p| p.0).collect::<Vec<_>>())
     };
     tagsPop: loadtest_sdk::tags_pop;
+    vuTag: crate::vu_tags::get;
+    vuTagNames: crate::vu_tags::names;
+    setVuTag: |k: String, v: Option<String>| crate::vu_tags::set(&k, v.as_deref());
     sleep: |ms: f64| vu::sleep(Duration::from_micros((ms.max(0.0) * 1000.0) as u64));
     vuId: vu::id;
     abortTest: |reason: String| vu::abort_test(&reason);

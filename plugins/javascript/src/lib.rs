@@ -21,6 +21,7 @@ mod intrinsics;
 mod lazy_natives;
 mod options;
 mod random;
+mod vu_tags;
 
 use engine::Engine;
 use loadtest_sdk::{Params, Result, Scenario, vu};

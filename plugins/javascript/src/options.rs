@@ -95,7 +95,7 @@ fn tag<'js>(
     for pair in tags.props::<String, Coerced<String>>() {
         let (k, v) = pair?;
         if apply {
-            vu::set_tag(&k, &v.0);
+            crate::vu_tags::set(&k, Some(&v.0));
         }
     }
     Ok(())
