@@ -329,6 +329,63 @@ export default function () {{
     assert_eq!(t.received(), 12);
 }
 
+/// `response.json(selector)` takes k6's (gjson's) paths: lengths, every
+/// element's field, queries, wildcards, escaped dots; what it does not
+/// support yet fails by name.
+#[test]
+fn json_selectors_follow_k6s_paths() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+export const options = {{ iterations: 1 }};
+const doc = {{
+  name: {{ first: 'Tom', last: 'Anderson' }}, children: ['Sara', 'Alex', 'Jack'],
+  'fav.movie': 'Deer Hunter',
+  friends: [
+    {{ first: 'Dale', last: 'Murphy', age: 44, nets: ['ig', 'fb', 'tw'] }},
+    {{ first: 'Roger', last: 'Craig', age: 68, nets: ['fb', 'tw'] }},
+    {{ first: 'Jane', last: 'Murphy', age: 47, nets: ['ig', 'tw'] }},
+  ],
+}};
+export function handleSummary() {{
+  const r = http.post('{0}/echo', JSON.stringify(doc), {{ headers: {{ 'Content-Type': 'application/json' }} }});
+  const q = (s) => {{ try {{ return r.json(s); }} catch (e) {{ return 'error: ' + e.message; }} }};
+  const paths = ['name.last', 'children.#', 'children.1', 'child*.2', 'c?ildren.0', 'fav\\.movie',
+    'friends.#.first', 'friends.#(last=="Murphy").first', 'friends.#(last=="Murphy")#.first',
+    'friends.#(age>45)#.last', 'friends.#(first%"D*").last', 'friends.#(nets.#(=="fb"))#.first',
+    'nope', 'children|@reverse'];
+  return {{ 'json.json': JSON.stringify(paths.map((p) => [p, q(p) ?? 'none'])) }};
+}}
+export default function () {{}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got: Value =
+        serde_json::from_slice(&std::fs::read(run.dir.path().join("json.json")).unwrap()).unwrap();
+    let want = serde_json::json!([
+        ["name.last", "Anderson"],
+        ["children.#", 3],
+        ["children.1", "Alex"],
+        ["child*.2", "Jack"],
+        ["c?ildren.0", "Sara"],
+        ["fav\\.movie", "Deer Hunter"],
+        ["friends.#.first", ["Dale", "Roger", "Jane"]],
+        ["friends.#(last==\"Murphy\").first", "Dale"],
+        ["friends.#(last==\"Murphy\")#.first", ["Dale", "Jane"]],
+        ["friends.#(age>45)#.last", ["Craig", "Murphy"]],
+        ["friends.#(first%\"D*\").last", "Murphy"],
+        ["friends.#(nets.#(==\"fb\"))#.first", ["Dale", "Roger"]],
+        ["nope", "none"],
+        [
+            "children|@reverse",
+            "error: json(): modifiers (@) and pipes (|) in the selector `children|@reverse` are not supported yet"
+        ],
+    ]);
+    assert_eq!(got, want);
+}
+
 /// A SharedArray's function runs once in the whole run (here in the probe
 /// that reads the options), and every VU reads the items the host keeps:
 /// copies, read-only, an array to the script's eye.

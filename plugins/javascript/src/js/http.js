@@ -72,6 +72,141 @@ function own(target, name, value) {
   return value;
 }
 
+// k6's `json(selector)` paths (gjson's syntax): `a.b`, `list.0`, `list.#`
+// (its length), `list.#.name` (each element's), `list.#(age>40).name`
+// (the first match; `#(...)#` every match), `*` and `?` in keys, `\.`
+// for a dot in a key. No match is undefined.
+function select(value, selector) {
+  const parts = pathParts(selector);
+  if (parts.some((p) => p.startsWith('@') || /(^|[^\\])\|/.test(p))) {
+    throw new Error(`json(): modifiers (@) and pipes (|) in the selector \`${selector}\` are not supported yet`);
+  }
+  return walk(value, parts, 0);
+}
+
+// Splits on dots outside escapes and `#(...)`.
+function pathParts(path) {
+  const parts = [];
+  let cur = '';
+  let depth = 0;
+  for (let i = 0; i < path.length; i++) {
+    const c = path[i];
+    if (c === '\\' && i + 1 < path.length) {
+      cur += c + path[++i];
+      continue;
+    }
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    if (c === '.' && depth === 0) {
+      parts.push(cur);
+      cur = '';
+    } else {
+      cur += c;
+    }
+  }
+  parts.push(cur);
+  return parts;
+}
+
+function walk(v, parts, i) {
+  if (i === parts.length) return v;
+  if (v === null || typeof v !== 'object') return undefined;
+  const p = parts[i];
+  if (p === '#') {
+    if (!Array.isArray(v)) return undefined;
+    if (i + 1 === parts.length) return v.length;
+    return v.map((e) => walk(e, parts, i + 1)).filter((x) => x !== undefined);
+  }
+  if (p.startsWith('#(')) {
+    if (!Array.isArray(v)) return undefined;
+    const every = p.endsWith(')#');
+    const test = condition(p.slice(2, every ? -2 : -1));
+    if (every) return v.filter(test).map((e) => walk(e, parts, i + 1)).filter((x) => x !== undefined);
+    const hit = v.find(test);
+    return hit === undefined ? undefined : walk(hit, parts, i + 1);
+  }
+  const key = Array.isArray(v) ? p : keyOf(v, p);
+  if (key === undefined || !Object.prototype.hasOwnProperty.call(v, key)) return undefined;
+  return walk(v[key], parts, i + 1);
+}
+
+// An unescaped `*` or `?` makes the part a pattern: its first matching key.
+function keyOf(obj, part) {
+  if (!/(^|[^\\])[*?]/.test(part)) return part.replace(/\\(.)/g, '$1');
+  const re = like(part);
+  return Object.keys(obj).find((k) => re.test(k));
+}
+
+function like(pattern) {
+  let src = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\' && i + 1 < pattern.length) src += pattern[++i].replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    else if (c === '*') src += '.*';
+    else if (c === '?') src += '.';
+    else src += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${src}$`, 's');
+}
+
+const OPERATORS = ['==', '!=', '<=', '>=', '!%', '<', '>', '%'];
+
+// `[path, operator, value]` at the condition's top level (not inside a
+// nested query or a quoted value), or null.
+function operatorOf(text) {
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+      continue;
+    }
+    if (c === '"') quoted = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (depth === 0) {
+      const op = OPERATORS.find((o) => text.startsWith(o, i));
+      if (op !== undefined) return [text.slice(0, i), op, text.slice(i + op.length)];
+    }
+  }
+  return null;
+}
+
+// A query's condition: `path op value` (==, !=, <, <=, >, >=, % and !%
+// for a pattern), or a bare path that must exist.
+function condition(text) {
+  const m = operatorOf(text);
+  if (m === null) {
+    const path = pathParts(text.trim());
+    return (e) => walk(e, path, 0) !== undefined;
+  }
+  const lhs = m[0].trim();
+  const path = lhs === '' ? [] : pathParts(lhs);
+  const raw = m[2].trim();
+  let want;
+  try {
+    want = JSON.parse(raw);
+  } catch {
+    throw new Error(`json(): \`${raw}\` in the query \`#(${text})\` is not a value (a "string", a number, true, false or null)`);
+  }
+  const test = {
+    '==': (x) => x === want,
+    '!=': (x) => x !== want,
+    '<': (x) => x < want,
+    '<=': (x) => x <= want,
+    '>': (x) => x > want,
+    '>=': (x) => x >= want,
+    '%': (x) => typeof x === 'string' && like(String(want)).test(x),
+    '!%': (x) => typeof x === 'string' && !like(String(want)).test(x),
+  }[m[1]];
+  return (e) => {
+    const x = walk(e, path, 0);
+    return x !== undefined && test(x);
+  };
+}
+
 export class Response {
   #raw;
 
@@ -139,10 +274,7 @@ export class Response {
     }
     const value = JSON.parse(this.body);
     if (selector === undefined) return value;
-    return String(selector)
-      .split('.')
-      .filter((p) => p.length > 0)
-      .reduce((v, key) => (v === undefined || v === null ? undefined : v[key]), value);
+    return select(value, String(selector));
   }
 
   // The body parsed as HTML (k6/html's Selection), narrowed by `selector`.
