@@ -565,23 +565,63 @@ fn a_yaml_config_can_name_a_script_as_its_plugin() {
     }
 }
 
-/// A script whose top level needs what only its scenario gives (here
-/// `params.env`) cannot be compiled ahead: the run warns and its VUs parse
-/// it, as before.
+/// A named script whose scenarios give one `env` is compiled under it
+/// before the run, and the SharedArray its top level builds there is the
+/// run's: built once, not again by the first VU.
+#[test]
+fn a_named_script_compiles_under_its_scenarios_env_and_builds_shared_arrays_once() {
+    let t = Target::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = "import http from 'k6/http';\nimport { SharedArray } from 'k6/data';\n\
+        if (!__ENV.BASE) throw new Error('BASE is not set');\n\
+        const paths = new SharedArray('paths', () => { console.log(`building paths in VU ${__VU}`); return ['/', '/json']; });\n\
+        export default function () {\n  http.get(__ENV.BASE + paths[__ITER % paths.length]);\n}\n";
+    write(dir.path(), "env.js", script);
+    let scenario = |name: &str| {
+        format!(
+            "  {name}: {{ plugin: e, executor: per-vu-iterations, vus: 2, iterations: 2, params: {{ env: {{ BASE: '{}' }} }} }}\n",
+            t.url
+        )
+    };
+    let yaml = format!(
+        "plugins:\n  e: {{ script: ./env.js }}\nscenarios:\n{}{}",
+        scenario("s"),
+        scenario("t")
+    );
+    let cfg = common::write_config(&dir, &yaml);
+    let env = [("RUST_LOG", "warn,plugin=info")];
+    let run = common::run_loadtest_env(&dir, &["run", "-q", cfg.to_str().unwrap()], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.received(), 8, "{}", run.stderr);
+    assert!(!run.stderr.contains("not compiled ahead"), "{}", run.stderr);
+    let built = run.stderr.matches("building paths in VU").count();
+    assert_eq!(built, 1, "built {built} times, not once:\n{}", run.stderr);
+}
+
+/// A script whose top level needs what its scenarios give differently
+/// (here `params.env`) cannot be compiled ahead: the run warns and its VUs
+/// parse it, as before.
 #[test]
 fn a_named_script_that_fails_ahead_of_the_run_is_parsed_by_each_vu() {
     let t = Target::start();
     let dir = tempfile::tempdir().unwrap();
     let script = "import http from 'k6/http';\nif (!__ENV.BASE) throw new Error('BASE is not set');\nexport default function () {\n  http.get(__ENV.BASE + '/');\n}\n";
     write(dir.path(), "env.js", script);
+    let scenario = |name: &str, who: &str| {
+        format!(
+            "  {name}: {{ plugin: e, executor: per-vu-iterations, vus: 2, iterations: 2, params: {{ env: {{ BASE: '{}', WHO: {who} }} }} }}\n",
+            t.url
+        )
+    };
     let yaml = format!(
-        "plugins:\n  e: {{ script: ./env.js }}\nscenarios:\n  s: {{ plugin: e, executor: per-vu-iterations, vus: 2, iterations: 2, params: {{ env: {{ BASE: '{}' }} }} }}\n",
-        t.url
+        "plugins:\n  e: {{ script: ./env.js }}\nscenarios:\n{}{}",
+        scenario("s", "a"),
+        scenario("t", "b")
     );
     let cfg = common::write_config(&dir, &yaml);
     let run = common::run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(t.received(), 4, "{}", run.stderr);
+    assert_eq!(t.received(), 8, "{}", run.stderr);
     assert!(
         run.stderr.contains("env.js: not compiled ahead") && run.stderr.contains("BASE is not set"),
         "{}",

@@ -84,14 +84,20 @@ pub async fn bundle_and_config(
 /// Compiles the scripts a YAML config names as plugins (`script:
 /// ./shop.js`) to bytecode that travels with them, as a run of a script
 /// does: each VU then loads bytecode instead of parsing the script and
-/// its imports. A script whose top level fails here (it may need the
-/// `env` its scenario gives) is left to be parsed by each VU, with a
-/// warning: the run decides whether it works, as before.
+/// its imports. When every scenario of a script gives its VUs the same
+/// `env`, the compile runs under it, and the SharedArrays its top level
+/// builds are the run's: no VU builds them again. A script whose top
+/// level fails here (it may need an `env` its scenarios differ in) is
+/// left to be parsed by each VU, with a warning: the run decides whether
+/// it works, as before.
 pub async fn compile_named(mut bundle: Bundle, runtime: &Arc<Runtime>) -> Bundle {
     let mains = bundle.config.script_mains();
-    for main in mains.into_values() {
+    for (plugin, main) in mains {
+        let env = common_env(&bundle.config, &plugin);
+        let arrays = env.is_some().then(|| bundle.shared_arrays.clone());
+        let env = env.unwrap_or_default();
         let mut files = (*bundle.files).clone();
-        match compile(&bundle.name, &main, &mut files, runtime).await {
+        match compile(&bundle.name, &main, &env, arrays, &mut files, runtime).await {
             Ok(()) => bundle.files = Arc::new(files),
             Err(e) => {
                 tracing::warn!("{main}: not compiled ahead ({e:#}); every VU will parse it instead")
@@ -101,15 +107,47 @@ pub async fn compile_named(mut bundle: Bundle, runtime: &Arc<Runtime>) -> Bundle
     bundle
 }
 
-/// Runs the probe on `main` among `files` and adds the bytecode it wrote.
+/// The `env` every scenario running `plugin` gives its VUs (params'
+/// `env`, then `scenarioEnv` over it), when they all give the same one.
+fn common_env(
+    config: &crate::config::Config,
+    plugin: &str,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let object = |params: &serde_json::Value, key: &str| {
+        params
+            .get(key)
+            .and_then(|v| v.as_object())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut envs = config
+        .scenarios
+        .values()
+        .filter(|s| s.plugin == plugin)
+        .map(|s| {
+            let mut env = object(&s.params, "env");
+            env.extend(object(&s.params, "scenarioEnv"));
+            env
+        });
+    let first = envs.next()?;
+    envs.all(|e| e == first).then_some(first)
+}
+
+/// Runs the probe on `main` among `files` under `env` and adds the
+/// bytecode it wrote; the arrays it builds go to `arrays` when given.
 async fn compile(
     name: &str,
     main: &str,
+    env: &serde_json::Map<String, serde_json::Value>,
+    arrays: Option<crate::plugin::SharedArrays>,
     files: &mut BTreeMap<String, Arc<[u8]>>,
     runtime: &Arc<Runtime>,
 ) -> anyhow::Result<()> {
-    let probe = options::probe_config(name, main, &Default::default(), files);
-    let probe = Bundle::from_shipped(name, &probe, Default::default(), files.clone())?;
+    let probe = options::probe_config(name, main, env, files);
+    let mut probe = Bundle::from_shipped(name, &probe, Default::default(), files.clone())?;
+    if let Some(arrays) = arrays {
+        probe.shared_arrays = arrays;
+    }
     let described = describe(&probe, runtime).await?;
     add_bytecode(files, &described)
 }
