@@ -1017,6 +1017,63 @@ fn responses_a_script_lets_go_are_released_on_the_host() {
     assert_eq!(t.received(), 100);
 }
 
+/// k6's cookie and auth params against a real server (httpbin): request
+/// cookies beside a Cookie header and the jar's, `response.cookies` from
+/// Set-Cookie, credentials in the URL as Basic auth, and the params
+/// loadtest lacks failing by name.
+#[test]
+fn request_cookies_response_cookies_and_url_credentials_work_as_in_k6() {
+    let bin = common::httpbin::Httpbin::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{ vus: 1, iterations: 1 }};
+const B = '{b}';
+const refused = (params) => {{
+  try {{ http.get(`${{B}}/get`, params); return 'sent'; }} catch (e) {{ return String(e); }}
+}};
+export default function () {{
+  http.cookieJar().set(B, 'jarred', 'j');
+  const sent = http.get(`${{B}}/headers`, {{
+    headers: {{ Cookie: 'given=g' }},
+    cookies: {{ plain: 'p', boxed: {{ value: 'b' }} }},
+    jar: http.cookieJar(),
+  }}).json('headers.Cookie');
+  const set = http.get(`${{B}}/response-headers?Set-Cookie=sid%3Dabc%3B%20Path%3D%2Fx%3B%20HttpOnly%3B%20Max-Age%3D60`, {{ redirects: 0 }});
+  const authed = http.get(B.replace('://', '://ada:s%3Acret@') + '/basic-auth/ada/s:cret');
+  const denied = http.get(B.replace('://', '://ada:wrong@') + '/basic-auth/ada/s:cret');
+  check(null, {{
+    'request cookies join the header and the jar': () => sent === 'given=g; plain=p; boxed=b; jarred=j',
+    'response cookies': () => {{
+      const c = set.cookies.sid && set.cookies.sid[0];
+      return c && c.value === 'abc' && c.path === '/x' && c.http_only === true && c.secure === false && c.max_age === 60;
+    }},
+    'url credentials are basic auth': () => authed.status === 200 && authed.json('user') === 'ada' && denied.status === 401,
+    'digest is refused by name': () => refused({{ auth: 'digest' }}).includes('params.auth `digest`'),
+    'compression is refused by name': () => refused({{ compression: 'gzip' }}).includes('params.compression is not supported'),
+    'a foreign jar is refused': () => refused({{ jar: {{}} }}).includes('params.jar other than http.cookieJar()'),
+    'replace is refused': () => refused({{ cookies: {{ a: {{ value: 'b', replace: true }} }} }}).includes('params.cookies.a.replace'),
+  }});
+}}
+"#,
+        b = bin.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = &run.report;
+    for name in [
+        "request cookies join the header and the jar",
+        "response cookies",
+        "url credentials are basic auth",
+        "digest is refused by name",
+        "compression is refused by name",
+        "a foreign jar is refused",
+        "replace is refused",
+    ] {
+        assert_eq!(check(r, name), (1, 0), "{name}: {}", r["checks"]);
+    }
+}
+
 /// Bytes go out and come back as they are: ArrayBuffer and typed-array
 /// bodies, `open(path, 'b')`, `responseType: 'binary'`, base64 of bytes,
 /// and multipart bodies with `http.file`, as the server (httpbin) reads them.

@@ -562,8 +562,9 @@ pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
     Ok(true)
 }
 
-/// A k6 request's params: headers, tags (`name` names the request), timeout,
-/// redirects, responseType.
+/// A k6 request's params: headers, cookies, tags (`name` names the
+/// request), timeout, redirects, responseType; credentials in the URL
+/// become Basic auth, as in k6.
 fn request<'js>(
     ctx: &Ctx<'js>,
     method: &str,
@@ -571,7 +572,16 @@ fn request<'js>(
     body: Option<Value<'js>>,
     params: Option<&Object<'js>>,
 ) -> rquickjs::Result<(http::Request, BodyKind)> {
+    let (url, credentials) = match url.contains('@') {
+        true => without_credentials(url),
+        false => (url, None),
+    };
     let mut r = http::Request::new(method, url);
+    if let Some(c) = credentials {
+        refuse_other_auth(ctx, params)?;
+        let basic = base64::engine::general_purpose::STANDARD.encode(c);
+        r = r.header("Authorization", format!("Basic {basic}"));
+    }
     if let Some(b) = body {
         r = r.body(crate::binary::bytes_of(ctx, &b, "k6/http: a request body")?);
     }
@@ -585,14 +595,23 @@ fn request<'js>(
             default_kind(),
         ));
     };
+    unsupported_params(ctx, p)?;
+    let mut cookie = None;
     if let Some(headers) = p.get::<_, Option<Object>>("headers")? {
         for pair in headers.props::<String, Coerced<String>>() {
             let (k, v) = pair?;
             if k.eq_ignore_ascii_case("user-agent") {
                 agent = None;
             }
+            if k.eq_ignore_ascii_case("cookie") {
+                cookie = Some(v.0);
+                continue;
+            }
             r = r.header(k, v.0);
         }
+    }
+    if let Some(c) = cookie_header(ctx, p, cookie)? {
+        r = r.header("Cookie", c);
     }
     if let Some(a) = agent {
         r = r.header("User-Agent", a);
@@ -615,6 +634,118 @@ fn request<'js>(
     }
     let kind = BodyKind::of(ctx, p)?;
     Ok((discard_if(r, kind == BodyKind::None), kind))
+}
+
+/// k6's `params.cookies` (`{ name: value }` or `{ name: { value } }`)
+/// after a `Cookie` header the params gave, as one header; the VU's jar
+/// adds its own after them.
+fn cookie_header<'js>(
+    ctx: &Ctx<'js>,
+    p: &Object<'js>,
+    given: Option<String>,
+) -> rquickjs::Result<Option<String>> {
+    let mut pairs: Vec<String> = given.into_iter().collect();
+    if let Some(cookies) = p.get::<_, Option<Object>>("cookies")? {
+        for pair in cookies.props::<String, Value>() {
+            let (name, v) = pair?;
+            let value = match v.as_object().filter(|o| !o.is_array()) {
+                Some(o) => {
+                    if o.get::<_, Option<bool>>("replace")? == Some(true) {
+                        let m =
+                            format!("k6/http: params.cookies.{name}.replace is not supported yet");
+                        return Err(Exception::throw_message(ctx, &m));
+                    }
+                    o.get::<_, Coerced<String>>("value")?.0
+                }
+                None => Coerced::<String>::from_js(ctx, v)?.0,
+            };
+            pairs.push(format!("{name}={value}"));
+        }
+    }
+    Ok((!pairs.is_empty()).then(|| pairs.join("; ")))
+}
+
+/// k6 params loadtest does not offer yet fail by name rather than being
+/// ignored: `auth` other than basic, `compression`, a `jar` other than
+/// the VU's own (`http.cookieJar()`).
+fn unsupported_params<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<()> {
+    let refuse = |what: &str| {
+        let m = format!("k6/http: {what} is not supported yet");
+        Err(Exception::throw_message(ctx, &m))
+    };
+    let auth: Value = p.get("auth")?;
+    if !(auth.is_undefined() || auth.is_null()) {
+        let kind: String = Coerced::<String>::from_js(ctx, auth)?.0;
+        if kind != "basic" {
+            return refuse(&format!(
+                "params.auth `{kind}` (only basic, from credentials in the URL)"
+            ));
+        }
+    }
+    let compression: Value = p.get("compression")?;
+    if !(compression.is_undefined() || compression.is_null()) {
+        return refuse("params.compression");
+    }
+    let jar: Value = p.get("jar")?;
+    let vu_jar = jar.as_object().is_some_and(|j| {
+        j.get::<_, Value>("cookiesForURL")
+            .is_ok_and(|f| f.is_function())
+    });
+    if !(jar.is_undefined() || jar.is_null() || vu_jar) {
+        return refuse("params.jar other than http.cookieJar()");
+    }
+    Ok(())
+}
+
+/// With credentials in a URL (`http://user:pass@host/`), only Basic auth.
+fn refuse_other_auth<'js>(ctx: &Ctx<'js>, p: Option<&Object<'js>>) -> rquickjs::Result<()> {
+    let Some(p) = p else {
+        return Ok(());
+    };
+    unsupported_params(ctx, p)
+}
+
+/// The URL without `user:pass@`, and those credentials percent-decoded.
+fn without_credentials(url: String) -> (String, Option<String>) {
+    let Some(scheme_end) = url.find("://") else {
+        return (url, None);
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    let Some(at) = url[authority_start..authority_end].rfind('@') else {
+        return (url, None);
+    };
+    let userinfo = percent_decoded(&url[authority_start..authority_start + at]);
+    let bare = format!(
+        "{}{}",
+        &url[..authority_start],
+        &url[authority_start + at + 1..]
+    );
+    (bare, Some(userinfo))
+}
+
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// k6's durations: a number of milliseconds or a string like `10s`, `500ms`, `1m`.

@@ -72,6 +72,30 @@ function own(target, name, value) {
   return value;
 }
 
+// One Set-Cookie header as k6 gives it: `expires` in ms since the epoch
+// and `max_age` in seconds, 0 when absent.
+function setCookie(header) {
+  const [pair, ...attrs] = header.split(';');
+  const eq = pair.indexOf('=');
+  if (eq <= 0) return null;
+  const c = {
+    name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'),
+    domain: '', path: '', http_only: false, secure: false, max_age: 0, expires: 0,
+  };
+  for (const attr of attrs) {
+    const at = attr.indexOf('=');
+    const key = (at < 0 ? attr : attr.slice(0, at)).trim().toLowerCase();
+    const value = at < 0 ? '' : attr.slice(at + 1).trim();
+    if (key === 'domain') c.domain = value.replace(/^\./, '');
+    else if (key === 'path') c.path = value;
+    else if (key === 'httponly') c.http_only = true;
+    else if (key === 'secure') c.secure = true;
+    else if (key === 'max-age') c.max_age = Number.parseInt(value, 10) || 0;
+    else if (key === 'expires') c.expires = Date.parse(value) || 0;
+  }
+  return c;
+}
+
 // k6's `json(selector)` paths (gjson's syntax): `a.b`, `list.0`, `list.#`
 // (its length), `list.#.name` (each element's), `list.#(age>40).name`
 // (the first match; `#(...)#` every match), `*` and `?` in keys, `\.`
@@ -248,6 +272,23 @@ export class Response {
     own(this, 'headers', value);
   }
 
+  // k6's `cookies`: the Set-Cookie headers of the response, by name.
+  get cookies() {
+    const raw = this.#raw;
+    const flat = raw[5] === undefined ? H.headers(raw[9]) : raw[5];
+    const cookies = {};
+    for (let i = 0; i < flat.length; i += 2) {
+      if (flat[i].toLowerCase() !== 'set-cookie') continue;
+      const c = setCookie(flat[i + 1]);
+      if (c !== null) (cookies[c.name] ??= []).push(c);
+    }
+    return own(this, 'cookies', cookies);
+  }
+
+  set cookies(value) {
+    own(this, 'cookies', value);
+  }
+
   get timings() {
     const raw = this.#raw;
     const t = raw[6] === undefined ? H.timings(raw[9]) : raw[6];
@@ -261,8 +302,8 @@ export class Response {
   }
 
   toJSON() {
-    const { body, headers, timings, request } = this;
-    return Object.assign({}, this, { body, headers, timings, request });
+    const { body, headers, timings, request, cookies } = this;
+    return Object.assign({}, this, { body, headers, timings, request, cookies });
   }
 
   json(selector) {
