@@ -723,6 +723,10 @@ export default function () {{
     'batch in order': () => b.length === 2 && b[0].status === 200 && b[1].request.method === 'POST' && b[1].body === 'hi',
     'failure is a status 0': () => failed.status === 0 && failed.error_code === 1210 && failed.error !== '' && Object.keys(failed.headers).length === 0,
     'fields can be replaced': (r) => {{ r.headers = {{ a: 1 }}; r.timings = 5; return r.headers.a === 1 && r.timings === 5; }},
+    'status text as k6 words it': (r) => r.status_text === '200 OK' && failed.status_text === '',
+    'missing fields fail by name': (r) => {{
+      try {{ r.proto; return false; }} catch (e) {{ return String(e).includes('response.proto is not supported yet'); }}
+    }},
   }});
 }}
 "#,
@@ -740,6 +744,8 @@ export default function () {{
         "batch in order",
         "failure is a status 0",
         "fields can be replaced",
+        "status text as k6 words it",
+        "missing fields fail by name",
     ] {
         assert_eq!(check(r, name), (3, 0), "{name}: {}", r["checks"]);
     }

@@ -272,6 +272,14 @@ export class Response {
     own(this, 'headers', value);
   }
 
+  get status_text() {
+    return own(this, 'status_text', H.statusText(this.status));
+  }
+
+  set status_text(value) {
+    own(this, 'status_text', value);
+  }
+
   // k6's `cookies`: the Set-Cookie headers of the response, by name.
   get cookies() {
     const raw = this.#raw;
@@ -364,6 +372,15 @@ export class Response {
     }
     return send('GET', H.resolveUrl(this.url, href), null, params);
   }
+}
+
+// Response fields loadtest does not have yet fail by name when read.
+for (const name of ['proto', 'remote_ip', 'remote_port', 'tls_version', 'tls_cipher_suite', 'ocsp']) {
+  Object.defineProperty(Response.prototype, name, {
+    get() { throw new Error(`k6/http: response.${name} is not supported yet`); },
+    set(value) { own(this, name, value); },
+    configurable: true,
+  });
 }
 
 // k6's response callbacks: only what `expectedStatuses` returns (k6 takes
