@@ -1059,6 +1059,22 @@ export default function () {{
     'compression is refused by name': () => refused({{ compression: 'gzip' }}).includes('params.compression is not supported'),
     'a foreign jar is refused': () => refused({{ jar: {{}} }}).includes('params.jar other than http.cookieJar()'),
     'replace is refused': () => refused({{ cookies: {{ a: {{ value: 'b', replace: true }} }} }}).includes('params.cookies.a.replace'),
+    'the jar sets with options, deletes and clears by URL': () => {{
+      const jar = http.cookieJar();
+      jar.clear();
+      jar.set(B, 'a', '1');
+      jar.set(`${{B}}/x/`, 'c', '3', {{ path: '/x', max_age: 60 }});
+      const both = Object.keys(jar.cookiesForURL(`${{B}}/x/y`)).sort().join();
+      jar.delete(B, 'a');
+      const deleted = Object.keys(jar.cookiesForURL(`${{B}}/x/y`)).join();
+      jar.set(B, 'b', '2');
+      jar.clear(B);
+      const cleared = Object.keys(jar.cookiesForURL(`${{B}}/x/y`)).join();
+      return both === 'a,c' && deleted === 'c' && cleared === 'c' && Object.keys(jar.cookiesForURL(B)).length === 0;
+    }},
+    'a jar of its own is refused': () => {{
+      try {{ new http.CookieJar(); return false; }} catch (e) {{ return String(e).includes('new http.CookieJar() is not supported yet'); }}
+    }},
   }});
 }}
 "#,
@@ -1075,6 +1091,8 @@ export default function () {{
         "compression is refused by name",
         "a foreign jar is refused",
         "replace is refused",
+        "the jar sets with options, deletes and clears by URL",
+        "a jar of its own is refused",
     ] {
         assert_eq!(check(r, name), (1, 0), "{name}: {}", r["checks"]);
     }

@@ -497,19 +497,52 @@ export function url(strings, ...values) {
   return strings.reduce((acc, s, i) => acc + s + (i < values.length ? values[i] : ''), '');
 }
 
+// A Set-Cookie value from k6's `jar.set()` options.
+function setCookieText(name, value, o) {
+  let text = `${name}=${value}`;
+  if (o === undefined || o === null) return text;
+  if (o.domain) text += `; Domain=${o.domain}`;
+  if (o.path) text += `; Path=${o.path}`;
+  if (o.expires) text += `; Expires=${new Date(o.expires).toUTCString()}`;
+  if (o.max_age) text += `; Max-Age=${Number(o.max_age)}`;
+  if (o.secure) text += '; Secure';
+  if (o.http_only) text += '; HttpOnly';
+  return text;
+}
+
+// The VU's jar (each VU has one, emptied at each iteration's start unless
+// `noCookiesReset`). A cookie is taken off by storing it expired.
 export function cookieJar() {
-  return {
-    cookiesForURL: (u) => {
-      const out = {};
-      for (const [k, v] of H.cookies(String(u))) (out[k] = out[k] || []).push(v);
-      return out;
-    },
-    set: (u, name, value) => H.setCookie(String(u), `${name}=${value}`),
-    clear: () => H.clearCookies(),
+  const cookiesForURL = (u) => {
+    const out = {};
+    for (const [k, v] of H.cookies(String(u))) (out[k] = out[k] || []).push(v);
+    return out;
   };
+  const drop = (u, name) => H.setCookie(String(u), `${name}=; Max-Age=0`);
+  return {
+    cookiesForURL,
+    set: (u, name, value, options) => {
+      if (!H.setCookie(String(u), setCookieText(name, value, options))) {
+        throw new Error(`k6/http: jar.set(): the cookie \`${name}\` cannot be stored for ${u}`);
+      }
+    },
+    delete: (u, name) => drop(u, name),
+    clear: (u) => {
+      if (u === undefined) return H.clearCookies();
+      for (const name of Object.keys(cookiesForURL(u))) drop(u, name);
+    },
+  };
+}
+
+// k6's `new http.CookieJar()`: a jar of its own, which loadtest does not
+// offer yet (each VU has one, `http.cookieJar()`).
+export class CookieJar {
+  constructor() {
+    throw new Error('k6/http: new http.CookieJar() is not supported yet; each VU has one jar, http.cookieJar()');
+  }
 }
 
 export default {
   request, asyncRequest, get, head, options, post, put, patch, del, batch, url, cookieJar,
-  expectedStatuses, setResponseCallback, Response, file,
+  expectedStatuses, setResponseCallback, Response, file, CookieJar,
 };
