@@ -94,6 +94,10 @@ const COSMETIC: &[&str] = &[
     "teardownTimeout",
 ];
 
+/// Options for k6 Cloud runs (project, name, load zones): `k6 run`
+/// ignores them on a machine of its own, and so does loadtest, saying so.
+const CLOUD_ONLY: &[&str] = &["cloud", "ext"];
+
 /// The options `handleSummary()` reads from its data (`data.options`).
 const SUMMARY_OPTIONS: &[&str] = &["summaryTrendStats", "summaryTimeUnit", "noColor"];
 
@@ -117,6 +121,10 @@ pub fn config_of<'a>(
             http.insert(key.clone(), value.clone());
         } else if let Some(k) = sandbox_option(key) {
             sandbox.insert(k.into(), value.clone());
+        } else if CLOUD_ONLY.contains(&key.as_str()) {
+            tracing::warn!(
+                "options.{key} is for k6 Cloud runs; ignored here, as `k6 run` ignores it"
+            );
         } else if !matches!(
             key.as_str(),
             "scenarios" | "thresholds" | "vus" | "duration" | "iterations" | "stages"
@@ -318,9 +326,20 @@ mod tests {
     }
 
     #[test]
+    fn k6_cloud_options_are_ignored_as_k6_run_ignores_them() {
+        let options = json!({ "vus": 2, "cloud": { "projectID": 1 }, "ext": { "loadimpact": { "name": "x" } } });
+        let c = config(options, &["default"]).unwrap();
+        assert_eq!(c["scenarios"]["default"]["vus"], 2);
+        assert!(c.get("cloud").is_none() && c.get("ext").is_none(), "{c}");
+    }
+
+    #[test]
     fn what_has_no_counterpart_is_refused_by_name() {
-        let e = config(json!({ "cloud": {} }), &["default"]).unwrap_err();
-        assert!(e.contains("options.cloud is not supported"), "{e}");
+        let e = config(json!({ "noConnectionReuse": true }), &["default"]).unwrap_err();
+        assert!(
+            e.contains("options.noConnectionReuse is not supported"),
+            "{e}"
+        );
         let e = config(
             json!({ "scenarios": { "a": { "executor": "constant-vus", "options": {} } } }),
             &["default"],
