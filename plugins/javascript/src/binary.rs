@@ -11,7 +11,7 @@ pub fn bytes_of<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> rquickjs
     if let Some(s) = value.as_string() {
         return Ok(s.to_string()?.into_bytes());
     }
-    if let Some(buf) = ArrayBuffer::from_value(value.clone()) {
+    if let Some(buf) = as_array_buffer(ctx, value) {
         return Ok(whole(&buf).to_vec());
     }
     if let Some(view) = view_of(value)? {
@@ -21,6 +21,17 @@ pub fn bytes_of<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> rquickjs
         ctx,
         &format!("{what} must be a string, an ArrayBuffer or a typed array"),
     ))
+}
+
+/// `value` as an ArrayBuffer, if it is one. QuickJS answers "is it one?"
+/// by throwing a TypeError for any other object, which would be left
+/// pending and surface as the error of whatever the script did next.
+fn as_array_buffer<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> Option<ArrayBuffer<'js>> {
+    let buf = ArrayBuffer::from_value(value.clone());
+    if buf.is_none() && value.is_object() {
+        drop(ctx.catch());
+    }
+    buf
 }
 
 fn whole<'a>(buf: &'a ArrayBuffer<'_>) -> &'a [u8] {
@@ -34,11 +45,8 @@ fn view_of(value: &Value<'_>) -> rquickjs::Result<Option<Vec<u8>>> {
     let Some(obj) = value.as_object() else {
         return Ok(None);
     };
-    let Some(buf) = obj
-        .get::<_, Value>("buffer")
-        .ok()
-        .and_then(ArrayBuffer::from_value)
-    else {
+    let buf = obj.get::<_, Value>("buffer").ok();
+    let Some(buf) = buf.and_then(|b| as_array_buffer(value.ctx(), &b)) else {
         return Ok(None);
     };
     let offset = number(obj, "byteOffset")?;
