@@ -22,6 +22,11 @@ const MODULES: &[(&str, &str)] = &[
     ("k6/timers", include_str!("js/k6-timers.js")),
 ];
 
+/// Modules of the plugin's own that its k6 modules load when first needed
+/// (`H.importModule`), so that a VU that never needs them does not hold
+/// their bytecode.
+const INTERNAL: &[(&str, &str)] = &[("loadtest/http-more", include_str!("js/http-more.js"))];
+
 /// The globals every script sees, and what the plugin asks a script for
 /// when it reads its options: a module, so that it travels as bytecode
 /// too.
@@ -50,6 +55,11 @@ const fn sources() -> u64 {
     let mut i = 0;
     while i < MODULES.len() {
         h = fnv(h, MODULES[i].1.as_bytes());
+        i += 1;
+    }
+    let mut i = 0;
+    while i < INTERNAL.len() {
+        h = fnv(h, INTERNAL[i].1.as_bytes());
         i += 1;
     }
     h
@@ -328,17 +338,22 @@ impl Engine {
         Ok(v.to_string())
     }
 
-    /// Compiles, without running, the k6 modules a script can reach
-    /// without importing them (`Response.html()` loads `k6/html` on first
-    /// use), so that their bytecode travels with the script's.
+    /// Compiles, without running, the modules a script can reach without
+    /// importing them (`Response.html()` loads `k6/html` on first use,
+    /// `k6/http` its rarer parts), so that their bytecode travels with the
+    /// script's.
     pub fn record_lazy_modules(&self) -> Result<(), String> {
-        const LAZY: &[&str] = &["k6/html"];
+        const LAZY: &[&str] = &["k6/html", "loadtest/http-more"];
         self.with(|ctx| {
             for name in LAZY {
                 if WRITTEN.with_borrow(|w| w.contains_key(*name)) {
                     continue;
                 }
-                let source = MODULES.iter().find(|(m, _)| m == name).map(|(_, s)| *s);
+                let source = MODULES
+                    .iter()
+                    .chain(INTERNAL)
+                    .find(|(m, _)| m == name)
+                    .map(|(_, s)| *s);
                 declare(ctx, name, || source.map(|s| s.as_bytes().to_vec()))?;
             }
             Ok(())
@@ -417,6 +432,9 @@ impl Resolver for Files {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
+        if INTERNAL.iter().any(|(m, _)| *m == name) {
+            return Ok(name.to_owned());
+        }
         if name == "k6" || name.starts_with("k6/") {
             if MODULES.iter().any(|(m, _)| *m == name) {
                 return Ok(name.to_owned());
@@ -458,7 +476,7 @@ impl Loader for Files {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
-        let builtin = MODULES.iter().find(|(m, _)| *m == name);
+        let builtin = MODULES.iter().chain(INTERNAL).find(|(m, _)| *m == name);
         let source = || match builtin {
             Some((_, source)) => Some(source.as_bytes().to_vec()),
             None => vu::file(name),

@@ -2,15 +2,6 @@
 // the host, with the VU's cookies, redirects and decoding.
 const H = globalThis.__host;
 
-function formEncode(obj) {
-  return Object.keys(obj)
-    .map((k) => encodeURIComponent(k) + '=' + encodeURIComponent(String(obj[k])))
-    .join('&');
-}
-
-// A form field as browsers send it (application/x-www-form-urlencoded).
-const formPart = (s) => encodeURIComponent(s).replace(/%20/g, '+');
-
 // Bytes travel as they are: an ArrayBuffer, or a typed array or DataView
 // (the part of its buffer it shows). A plain object (a form) is not
 // bytes: asking `ArrayBuffer` about it would make the typed arrays
@@ -19,7 +10,22 @@ const isBinary = (body) => typeof body === 'object' && body !== null
   && Object.getPrototypeOf(body) !== Object.prototype
   && (body instanceof ArrayBuffer || ArrayBuffer.isView(body));
 
-const FILE = Symbol('http.file');
+// Shared with loadtest/http-more, which reads files in form bodies.
+const FILE = Symbol.for('k6/http.file');
+
+// What few scripts use (forms, selectors, cookies, web flows) is a module
+// of its own, loaded when first needed: every VU that loads code holds
+// its bytecode, about 20 KiB for all of it.
+let extra;
+const more = () => (extra ??= H.importModule('loadtest/http-more'));
+
+// A request's body as the host takes it (a string or bytes), and the
+// params with the Content-Type an object body (a form) implies.
+function encoded(body, params) {
+  if (body === undefined || body === null) return [null, params];
+  if (typeof body === 'string' || isBinary(body)) return [body, params];
+  return more().encodedForm(body, params);
+}
 
 // k6's `http.file`: a part of a multipart/form-data body.
 export function file(data, filename, contentType) {
@@ -34,31 +40,6 @@ export function file(data, filename, contentType) {
   };
 }
 
-function withType(params, type) {
-  const headers = Object.assign({}, (params && params.headers) || {});
-  if (!Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['Content-Type'] = type;
-  return Object.assign({}, params, { headers });
-}
-
-function part(name, value) {
-  if (value !== null && typeof value === 'object' && value[FILE]) return [name, value.data, value.filename, value.content_type];
-  return [name, isBinary(value) ? value : String(value), null, null];
-}
-
-// A request's body as the host takes it (a string or bytes), and the
-// params with the Content-Type an object body implies: a form, or
-// multipart/form-data when one of its fields is an `http.file`.
-function encoded(body, params) {
-  if (body === undefined || body === null) return [null, params];
-  if (typeof body === 'string' || isBinary(body)) return [body, params];
-  const keys = Object.keys(body);
-  if (keys.some((k) => body[k] !== null && typeof body[k] === 'object' && body[k][FILE])) {
-    const [bytes, boundary] = H.multipart(keys.map((k) => part(k, body[k])));
-    return [bytes, withType(params, `multipart/form-data; boundary=${boundary}`)];
-  }
-  return [formEncode(body), withType(params, 'application/x-www-form-urlencoded')];
-}
-
 // A response arrives from the host as one array (status, url, body,
 // error, error_code, headers as [name, value, ...], timings as seven
 // numbers, the request's method and url, and the handle of what the host
@@ -70,165 +51,6 @@ const TIMINGS = ['duration', 'blocked', 'connecting', 'tls_handshaking', 'sendin
 function own(target, name, value) {
   Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
   return value;
-}
-
-// One Set-Cookie header as k6 gives it: `expires` in ms since the epoch
-// and `max_age` in seconds, 0 when absent.
-function setCookie(header) {
-  const [pair, ...attrs] = header.split(';');
-  const eq = pair.indexOf('=');
-  if (eq <= 0) return null;
-  const c = {
-    name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'),
-    domain: '', path: '', http_only: false, secure: false, max_age: 0, expires: 0,
-  };
-  for (const attr of attrs) {
-    const at = attr.indexOf('=');
-    const key = (at < 0 ? attr : attr.slice(0, at)).trim().toLowerCase();
-    const value = at < 0 ? '' : attr.slice(at + 1).trim();
-    if (key === 'domain') c.domain = value.replace(/^\./, '');
-    else if (key === 'path') c.path = value;
-    else if (key === 'httponly') c.http_only = true;
-    else if (key === 'secure') c.secure = true;
-    else if (key === 'max-age') c.max_age = Number.parseInt(value, 10) || 0;
-    else if (key === 'expires') c.expires = Date.parse(value) || 0;
-  }
-  return c;
-}
-
-// k6's `json(selector)` paths (gjson's syntax): `a.b`, `list.0`, `list.#`
-// (its length), `list.#.name` (each element's), `list.#(age>40).name`
-// (the first match; `#(...)#` every match), `*` and `?` in keys, `\.`
-// for a dot in a key. No match is undefined.
-function select(value, selector) {
-  const parts = pathParts(selector);
-  if (parts.some((p) => p.startsWith('@') || /(^|[^\\])\|/.test(p))) {
-    throw new Error(`json(): modifiers (@) and pipes (|) in the selector \`${selector}\` are not supported yet`);
-  }
-  return walk(value, parts, 0);
-}
-
-// Splits on dots outside escapes and `#(...)`.
-function pathParts(path) {
-  const parts = [];
-  let cur = '';
-  let depth = 0;
-  for (let i = 0; i < path.length; i++) {
-    const c = path[i];
-    if (c === '\\' && i + 1 < path.length) {
-      cur += c + path[++i];
-      continue;
-    }
-    if (c === '(') depth++;
-    else if (c === ')') depth--;
-    if (c === '.' && depth === 0) {
-      parts.push(cur);
-      cur = '';
-    } else {
-      cur += c;
-    }
-  }
-  parts.push(cur);
-  return parts;
-}
-
-function walk(v, parts, i) {
-  if (i === parts.length) return v;
-  if (v === null || typeof v !== 'object') return undefined;
-  const p = parts[i];
-  if (p === '#') {
-    if (!Array.isArray(v)) return undefined;
-    if (i + 1 === parts.length) return v.length;
-    return v.map((e) => walk(e, parts, i + 1)).filter((x) => x !== undefined);
-  }
-  if (p.startsWith('#(')) {
-    if (!Array.isArray(v)) return undefined;
-    const every = p.endsWith(')#');
-    const test = condition(p.slice(2, every ? -2 : -1));
-    if (every) return v.filter(test).map((e) => walk(e, parts, i + 1)).filter((x) => x !== undefined);
-    const hit = v.find(test);
-    return hit === undefined ? undefined : walk(hit, parts, i + 1);
-  }
-  const key = Array.isArray(v) ? p : keyOf(v, p);
-  if (key === undefined || !Object.prototype.hasOwnProperty.call(v, key)) return undefined;
-  return walk(v[key], parts, i + 1);
-}
-
-// An unescaped `*` or `?` makes the part a pattern: its first matching key.
-function keyOf(obj, part) {
-  if (!/(^|[^\\])[*?]/.test(part)) return part.replace(/\\(.)/g, '$1');
-  const re = like(part);
-  return Object.keys(obj).find((k) => re.test(k));
-}
-
-function like(pattern) {
-  let src = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '\\' && i + 1 < pattern.length) src += pattern[++i].replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    else if (c === '*') src += '.*';
-    else if (c === '?') src += '.';
-    else src += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${src}$`, 's');
-}
-
-const OPERATORS = ['==', '!=', '<=', '>=', '!%', '<', '>', '%'];
-
-// `[path, operator, value]` at the condition's top level (not inside a
-// nested query or a quoted value), or null.
-function operatorOf(text) {
-  let depth = 0;
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '\\') i++;
-      else if (c === '"') quoted = false;
-      continue;
-    }
-    if (c === '"') quoted = true;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (depth === 0) {
-      const op = OPERATORS.find((o) => text.startsWith(o, i));
-      if (op !== undefined) return [text.slice(0, i), op, text.slice(i + op.length)];
-    }
-  }
-  return null;
-}
-
-// A query's condition: `path op value` (==, !=, <, <=, >, >=, % and !%
-// for a pattern), or a bare path that must exist.
-function condition(text) {
-  const m = operatorOf(text);
-  if (m === null) {
-    const path = pathParts(text.trim());
-    return (e) => walk(e, path, 0) !== undefined;
-  }
-  const lhs = m[0].trim();
-  const path = lhs === '' ? [] : pathParts(lhs);
-  const raw = m[2].trim();
-  let want;
-  try {
-    want = JSON.parse(raw);
-  } catch {
-    throw new Error(`json(): \`${raw}\` in the query \`#(${text})\` is not a value (a "string", a number, true, false or null)`);
-  }
-  const test = {
-    '==': (x) => x === want,
-    '!=': (x) => x !== want,
-    '<': (x) => x < want,
-    '<=': (x) => x <= want,
-    '>': (x) => x > want,
-    '>=': (x) => x >= want,
-    '%': (x) => typeof x === 'string' && like(String(want)).test(x),
-    '!%': (x) => typeof x === 'string' && !like(String(want)).test(x),
-  }[m[1]];
-  return (e) => {
-    const x = walk(e, path, 0);
-    return x !== undefined && test(x);
-  };
 }
 
 export class Response {
@@ -284,13 +106,7 @@ export class Response {
   get cookies() {
     const raw = this.#raw;
     const flat = raw[5] === undefined ? H.headers(raw[9]) : raw[5];
-    const cookies = {};
-    for (let i = 0; i < flat.length; i += 2) {
-      if (flat[i].toLowerCase() !== 'set-cookie') continue;
-      const c = setCookie(flat[i + 1]);
-      if (c !== null) (cookies[c.name] ??= []).push(c);
-    }
-    return own(this, 'cookies', cookies);
+    return own(this, 'cookies', more().responseCookies(flat));
   }
 
   set cookies(value) {
@@ -323,7 +139,7 @@ export class Response {
     }
     const value = JSON.parse(this.body);
     if (selector === undefined) return value;
-    return select(value, String(selector));
+    return more().select(value, String(selector));
   }
 
   // The body parsed as HTML (k6/html's Selection), narrowed by `selector`.
@@ -335,43 +151,16 @@ export class Response {
     return selector === undefined ? doc : doc.find(selector);
   }
 
-  // Fills in and submits a form of this page as a browser would: the
-  // form's own fields, the submit button's name, then `fields` on top; to
-  // the form's action (resolved against this response's URL) with its
-  // method.
-  submitForm({ formSelector = 'form', fields = {}, submitSelector = '[type="submit"]', params } = {}) {
-    const form = this.html(formSelector).first();
-    if (form.size() === 0) {
-      throw new Error(`k6/http: submitForm(): no element matches formSelector \`${formSelector}\` in the page from ${this.url}`);
-    }
-    const given = (name) => Object.prototype.hasOwnProperty.call(fields, name);
-    const pairs = form.serializeArray().filter(({ name }) => !given(name));
-    const submit = form.find(submitSelector).first();
-    const button = submit.attr('name');
-    if (button && !given(button)) pairs.push({ name: button, value: submit.attr('value') ?? '' });
-    for (const [name, value] of Object.entries(fields)) {
-      for (const v of Array.isArray(value) ? value : [value]) pairs.push({ name, value: String(v) });
-    }
-    const data = pairs.map(({ name, value }) => `${formPart(name)}=${formPart(value)}`).join('&');
-    const method = (form.attr('method') || 'GET').toUpperCase();
-    const action = H.resolveUrl(this.url, form.attr('action') || this.url);
-    if (method === 'GET') {
-      const bare = action.split('#')[0].split('?')[0];
-      return send('GET', data ? `${bare}?${data}` : bare, null, params);
-    }
-    return send(method, action, data, withType(params, 'application/x-www-form-urlencoded'));
+  // A form of this page filled in and submitted as a browser would.
+  submitForm(options) {
+    return more().submitForm(this, options, send);
   }
 
-  // Follows a link of this page: `selector`'s first match's href,
-  // resolved against this response's URL.
-  clickLink({ selector = 'a[href]', params } = {}) {
-    const link = this.html(selector).first();
-    const href = link.attr('href');
-    if (href === undefined) {
-      throw new Error(`k6/http: clickLink(): no element with an href matches selector \`${selector}\` in the page from ${this.url}`);
-    }
-    return send('GET', H.resolveUrl(this.url, href), null, params);
+  // A link of this page followed.
+  clickLink(options) {
+    return more().clickLink(this, options, send);
   }
+
 }
 
 // Response fields loadtest does not have yet fail by name when read.
@@ -497,41 +286,10 @@ export function url(strings, ...values) {
   return strings.reduce((acc, s, i) => acc + s + (i < values.length ? values[i] : ''), '');
 }
 
-// A Set-Cookie value from k6's `jar.set()` options.
-function setCookieText(name, value, o) {
-  let text = `${name}=${value}`;
-  if (o === undefined || o === null) return text;
-  if (o.domain) text += `; Domain=${o.domain}`;
-  if (o.path) text += `; Path=${o.path}`;
-  if (o.expires) text += `; Expires=${new Date(o.expires).toUTCString()}`;
-  if (o.max_age) text += `; Max-Age=${Number(o.max_age)}`;
-  if (o.secure) text += '; Secure';
-  if (o.http_only) text += '; HttpOnly';
-  return text;
-}
-
 // The VU's jar (each VU has one, emptied at each iteration's start unless
-// `noCookiesReset`). A cookie is taken off by storing it expired.
+// `noCookiesReset`).
 export function cookieJar() {
-  const cookiesForURL = (u) => {
-    const out = {};
-    for (const [k, v] of H.cookies(String(u))) (out[k] = out[k] || []).push(v);
-    return out;
-  };
-  const drop = (u, name) => H.setCookie(String(u), `${name}=; Max-Age=0`);
-  return {
-    cookiesForURL,
-    set: (u, name, value, options) => {
-      if (!H.setCookie(String(u), setCookieText(name, value, options))) {
-        throw new Error(`k6/http: jar.set(): the cookie \`${name}\` cannot be stored for ${u}`);
-      }
-    },
-    delete: (u, name) => drop(u, name),
-    clear: (u) => {
-      if (u === undefined) return H.clearCookies();
-      for (const name of Object.keys(cookiesForURL(u))) drop(u, name);
-    },
-  };
+  return more().cookieJar();
 }
 
 // k6's `new http.CookieJar()`: a jar of its own, which loadtest does not
