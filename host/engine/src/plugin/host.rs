@@ -151,10 +151,9 @@ impl VuHost {
         }
     }
 
-    /// Ends the groups an iteration left open (a guest that returned
-    /// early), recording their durations.
-    /// Ends what an iteration left open: its groups, and tags pushed for
-    /// a sample (a guest that trapped before popping them).
+    /// Ends what an iteration left open (a guest that returned early or
+    /// trapped): tags pushed for a sample, and its groups, recording their
+    /// durations.
     pub fn close_groups(&mut self) {
         while !self.pushed_tags.is_empty() {
             metrics::Host::tags_pop(self);
