@@ -133,12 +133,7 @@ fn requests(
     if requests.is_empty() {
         return;
     }
-    let width = requests
-        .keys()
-        .map(|k| k.chars().count())
-        .max()
-        .unwrap_or(4)
-        .clamp(7, 40);
+    let width = column_width(requests.keys(), 7);
     let _ = writeln!(
         out,
         "\n    {:<width$} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -163,6 +158,15 @@ fn requests(
         codes.extend(r.errors.iter().map(|(e, n)| format!("{e}: {n}")));
         let _ = writeln!(out, "    {:<width$}   {}", "", codes.join("  "));
     }
+}
+
+/// The width of a first column holding `names`: at least `min`, at most 40.
+fn column_width<'a>(names: impl Iterator<Item = &'a String>, min: usize) -> usize {
+    names
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(min)
+        .clamp(min, 40)
 }
 
 /// One line of k6's request phases, at p95: where the time went.
@@ -191,12 +195,7 @@ fn groups(out: &mut String, g: &std::collections::BTreeMap<String, super::json::
     if g.is_empty() {
         return;
     }
-    let width = g
-        .keys()
-        .map(|k| k.chars().count())
-        .max()
-        .unwrap_or(5)
-        .clamp(5, 40);
+    let width = column_width(g.keys(), 5);
     let _ = writeln!(
         out,
         "\n    {:<width$} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
