@@ -651,7 +651,6 @@ fn request<'js>(
     };
     let mut r = http::Request::new(method, url);
     if let Some(c) = credentials {
-        refuse_other_auth(ctx, params)?;
         let basic = base64::engine::general_purpose::STANDARD.encode(c);
         r = r.header("Authorization", format!("Basic {basic}"));
     }
@@ -768,14 +767,6 @@ fn unsupported_params<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<
         return refuse("params.jar other than http.cookieJar()");
     }
     Ok(())
-}
-
-/// With credentials in a URL (`http://user:pass@host/`), only Basic auth.
-fn refuse_other_auth<'js>(ctx: &Ctx<'js>, p: Option<&Object<'js>>) -> rquickjs::Result<()> {
-    let Some(p) = p else {
-        return Ok(());
-    };
-    unsupported_params(ctx, p)
 }
 
 /// The URL without `user:pass@`, and those credentials percent-decoded.

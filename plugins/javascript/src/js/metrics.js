@@ -6,9 +6,9 @@ function named(name) {
   return name;
 }
 
-// k6's `add(value, tags)`: the sample carries `tags` over the VU's.
+// k6's `add(value, tags)` with tags: the sample carries them over the
+// VU's. An add without tags records directly, with no closure made.
 function tagged(tags, record) {
-  if (tags === undefined || tags === null) return record();
   H.tagsPush(pairsOf(tags));
   try {
     return record();
@@ -24,17 +24,26 @@ function pairsOf(tags) {
 
 export class Counter {
   constructor(name) { this.name = named(name); }
-  add(value, tags) { tagged(tags, () => H.counter(this.name, Number(value))); }
+  add(value, tags) {
+    if (tags === undefined || tags === null) H.counter(this.name, Number(value));
+    else tagged(tags, () => H.counter(this.name, Number(value)));
+  }
 }
 
 export class Gauge {
   constructor(name) { this.name = named(name); }
-  add(value, tags) { tagged(tags, () => H.gauge(this.name, Number(value))); }
+  add(value, tags) {
+    if (tags === undefined || tags === null) H.gauge(this.name, Number(value));
+    else tagged(tags, () => H.gauge(this.name, Number(value)));
+  }
 }
 
 export class Rate {
   constructor(name) { this.name = named(name); }
-  add(value, tags) { tagged(tags, () => H.rate(this.name, !!value)); }
+  add(value, tags) {
+    if (tags === undefined || tags === null) H.rate(this.name, !!value);
+    else tagged(tags, () => H.rate(this.name, !!value));
+  }
 }
 
 // Trends made with isTime, by name: handleSummary()'s data says they
@@ -44,7 +53,10 @@ export class Trend {
     this.name = named(name);
     if (isTime) (globalThis.__timeTrends ??= {})[name] = true;
   }
-  add(value, tags) { tagged(tags, () => H.trend(this.name, Number(value))); }
+  add(value, tags) {
+    if (tags === undefined || tags === null) H.trend(this.name, Number(value));
+    else tagged(tags, () => H.trend(this.name, Number(value)));
+  }
 }
 
 export default { Counter, Gauge, Rate, Trend };
