@@ -303,11 +303,11 @@ export default function () {{
   delete exec.vu.tags.step;
   http.get('{0}/');
   let why = '';
-  try {{ exec.instance.vusActive; }} catch (e) {{ why = String(e); }}
+  try {{ exec.test.options; }} catch (e) {{ why = String(e); }}
   check(exec.vu.tags, {{
     'reads scenario tags': (t) => t.team === 'a' && t.scenario === 's' && !('step' in t),
     'lists them': (t) => JSON.stringify(Object.keys(t)) === '["team"]',
-    'missing API named': () => why.includes('exec.instance.vusActive is not supported'),
+    'missing API named': () => why.includes('exec.test.options is not supported'),
   }});
 }}
 "#,
@@ -327,6 +327,58 @@ export default function () {{
         assert!(passed(r, metric), "{metric}: {}", r["thresholds"]);
     }
     assert_eq!(t.received(), 12);
+}
+
+/// k6's `exec.instance` and `exec.scenario.startTime`/`progress`: the
+/// share of a scenario's iterations done, iterations that ran to their
+/// end apart from one that threw, the VUs, and a clock that moves while
+/// the scenario's start stays.
+#[test]
+fn exec_instance_and_scenario_progress_follow_the_run() {
+    let script = r#"import exec from 'k6/execution';
+import { check } from 'k6';
+export const options = { scenarios: { s: { executor: 'shared-iterations', vus: 1, iterations: 4 } } };
+let last = -1;
+let start = 0;
+export default function () {
+  const i = exec.scenario.iterationInInstance;
+  const inst = exec.instance;
+  const p = exec.scenario.progress;
+  const t = inst.currentTestRunDuration;
+  const st = exec.scenario.startTime;
+  if (i === 0) start = st;
+  check(null, {
+    'progress is the share done': () => p === i / 4,
+    'completed and interrupted': () => inst.iterationsCompleted + inst.iterationsInterrupted === i
+      && inst.iterationsInterrupted === (i > 1 ? 1 : 0),
+    'vus': () => inst.vusActive === 1 && inst.vusInitialized === 1,
+    'clock': () => t > last && st === start && st <= Date.now() && st > Date.now() - 60000,
+  });
+  last = t;
+  if (i === 1) throw new Error('interrupted on purpose');
+}
+"#;
+    let run = k6("run", script, &[]);
+    let r = &run.report;
+    for name in [
+        "progress is the share done",
+        "completed and interrupted",
+        "vus",
+        "clock",
+    ] {
+        assert_eq!(
+            check(r, name),
+            (4, 0),
+            "{name}: {}\n{}",
+            r["checks"],
+            run.stderr
+        );
+    }
+    assert_eq!(
+        r["scenarios"]["s"]["iterations_failed"], 1,
+        "{}",
+        r["scenarios"]
+    );
 }
 
 /// `response.json(selector)` takes k6's (gjson's) paths: lengths, every
@@ -725,7 +777,7 @@ export default function () {{
     'fields can be replaced': (r) => {{ r.headers = {{ a: 1 }}; r.timings = 5; return r.headers.a === 1 && r.timings === 5; }},
     'status text as k6 words it': (r) => r.status_text === '200 OK' && failed.status_text === '',
     'missing fields fail by name': (r) => {{
-      try {{ r.proto; return false; }} catch (e) {{ return String(e).includes('response.proto is not supported yet'); }}
+      try {{ r.ocsp; return false; }} catch (e) {{ return String(e).includes('response.ocsp is not supported yet'); }}
     }},
   }});
 }}
@@ -1025,8 +1077,8 @@ fn responses_a_script_lets_go_are_released_on_the_host() {
 
 /// k6's cookie and auth params against a real server (httpbin): request
 /// cookies beside a Cookie header and the jar's, `response.cookies` from
-/// Set-Cookie, credentials in the URL as Basic auth, and the params
-/// loadtest lacks failing by name.
+/// Set-Cookie, credentials in the URL as Basic or Digest auth, and the
+/// params loadtest lacks failing by name.
 #[test]
 fn request_cookies_response_cookies_and_url_credentials_work_as_in_k6() {
     let bin = common::httpbin::Httpbin::start();
@@ -1048,6 +1100,10 @@ export default function () {{
   const set = http.get(`${{B}}/response-headers?Set-Cookie=sid%3Dabc%3B%20Path%3D%2Fx%3B%20HttpOnly%3B%20Max-Age%3D60`, {{ redirects: 0 }});
   const authed = http.get(B.replace('://', '://ada:s%3Acret@') + '/basic-auth/ada/s:cret');
   const denied = http.get(B.replace('://', '://ada:wrong@') + '/basic-auth/ada/s:cret');
+  const withDigest = (pass, path) => http.get(B.replace('://', `://ada:${{pass}}@`) + path, {{ auth: 'digest' }});
+  const digest = ['/digest-auth/auth/ada/s3cret', '/digest-auth/auth/ada/s3cret/SHA-256']
+    .map((path) => withDigest('s3cret', path));
+  const wrongDigest = withDigest('nope', '/digest-auth/auth/ada/s3cret');
   check(null, {{
     'request cookies join the header and the jar': () => sent === 'given=g; plain=p; boxed=b; jarred=j',
     'response cookies': () => {{
@@ -1055,9 +1111,11 @@ export default function () {{
       return c && c.value === 'abc' && c.path === '/x' && c.http_only === true && c.secure === false && c.max_age === 60;
     }},
     'url credentials are basic auth': () => authed.status === 200 && authed.json('user') === 'ada' && denied.status === 401,
-    'digest is refused by name': () => refused({{ auth: 'digest' }}).includes('params.auth `digest`'),
+    'ntlm is refused by name': () => refused({{ auth: 'ntlm' }}).includes('params.auth `ntlm`'),
+    'digest answers the challenge': () => digest.every((r) => r.status === 200 && r.json('authenticated') === true),
+    'a wrong digest password is refused': () => wrongDigest.status === 401,
     'compression is refused by name': () => refused({{ compression: 'gzip' }}).includes('params.compression is not supported'),
-    'a foreign jar is refused': () => refused({{ jar: {{}} }}).includes('params.jar other than http.cookieJar()'),
+    'a foreign jar is refused': () => refused({{ jar: {{}} }}).includes('params.jar must be http.cookieJar()'),
     'replace is refused': () => refused({{ cookies: {{ a: {{ value: 'b', replace: true }} }} }}).includes('params.cookies.a.replace'),
     'the jar sets with options, deletes and clears by URL': () => {{
       const jar = http.cookieJar();
@@ -1072,9 +1130,6 @@ export default function () {{
       const cleared = Object.keys(jar.cookiesForURL(`${{B}}/x/y`)).join();
       return both === 'a,c' && deleted === 'c' && cleared === 'c' && Object.keys(jar.cookiesForURL(B)).length === 0;
     }},
-    'a jar of its own is refused': () => {{
-      try {{ new http.CookieJar(); return false; }} catch (e) {{ return String(e).includes('new http.CookieJar() is not supported yet'); }}
-    }},
   }});
 }}
 "#,
@@ -1087,14 +1142,137 @@ export default function () {{
         "request cookies join the header and the jar",
         "response cookies",
         "url credentials are basic auth",
-        "digest is refused by name",
+        "ntlm is refused by name",
+        "digest answers the challenge",
+        "a wrong digest password is refused",
         "compression is refused by name",
         "a foreign jar is refused",
         "replace is refused",
         "the jar sets with options, deletes and clears by URL",
-        "a jar of its own is refused",
     ] {
         assert_eq!(check(r, name), (1, 0), "{name}: {}", r["checks"]);
+    }
+}
+
+/// k6's `new http.CookieJar()` against a real server (httpbin): a request
+/// naming it stores what the server sets, through a redirect too, in it
+/// and not in the VU's jar; it keeps its cookies across iterations while
+/// the VU's is emptied; batches use it; requests sent together from
+/// different jars fail by name.
+#[test]
+fn a_script_s_own_cookie_jar_holds_its_cookies_apart_from_the_vu_s() {
+    let bin = common::httpbin::Httpbin::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{ vus: 1, iterations: 2 }};
+const B = '{b}';
+const kept = new http.CookieJar();
+export default function () {{
+  const first = kept.cookiesForURL(B).kept === undefined;
+  if (first) http.get(`${{B}}/cookies/set?kept=k`, {{ jar: kept }});
+  const jar = new http.CookieJar();
+  const own = http.get(`${{B}}/cookies/set?own=1`, {{ jar }}).json('cookies');
+  const vu = http.get(`${{B}}/cookies`).json('cookies');
+  jar.set(B, 'extra', 'e');
+  const batch = http.batch([['GET', `${{B}}/cookies`, null, {{ jar }}], ['GET', `${{B}}/cookies`, null, {{ jar }}]]);
+  let mixed = '';
+  try {{ http.batch([['GET', `${{B}}/get`, null, {{ jar }}], ['GET', `${{B}}/get`]]); }} catch (e) {{ mixed = String(e); }}
+  for (let i = 0; i < 2000; i++) new http.CookieJar();
+  check(null, {{
+    'a redirect stores into the jar named': () => own.own === '1',
+    'the VU jar does not get them': () => vu.own === undefined,
+    'the jar sets and lists': () => Object.keys(jar.cookiesForURL(B)).sort().join() === 'extra,own',
+    'a batch sends from the jar': () => batch.every((r) => r.json('cookies.extra') === 'e'),
+    'different jars together fail by name': () => mixed.includes('must use one cookie jar'),
+    'a jar outlives the iteration': () => first || kept.cookiesForURL(B).kept[0] === 'k',
+  }});
+}}
+"#,
+        b = bin.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = &run.report;
+    for name in [
+        "a redirect stores into the jar named",
+        "the VU jar does not get them",
+        "the jar sets and lists",
+        "a batch sends from the jar",
+        "different jars together fail by name",
+        "a jar outlives the iteration",
+    ] {
+        assert_eq!(check(r, name), (2, 0), "{name}: {}", r["checks"]);
+    }
+}
+
+/// A script that keeps every jar it makes is stopped at the cap, with a
+/// message that says so, rather than growing the host's memory.
+#[test]
+fn a_script_that_hoards_cookie_jars_is_stopped() {
+    let script = "import http from 'k6/http';
+export const options = { vus: 1, iterations: 1 };
+const all = [];
+export default function () {
+  for (let i = 0; i < 1100; i++) all.push(new http.CookieJar());
+}
+";
+    let run = k6("run", script, &[]);
+    let messages = run.report["scenarios"]["default"]["failure_messages"].to_string();
+    assert!(
+        messages.contains("1024 cookie jars it has not dropped"),
+        "{messages}\n{}",
+        run.stderr
+    );
+}
+
+/// `response.proto`, `remote_ip`, `remote_port`, `tls_version` and
+/// `tls_cipher_suite` name the connection that answered: HTTP/1.1 in the
+/// clear, HTTP/2 over TLS 1.3 (the target offers both by ALPN), in a
+/// batch too, and empty for a request that got no response.
+#[test]
+fn responses_tell_the_connection_that_answered() {
+    let plain = Target::start();
+    let tls = Target::start_tls();
+    let port = |url: &str| url.rsplit(':').next().unwrap().to_owned();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{ vus: 1, iterations: 1, insecureSkipTLSVerify: true }};
+export default function () {{
+  const p = http.get('{plain}/');
+  const t = http.get('{tls}/');
+  const none = http.get('http://127.0.0.1:1/');
+  const both = http.batch([['GET', '{tls}/'], ['GET', '{plain}/']]);
+  check(null, {{
+    'in a batch': () => both[0].proto === 'HTTP/2.0' && both[1].proto === 'HTTP/1.1' && both[1].remote_port === {pp} && both[0].body.startsWith('hello from'),
+    'in the clear': () => p.proto === 'HTTP/1.1' && p.remote_ip === '127.0.0.1' && p.remote_port === {pp} && p.tls_version === '' && p.tls_cipher_suite === '',
+    'over tls': () => t.proto === 'HTTP/2.0' && t.remote_port === {tp} && t.tls_version === http.TLS_1_3 && /^TLS_(AES|CHACHA20)_/.test(t.tls_cipher_suite),
+    'no response': () => none.error_code !== 0 && none.proto === '' && none.remote_port === 0,
+    'ocsp fails by name': () => {{ try {{ return p.ocsp === 1; }} catch (e) {{ return String(e).includes('response.ocsp'); }} }},
+  }});
+}}
+"#,
+        plain = plain.url,
+        tls = tls.url,
+        pp = port(&plain.url),
+        tp = port(&tls.url),
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in [
+        "in the clear",
+        "over tls",
+        "no response",
+        "in a batch",
+        "ocsp fails by name",
+    ] {
+        assert_eq!(
+            check(&run.report, name),
+            (1, 0),
+            "{name}: {}",
+            run.report["checks"]
+        );
     }
 }
 

@@ -27,3 +27,43 @@ pub fn set(url: &str, set_cookie: &str) -> crate::Result<()> {
 pub fn clear() {
     wit::clear()
 }
+
+/// A cookie jar of the scenario's own (k6's `new http.CookieJar()`),
+/// beside the VU's: kept across iterations until dropped. Requests use it
+/// inside [`Jar::within`]. A VU may hold at most 1,024 at once.
+pub struct Jar(wit::Jar);
+
+impl Default for Jar {
+    fn default() -> Self {
+        Jar::new()
+    }
+}
+
+impl Jar {
+    pub fn new() -> Jar {
+        Jar(wit::Jar::new())
+    }
+
+    /// The cookies a request to `url` would send from this jar.
+    pub fn for_url(&self, url: &str) -> Vec<(String, String)> {
+        self.0.for_url(url)
+    }
+
+    /// Stores a cookie in this jar as if `url` had set it.
+    pub fn set(&self, url: &str, set_cookie: &str) -> crate::Result<()> {
+        self.0.set(url, set_cookie).map_err(crate::Error)
+    }
+
+    pub fn clear(&self) {
+        self.0.clear()
+    }
+
+    /// Runs `f` with this jar in place of the VU's: the requests it sends
+    /// (redirects and batches too) send and store their cookies here.
+    pub fn within<T>(&self, f: impl FnOnce() -> T) -> T {
+        wit::use_jar(Some(&self.0));
+        let out = f();
+        wit::use_jar(None);
+        out
+    }
+}

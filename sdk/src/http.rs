@@ -6,9 +6,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
-pub use wit::Error as HttpError;
 /// How one request of [`batch_judged`] is judged: as the VU's others, by
 /// its own ranges of statuses, or not at all (k6's `responseCallback`).
+pub use wit::ConnectionInfo;
+pub use wit::Error as HttpError;
 pub use wit::Judged;
 
 /// A request being built; [`Request::send`] hands it to the host.
@@ -149,6 +150,12 @@ impl HeldResponse {
     pub fn body(&self) -> Vec<u8> {
         self.head.rest.body()
     }
+
+    /// The connection that answered: protocol, address, TLS version and
+    /// cipher suite.
+    pub fn connection(&self) -> ConnectionInfo {
+        self.head.rest.connection()
+    }
 }
 
 /// Sets the statuses this VU's requests are expected to answer with
@@ -178,6 +185,19 @@ pub fn batch_judged(requests: &[(Request, Judged)]) -> Vec<Result<Response, Http
     wit::batch_judged(&reqs)
         .into_iter()
         .map(|r| r.map(Response))
+        .collect()
+}
+
+/// [`batch_judged`], each response's headers and body kept on the host
+/// until read, as [`Request::send_held`] keeps them.
+pub fn batch_held(requests: &[(Request, Judged)]) -> Vec<Result<HeldResponse, HttpError>> {
+    let reqs: Vec<(wit::Request, Judged)> = requests
+        .iter()
+        .map(|(r, j)| (r.0.clone(), j.clone()))
+        .collect();
+    wit::batch_held(&reqs)
+        .into_iter()
+        .map(|r| r.map(|head| HeldResponse { head }))
         .collect()
 }
 

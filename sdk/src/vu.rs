@@ -95,6 +95,14 @@ pub fn execution() -> ExecutionInfo {
     wit::execution()
 }
 
+/// How far this node's test and the VU's scenario are (k6's
+/// `exec.instance`, `exec.scenario.startTime` and `progress`).
+pub use wit::ProgressInfo;
+
+pub fn progress() -> ProgressInfo {
+    wit::progress()
+}
+
 /// The length of the array stored under `name` for the whole process (k6's
 /// `SharedArray`), or none when no VU has stored it yet.
 pub fn shared_array_len(name: &str) -> Option<u32> {

@@ -76,6 +76,7 @@ lazy! {
     iteration: || vu::iteration() as f64;
     scenario: vu::scenario;
     execution: execution;
+    progress: progress;
     open: |path: String| {
         let name = crate::engine::join("", &path);
         vu::file(&name).map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -93,6 +94,14 @@ lazy! {
     };
     setCookie: |url: String, c: String| cookies::set(&url, &c).is_ok();
     clearCookies: cookies::clear;
+    newJar: new_jar;
+    jarCookies: |jar: Class<'_, OwnJar>, url: String| {
+        let pairs = jar.borrow().0.for_url(&url).into_iter();
+        pairs.map(|(k, v)| vec![k, v]).collect::<Vec<_>>()
+    };
+    jarSet: |jar: Class<'_, OwnJar>, url: String, c: String| jar.borrow().0.set(&url, &c).is_ok();
+    jarClear: |jar: Class<'_, OwnJar>| jar.borrow().0.clear();
+    connection: held_connection;
     htmlNatives: html_natives;
     dataNatives: data_natives;
     importModule: import_module;
@@ -182,6 +191,22 @@ fn execution() -> List<(f64, f64, f64, String)> {
         vu_id,
         executor,
     ))
+}
+
+/// `[vusActive, vusInitialized, iterationsCompleted,
+/// iterationsInterrupted, currentTestRunDuration, scenario startTime,
+/// scenario progress]`, as k6's `exec.instance` and `exec.scenario` give them.
+fn progress() -> Vec<f64> {
+    let p = vu::progress();
+    vec![
+        f64::from(p.vus_active),
+        f64::from(p.vus_initialized),
+        p.iterations_completed as f64,
+        p.iterations_interrupted as f64,
+        p.test_run_ms,
+        p.scenario_start_ms as f64,
+        p.scenario_progress,
+    ]
 }
 
 /// `H.log(level, message)`: console's levels, 0–1 debug to 4 error.
@@ -359,7 +384,16 @@ fn send<'js>(
         body,
         params.as_ref(),
     )?;
-    match req.send_held() {
+    let sent = match params
+        .as_ref()
+        .map(|p| jar_of(&ctx, p))
+        .transpose()?
+        .flatten()
+    {
+        Some(jar) => jar.borrow().0.within(|| req.send_held()),
+        None => req.send_held(),
+    };
+    match sent {
         Ok(res) => held(&ctx, res, kind, (method, url)),
         Err(e) => failed(&ctx, e, (method, url)),
     }
@@ -430,6 +464,57 @@ impl<'js> JsClass<'js> for Held {
     }
 }
 
+/// A cookie jar of the script's own (`new http.CookieJar()`); the host
+/// drops it when QuickJS frees the object holding this.
+pub struct OwnJar(cookies::Jar);
+
+// SAFETY: `OwnJar` holds no JavaScript value, so no lifetime to change.
+unsafe impl<'js> JsLifetime<'js> for OwnJar {
+    type Changed<'to> = OwnJar;
+}
+
+impl<'js> Trace<'js> for OwnJar {
+    fn trace<'a>(&self, _: Tracer<'a, 'js>) {}
+}
+
+impl<'js> JsClass<'js> for OwnJar {
+    const NAME: &'static str = "OwnCookieJar";
+    type Mutable = Readable;
+
+    fn constructor(_: &Ctx<'js>) -> rquickjs::Result<Option<Constructor<'js>>> {
+        Ok(None)
+    }
+}
+
+/// `H.newJar()`: a jar of the script's own.
+fn new_jar(ctx: Ctx<'_>) -> rquickjs::Result<Class<'_, OwnJar>> {
+    Class::instance(ctx, OwnJar(cookies::Jar::new()))
+}
+
+/// The jar `params.jar` names: none for the VU's own (`http.cookieJar()`,
+/// or no jar given), the native of a `new http.CookieJar()`.
+fn jar_of<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<Option<Class<'js, OwnJar>>> {
+    let jar: Value = p.get("jar")?;
+    let Some(obj) = jar.as_object() else {
+        if jar.is_undefined() || jar.is_null() {
+            return Ok(None);
+        }
+        return Err(Exception::throw_type(ctx, NOT_A_JAR));
+    };
+    if let Some(own) = obj.get::<_, Option<Class<OwnJar>>>("__jar")? {
+        return Ok(Some(own));
+    }
+    let vu_jar = obj.get::<_, Value>("cookiesForURL")?.is_function();
+    if vu_jar {
+        Ok(None)
+    } else {
+        Err(Exception::throw_type(ctx, NOT_A_JAR))
+    }
+}
+
+const NOT_A_JAR: &str =
+    "k6/http: params.jar must be http.cookieJar() (the VU's jar) or a new http.CookieJar()";
+
 /// A sent request's response for k6/http's `Response`: `[status, url,
 /// body, error, error_code, headers, timings, method, requested url,
 /// held, binary]`, where body, headers and timings are `undefined` until
@@ -493,6 +578,20 @@ fn flat_headers<'js>(ctx: &Ctx<'js>, headers: &[(String, String)]) -> rquickjs::
     array_of(ctx, flat)
 }
 
+/// `H.connection(held)`: `[proto, remote_ip, remote_port, tls_version,
+/// tls_cipher_suite]`, empty strings for TLS over plain TCP, as in k6.
+fn held_connection<'js>(ctx: Ctx<'js>, held: Class<'js, Held>) -> rquickjs::Result<Value<'js>> {
+    let c = held.borrow().res.connection();
+    let fields = vec![
+        c.proto.into_js(&ctx)?,
+        c.remote_ip.into_js(&ctx)?,
+        c.remote_port.into_js(&ctx)?,
+        c.tls_version.unwrap_or_default().into_js(&ctx)?,
+        c.tls_cipher_suite.unwrap_or_default().into_js(&ctx)?,
+    ];
+    array_of(&ctx, fields)
+}
+
 /// `H.timings(held)`: the seven timings in milliseconds, in `TIMINGS`' order.
 fn held_timings(held: Class<'_, Held>) -> Vec<f64> {
     phases_ms(&held.borrow().res.timings())
@@ -525,10 +624,15 @@ fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'
         judged.push(judged_of(item.get(4)?)?);
         sent.push(s);
     }
-    let results = if judged.iter().all(|j| matches!(j, http::Judged::AsVu)) {
-        http::batch(&reqs)
-    } else {
-        http::batch_judged(&reqs.into_iter().zip(judged).collect::<Vec<_>>())
+    let jar = match sent.first() {
+        Some(first) if sent.iter().all(|s| same_jar(&s.jar, &first.jar)) => first.jar.clone(),
+        Some(_) => return Err(Exception::throw_message(&ctx, MIXED_JARS)),
+        None => None,
+    };
+    let pairs: Vec<_> = reqs.into_iter().zip(judged).collect();
+    let results = match &jar {
+        Some(jar) => jar.borrow().0.within(|| http::batch_held(&pairs)),
+        None => http::batch_held(&pairs),
     };
     let out = Array::new(ctx.clone())?;
     for (i, (r, s)) in results.into_iter().zip(sent).enumerate() {
@@ -536,6 +640,17 @@ fn batch<'js>(ctx: Ctx<'js>, items: Vec<Array<'js>>) -> rquickjs::Result<Array<'
     }
     Ok(out)
 }
+
+/// Whether two requests use the same jar (none is the VU's).
+fn same_jar<'js>(a: &Option<Class<'js, OwnJar>>, b: &Option<Class<'js, OwnJar>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.as_value() == b.as_value(),
+        _ => false,
+    }
+}
+
+const MIXED_JARS: &str = "k6/http: requests sent together (http.batch, or asyncRequest before the script waits) must use one cookie jar; loadtest does not send them from different jars yet";
 
 /// A batched request's own judging: undefined is the VU's, null none,
 /// else `[[min, max], ...]`.
@@ -565,17 +680,21 @@ fn pair(r: &[u32]) -> Option<(u16, u16)> {
 struct Sent<'js> {
     method: rquickjs::String<'js>,
     url: rquickjs::String<'js>,
-    sent: String,
     kind: BodyKind,
+    /// `params.jar` when it is a jar of the script's own.
+    jar: Option<Class<'js, OwnJar>>,
 }
 
 impl<'js> Sent<'js> {
     fn response(
         self,
         ctx: &Ctx<'js>,
-        r: Result<http::Response, http::HttpError>,
+        r: Result<http::HeldResponse, http::HttpError>,
     ) -> rquickjs::Result<Value<'js>> {
-        response(ctx, r, self.kind, (self.method, self.url, &self.sent))
+        match r {
+            Ok(res) => held(ctx, res, self.kind, (self.method, self.url)),
+            Err(e) => failed(ctx, e, (self.method, self.url)),
+        }
     }
 }
 
@@ -589,12 +708,17 @@ fn batch_item<'js>(
     let body: Option<Value> = item.get(2)?;
     let params: Option<Object> = item.get(3)?;
     let (m, u) = (method.to_string()?, url.to_string()?);
-    let (req, kind) = request(ctx, &m, u.clone(), body, params.as_ref())?;
+    let (req, kind) = request(ctx, &m, u, body, params.as_ref())?;
+    let jar = params
+        .as_ref()
+        .map(|p| jar_of(ctx, p))
+        .transpose()?
+        .flatten();
     let sent = Sent {
         method,
         url,
-        sent: u,
         kind,
+        jar,
     };
     Ok((req, sent))
 }
@@ -610,7 +734,7 @@ pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
         return Ok(false);
     }
     let mut reqs = Vec::with_capacity(queued.len());
-    let mut waiting = Vec::with_capacity(queued.len());
+    let mut waiting: Vec<(Sent, Function)> = Vec::with_capacity(queued.len());
     for q in queued {
         let (item, ok, fail) = (
             q.item.restore(ctx)?,
@@ -618,6 +742,13 @@ pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
             q.fail.restore(ctx)?,
         );
         match batch_item(ctx, &item) {
+            Ok((_, sent))
+                if waiting
+                    .first()
+                    .is_some_and(|(w, _)| !same_jar(&w.jar, &sent.jar)) =>
+            {
+                fail.call::<_, ()>((MIXED_JARS,))?
+            }
             Ok((req, sent)) => {
                 reqs.push(req);
                 waiting.push((sent, ok));
@@ -626,10 +757,15 @@ pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
             Err(e) => fail.call::<_, ()>((e.to_string(),))?,
         }
     }
-    if reqs.is_empty() {
+    let Some(jar) = waiting.first().map(|(w, _)| w.jar.clone()) else {
         return Ok(true);
-    }
-    for (r, (sent, ok)) in http::batch(&reqs).into_iter().zip(waiting) {
+    };
+    let pairs: Vec<_> = reqs.into_iter().map(|r| (r, http::Judged::AsVu)).collect();
+    let results = match &jar {
+        Some(jar) => jar.borrow().0.within(|| http::batch_held(&pairs)),
+        None => http::batch_held(&pairs),
+    };
+    for (r, (sent, ok)) in results.into_iter().zip(waiting) {
         ok.call::<_, ()>((sent.response(ctx, r)?,))?;
     }
     Ok(true)
@@ -738,8 +874,8 @@ fn cookie_header<'js>(
 }
 
 /// k6 params loadtest does not offer yet fail by name rather than being
-/// ignored: `auth` other than basic, `compression`, a `jar` other than
-/// the VU's own (`http.cookieJar()`).
+/// ignored: `auth` other than basic (digest is answered in `k6/http`,
+/// which leaves no `auth` here), `compression`.
 fn unsupported_params<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<()> {
     let refuse = |what: &str| {
         let m = format!("k6/http: {what} is not supported yet");
@@ -750,21 +886,13 @@ fn unsupported_params<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<
         let kind: String = Coerced::<String>::from_js(ctx, auth)?.0;
         if kind != "basic" {
             return refuse(&format!(
-                "params.auth `{kind}` (only basic, from credentials in the URL)"
+                "params.auth `{kind}` (basic and digest, from credentials in the URL; digest not in http.batch or asyncRequest)"
             ));
         }
     }
     let compression: Value = p.get("compression")?;
     if !(compression.is_undefined() || compression.is_null()) {
         return refuse("params.compression");
-    }
-    let jar: Value = p.get("jar")?;
-    let vu_jar = jar.as_object().is_some_and(|j| {
-        j.get::<_, Value>("cookiesForURL")
-            .is_ok_and(|f| f.is_function())
-    });
-    if !(jar.is_undefined() || jar.is_null() || vu_jar) {
-        return refuse("params.jar other than http.cookieJar()");
     }
     Ok(())
 }
@@ -838,50 +966,6 @@ pub(crate) fn duration<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> rquickjs::Result<
         }
     };
     Ok(Duration::from_micros((ms.max(0.0) * 1000.0) as u64))
-}
-
-/// A response as k6/http's `Response` takes it: `[status, url, body,
-/// error, error_code, [name, value, ...], [seven timings in ms], method,
-/// requested url]`. An array filled by index makes no property names
-/// (QuickJS looks every name up in its atom table, which was a tenth of a
-/// request's CPU when the object was built here). A failed request is a
-/// response with status 0 and `error`/`error_code`, as in k6, not an
-/// exception.
-fn response<'js>(
-    ctx: &Ctx<'js>,
-    r: Result<http::Response, http::HttpError>,
-    kind: BodyKind,
-    (method, url, sent): (rquickjs::String<'js>, rquickjs::String<'js>, &str),
-) -> rquickjs::Result<Value<'js>> {
-    let res = match r {
-        Ok(res) => res,
-        Err(e) => return failed(ctx, e, (method, url)),
-    };
-    let ms = |v: f64| Value::new_float(ctx.clone(), v);
-    let phases = phases_ms(&res.timings()).into_iter().map(ms).collect();
-    // The answering URL is the requested one unless redirected: reuse it.
-    let answered = if res.url() == sent {
-        url.clone().into_value()
-    } else {
-        res.url().into_js(ctx)?
-    };
-    let body = match kind {
-        BodyKind::Text => String::from_utf8_lossy(res.body()).as_ref().into_js(ctx)?,
-        BodyKind::Binary => crate::binary::array_buffer(ctx, res.body().to_vec())?,
-        BodyKind::None => Value::new_null(ctx.clone()),
-    };
-    let fields = vec![
-        res.status().into_js(ctx)?,
-        answered,
-        body,
-        "".into_js(ctx)?,
-        0.into_js(ctx)?,
-        flat_headers(ctx, &res.0.headers)?,
-        array_of(ctx, phases)?,
-        method.into_value(),
-        url.into_value(),
-    ];
-    array_of(ctx, fields)
 }
 
 /// A request that got no response, as k6 shows it: status 0 with `error`

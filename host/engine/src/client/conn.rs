@@ -8,7 +8,7 @@
 
 use super::h1::{self, Failure, H1, Io, Keep};
 use super::wire::{Counted, Wire};
-use super::{Client, Exchange, Incoming, Outgoing, RequestError, error_chain};
+use super::{Client, Exchange, Incoming, Outgoing, Peer, RequestError, error_chain};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
@@ -51,6 +51,7 @@ struct Conn {
     /// handshake over TLS). Reported with the first request only.
     connecting: Duration,
     tls: Duration,
+    peer: Peer,
 }
 
 impl Conn {
@@ -178,6 +179,7 @@ impl Links {
             (idx, result, opened, ready) = fresh;
         }
         if let Ok(incoming) = &mut result {
+            incoming.peer = Some(open[idx].peer);
             let t = &mut incoming.timings;
             let (connecting, tls) = opened.unwrap_or_default();
             t.connecting = connecting;
@@ -347,6 +349,7 @@ impl Outbound<'_> {
             timings,
             redirects: 0,
             final_url: None,
+            peer: None,
         })
     }
 }
@@ -464,7 +467,13 @@ async fn connect(client: &Client, wire: &Wire, origin: Origin) -> Result<Conn, R
     let connected = Instant::now();
     let connecting = connected - start;
     let _ = tcp.set_nodelay(true);
+    let addr = tcp.peer_addr().map_err(|e| connect_err(&e))?;
     let tcp = Counted::new(tcp, wire.clone());
+    let mut peer = Peer {
+        addr,
+        h2: false,
+        tls: None,
+    };
     let (io, h2): (Box<dyn Io>, bool) = if origin.https {
         let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
             RequestError::Invalid(format!("`{}` is not a TLS server name: {e}", origin.host))
@@ -473,7 +482,9 @@ async fn connect(client: &Client, wire: &Wire, origin: Origin) -> Result<Conn, R
             .connect(name, tcp)
             .await
             .map_err(|e| connect_err(&e))?;
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let session = tls.get_ref().1;
+        peer.tls = tls_names(session);
+        let h2 = session.alpn_protocol() == Some(b"h2");
         (Box::new(tls), h2)
     } else {
         (Box::new(tcp), client.inner.http2_prior_knowledge)
@@ -484,12 +495,14 @@ async fn connect(client: &Client, wire: &Wire, origin: Origin) -> Result<Conn, R
     } else {
         Duration::ZERO
     };
+    peer.h2 = h2;
     if !h2 {
         return Ok(Conn {
             origin,
             link: Link::H1(H1::new(io)),
             connecting,
             tls,
+            peer,
         });
     }
     let origin_https = origin.https;
@@ -508,7 +521,27 @@ async fn connect(client: &Client, wire: &Wire, origin: Origin) -> Result<Conn, R
         } else {
             Duration::ZERO
         },
+        peer,
     })
+}
+
+/// A TLS session's version and cipher suite as k6 names them (`tls1.3`,
+/// and IANA's `TLS_AES_128_GCM_SHA256`).
+fn tls_names(session: &rustls::ClientConnection) -> Option<(&'static str, &'static str)> {
+    let version = match session.protocol_version()? {
+        rustls::ProtocolVersion::TLSv1_3 => "tls1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "tls1.2",
+        _ => "unknown",
+    };
+    // rustls names TLS 1.3's suites `TLS13_...`; IANA (and Go) `TLS_...`.
+    let suite = match session.negotiated_cipher_suite()?.suite().as_str() {
+        Some("TLS13_AES_128_GCM_SHA256") => "TLS_AES_128_GCM_SHA256",
+        Some("TLS13_AES_256_GCM_SHA384") => "TLS_AES_256_GCM_SHA384",
+        Some("TLS13_CHACHA20_POLY1305_SHA256") => "TLS_CHACHA20_POLY1305_SHA256",
+        Some(other) => other,
+        None => "unknown",
+    };
+    Some((version, suite))
 }
 
 /// Polls the connection's I/O together with `fut` until `fut` is done.

@@ -486,6 +486,7 @@ fn parse_head(
         timings: Default::default(),
         redirects: 0,
         final_url: None,
+        peer: None,
     };
     Ok(Some(((response, framing, reusable), len)))
 }

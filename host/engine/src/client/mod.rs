@@ -116,6 +116,19 @@ pub struct Incoming {
     /// the session).
     pub redirects: u32,
     pub final_url: Option<String>,
+    /// The connection that answered (set when the exchange ends).
+    pub peer: Option<Peer>,
+}
+
+/// Who answered on a connection, as k6's response tells it (`proto`,
+/// `remote_ip`, `remote_port`, `tls_version`, `tls_cipher_suite`). Known
+/// once the connection is open and copied into each of its responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: std::net::SocketAddr,
+    pub h2: bool,
+    /// The TLS version and cipher suite, in k6's and IANA's names.
+    pub tls: Option<(&'static str, &'static str)>,
 }
 
 /// Where one exchange's time went, in k6's phases. A reused connection

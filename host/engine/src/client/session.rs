@@ -267,7 +267,8 @@ impl Session {
         self.absolute(&req.url).map(Some)
     }
 
-    fn absolute(&self, url: &str) -> Result<Url, RequestError> {
+    /// `url` as a cookie jar reads it: a path joins the target.
+    pub fn absolute(&self, url: &str) -> Result<Url, RequestError> {
         let uri = self.client.resolve(url)?;
         Url::parse(&uri.to_string()).map_err(|e| RequestError::Invalid(format!("`{url}`: {e}")))
     }

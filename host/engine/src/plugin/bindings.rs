@@ -13,7 +13,9 @@ pub mod v02 {
             "loadtest:scenario/http.batch": async,
             "loadtest:scenario/http.batch-judged": async,
             "loadtest:scenario/http.send-held": async | trappable,
+            "loadtest:scenario/http.batch-held": async | trappable,
             "loadtest:scenario/vu.sleep": async,
+            "loadtest:scenario/cookies.[constructor]jar": trappable,
         },
         exports: { default: async },
     });

@@ -16,6 +16,8 @@ use bytes::Bytes;
 pub struct Rest {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// The connection that answered.
+    pub peer: Option<crate::client::Peer>,
 }
 
 /// What holding a response costs beyond its bytes: its slot here and the
@@ -107,6 +109,7 @@ mod tests {
         Rest {
             headers: vec![("content-type".into(), "text/plain".into())],
             body: Bytes::from(vec![b'x'; body]),
+            peer: None,
         }
     }
 
@@ -140,6 +143,7 @@ mod tests {
         let empty = || Rest {
             headers: Vec::new(),
             body: Bytes::new(),
+            peer: None,
         };
         for _ in 0..100 {
             held.keep(empty()).unwrap();

@@ -57,6 +57,8 @@ pub struct VuHost {
     late_entry: LateEntry,
     /// Headers and bodies of `send-held` responses the guest has not dropped.
     pub(super) held: super::held::Held,
+    /// Cookie jars the guest made (k6's `new http.CookieJar()`).
+    jars: super::jars::Jars,
     /// Where `abort-test` asks for the whole test to end.
     pub abort: crate::workload::abort::TestAbort,
     /// What `vu.execution` reports beside the VU's own count.
@@ -73,6 +75,8 @@ pub struct Execution {
     /// This node's share of the test: `index` of `count` (0 of 1 alone).
     pub share: (u32, u32),
     pub executor: &'static str,
+    /// The run's live figures (`vu.progress`); none in setup and teardown.
+    pub live: Option<Arc<dyn RunProgress>>,
 }
 
 impl Default for Execution {
@@ -81,8 +85,28 @@ impl Default for Execution {
             iteration_in_instance: 0,
             share: (0, 1),
             executor: "",
+            live: None,
         }
     }
+}
+
+/// What `vu.progress` reports, kept by the workload as the run goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Progress {
+    pub vus_active: u32,
+    pub vus_initialized: u32,
+    pub iterations_completed: u64,
+    pub iterations_interrupted: u64,
+    pub test_run: Duration,
+    /// When the VU's scenario began; none before.
+    pub scenario_start: Option<SystemTime>,
+    /// From 0 to 1.
+    pub scenario_progress: f64,
+}
+
+/// The source of [`Progress`] for one scenario's VUs.
+pub trait RunProgress: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Progress;
 }
 
 impl Execution {
@@ -132,6 +156,7 @@ impl VuHost {
             epoch,
             waited: false,
             held: Default::default(),
+            jars: Default::default(),
             abort: Default::default(),
             execution: Default::default(),
             shared_arrays: Default::default(),
@@ -152,9 +177,10 @@ impl VuHost {
     }
 
     /// Ends what an iteration left open (a guest that returned early or
-    /// trapped): tags pushed for a sample, and its groups, recording their
-    /// durations.
+    /// trapped): tags pushed for a sample, its groups, recording their
+    /// durations, and a jar of its own in use.
     pub fn close_groups(&mut self) {
+        self.jars.swap_into(&mut self.session.jar, None);
         while !self.pushed_tags.is_empty() {
             metrics::Host::tags_pop(self);
         }
@@ -437,25 +463,7 @@ impl http::Host for VuHost {
     ) -> wasmtime::Result<Result<http::ResponseHead, http::Error>> {
         let asked = req.url.clone();
         let ex = self.send_recorded(req).await;
-        let incoming = match ex.result {
-            Ok(incoming) => incoming,
-            Err(e) => return Ok(Err(error_of(e))),
-        };
-        // A copy of its own: the body is a slice of the connection's read
-        // buffer, and holding the slice would hold the whole buffer.
-        let rest = self.held.keep(Rest {
-            headers: incoming.headers,
-            body: Bytes::copy_from_slice(&incoming.body),
-        })?;
-        Ok(Ok(http::ResponseHead {
-            status: incoming.status,
-            duration_us: ex.elapsed.as_micros() as u64,
-            // The URL the guest gave is the one it compares with.
-            url: incoming.final_url.filter(|u| *u != asked),
-            redirects: incoming.redirects,
-            timings: timings_of(&incoming.timings),
-            rest: Resource::new_own(rest),
-        }))
+        self.head_of(ex, &asked)
     }
 
     fn set_expected_statuses(&mut self, ranges: Option<Vec<(u16, u16)>>) {
@@ -475,9 +483,62 @@ impl http::Host for VuHost {
         &mut self,
         reqs: Vec<(http::Request, http::Judged)>,
     ) -> Vec<Result<http::Response, http::Error>> {
-        let late = self.late();
-        let prepared = reqs
+        let prepared = self.prepare_judged(reqs);
+        self.send_batch(prepared).await
+    }
+
+    async fn batch_held(
+        &mut self,
+        reqs: Vec<(http::Request, http::Judged)>,
+    ) -> wasmtime::Result<Vec<Result<http::ResponseHead, http::Error>>> {
+        let asked: Vec<String> = reqs.iter().map(|(r, _)| r.url.clone()).collect();
+        let prepared = self.prepare_judged(reqs);
+        let exchanges = self.exchange_batch(prepared).await;
+        exchanges
             .into_iter()
+            .zip(asked)
+            .map(|(ex, asked)| match ex {
+                Some(ex) => self.head_of(ex, &asked),
+                None => Ok(Err(unsent())),
+            })
+            .collect()
+    }
+}
+
+impl VuHost {
+    /// A response's small parts for the guest, its headers and body kept
+    /// here (`send-held`); `asked` is the URL the guest gave, the one it
+    /// compares with.
+    fn head_of(
+        &mut self,
+        ex: Exchange,
+        asked: &str,
+    ) -> wasmtime::Result<Result<http::ResponseHead, http::Error>> {
+        let incoming = match ex.result {
+            Ok(incoming) => incoming,
+            Err(e) => return Ok(Err(error_of(e))),
+        };
+        // A copy of its own: the body is a slice of the connection's read
+        // buffer, and holding the slice would hold the whole buffer.
+        let rest = self.held.keep(Rest {
+            headers: incoming.headers,
+            body: Bytes::copy_from_slice(&incoming.body),
+            peer: incoming.peer,
+        })?;
+        Ok(Ok(http::ResponseHead {
+            status: incoming.status,
+            duration_us: ex.elapsed.as_micros() as u64,
+            url: incoming.final_url.filter(|u| u != asked),
+            redirects: incoming.redirects,
+            timings: timings_of(&incoming.timings),
+            rest: Resource::new_own(rest),
+        }))
+    }
+
+    /// Requests of a batch, each judged its own way.
+    fn prepare_judged(&mut self, reqs: Vec<(http::Request, http::Judged)>) -> Vec<Prepared> {
+        let late = self.late();
+        reqs.into_iter()
             .map(|(r, judged)| {
                 let mut p = self.prepare(r, late);
                 match judged {
@@ -487,24 +548,35 @@ impl http::Host for VuHost {
                 }
                 p
             })
-            .collect();
-        self.send_batch(prepared).await
+            .collect()
     }
-}
 
-impl VuHost {
     /// Sends prepared requests at once, in lanes per host (k6's
     /// `http.batch` limits); results in the requests' order.
     async fn send_batch(
         &mut self,
         prepared: Vec<Prepared>,
     ) -> Vec<Result<http::Response, http::Error>> {
+        let exchanges = self.exchange_batch(prepared).await;
+        exchanges
+            .into_iter()
+            .map(|ex| ex.map_or_else(|| Err(unsent()), response_of))
+            .collect()
+    }
+
+    /// The exchanges of a batch, in the requests' order; none for one
+    /// that was not sent.
+    async fn exchange_batch(&mut self, prepared: Vec<Prepared>) -> Vec<Option<Exchange>> {
         let n = prepared.len();
         let prepared: Vec<_> = prepared.into_iter().map(Some).collect();
         let urls = prepared.iter().flatten().map(|p| p.outgoing.url.as_str());
         let lanes = super::batch::Lanes::new(self.session.client(), urls);
         while self.batch.len() < lanes.hosts.len() {
             self.batch.push(self.session.sibling());
+        }
+        // The jar may have changed since a sibling was made (`use-jar`).
+        for sibling in &mut self.batch {
+            sibling.jar = self.session.jar.clone();
         }
         let VuHost {
             batch,
@@ -527,20 +599,18 @@ impl VuHost {
                     };
                     let _permit = lanes.permits.acquire().await.ok();
                     let ex = exchange(session, p, late_entry, |e| lock(recorder).record(e)).await;
-                    lock(results)[i] = Some(response_of(ex));
+                    lock(results)[i] = Some(ex);
                 }
             }
         });
         futures_util::future::join_all(work).await;
         self.waited = true;
-        let unsent = || Err(http::Error::InvalidRequest("not sent".into()));
-        results
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .map(|r| r.unwrap_or_else(unsent))
-            .collect()
+        results.into_inner().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn unsent() -> http::Error {
+    http::Error::InvalidRequest("not sent".into())
 }
 
 impl http::HostHeldResponse for VuHost {
@@ -554,9 +624,34 @@ impl http::HostHeldResponse for VuHost {
         held.map(|r| r.body.to_vec()).unwrap_or_default()
     }
 
+    fn connection(&mut self, rest: Resource<HeldResponse>) -> http::ConnectionInfo {
+        let peer = self.held.get(rest.rep()).and_then(|r| r.peer);
+        connection_of(peer)
+    }
+
     fn drop(&mut self, rest: Resource<HeldResponse>) -> wasmtime::Result<()> {
         self.held.release(rest.rep());
         Ok(())
+    }
+}
+
+/// k6's names for a connection: `HTTP/2.0` as Go's `Proto` gives it.
+fn connection_of(peer: Option<crate::client::Peer>) -> http::ConnectionInfo {
+    let Some(p) = peer else {
+        return http::ConnectionInfo {
+            proto: String::new(),
+            remote_ip: String::new(),
+            remote_port: 0,
+            tls_version: None,
+            tls_cipher_suite: None,
+        };
+    };
+    http::ConnectionInfo {
+        proto: if p.h2 { "HTTP/2.0" } else { "HTTP/1.1" }.to_owned(),
+        remote_ip: p.addr.ip().to_string(),
+        remote_port: p.addr.port(),
+        tls_version: p.tls.map(|(v, _)| v.to_owned()),
+        tls_cipher_suite: p.tls.map(|(_, s)| s.to_owned()),
     }
 }
 
@@ -564,7 +659,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl cookies::HostJar for VuHost {
+    fn new(&mut self) -> wasmtime::Result<Resource<cookies::Jar>> {
+        Ok(Resource::new_own(self.jars.make()?))
+    }
+
+    fn for_url(&mut self, jar: Resource<cookies::Jar>, url: String) -> Vec<(String, String)> {
+        let (Some(jar), Ok(url)) = (self.jars.get(jar.rep()), self.session.absolute(&url)) else {
+            return Vec::new();
+        };
+        jar.get(&url)
+    }
+
+    fn set(
+        &mut self,
+        jar: Resource<cookies::Jar>,
+        url: String,
+        set_cookie: String,
+    ) -> Result<(), String> {
+        let url = self.session.absolute(&url).map_err(|e| e.to_string())?;
+        match self.jars.get(jar.rep()) {
+            Some(jar) => jar.set(&url, &set_cookie),
+            None => Err("this cookie jar was dropped".into()),
+        }
+    }
+
+    fn clear(&mut self, jar: Resource<cookies::Jar>) {
+        if let Some(jar) = self.jars.get(jar.rep()) {
+            jar.clear();
+        }
+    }
+
+    fn drop(&mut self, jar: Resource<cookies::Jar>) -> wasmtime::Result<()> {
+        self.jars.release(jar.rep());
+        Ok(())
+    }
+}
+
 impl cookies::Host for VuHost {
+    fn use_jar(&mut self, jar: Option<Resource<cookies::Jar>>) {
+        let jar = jar.and_then(|j| self.jars.get(j.rep()).cloned());
+        self.jars.swap_into(&mut self.session.jar, jar);
+    }
+
     fn for_url(&mut self, url: String) -> Vec<(String, String)> {
         self.session.cookies_for(&url).unwrap_or_default()
     }
@@ -722,6 +859,25 @@ impl vu::Host for VuHost {
         let reason: String = reason.chars().take(500).collect();
         if self.abort.ask(reason.clone()) {
             tracing::debug!(scenario = %self.scenario, vu = self.id, "abort-test: {reason}");
+        }
+    }
+
+    fn progress(&mut self) -> vu::ProgressInfo {
+        let p = self
+            .execution
+            .live
+            .as_ref()
+            .map(|l| l.now())
+            .unwrap_or_default();
+        let unix_ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        vu::ProgressInfo {
+            vus_active: p.vus_active,
+            vus_initialized: p.vus_initialized,
+            iterations_completed: p.iterations_completed,
+            iterations_interrupted: p.iterations_interrupted,
+            test_run_ms: p.test_run.as_secs_f64() * 1000.0,
+            scenario_start_ms: p.scenario_start.map_or(0, unix_ms) as u64,
+            scenario_progress: p.scenario_progress,
         }
     }
 

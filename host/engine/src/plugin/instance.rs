@@ -225,7 +225,9 @@ fn arm(store: &mut Store<StoreState>) {
 
 fn classify(e: &wasmtime::Error) -> FailureKind {
     match e.downcast_ref::<Violation>() {
-        Some(Violation::Memory { .. } | Violation::Held { .. }) => FailureKind::MemoryLimit,
+        Some(Violation::Memory { .. } | Violation::Held { .. } | Violation::Jars(_)) => {
+            FailureKind::MemoryLimit
+        }
         Some(Violation::Cpu(_)) => FailureKind::CpuLimit,
         None => FailureKind::Trap,
     }

@@ -11,6 +11,7 @@ mod held;
 mod host;
 mod host_v01;
 mod instance;
+mod jars;
 mod log_budget;
 pub mod maps;
 mod sandbox;
@@ -18,7 +19,7 @@ mod shared_arrays;
 mod ticker;
 mod wasi_http;
 
-pub use host::{Files, VuHost};
+pub use host::{Files, Progress, RunProgress, VuHost};
 pub use instance::{CallFailure, VuInstance};
 pub use log_budget::LogBudget;
 pub use sandbox::Limits;

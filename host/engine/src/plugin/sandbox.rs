@@ -49,6 +49,10 @@ pub enum Violation {
         limit: usize,
     },
     #[error(
+        "plugin holds {0} cookie jars it has not dropped (k6: `new http.CookieJar()`), the most a VU may; drop jars it no longer uses"
+    )]
+    Jars(usize),
+    #[error(
         "plugin ran for more than {0:?} of CPU in one call (sandbox.cpuPerCall); endless loop?"
     )]
     Cpu(Duration),

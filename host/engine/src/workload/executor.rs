@@ -66,6 +66,7 @@ pub async fn run(ctx: Arc<ScenarioCtx>, vus: Vec<Vu>, start: Instant) {
         vus.into_iter().for_each(Vu::finish);
         return;
     }
+    ctx.progress.begin(start);
     let end = begin + ctx.executor.max_duration();
     let hard_end = TokioInstant::from_std(end + ctx.graceful_stop);
     match ctx.executor.clone() {

@@ -6,6 +6,7 @@ mod executor;
 mod fair;
 mod lifecycle;
 mod pressure;
+mod progress;
 pub(crate) mod schedule;
 mod segment;
 pub mod steer;
@@ -70,6 +71,8 @@ pub struct ScenarioCtx {
     vu_ids: Arc<AtomicU32>,
     /// VUs in an iteration right now, for progress and reports.
     pub active: Arc<AtomicU32>,
+    /// What `k6/execution` reads of the run: counts and how far it is.
+    pub progress: Arc<progress::ScenarioProgress>,
     /// Iterations begun on this node, every VU's (k6's
     /// `scenario.iterationInInstance` is the count before each).
     iterations_begun: std::sync::atomic::AtomicU64,
@@ -219,6 +222,7 @@ fn contexts(
     let limits = Limits::of(&config.sandbox);
     let epoch = Instant::now();
     let vu_ids = Arc::new(AtomicU32::new(0));
+    let instance = Arc::new(progress::Instance::default());
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     let pressure = pressure::Pressure::new();
     let lanes = fair::Lanes::new(config.scenarios.len(), workers, pressure.clone());
@@ -230,9 +234,17 @@ fn contexts(
                 scenario.plugin
             )
         })?;
+        let executor = segment.apply(&scenario.executor);
+        let progress = Arc::new(progress::ScenarioProgress::new(
+            instance.clone(),
+            vu_ids.clone(),
+            &executor,
+            |n| segment.share(n),
+        ));
         let ctx = Arc::new(ScenarioCtx {
             name: name.as_str().into(),
-            executor: segment.apply(&scenario.executor),
+            executor,
+            progress,
             segment,
             start_time: scenario.start_time,
             graceful_stop: scenario.graceful_stop,

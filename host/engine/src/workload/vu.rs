@@ -201,10 +201,11 @@ impl Vu {
         host.execution.iteration_in_instance = self.ctx.begin_iteration();
         let started = scheduled.unwrap_or_else(Instant::now);
         let busy = BusyVu::enter(&self.ctx.active);
+        let busy_here = BusyVu::enter(&self.ctx.progress.instance().vus_active);
         #[cfg(debug_assertions)]
         crate::bugs::failpoint::iteration(self.iterations);
         let outcome = guard.run(hard_end, inst.iteration(), cut).await;
-        drop(busy);
+        drop((busy, busy_here));
         let micros = started.elapsed().as_micros() as u64;
         self.iterations += 1;
         let (failure, flow) = match outcome {
@@ -222,6 +223,7 @@ impl Vu {
                 Flow::Interrupted,
             ),
         };
+        self.ctx.progress.iteration_ended(failure.is_none());
         // Success and guest errors leave a healthy instance.
         let keep = matches!(failure, Some((FailureKind::Error, _)) | None);
         let host = inst.host();
@@ -276,6 +278,7 @@ fn new_host(ctx: &ScenarioCtx, id: u32) -> VuHost {
     host.shared_arrays = ctx.shared_arrays.clone();
     host.execution.share = (ctx.segment.index, ctx.segment.count);
     host.execution.executor = ctx.executor.name();
+    host.execution.live = Some(ctx.progress.clone());
     host
 }
 

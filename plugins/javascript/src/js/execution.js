@@ -52,12 +52,18 @@ const vu = {
   metrics: missing('exec.vu.metrics', { get tags() { return vuTags(); } }, ['metadata']),
 };
 
-const scenario = missing('exec.scenario', {
+// `[vusActive, vusInitialized, iterationsCompleted, iterationsInterrupted,
+// currentTestRunDuration, scenario startTime, scenario progress]`.
+const progress = () => H.progress();
+
+const scenario = {
   get name() { return H.scenario(); },
   get executor() { return now()[3]; },
+  get startTime() { return progress()[5]; },
+  get progress() { return progress()[6]; },
   get iterationInInstance() { return now()[0]; },
   get iterationInTest() { return now()[1]; },
-}, ['startTime', 'progress']);
+};
 
 // k6's `test.abort()`: the whole test ends (every VU stops, teardown
 // still runs, the run exits with 108). This iteration ends here.
@@ -69,7 +75,14 @@ const test = missing('exec.test', {
   },
 }, ['options', 'fail']);
 
-const instance = missing('exec.instance', {}, ['iterationsInterrupted', 'iterationsCompleted', 'vusActive', 'vusInitialized', 'currentTestRunDuration']);
+// This node's part of the test (k6's instance).
+const instance = {
+  get vusActive() { return progress()[0]; },
+  get vusInitialized() { return progress()[1]; },
+  get iterationsCompleted() { return progress()[2]; },
+  get iterationsInterrupted() { return progress()[3]; },
+  get currentTestRunDuration() { return progress()[4]; },
+};
 
 export { vu, scenario, test, instance };
 export default { vu, scenario, test, instance };

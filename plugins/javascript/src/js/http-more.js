@@ -261,25 +261,99 @@ function setCookieText(name, value, o) {
 }
 
 // The VU's jar (each VU has one, emptied at each iteration's start unless
-// `noCookiesReset`). A cookie is taken off by storing it expired.
+// `noCookiesReset`).
 export function cookieJar() {
+  return jarMethods({}, undefined);
+}
+
+// k6's CookieJar methods on `target`, over the VU's jar (`jar`
+// undefined) or one of the script's own. A cookie is taken off by
+// storing it expired.
+export function jarMethods(target, jar) {
+  const own = jar !== undefined;
+  const get = (u) => (own ? H.jarCookies(jar, u) : H.cookies(u));
+  const put = (u, text) => (own ? H.jarSet(jar, u, text) : H.setCookie(u, text));
   const cookiesForURL = (u) => {
     const out = {};
-    for (const [k, v] of H.cookies(String(u))) (out[k] = out[k] || []).push(v);
+    for (const [k, v] of get(String(u))) (out[k] = out[k] || []).push(v);
     return out;
   };
-  const drop = (u, name) => H.setCookie(String(u), `${name}=; Max-Age=0`);
-  return {
+  const drop = (u, name) => put(String(u), `${name}=; Max-Age=0`);
+  const methods = {
     cookiesForURL,
     set: (u, name, value, options) => {
-      if (!H.setCookie(String(u), setCookieText(name, value, options))) {
+      if (!put(String(u), setCookieText(name, value, options))) {
         throw new Error(`k6/http: jar.set(): the cookie \`${name}\` cannot be stored for ${u}`);
       }
     },
     delete: (u, name) => drop(u, name),
     clear: (u) => {
-      if (u === undefined) return H.clearCookies();
+      if (u === undefined) return own ? H.jarClear(jar) : H.clearCookies();
       for (const name of Object.keys(cookiesForURL(u))) drop(u, name);
     },
   };
+  for (const [name, value] of Object.entries(methods)) {
+    Object.defineProperty(target, name, { value, writable: true, configurable: true });
+  }
+  return target;
+}
+
+// k6's `auth: 'digest'` (RFC 7616: MD5 or SHA-256, their -sess forms,
+// qop auth or none): the request goes out without credentials, and a 401
+// with a Digest challenge is answered once with them, from the URL's
+// `user:pass@`. `challenge` judges the first response.
+export function digest(m, url, body, params, challenge, send) {
+  const at = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i.exec(url);
+  if (!at) {
+    throw new Error("k6/http: auth: 'digest' takes the credentials from the URL (http://user:pass@host/path), and this URL has none");
+  }
+  const bare = at[1] + url.slice(at[0].length);
+  const colon = at[2].indexOf(':');
+  const user = decodeURIComponent(colon < 0 ? at[2] : at[2].slice(0, colon));
+  const pass = colon < 0 ? '' : decodeURIComponent(at[2].slice(colon + 1));
+  const plain = Object.assign({}, params, { auth: undefined });
+  const first = send(m, bare, body, Object.assign({}, plain, { responseCallback: challenge }));
+  const header = first.status === 401 ? headerOf(first.headers, 'www-authenticate') : undefined;
+  if (header === undefined || !/^\s*digest\s/i.test(header)) return first;
+  const authorization = digestAnswer(parseChallenge(header), m, bare, user, pass);
+  const headers = Object.assign({}, plain.headers, { Authorization: authorization });
+  return send(m, bare, body, Object.assign({}, plain, { headers }));
+}
+
+function headerOf(headers, lower) {
+  for (const name of Object.keys(headers)) if (name.toLowerCase() === lower) return headers[name];
+  return undefined;
+}
+
+// `Digest realm="x", qop="auth,auth-int", nonce="n"` as { realm, qop, nonce }.
+function parseChallenge(header) {
+  const out = {};
+  const re = /([a-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/gi;
+  for (const m of header.replace(/^\s*digest\s+/i, '').matchAll(re)) {
+    out[m[1].toLowerCase()] = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3];
+  }
+  return out;
+}
+
+const DIGESTS = { 'md5': 'md5', 'md5-sess': 'md5', 'sha-256': 'sha256', 'sha-256-sess': 'sha256' };
+
+function digestAnswer(c, method, url, user, pass) {
+  const algorithm = c.algorithm || 'MD5';
+  const hash = DIGESTS[algorithm.toLowerCase()];
+  if (hash === undefined) throw new Error(`k6/http: auth: 'digest' with algorithm ${algorithm} is not supported (MD5, MD5-sess, SHA-256, SHA-256-sess)`);
+  const h = (text) => H.hash(hash, [text], 'hex');
+  const qops = (c.qop || '').split(',').map((q) => q.trim());
+  if (c.qop && !qops.includes('auth')) throw new Error(`k6/http: auth: 'digest' with qop ${c.qop} is not supported (auth)`);
+  const qop = qops.includes('auth') ? 'auth' : '';
+  const uri = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').replace(/#.*/, '') || '/';
+  const cnonce = h(String(Math.random())).slice(0, 16);
+  const nc = '00000001';
+  let ha1 = h(`${user}:${c.realm}:${pass}`);
+  if (algorithm.toLowerCase().endsWith('-sess')) ha1 = h(`${ha1}:${c.nonce}:${cnonce}`);
+  const ha2 = h(`${method}:${uri}`);
+  const response = qop ? h(`${ha1}:${c.nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : h(`${ha1}:${c.nonce}:${ha2}`);
+  let text = `Digest username="${user}", realm="${c.realm}", nonce="${c.nonce}", uri="${uri}", algorithm=${algorithm}, response="${response}"`;
+  if (c.opaque !== undefined) text += `, opaque="${c.opaque}"`;
+  if (qop) text += `, qop=${qop}, nc=${nc}, cnonce="${cnonce}"`;
+  return text;
 }

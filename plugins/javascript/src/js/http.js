@@ -46,6 +46,7 @@ export function file(data, filename, contentType) {
 // still holds): property names written here are resolved once, at compile
 // time. Body, headers and timings stay on the host until read, and
 // headers, timings and request become objects only when read.
+const CONNECTION = ['proto', 'remote_ip', 'remote_port', 'tls_version', 'tls_cipher_suite'];
 const TIMINGS = ['duration', 'blocked', 'connecting', 'tls_handshaking', 'sending', 'waiting', 'receiving'];
 
 function own(target, name, value) {
@@ -161,16 +162,30 @@ export class Response {
     return more().clickLink(this, options, send);
   }
 
+  // The connection that answered, read from the host when first asked:
+  // `[proto, remote_ip, remote_port, tls_version, tls_cipher_suite]`,
+  // empty for a request that got no response, as in k6.
+  #connection() {
+    const raw = this.#raw;
+    if (raw[11] !== undefined) return raw[11];
+    return (raw[11] = raw[9] === undefined ? ['', '', 0, '', ''] : H.connection(raw[9]));
+  }
+
+  static {
+    CONNECTION.forEach((name, i) => Object.defineProperty(Response.prototype, name, {
+      get() { return own(this, name, this.#connection()[i]); },
+      set(value) { own(this, name, value); },
+      configurable: true,
+    }));
+  }
 }
 
 // Response fields loadtest does not have yet fail by name when read.
-for (const name of ['proto', 'remote_ip', 'remote_port', 'tls_version', 'tls_cipher_suite', 'ocsp']) {
-  Object.defineProperty(Response.prototype, name, {
-    get() { throw new Error(`k6/http: response.${name} is not supported yet`); },
-    set(value) { own(this, name, value); },
-    configurable: true,
-  });
-}
+Object.defineProperty(Response.prototype, 'ocsp', {
+  get() { throw new Error('k6/http: response.ocsp is not supported yet'); },
+  set(value) { own(this, 'ocsp', value); },
+  configurable: true,
+});
 
 // k6's response callbacks: only what `expectedStatuses` returns (k6 takes
 // no other), kept as its ranges, which the host judges every response by.
@@ -212,8 +227,19 @@ function withCallback(params, run) {
   }
 }
 
+// k6's `auth: 'digest'`: the challenge's 401 is expected on top of the
+// request's own callback (or the VU's), as in k6.
+function digestAuth(m, url, body, params) {
+  const own = params.responseCallback === undefined
+    ? current
+    : rangesOf(params.responseCallback, 'params.responseCallback');
+  const challenge = own === null ? null : expectedStatuses(...own.map(([min, max]) => ({ min, max })), 401);
+  return more().digest(m, String(url), body, params, challenge, send);
+}
+
 // `m` is an upper-case method name.
 function send(m, url, body, params) {
+  if (params && params.auth === 'digest') return digestAuth(m, url, body, params);
   const [b, p] = encoded(body, params);
   const u = typeof url === 'string' ? url : String(url);
   if (p && p.responseCallback !== undefined) {
@@ -224,7 +250,7 @@ function send(m, url, body, params) {
 
 // Requests without a body, the most frequent, in one frame.
 function sendBare(m, url, params) {
-  if (params && params.responseCallback !== undefined) return send(m, url, null, params);
+  if (params && (params.responseCallback !== undefined || params.auth === 'digest')) return send(m, url, null, params);
   return new Response(H.send(m, typeof url === 'string' ? url : String(url), null, params));
 }
 
@@ -292,15 +318,25 @@ export function cookieJar() {
   return more().cookieJar();
 }
 
-// k6's `new http.CookieJar()`: a jar of its own, which loadtest does not
-// offer yet (each VU has one, `http.cookieJar()`).
+// k6's `new http.CookieJar()`: a jar of the script's own, for requests
+// whose params name it (`jar`). Unlike the VU's it is not emptied when an
+// iteration starts; the host lets it go when this object is freed.
 export class CookieJar {
   constructor() {
-    throw new Error('k6/http: new http.CookieJar() is not supported yet; each VU has one jar, http.cookieJar()');
+    const jar = H.newJar();
+    Object.defineProperty(this, '__jar', { value: jar });
+    more().jarMethods(this, jar);
   }
 }
+
+// k6's names for TLS versions, as `response.tls_version` gives them.
+export const TLS_1_0 = 'tls1.0';
+export const TLS_1_1 = 'tls1.1';
+export const TLS_1_2 = 'tls1.2';
+export const TLS_1_3 = 'tls1.3';
 
 export default {
   request, asyncRequest, get, head, options, post, put, patch, del, batch, url, cookieJar,
   expectedStatuses, setResponseCallback, Response, file, CookieJar,
+  TLS_1_0, TLS_1_1, TLS_1_2, TLS_1_3,
 };
