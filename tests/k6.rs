@@ -1090,7 +1090,7 @@ const B = '{b}';
 const refused = (params) => {{
   try {{ http.get(`${{B}}/get`, params); return 'sent'; }} catch (e) {{ return String(e); }}
 }};
-export default function () {{
+export default async function () {{
   http.cookieJar().set(B, 'jarred', 'j');
   const sent = http.get(`${{B}}/headers`, {{
     headers: {{ Cookie: 'given=g' }},
@@ -1104,6 +1104,7 @@ export default function () {{
   const digest = ['/digest-auth/auth/ada/s3cret', '/digest-auth/auth/ada/s3cret/SHA-256']
     .map((path) => withDigest('s3cret', path));
   const wrongDigest = withDigest('nope', '/digest-auth/auth/ada/s3cret');
+  const asyncDigest = await http.asyncRequest('GET', B.replace('://', '://ada:s3cret@') + '/digest-auth/auth/ada/s3cret', null, {{ auth: 'digest' }});
   check(null, {{
     'request cookies join the header and the jar': () => sent === 'given=g; plain=p; boxed=b; jarred=j',
     'response cookies': () => {{
@@ -1112,7 +1113,7 @@ export default function () {{
     }},
     'url credentials are basic auth': () => authed.status === 200 && authed.json('user') === 'ada' && denied.status === 401,
     'ntlm is refused by name': () => refused({{ auth: 'ntlm' }}).includes('params.auth `ntlm`'),
-    'digest answers the challenge': () => digest.every((r) => r.status === 200 && r.json('authenticated') === true),
+    'digest answers the challenge': () => digest.concat([asyncDigest]).every((r) => r.status === 200 && r.json('authenticated') === true),
     'a wrong digest password is refused': () => wrongDigest.status === 401,
     'compression is refused by name': () => refused({{ compression: 'gzip' }}).includes('params.compression is not supported'),
     'a foreign jar is refused': () => refused({{ jar: {{}} }}).includes('params.jar must be http.cookieJar()'),

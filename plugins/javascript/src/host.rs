@@ -886,7 +886,7 @@ fn unsupported_params<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<
         let kind: String = Coerced::<String>::from_js(ctx, auth)?.0;
         if kind != "basic" {
             return refuse(&format!(
-                "params.auth `{kind}` (basic and digest, from credentials in the URL; digest not in http.batch or asyncRequest)"
+                "params.auth `{kind}` (basic and digest, from credentials in the URL; digest not in http.batch)"
             ));
         }
     }

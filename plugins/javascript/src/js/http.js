@@ -261,11 +261,12 @@ export function request(method, url, body, params) {
 // k6's promise-returning request. Those made before the script next
 // waits (an await, its return) go out together, in parallel as
 // `http.batch` sends them, when it does: `Promise.all` over them has them
-// in flight at once. One with its own responseCallback goes out at once.
+// in flight at once. One with its own responseCallback, or with digest
+// auth (two requests in turn), goes out at once.
 export function asyncRequest(method, url, body, params) {
   return new Promise((resolve, reject) => {
     const m = String(method).toUpperCase();
-    if (params && params.responseCallback !== undefined) {
+    if (params && (params.responseCallback !== undefined || params.auth === 'digest')) {
       resolve(send(m, url, body, params));
       return;
     }
