@@ -85,6 +85,13 @@ fn check(r: &Value, name: &str) -> (u64, u64) {
     (c["passes"].as_u64().unwrap(), c["fails"].as_u64().unwrap())
 }
 
+/// Every named check passed `n` times and never failed.
+fn all_passed(r: &Value, names: &[&str], n: u64) {
+    for name in names {
+        assert_eq!(check(r, name), (n, 0), "{name}: {}", r["checks"]);
+    }
+}
+
 fn passed(r: &Value, metric: &str) -> bool {
     let v = r["thresholds"]
         .as_array()
@@ -360,20 +367,13 @@ export default function () {
 "#;
     let run = k6("run", script, &[]);
     let r = &run.report;
-    for name in [
+    let names = [
         "progress is the share done",
         "completed and interrupted",
         "vus",
         "clock",
-    ] {
-        assert_eq!(
-            check(r, name),
-            (4, 0),
-            "{name}: {}\n{}",
-            r["checks"],
-            run.stderr
-        );
-    }
+    ];
+    all_passed(r, &names, 4);
     assert_eq!(
         r["scenarios"]["s"]["iterations_failed"], 1,
         "{}",
@@ -787,20 +787,22 @@ export default function () {{
     let run = k6("run", &script, &[]);
     let r = &run.report;
     assert_eq!(t.received(), 9, "{}", run.stderr);
-    for name in [
-        "status and body",
-        "headers by canonical name",
-        "timings add up",
-        "request and url",
-        "serialised whole",
-        "batch in order",
-        "failure is a status 0",
-        "fields can be replaced",
-        "status text as k6 words it",
-        "missing fields fail by name",
-    ] {
-        assert_eq!(check(r, name), (3, 0), "{name}: {}", r["checks"]);
-    }
+    all_passed(
+        r,
+        &[
+            "status and body",
+            "headers by canonical name",
+            "timings add up",
+            "request and url",
+            "serialised whole",
+            "batch in order",
+            "failure is a status 0",
+            "fields can be replaced",
+            "status text as k6 words it",
+            "missing fields fail by name",
+        ],
+        3,
+    );
 }
 
 #[test]
@@ -1139,20 +1141,22 @@ export default async function () {{
     let run = k6("run", &script, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let r = &run.report;
-    for name in [
-        "request cookies join the header and the jar",
-        "response cookies",
-        "url credentials are basic auth",
-        "ntlm is refused by name",
-        "digest answers the challenge",
-        "a wrong digest password is refused",
-        "compression is refused by name",
-        "a foreign jar is refused",
-        "replace is refused",
-        "the jar sets with options, deletes and clears by URL",
-    ] {
-        assert_eq!(check(r, name), (1, 0), "{name}: {}", r["checks"]);
-    }
+    all_passed(
+        r,
+        &[
+            "request cookies join the header and the jar",
+            "response cookies",
+            "url credentials are basic auth",
+            "ntlm is refused by name",
+            "digest answers the challenge",
+            "a wrong digest password is refused",
+            "compression is refused by name",
+            "a foreign jar is refused",
+            "replace is refused",
+            "the jar sets with options, deletes and clears by URL",
+        ],
+        1,
+    );
 }
 
 /// k6's `new http.CookieJar()` against a real server (httpbin): a request
@@ -1195,16 +1199,18 @@ export default function () {{
     let run = k6("run", &script, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let r = &run.report;
-    for name in [
-        "a redirect stores into the jar named",
-        "the VU jar does not get them",
-        "the jar sets and lists",
-        "a batch sends from the jar",
-        "different jars together fail by name",
-        "a jar outlives the iteration",
-    ] {
-        assert_eq!(check(r, name), (2, 0), "{name}: {}", r["checks"]);
-    }
+    all_passed(
+        r,
+        &[
+            "a redirect stores into the jar named",
+            "the VU jar does not get them",
+            "the jar sets and lists",
+            "a batch sends from the jar",
+            "different jars together fail by name",
+            "a jar outlives the iteration",
+        ],
+        2,
+    );
 }
 
 /// A script that keeps every jar it makes is stopped at the cap, with a
@@ -1261,20 +1267,14 @@ export default function () {{
     );
     let run = k6("run", &script, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    for name in [
+    let names = [
         "in the clear",
         "over tls",
         "no response",
         "in a batch",
         "ocsp fails by name",
-    ] {
-        assert_eq!(
-            check(&run.report, name),
-            (1, 0),
-            "{name}: {}",
-            run.report["checks"]
-        );
-    }
+    ];
+    all_passed(&run.report, &names, 1);
 }
 
 /// Bytes go out and come back as they are: ArrayBuffer and typed-array
@@ -1611,13 +1611,15 @@ export function floating() {{
     );
     let run = k6("run", &script, &[]);
     let r = &run.report;
-    for name in [
-        "awaited a response",
-        "setup was awaited",
-        "awaits run in order",
-    ] {
-        assert_eq!(check(r, name), (4, 0), "{name}: {}", r["checks"]);
-    }
+    all_passed(
+        r,
+        &[
+            "awaited a response",
+            "setup was awaited",
+            "awaits run in order",
+        ],
+        4,
+    );
     let flows = &r["scenarios"]["flows"];
     assert_eq!(flows["iterations_failed"], 0, "{flows}");
     // Each iteration waited for the timer it set before returning.
@@ -1938,15 +1940,17 @@ export default function () {{
         run.stderr, run.report["thresholds"], run.report["checks"]
     );
     let r = &run.report;
-    for name in [
-        "a body is discarded unless asked for",
-        "the default user agent is sent",
-        "a request's own user agent wins",
-        "responseType text keeps the body",
-        "the scenario's env is in __ENV",
-    ] {
-        assert_eq!(check(r, name), (4, 0), "{name}: {}", r["checks"]);
-    }
+    all_passed(
+        r,
+        &[
+            "a body is discarded unless asked for",
+            "the default user agent is sent",
+            "a request's own user agent wins",
+            "responseType text keeps the body",
+            "the scenario's env is in __ENV",
+        ],
+        4,
+    );
     for t in [
         "http_reqs{env:staging}",
         "http_reqs{flow:browse}",

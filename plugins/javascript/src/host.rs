@@ -4,13 +4,9 @@
 
 use base64::Engine as _;
 use loadtest_sdk::{cookies, http, log, vu};
-use rquickjs::class::{JsClass, Readable, Trace, Tracer};
 use rquickjs::convert::{Coerced, List};
-use rquickjs::function::Constructor;
 use rquickjs::prelude::Opt;
-use rquickjs::{
-    Array, Class, Ctx, Exception, FromJs, Function, IntoJs, JsLifetime, Object, Value, qjs,
-};
+use rquickjs::{Array, Class, Ctx, Exception, FromJs, Function, IntoJs, Object, Value, qjs};
 use std::time::Duration;
 
 /// Makes `globalThis.__host`. `check` and `random` are made now, since
@@ -446,45 +442,13 @@ pub struct Held {
     res: http::HeldResponse,
 }
 
-// SAFETY: `Held` holds no JavaScript value, so no lifetime to change.
-unsafe impl<'js> JsLifetime<'js> for Held {
-    type Changed<'to> = Held;
-}
-
-impl<'js> Trace<'js> for Held {
-    fn trace<'a>(&self, _: Tracer<'a, 'js>) {}
-}
-
-impl<'js> JsClass<'js> for Held {
-    const NAME: &'static str = "HeldResponse";
-    type Mutable = Readable;
-
-    fn constructor(_: &Ctx<'js>) -> rquickjs::Result<Option<Constructor<'js>>> {
-        Ok(None)
-    }
-}
+native_class!(Held, "HeldResponse");
 
 /// A cookie jar of the script's own (`new http.CookieJar()`); the host
 /// drops it when QuickJS frees the object holding this.
 pub struct OwnJar(cookies::Jar);
 
-// SAFETY: `OwnJar` holds no JavaScript value, so no lifetime to change.
-unsafe impl<'js> JsLifetime<'js> for OwnJar {
-    type Changed<'to> = OwnJar;
-}
-
-impl<'js> Trace<'js> for OwnJar {
-    fn trace<'a>(&self, _: Tracer<'a, 'js>) {}
-}
-
-impl<'js> JsClass<'js> for OwnJar {
-    const NAME: &'static str = "OwnCookieJar";
-    type Mutable = Readable;
-
-    fn constructor(_: &Ctx<'js>) -> rquickjs::Result<Option<Constructor<'js>>> {
-        Ok(None)
-    }
-}
+native_class!(OwnJar, "OwnCookieJar");
 
 /// `H.newJar()`: a jar of the script's own.
 fn new_jar(ctx: Ctx<'_>) -> rquickjs::Result<Class<'_, OwnJar>> {

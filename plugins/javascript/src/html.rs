@@ -4,10 +4,8 @@
 //! numbers; a node's number is its place in document order, so sorting a
 //! list puts it in document order, as jQuery's (and k6's) results are.
 
-use rquickjs::class::{JsClass, Readable, Trace, Tracer};
 use rquickjs::convert::List;
-use rquickjs::function::Constructor;
-use rquickjs::{Class, Ctx, Exception, JsLifetime};
+use rquickjs::{Class, Ctx, Exception};
 use scraper::node::Node;
 use scraper::{ElementRef, Html, Selector};
 use std::collections::HashMap;
@@ -20,23 +18,7 @@ pub struct Doc {
     number: HashMap<ego_tree::NodeId, u32>,
 }
 
-// SAFETY: `Doc` holds no JavaScript value, so no lifetime to change.
-unsafe impl<'js> JsLifetime<'js> for Doc {
-    type Changed<'to> = Doc;
-}
-
-impl<'js> Trace<'js> for Doc {
-    fn trace<'a>(&self, _: Tracer<'a, 'js>) {}
-}
-
-impl<'js> JsClass<'js> for Doc {
-    const NAME: &'static str = "HtmlDocument";
-    type Mutable = Readable;
-
-    fn constructor(_: &Ctx<'js>) -> rquickjs::Result<Option<Constructor<'js>>> {
-        Ok(None)
-    }
-}
+native_class!(Doc, "HtmlDocument");
 
 type NodeRef<'a> = ego_tree::NodeRef<'a, Node>;
 

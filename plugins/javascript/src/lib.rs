@@ -11,6 +11,33 @@
 //! and `"probe": "summary"` with `"summary": data` makes it return what
 //! the script's `handleSummary(data)` does.
 
+/// Makes a Rust type a JavaScript class that only natives create: it
+/// holds no JavaScript value, and scripts get no constructor. QuickJS
+/// drops the Rust value with the last object holding it.
+macro_rules! native_class {
+    ($ty:ident, $name:literal) => {
+        // SAFETY: the type holds no JavaScript value, so no lifetime to change.
+        unsafe impl<'js> rquickjs::JsLifetime<'js> for $ty {
+            type Changed<'to> = $ty;
+        }
+
+        impl<'js> rquickjs::class::Trace<'js> for $ty {
+            fn trace<'a>(&self, _: rquickjs::class::Tracer<'a, 'js>) {}
+        }
+
+        impl<'js> rquickjs::class::JsClass<'js> for $ty {
+            const NAME: &'static str = $name;
+            type Mutable = rquickjs::class::Readable;
+
+            fn constructor(
+                _: &rquickjs::Ctx<'js>,
+            ) -> rquickjs::Result<Option<rquickjs::function::Constructor<'js>>> {
+                Ok(None)
+            }
+        }
+    };
+}
+
 mod binary;
 mod crypto;
 mod engine;
