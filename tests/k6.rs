@@ -1277,6 +1277,114 @@ export default function () {{
     all_passed(&run.report, &names, 1);
 }
 
+/// k6's `hosts`: a name (with or without a port, or under a `*.`
+/// pattern) goes to the address given, not to DNS, and the request is
+/// recorded under its URL.
+#[test]
+fn hosts_send_names_to_the_addresses_given() {
+    let t = Target::start();
+    let port = t.url.rsplit(':').next().unwrap().to_owned();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{
+  vus: 1, iterations: 2,
+  hosts: {{ 'shop.test': '127.0.0.1', 'api.shop.test:80': '127.0.0.1:{port}', '*.cdn.test': '127.0.0.1' }},
+}};
+export default function () {{
+  const named = http.get('http://shop.test:{port}/');
+  const ported = http.get('http://api.shop.test/json');
+  const pattern = http.get('http://img.eu.cdn.test:{port}/');
+  check(null, {{
+    'a name': () => named.status === 200 && named.remote_ip === '127.0.0.1' && named.url === 'http://shop.test:{port}/',
+    'a name and port': () => ported.status === 200 && ported.remote_port === {port},
+    'a pattern': () => pattern.status === 200,
+  }});
+}}
+"#
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    all_passed(&run.report, &["a name", "a name and port", "a pattern"], 2);
+    assert_eq!(run.report["totals"]["requests"], 6);
+    assert_eq!(t.received(), 6);
+
+    let bad = "export const options = { hosts: { 'shop.test': 'staging.internal' } };\nexport default function () {}\n";
+    let run = k6("validate", bad, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("`shop.test`") && run.stderr.contains("is not an address"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// k6's `noVUConnectionReuse` and `noConnectionReuse`, counted by the
+/// server: one connection for the whole run by default, one per
+/// iteration, one per request.
+#[test]
+fn connections_are_reused_per_run_per_iteration_or_never_as_asked() {
+    for (option, connections) in [
+        ("", 1),
+        ("noVUConnectionReuse: true,", 3),
+        ("noConnectionReuse: true,", 6),
+    ] {
+        let t = Target::start();
+        let script = format!(
+            r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{ {option} vus: 1, iterations: 3 }};
+export default function () {{
+  check(http.get('{0}/'), {{ 'first': (r) => r.status === 200 }});
+  check(http.get('{0}/json'), {{ 'second': (r) => r.status === 200 }});
+}}
+"#,
+            t.url
+        );
+        let run = k6("run", &script, &[]);
+        assert_eq!(run.code, 0, "{option}: {}", run.stderr);
+        all_passed(&run.report, &["first", "second"], 3);
+        assert_eq!(t.received(), 6, "{option}");
+        assert_eq!(t.connections(), connections, "{option}");
+    }
+}
+
+/// k6's `throw`: a request that got no response throws (a promise of one
+/// rejects) instead of giving status 0; an HTTP error status does not.
+#[test]
+fn with_throw_a_request_without_a_response_throws() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{ vus: 1, iterations: 1, throw: true }};
+const refused = 'http://127.0.0.1:1/';
+const thrown = (f) => {{ try {{ f(); return false; }} catch (e) {{ return String(e).includes('options.throw is on'); }} }};
+export default async function () {{
+  let rejected = false;
+  await http.asyncRequest('GET', refused).catch((e) => {{ rejected = String(e).includes(refused); }});
+  check(null, {{
+    'get throws': () => thrown(() => http.get(refused)),
+    'batch throws': () => thrown(() => http.batch([['GET', '{0}/'], ['GET', refused]])),
+    'asyncRequest rejects': () => rejected,
+    'a 404 is a response': () => http.get('{0}/status/404').status === 404,
+  }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let names = [
+        "get throws",
+        "batch throws",
+        "asyncRequest rejects",
+        "a 404 is a response",
+    ];
+    all_passed(&run.report, &names, 1);
+    assert_eq!(t.received(), 2);
+}
+
 /// Bytes go out and come back as they are: ArrayBuffer and typed-array
 /// bodies, `open(path, 'b')`, `responseType: 'binary'`, base64 of bytes,
 /// and multipart bodies with `http.file`, as the server (httpbin) reads them.

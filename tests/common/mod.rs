@@ -93,6 +93,11 @@ impl Target {
         self.stat("requests")
     }
 
+    /// Connections that carried at least one counted request.
+    pub fn connections(&self) -> u64 {
+        self.stat("connections")
+    }
+
     /// The most requests the target was answering at once.
     pub fn peak_in_flight(&self) -> u64 {
         self.stat("peak_in_flight")

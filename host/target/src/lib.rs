@@ -6,7 +6,9 @@
 //! `/status/{code}`, `/gzip/{n}` (n zero bytes, gzip-encoded), `/echo` (the
 //! request body back), `/json`, `/close`
 //! (answers, then closes the connection); `/__stats`
-//! reports `{"requests": N}` and `/__reset` zeroes it (neither is counted).
+//! reports `{"requests": N, "connections": M, ...}` (M: connections that
+//! carried a counted request) and `/__reset` zeroes it (neither is
+//! counted).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,13 +18,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 #[derive(Default)]
 struct Stats {
     requests: AtomicU64,
+    /// Connections that carried at least one counted request: what a
+    /// test reads to tell connections reused from opened anew.
+    connections: AtomicU64,
     /// Requests being answered now, and the most there were at once: what
     /// a test reads to tell requests sent in parallel from one by one.
     in_flight: AtomicU64,
@@ -75,7 +80,9 @@ pub async fn serve(addr: SocketAddr, tls: bool) -> anyhow::Result<()> {
         let stats = stats.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(req, stats.clone()));
+            let counted = Arc::new(AtomicBool::new(false));
+            let svc =
+                hyper::service::service_fn(move |req| handle(req, stats.clone(), counted.clone()));
             let builder = auto::Builder::new(TokioExecutor::new());
             match acceptor {
                 None => {
@@ -108,25 +115,35 @@ fn tls_acceptor() -> anyhow::Result<tokio_rustls::TlsAcceptor> {
 
 type Reply = Response<Full<Bytes>>;
 
-async fn handle(req: Request<Incoming>, stats: Arc<Stats>) -> Result<Reply, hyper::Error> {
+/// `counted`: whether this request's connection is counted already.
+async fn handle(
+    req: Request<Incoming>,
+    stats: Arc<Stats>,
+    counted: Arc<AtomicBool>,
+) -> Result<Reply, hyper::Error> {
     let path = req.uri().path().to_owned();
     match path.as_str() {
         "/__stats" => {
             let body = format!(
-                r#"{{"requests":{},"peak_in_flight":{}}}"#,
+                r#"{{"requests":{},"connections":{},"peak_in_flight":{}}}"#,
                 stats.requests.load(Ordering::Relaxed),
+                stats.connections.load(Ordering::Relaxed),
                 stats.peak_in_flight.load(Ordering::Relaxed)
             );
             return Ok(reply(StatusCode::OK, "application/json", body));
         }
         "/__reset" => {
             stats.requests.store(0, Ordering::Relaxed);
+            stats.connections.store(0, Ordering::Relaxed);
             stats.peak_in_flight.store(0, Ordering::Relaxed);
             return Ok(reply(StatusCode::OK, "text/plain", "reset\n"));
         }
         _ => {}
     }
     stats.requests.fetch_add(1, Ordering::Relaxed);
+    if !counted.swap(true, Ordering::Relaxed) {
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+    }
     let _answering = Answering::new(&stats);
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let (head, arg) = (parts.next().unwrap_or(""), parts.next());

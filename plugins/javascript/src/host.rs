@@ -698,7 +698,7 @@ pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
         return Ok(false);
     }
     let mut reqs = Vec::with_capacity(queued.len());
-    let mut waiting: Vec<(Sent, Function)> = Vec::with_capacity(queued.len());
+    let mut waiting: Vec<(Sent, Function, Function)> = Vec::with_capacity(queued.len());
     for q in queued {
         let (item, ok, fail) = (
             q.item.restore(ctx)?,
@@ -709,19 +709,19 @@ pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
             Ok((_, sent))
                 if waiting
                     .first()
-                    .is_some_and(|(w, _)| !same_jar(&w.jar, &sent.jar)) =>
+                    .is_some_and(|(w, ..)| !same_jar(&w.jar, &sent.jar)) =>
             {
                 fail.call::<_, ()>((MIXED_JARS,))?
             }
             Ok((req, sent)) => {
                 reqs.push(req);
-                waiting.push((sent, ok));
+                waiting.push((sent, ok, fail));
             }
             Err(rquickjs::Error::Exception) => fail.call::<_, ()>((ctx.catch(),))?,
             Err(e) => fail.call::<_, ()>((e.to_string(),))?,
         }
     }
-    let Some(jar) = waiting.first().map(|(w, _)| w.jar.clone()) else {
+    let Some(jar) = waiting.first().map(|(w, ..)| w.jar.clone()) else {
         return Ok(true);
     };
     let pairs: Vec<_> = reqs.into_iter().map(|r| (r, http::Judged::AsVu)).collect();
@@ -729,8 +729,13 @@ pub fn send_queued(ctx: &Ctx<'_>) -> rquickjs::Result<bool> {
         Some(jar) => jar.borrow().0.within(|| http::batch_held(&pairs)),
         None => http::batch_held(&pairs),
     };
-    for (r, (sent, ok)) in results.into_iter().zip(waiting) {
-        ok.call::<_, ()>((sent.response(ctx, r)?,))?;
+    for (r, (sent, ok, fail)) in results.into_iter().zip(waiting) {
+        match sent.response(ctx, r) {
+            Ok(response) => ok.call::<_, ()>((response,))?,
+            // No response under `options.throw`: the promise rejects.
+            Err(rquickjs::Error::Exception) => fail.call::<_, ()>((ctx.catch(),))?,
+            Err(e) => return Err(e),
+        }
     }
     Ok(true)
 }
@@ -933,13 +938,19 @@ pub(crate) fn duration<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> rquickjs::Result<
 }
 
 /// A request that got no response, as k6 shows it: status 0 with `error`
-/// and `error_code`, not an exception.
+/// and `error_code`, or with k6's `throw` option an exception.
 fn failed<'js>(
     ctx: &Ctx<'js>,
     e: http::HttpError,
     (method, url): (rquickjs::String<'js>, rquickjs::String<'js>),
 ) -> rquickjs::Result<Value<'js>> {
     let (code, message) = error_of(e);
+    if crate::options::throws() {
+        let m = method.to_string()?;
+        let u = url.to_string()?;
+        let text = format!("k6/http: {m} {u}: {message} (error_code {code}; options.throw is on)");
+        return Err(Exception::throw_message(ctx, &text));
+    }
     let fields = vec![
         0.into_js(ctx)?,
         url.clone().into_value(),

@@ -1,6 +1,6 @@
 //! k6's test-wide options that each VU applies itself, read from the
 //! script's `options` when it loads: `tags` (and a scenario's own), the
-//! default `userAgent`, `discardResponseBodies` and
+//! default `userAgent`, `discardResponseBodies`, `throw` and
 //! `minIterationDuration`. The host's config has no field for them, so
 //! they travel in the script, as in k6.
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 thread_local! {
     static USER_AGENT: RefCell<Option<String>> = const { RefCell::new(None) };
     static DISCARD_BODIES: Cell<bool> = const { Cell::new(false) };
+    static THROW: Cell<bool> = const { Cell::new(false) };
     static MIN_ITERATION: Cell<Option<Duration>> = const { Cell::new(None) };
 }
 
@@ -25,6 +26,12 @@ pub fn user_agent() -> Option<String> {
 /// `discardResponseBodies`).
 pub fn discard_bodies() -> bool {
     DISCARD_BODIES.get()
+}
+
+/// Whether a request that got no response throws rather than returning
+/// status 0 with `error` (k6's `throw`).
+pub fn throws() -> bool {
+    THROW.get()
 }
 
 /// How long an iteration lasts at least (k6's `minIterationDuration`).
@@ -57,17 +64,9 @@ pub fn apply<'js>(ctx: &Ctx<'js>, options: Option<Object<'js>>) -> rquickjs::Res
         None => return Err(type_error(ctx, "options.userAgent must be a string")),
     };
     USER_AGENT.set(agent);
-    let discard: Value = options.get("discardResponseBodies")?;
-    DISCARD_BODIES.set(match discard.as_bool() {
-        Some(b) => b,
-        None if discard.is_undefined() || discard.is_null() => false,
-        None => {
-            return Err(type_error(
-                ctx,
-                "options.discardResponseBodies must be true or false",
-            ));
-        }
-    });
+    let discard = options.get("discardResponseBodies")?;
+    DISCARD_BODIES.set(flag(ctx, discard, "options.discardResponseBodies")?);
+    THROW.set(flag(ctx, options.get("throw")?, "options.throw")?);
     let min: Value = options.get("minIterationDuration")?;
     MIN_ITERATION.set(if min.is_undefined() || min.is_null() {
         None
@@ -99,6 +98,15 @@ fn tag<'js>(
         }
     }
     Ok(())
+}
+
+/// A true-or-false option; absent is false.
+fn flag<'js>(ctx: &Ctx<'js>, v: Value<'js>, what: &str) -> rquickjs::Result<bool> {
+    match v.as_bool() {
+        Some(b) => Ok(b),
+        None if v.is_undefined() || v.is_null() => Ok(false),
+        None => Err(type_error(ctx, &format!("{what} must be true or false"))),
+    }
 }
 
 fn type_error(ctx: &Ctx<'_>, message: &str) -> rquickjs::Error {

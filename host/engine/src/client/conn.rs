@@ -8,7 +8,7 @@
 
 use super::h1::{self, Failure, H1, Io, Keep};
 use super::wire::{Counted, Wire};
-use super::{Client, Exchange, Incoming, Outgoing, Peer, RequestError, error_chain};
+use super::{Client, Exchange, Incoming, Outgoing, Peer, RequestError, Reuse, error_chain};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
@@ -124,6 +124,11 @@ impl Connections {
         }
     }
 
+    /// Closes every connection: the next request opens a fresh one.
+    pub fn close_all(&mut self) {
+        self.links.open.clear();
+    }
+
     /// Sends `req` and reads the whole response, within its timeout. A
     /// request cut off by the timeout leaves its HTTP/1.1 connection marked
     /// unusable, so the next request opens a fresh one.
@@ -188,7 +193,7 @@ impl Links {
                 .saturating_duration_since(start)
                 .saturating_sub(connecting + tls);
         }
-        if result.is_err() || !open[idx].usable() {
+        if result.is_err() || !open[idx].usable() || client.inner.reuse == Reuse::Never {
             open.remove(idx);
         }
         result.map_err(|f| match f {
@@ -215,12 +220,19 @@ impl Links {
             })?;
         let target = uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = Vec::new();
+        let closing;
+        let headers = if self.client.inner.reuse == Reuse::Never {
+            closing = [&req.headers[..], &[("connection".into(), "close".into())]].concat();
+            &closing
+        } else {
+            &req.headers
+        };
         h1::encode_head(
             &mut head,
             verb.as_str(),
             target,
             &host_header(&origin),
-            &req.headers,
+            headers,
             body_len,
         )
         .map_err(RequestError::Invalid)?;
@@ -459,7 +471,7 @@ async fn connect(client: &Client, wire: &Wire, origin: Origin) -> Result<Conn, R
     let addrs = client
         .inner
         .egress
-        .resolve(&origin.host, origin.port)
+        .resolve(&origin.host, origin.port, &client.inner.hosts)
         .await?;
     let tcp = TcpStream::connect(&addrs[..])
         .await

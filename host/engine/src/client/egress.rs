@@ -11,6 +11,7 @@
 //! redirect hop opens its connection here too.
 
 use super::RequestError;
+use super::hosts::Hosts;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -83,17 +84,27 @@ impl Egress {
         self.blocked.iter().find(|n| n.contains(&ip))
     }
 
-    /// The addresses `host:port` may be connected to, in resolver order.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, RequestError> {
+    /// The addresses `host:port` may be connected to, in resolver order:
+    /// from `hosts` when it names one (k6's `hosts`), else from DNS. An
+    /// address given in `hosts` is checked like one DNS gave.
+    pub async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        hosts: &Hosts,
+    ) -> Result<Vec<SocketAddr>, RequestError> {
         if let Some(p) = self.host_blocked(host) {
             return Err(RequestError::Blocked(format!(
                 "`{host}` is blocked (sandbox.blockHostnames `{p}`)"
             )));
         }
-        let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| RequestError::Connect(format!("resolving `{host}`: {e}")))?
-            .collect();
+        let found: Vec<SocketAddr> = match hosts.get(host, port) {
+            Some(addr) => vec![addr],
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| RequestError::Connect(format!("resolving `{host}`: {e}")))?
+                .collect(),
+        };
         let mut why = None;
         let allowed: Vec<SocketAddr> = found
             .iter()
@@ -183,14 +194,32 @@ mod tests {
     #[tokio::test]
     async fn a_blocked_address_is_refused_before_any_connection() {
         let e = Egress::new(&[], &["127.0.0.2".into()], &[]).unwrap();
-        let err = e.resolve("127.0.0.2", 80).await.unwrap_err();
+        let none = Hosts::default();
+        let err = e.resolve("127.0.0.2", 80, &none).await.unwrap_err();
         assert_eq!(err.kind(), "blocked");
         assert!(
             err.to_string().contains("blocked range 127.0.0.2/32"),
             "{err}"
         );
-        assert_eq!(e.resolve("127.0.0.1", 80).await.unwrap().len(), 1);
-        let err = e.resolve("metadata.google.internal", 80).await.unwrap_err();
+        assert_eq!(e.resolve("127.0.0.1", 80, &none).await.unwrap().len(), 1);
+        let err = e
+            .resolve("metadata.google.internal", 80, &none)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), "blocked");
+    }
+
+    #[tokio::test]
+    async fn an_address_from_hosts_is_checked_like_one_from_dns() {
+        let e = Egress::new(&[], &["127.0.0.2".into()], &[]).unwrap();
+        let map = [
+            ("shop.test".to_string(), "127.0.0.2".to_string()),
+            ("ok.test".to_string(), "127.0.0.1:9".to_string()),
+        ];
+        let hosts = Hosts::new(&map.into_iter().collect()).unwrap();
+        let err = e.resolve("shop.test", 80, &hosts).await.unwrap_err();
+        assert_eq!(err.kind(), "blocked");
+        let ok = e.resolve("ok.test", 80, &hosts).await.unwrap();
+        assert_eq!(ok, vec!["127.0.0.1:9".parse().unwrap()]);
     }
 }

@@ -9,6 +9,7 @@ mod conn;
 mod decode;
 pub mod egress;
 mod h1;
+pub mod hosts;
 mod session;
 mod wire;
 
@@ -205,6 +206,22 @@ struct Shared {
     http2_prior_knowledge: bool,
     tls: Arc<rustls::ClientConfig>,
     egress: egress::Egress,
+    hosts: hosts::Hosts,
+    reuse: Reuse,
+}
+
+/// How long a VU keeps a connection for later requests (k6's
+/// `noConnectionReuse` and `noVUConnectionReuse`): tests of how a server
+/// bears new connections (handshakes, accept queues) need them fresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reuse {
+    /// For as long as the server keeps it open.
+    #[default]
+    Always,
+    /// Within one iteration; the next starts with none.
+    WithinIteration,
+    /// Never: every request on a new connection, sent with `Connection: close`.
+    Never,
 }
 
 /// How many requests of one batch are in flight at once, in all and per host.
@@ -238,6 +255,8 @@ pub struct ClientOptions {
     pub http2_prior_knowledge: bool,
     pub insecure_skip_tls_verify: bool,
     pub egress: egress::Egress,
+    pub hosts: hosts::Hosts,
+    pub reuse: Reuse,
 }
 
 impl Client {
@@ -263,6 +282,8 @@ impl Client {
                 http2_prior_knowledge: opts.http2_prior_knowledge,
                 tls: Arc::new(tls_config(opts.insecure_skip_tls_verify)?),
                 egress: opts.egress.clone(),
+                hosts: opts.hosts.clone(),
+                reuse: opts.reuse,
             }),
         })
     }

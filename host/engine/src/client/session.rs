@@ -141,10 +141,20 @@ impl Session {
         self.jar.set(&url, raw)
     }
 
-    /// At an iteration's start: an empty jar, unless `http.noCookiesReset`.
-    pub fn new_iteration(&self) {
+    /// At an iteration's start: an empty jar, unless `http.noCookiesReset`,
+    /// and no connection kept from the last, with `http.noVUConnectionReuse`.
+    pub fn new_iteration(&mut self) {
         if self.client.inner.reset_cookies {
             self.jar.clear();
+        }
+        self.close_if_per_iteration();
+    }
+
+    /// With `http.noVUConnectionReuse`, closes this session's connections:
+    /// also for the sessions a VU's batches use beside its own.
+    pub fn close_if_per_iteration(&mut self) {
+        if self.client.inner.reuse == super::Reuse::WithinIteration {
+            self.conns.close_all();
         }
     }
 

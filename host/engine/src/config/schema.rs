@@ -142,6 +142,32 @@ pub struct HttpOptions {
     pub batch: u32,
     /// ... and at most this many to one host (k6's `batchPerHost`).
     pub batch_per_host: u32,
+    /// Names answered without DNS (k6's `hosts`): `name`, `name:port` or
+    /// `*.example.com` to `ip` or `ip:port`. `Host` and the TLS server
+    /// name stay the URL's.
+    pub hosts: BTreeMap<String, String>,
+    /// A new connection for every request (k6's `noConnectionReuse`).
+    pub no_connection_reuse: bool,
+    /// No connection kept from one iteration to the next (k6's
+    /// `noVUConnectionReuse`).
+    #[serde(rename = "noVUConnectionReuse")]
+    pub no_vu_connection_reuse: bool,
+}
+
+impl HttpOptions {
+    /// How long a VU keeps a connection.
+    pub fn reuse(&self) -> crate::client::Reuse {
+        use crate::client::Reuse;
+        match (self.no_connection_reuse, self.no_vu_connection_reuse) {
+            (true, _) => Reuse::Never,
+            (false, true) => Reuse::WithinIteration,
+            (false, false) => Reuse::Always,
+        }
+    }
+
+    pub fn hosts(&self) -> Result<crate::client::hosts::Hosts, String> {
+        crate::client::hosts::Hosts::new(&self.hosts)
+    }
 }
 
 impl Default for HttpOptions {
@@ -156,6 +182,9 @@ impl Default for HttpOptions {
             max_body_bytes: 64 << 20,
             batch: 20,
             batch_per_host: 6,
+            hosts: BTreeMap::new(),
+            no_connection_reuse: false,
+            no_vu_connection_reuse: false,
         }
     }
 }
@@ -272,6 +301,9 @@ impl Config {
         }
         if let Err(e) = self.sandbox.egress() {
             return Err(ConfigError::new(file, Some("sandbox".into()), e));
+        }
+        if let Err(e) = self.http.hosts() {
+            return Err(ConfigError::new(file, Some("http.hosts".into()), e));
         }
         if self.sandbox.memory_mb == 0 {
             return Err(ConfigError::new(

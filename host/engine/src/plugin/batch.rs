@@ -75,6 +75,8 @@ mod tests {
             http2_prior_knowledge: false,
             insecure_skip_tls_verify: false,
             egress: Default::default(),
+            hosts: Default::default(),
+            reuse: Default::default(),
         })
         .unwrap();
         let urls = [

@@ -167,6 +167,16 @@ impl VuHost {
         &mut self.rng
     }
 
+    /// At an iteration's start, for the VU's session and the sessions
+    /// its batches and `wasi:http` use beside it.
+    pub fn new_iteration(&mut self) {
+        self.session.new_iteration();
+        for sibling in &mut self.batch {
+            sibling.close_if_per_iteration();
+        }
+        self.wasi_http.close_if_per_iteration();
+    }
+
     /// Puts what follows in the group `name` (setup's and teardown's
     /// samples); if nothing is recorded in it, it leaves no trace.
     pub fn enter_quiet_group(&mut self, name: &str) {

@@ -35,6 +35,14 @@ impl HttpHooks {
             ctx: Context::default(),
         }
     }
+
+    /// With `http.noVUConnectionReuse`, at an iteration's start. A request
+    /// still in flight (a guest that left one behind) keeps its session.
+    pub fn close_if_per_iteration(&self) {
+        if let Ok(mut session) = self.session.try_lock() {
+            session.close_if_per_iteration();
+        }
+    }
 }
 
 impl WasiHttpHooks for HttpHooks {

@@ -64,6 +64,9 @@ const HTTP_OPTIONS: &[&str] = &[
     "insecureSkipTLSVerify",
     "batch",
     "batchPerHost",
+    "hosts",
+    "noConnectionReuse",
+    "noVUConnectionReuse",
 ];
 
 /// k6's egress options, as the config's `sandbox` names them.
@@ -82,6 +85,7 @@ const VU_OPTIONS: &[&str] = &[
     "userAgent",
     "discardResponseBodies",
     "minIterationDuration",
+    "throw",
 ];
 
 /// Options that only shape k6's own output; accepted, no effect here

@@ -72,6 +72,8 @@ async fn get(url: &str) -> anyhow::Result<Vec<u8>> {
         http2_prior_knowledge: false,
         insecure_skip_tls_verify: false,
         egress: Default::default(),
+        hosts: Default::default(),
+        reuse: Default::default(),
     })?;
     let mut session = Session::new(client, Default::default());
     let exchange = session.send(Outgoing::get(url), None, |_| {}).await;

@@ -294,6 +294,8 @@ fn client_of(config: &crate::config::Config) -> anyhow::Result<Client> {
         http2_prior_knowledge: config.http.http2_prior_knowledge,
         insecure_skip_tls_verify: config.http.insecure_skip_tls_verify,
         egress: config.sandbox.egress().map_err(anyhow::Error::msg)?,
+        hosts: config.http.hosts().map_err(anyhow::Error::msg)?,
+        reuse: config.http.reuse(),
         max_body: config.http.max_body_bytes,
         max_redirects: config.http.max_redirects,
         reset_cookies: !config.http.no_cookies_reset,

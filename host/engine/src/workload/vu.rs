@@ -195,7 +195,7 @@ impl Vu {
         let inst = self.instance.as_mut().expect("ready leaves an instance");
         let host = inst.host();
         host.iteration = self.iterations;
-        host.session.new_iteration();
+        host.new_iteration();
         host.scheduled = scheduled;
         host.exec = pick_exec(&self.ctx.exec, host);
         host.execution.iteration_in_instance = self.ctx.begin_iteration();
