@@ -528,6 +528,42 @@ export default function () {{ http.get('{}/'); }}
     assert_eq!(target.received(), 1, "only setup's request");
 }
 
+/// `exec.test.fail()` in one node's VU marks the cluster's run failed:
+/// every share runs to its end, and `submit` exits with 110 and the
+/// script's reason, as a standalone run.
+#[test]
+fn a_script_that_fails_the_test_lets_every_node_finish() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import exec from 'k6/execution';
+export const options = {{ scenarios: {{ shop: {{ executor: 'per-vu-iterations', vus: 3, iterations: 4 }} }} }};
+export default function () {{
+  http.get('{}/');
+  if (exec.vu.idInTest === 2 && exec.vu.iterationInScenario === 1) exec.test.fail('checkout broke');
+}}
+"#,
+        target.url
+    );
+    let cfg = dir.path().join("fail.js");
+    std::fs::write(&cfg, script).unwrap();
+    let (c, _) = start_cluster(3, None, &[]);
+    let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
+    assert_eq!(out.code, 110, "{}", out.output);
+    let r = &out.report;
+    assert_eq!(r["failed_by_script"], "checkout broke", "{}", out.output);
+    assert_eq!(r["totals"]["requests"], 12, "{}", out.output);
+    assert_eq!(target.received(), 12);
+    assert!(
+        out.output
+            .contains("the script marked the test failed: checkout broke"),
+        "{}",
+        out.output
+    );
+}
+
 /// `exec.test.abort()` in one node's VU ends the cluster's run: the
 /// other share stops too, long before the scenario's minute is over, and
 /// `submit` exits with 108 and the script's reason, as a standalone run.

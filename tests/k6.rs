@@ -286,9 +286,10 @@ export default function () {{
 
 /// k6's `exec.vu.tags` (and `exec.vu.metrics.tags`): a tag set there is
 /// on every later sample of the VU until deleted, the scenario's tags read
-/// back, and an execution API loadtest lacks fails by name when read.
+/// back; metadata kept apart from them; and the test's options as the run
+/// uses them, k6's defaults filled in.
 #[test]
-fn exec_vu_tags_tag_later_samples_and_missing_apis_fail_by_name() {
+fn exec_vu_tags_tag_later_samples_and_test_options_read_back() {
     let t = Target::start();
     let script = format!(
         r#"import http from 'k6/http';
@@ -309,12 +310,17 @@ export default function () {{
   http.get('{0}/');
   delete exec.vu.tags.step;
   http.get('{0}/');
+  exec.vu.metrics.metadata.trace_id = 'abc';
   let why = '';
-  try {{ exec.test.options; }} catch (e) {{ why = String(e); }}
+  try {{ exec.vu.metrics.metadata.bad = {{}}; }} catch (e) {{ why = String(e); }}
+  const o = exec.test.options;
   check(exec.vu.tags, {{
     'reads scenario tags': (t) => t.team === 'a' && t.scenario === 's' && !('step' in t),
     'lists them': (t) => JSON.stringify(Object.keys(t)) === '["team"]',
-    'missing API named': () => why.includes('exec.test.options is not supported'),
+    'metadata apart': (t) => exec.vu.metrics.metadata.trace_id === 'abc' && !('trace_id' in t) && why.includes('metrics.metadata.bad'),
+    'test options': () => o.scenarios.s.executor === 'per-vu-iterations' && o.scenarios.s.gracefulStop === '30s'
+      && o.scenarios.s.tags.team === 'a' && o.thresholds['http_reqs{{team:a}}'][0] === 'count==12'
+      && o.summaryTrendStats.join() === 'avg,min,med,max,p(90),p(95)' && Object.isFrozen(o.scenarios.s),
   }});
 }}
 "#,
@@ -323,9 +329,13 @@ export default function () {{
     let run = k6("run", &script, &[]);
     let r = &run.report;
     assert_eq!(run.code, 0, "{}", r["thresholds"]);
-    for name in ["reads scenario tags", "lists them", "missing API named"] {
-        assert_eq!(check(r, name), (4, 0), "{name}");
-    }
+    let names = [
+        "reads scenario tags",
+        "lists them",
+        "metadata apart",
+        "test options",
+    ];
+    all_passed(r, &names, 4);
     for metric in [
         "http_reqs{step:one}",
         "http_reqs{step:two}",
@@ -587,7 +597,7 @@ fn a_yaml_config_can_name_a_script_as_its_plugin() {
     let t = Target::start();
     let dir = tempfile::tempdir().unwrap();
     let script = format!(
-        "import http from 'k6/http';\nimport {{ check }} from 'k6';\nexport default function () {{\n  check(http.get('{}/'), {{ 'ok': (r) => r.status === 200 }});\n}}\n",
+        "import http from 'k6/http';\nimport exec from 'k6/execution';\nimport {{ check }} from 'k6';\nexport default function () {{\n  check(http.get('{}/'), {{ 'ok': (r) => r.status === 200 }});\n  let why = '';\n  try {{ exec.test.options; }} catch (e) {{ why = String(e); }}\n  check(why, {{ 'no options under YAML': (w) => w.includes('a YAML config names as its plugin') }});\n}}\n",
         t.url
     );
     write(dir.path(), "shop.js", &script);
@@ -598,7 +608,7 @@ fn a_yaml_config_can_name_a_script_as_its_plugin() {
     let env = [("RUST_LOG", "warn,plugin=debug")];
     let run = common::run_loadtest_env(&dir, &["run", "-q", cfg.to_str().unwrap()], &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(check(&run.report, "ok"), (6, 0));
+    all_passed(&run.report, &["ok", "no options under YAML"], 6);
     assert_eq!(t.received(), 6);
     // Compiled once before the run, as a script run is; each VU loads it.
     let count = |what: &str| run.stderr.matches(what).count();
@@ -1536,6 +1546,35 @@ export function teardown() {{
     );
     let teardown = &r["setup_teardown"]["requests"]["GET /echo"]["count"];
     assert_eq!(teardown, 1, "teardown ran: {r}");
+}
+
+/// k6's `exec.test.fail()`: the run goes on to its end, the report gives
+/// the first reason, and the run exits with 110, or 99 when a threshold
+/// failed too.
+#[test]
+fn test_fail_marks_the_run_failed_and_lets_it_finish() {
+    for (threshold, code) in [("", 110), ("thresholds: { http_reqs: ['count>100'] },", 99)] {
+        let t = Target::start();
+        let script = format!(
+            r#"import http from 'k6/http';
+import exec from 'k6/execution';
+export const options = {{ {threshold} vus: 2, iterations: 6 }};
+export default function () {{
+  http.get('{url}/');
+  if (exec.scenario.iterationInTest === 1) exec.test.fail('checkout broke');
+  if (exec.scenario.iterationInTest === 4) exec.test.fail();
+}}
+"#,
+            url = t.url
+        );
+        let run = k6("run", &script, &[]);
+        assert_eq!(run.code, code, "{}", run.stderr);
+        assert_eq!(run.report["failed_by_script"], "checkout broke");
+        assert_eq!(run.report["totals"]["requests"], 6);
+        assert_eq!(t.received(), 6);
+        let said = "the script marked the test failed: checkout broke";
+        assert_eq!(run.stderr.matches(said).count(), 1, "{}", run.stderr);
+    }
 }
 
 /// `k6/html` and the web-flow helpers built on it: a page read with CSS

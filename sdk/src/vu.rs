@@ -85,6 +85,12 @@ pub fn abort_test(reason: &str) {
     wit::abort_test(reason)
 }
 
+/// Marks the whole test failed (k6's `exec.test.fail()`) and lets it run
+/// on: the report gives the reason and the run exits with code 110.
+pub fn fail_test(reason: &str) {
+    wit::fail_test(reason)
+}
+
 /// Where the running iteration stands in the test (k6's `k6/execution`
 /// numbers): its number among the scenario's iterations on this node and
 /// in the whole test (unique across a cluster's nodes), this VU's id in

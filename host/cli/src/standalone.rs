@@ -107,6 +107,7 @@ pub async fn run(path: PathBuf, segment: Segment, out: Outputs) -> anyhow::Resul
         aborted_by_threshold: aborted.load(Ordering::Relaxed),
     });
     summary.aborted_by_script = live.abort.reason();
+    summary.failed_by_script = live.failed.reason();
     summary.controls = report::control::log_lines(
         &live.steering,
         *live.started.lock().unwrap_or_else(|p| p.into_inner()),

@@ -121,6 +121,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
         origin: origin.to_owned(),
         aborted_by_threshold: false,
         aborted_by_script: None,
+        failed_by_script: None,
         setup: Default::default(),
         teardown_done: false,
         teardown_error: None,
@@ -138,6 +139,7 @@ pub async fn submit(ctx: &Arc<NodeCtx>, sub: Submission, origin: &str) -> Result
             Some(reason) => format!("{SETUP_ABORTED}{reason}"),
             None => format!("{e:#}"),
         })?;
+    plan.failed_by_script = live.failed.reason();
     plan.assignments = assign(ctx).await;
     plan.report_every_ms =
         report_cadence(plan.assignments.len(), ctx.settings.node_lost_after).as_millis() as u64;
@@ -798,14 +800,18 @@ async fn teardown(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
     if plan.setup.0.is_empty() {
         return;
     }
+    let live = Live::new();
     let outcome = async {
         let bundle = ctx.local.prepare(plan).await?;
         let runtime = ctx.local.runtime().map_err(|e| format!("{e:#}"))?;
-        workload::teardown(&bundle, &runtime, &Live::new(), &plan.setup)
+        workload::teardown(&bundle, &runtime, &live, &plan.setup)
             .await
             .map_err(|e| format!("{e:#}"))
     }
     .await;
+    if plan.failed_by_script.is_none() {
+        plan.failed_by_script = live.failed.reason();
+    }
     let me = ctx.name_of(&ctx.addr().unwrap_or_default());
     match outcome {
         Ok(()) => plan.events.push(format!("teardown ran on {me}")),
@@ -824,6 +830,7 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
     let mut elapsed_ms = 0;
     let mut stopped_early = plan.status == Status::Stopping;
     let mut script_abort = None;
+    let mut script_fail = plan.failed_by_script.clone();
     let nodes: Vec<NodeReport> = plan
         .assignments
         .iter()
@@ -831,6 +838,7 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
             let p = progress_of(ctx, &run, a);
             if let Some(f) = &p.finished {
                 script_abort = script_abort.take().or(f.aborted_by_script.clone());
+                script_fail = script_fail.take().or(f.failed_by_script.clone());
                 elapsed_ms = elapsed_ms.max(f.elapsed_ms);
                 // A share ended by a config switch stopped on schedule.
                 stopped_early |= f.stopped_early && a.stop_at_ms.is_none();
@@ -858,6 +866,7 @@ async fn finish(ctx: &Arc<NodeCtx>, plan: &mut Plan) {
         events: plan.events.clone(),
         aborted_by_threshold: plan.aborted_by_threshold,
         aborted_by_script: plan.aborted_by_script.clone(),
+        failed_by_script: script_fail,
         teardown_error: plan.teardown_error.clone(),
     };
     let write = Command::Set {

@@ -421,6 +421,7 @@ mod tests {
             init_failed: 0,
             end: Some(2),
             aborted_by_script: None,
+            failed_by_script: None,
         };
         // Interval 0 never arrived (sent to the old leader): 1 waits.
         let mut b = batch(0, vec![interval(1, 1)]);
@@ -468,6 +469,7 @@ mod tests {
             init_failed: 0,
             end: Some(2),
             aborted_by_script: None,
+            failed_by_script: None,
         });
         let ack = intake.receive(b.clone(), &progress(&data, 0));
         assert_eq!(

@@ -132,6 +132,7 @@ async fn report_run(
     ));
     summary.controls = crate::steering::log_lines(&plan);
     summary.aborted_by_script = result.aborted_by_script.clone();
+    summary.failed_by_script = result.failed_by_script.clone();
     let elapsed = Duration::from_millis(result.elapsed_ms);
     let summarised = match bundle {
         Some(b) => {

@@ -311,6 +311,7 @@ async fn stream_metrics(
                 // Elapsed on the run's clock, whenever this share started.
                 f.elapsed_ms = now_ms().saturating_sub(plan.start_at_ms);
                 f.aborted_by_script = live.abort.reason();
+                f.failed_by_script = live.failed.reason();
                 finished = Some(f);
             }
         }
@@ -441,6 +442,7 @@ fn finish_of(
             init_failed: o.metrics.scenarios.values().map(|s| s.init_failed).sum(),
             end: None,
             aborted_by_script: None,
+            failed_by_script: None,
         },
         Ok(Err(e)) => {
             tracing::error!("share {}/{} failed: {e:#}", a.index + 1, a.count);
@@ -450,6 +452,7 @@ fn finish_of(
                 init_failed: 0,
                 end: None,
                 aborted_by_script: None,
+                failed_by_script: None,
             }
         }
         Err(e) => {
@@ -460,6 +463,7 @@ fn finish_of(
                 init_failed: 0,
                 end: None,
                 aborted_by_script: None,
+                failed_by_script: None,
             }
         }
     }

@@ -19,6 +19,10 @@ pub struct Summary {
     pub aborted_by_threshold: bool,
     /// Why a script ended the run (k6's `exec.test.abort()`), if one did.
     pub aborted_by_script: Option<String>,
+    /// Why a script marked the test failed (k6's `exec.test.fail()`), if
+    /// one did: the run went on, and exits with 110.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_by_script: Option<String>,
     pub totals: Totals,
     pub scenarios: BTreeMap<String, ScenarioSummary>,
     /// What `setup` and `teardown` sent, outside every scenario (k6 tags
@@ -416,6 +420,7 @@ impl Summary {
             stopped_early: f.stopped_early,
             aborted_by_threshold: f.aborted_by_threshold,
             aborted_by_script: None,
+            failed_by_script: None,
             totals: Totals {
                 requests,
                 failed: m.total_failed(),

@@ -45,6 +45,9 @@ pub fn write_reports(
 }
 
 pub fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
+    if let Some(reason) = &summary.failed_by_script {
+        eprintln!("error: the script marked the test failed: {reason}");
+    }
     match outcome_code(summary, interrupted) {
         // An abort ends the run early and may fail its thresholds; an
         // error (a panic, VUs that could not start) still says so.
@@ -53,6 +56,7 @@ pub fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
         {
             exit::SCRIPT_ABORTED
         }
+        exit::OK if summary.failed_by_script.is_some() => exit::MARKED_FAILED,
         code => code,
     }
 }

@@ -106,6 +106,10 @@ pub struct Plan {
     /// A script stopped the run (`exec.test.abort()`), for this reason.
     #[serde(default)]
     pub aborted_by_script: Option<String>,
+    /// Setup or teardown, run on the leader, marked the test failed
+    /// (`exec.test.fail()`), for this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_by_script: Option<String>,
     /// What the scenarios' `setup` returned, run once on the leader
     /// before the plan went out; every node's VUs see it.
     #[serde(default)]
@@ -237,6 +241,10 @@ pub struct Finished {
     /// reason from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_by_script: Option<String>,
+    /// Why a script of this share marked the test failed (k6's
+    /// `exec.test.fail()`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_by_script: Option<String>,
 }
 
 /// What the state machine knows of one assignment.
@@ -265,6 +273,8 @@ pub struct RunResult {
     pub aborted_by_threshold: bool,
     #[serde(default)]
     pub aborted_by_script: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_by_script: Option<String>,
     #[serde(default)]
     pub teardown_error: Option<String>,
 }
@@ -666,6 +676,7 @@ mod tests {
             origin: String::new(),
             aborted_by_threshold: false,
             aborted_by_script: None,
+            failed_by_script: None,
             setup: Default::default(),
             teardown_done: false,
             teardown_error: None,

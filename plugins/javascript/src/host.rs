@@ -69,10 +69,14 @@ lazy! {
     sleep: |ms: f64| vu::sleep(Duration::from_micros((ms.max(0.0) * 1000.0) as u64));
     vuId: vu::id;
     abortTest: |reason: String| vu::abort_test(&reason);
+    failTest: |reason: String| vu::fail_test(&reason);
     iteration: || vu::iteration() as f64;
     scenario: vu::scenario;
     execution: execution;
     progress: progress;
+    testOptions: |ctx: Ctx<'_>| {
+        crate::options::test_options().map_err(|e| Exception::throw_message(&ctx, &e))
+    };
     open: |path: String| {
         let name = crate::engine::join("", &path);
         vu::file(&name).map(|b| String::from_utf8_lossy(&b).into_owned())

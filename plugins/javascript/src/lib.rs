@@ -70,6 +70,7 @@ fn load(params: &Params) -> Result<Engine> {
         env.extend(own.clone());
     }
     let env = serde_json::Value::Object(env);
+    options::set_test_options(params.0.get("testOptions").map(|o| o.to_string()));
     Ok(Engine::load(main, &env)?)
 }
 

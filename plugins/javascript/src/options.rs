@@ -14,6 +14,7 @@ thread_local! {
     static USER_AGENT: RefCell<Option<String>> = const { RefCell::new(None) };
     static DISCARD_BODIES: Cell<bool> = const { Cell::new(false) };
     static THROW: Cell<bool> = const { Cell::new(false) };
+    static TEST_OPTIONS: RefCell<Option<String>> = const { RefCell::new(None) };
     static MIN_ITERATION: Cell<Option<Duration>> = const { Cell::new(None) };
 }
 
@@ -32,6 +33,19 @@ pub fn discard_bodies() -> bool {
 /// status 0 with `error` (k6's `throw`).
 pub fn throws() -> bool {
     THROW.get()
+}
+
+/// Keeps what `exec.test.options` shows (JSON), when the host sent it:
+/// it does for a script run as the test, not for one a YAML config names.
+pub fn set_test_options(json: Option<String>) {
+    TEST_OPTIONS.set(json);
+}
+
+/// `exec.test.options` as JSON, or why there is none.
+pub fn test_options() -> Result<String, String> {
+    TEST_OPTIONS.with_borrow(Clone::clone).ok_or_else(|| {
+        "k6/execution: exec.test.options is not offered to a script a YAML config names as its plugin (the config's scenarios, not the script's options, shape the run); run the script itself (`loadtest run script.js`) to read it".into()
+    })
 }
 
 /// How long an iteration lasts at least (k6's `minIterationDuration`).

@@ -61,6 +61,8 @@ pub struct VuHost {
     jars: super::jars::Jars,
     /// Where `abort-test` asks for the whole test to end.
     pub abort: crate::workload::abort::TestAbort,
+    /// Where `fail-test` marks the test failed.
+    pub failed: crate::workload::abort::TestFail,
     /// What `vu.execution` reports beside the VU's own count.
     pub execution: Execution,
     /// The test's shared arrays (k6's `SharedArray`), one store per test.
@@ -158,6 +160,7 @@ impl VuHost {
             held: Default::default(),
             jars: Default::default(),
             abort: Default::default(),
+            failed: Default::default(),
             execution: Default::default(),
             shared_arrays: Default::default(),
         }
@@ -869,6 +872,13 @@ impl vu::Host for VuHost {
         let reason: String = reason.chars().take(500).collect();
         if self.abort.ask(reason.clone()) {
             tracing::debug!(scenario = %self.scenario, vu = self.id, "abort-test: {reason}");
+        }
+    }
+
+    fn fail_test(&mut self, reason: String) {
+        let reason: String = reason.chars().take(500).collect();
+        if self.failed.mark(reason.clone()) {
+            tracing::debug!(scenario = %self.scenario, vu = self.id, "fail-test: {reason}");
         }
     }
 

@@ -163,7 +163,9 @@ pub fn config_of<'a>(
             .collect();
         params["summaryOptions"] = summary.into();
     }
-    let scenarios = scenarios(&options, &params, &described.exports)?;
+    let k6 = k6_scenarios(&options)?;
+    params["testOptions"] = consolidated(&options, &k6);
+    let scenarios = scenarios(&k6, &params, &described.exports)?;
     let mut config = json!({
         "name": name,
         "plugins": { "js": { "builtin": "javascript" } },
@@ -179,19 +181,51 @@ pub fn config_of<'a>(
 }
 
 fn scenarios(
-    options: &Map<String, Value>,
+    k6: &Map<String, Value>,
     params: &Value,
     exports: &[String],
 ) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    if let Some(list) = options.get("scenarios") {
-        let list = list
-            .as_object()
-            .ok_or("options.scenarios must be an object of scenarios")?;
-        for (name, s) in list {
-            out.insert(name.clone(), scenario(name, s, params, exports)?);
+    k6.iter()
+        .map(|(name, s)| Ok((name.clone(), scenario(name, s, params, exports)?)))
+        .collect()
+}
+
+/// What `exec.test.options` shows, as k6 consolidates it: the script's
+/// options, with its scenarios as they run (the shorthand's `default`
+/// one too) and k6's defaults for what they leave out.
+fn consolidated(options: &Map<String, Value>, k6: &Map<String, Value>) -> Value {
+    let mut out = options.clone();
+    let scenarios = k6.iter().map(|(name, s)| {
+        let mut s = s.as_object().cloned().unwrap_or_default();
+        let ramping = s.get("executor").and_then(Value::as_str) == Some("ramping-vus");
+        let mut defaults = vec![
+            ("exec", json!("default")),
+            ("startTime", json!("0s")),
+            ("gracefulStop", json!("30s")),
+        ];
+        if ramping {
+            defaults.push(("gracefulRampDown", json!("30s")));
         }
-        return Ok(out);
+        for (k, v) in defaults {
+            s.entry(k).or_insert(v);
+        }
+        (name.clone(), Value::Object(s))
+    });
+    out.insert("scenarios".into(), Value::Object(scenarios.collect()));
+    out.entry("summaryTrendStats")
+        .or_insert(json!(super::summary::TREND_STATS));
+    Value::Object(out)
+}
+
+/// The scenarios as k6 runs them: `options.scenarios`, or the one
+/// `default` scenario k6 makes of `vus`, `duration`, `iterations` and
+/// `stages`.
+fn k6_scenarios(options: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    if let Some(list) = options.get("scenarios") {
+        return list
+            .as_object()
+            .cloned()
+            .ok_or_else(|| "options.scenarios must be an object of scenarios".into());
     }
     let field = |k: &str| options.get(k).cloned();
     let mut s = Map::new();
@@ -216,11 +250,7 @@ fn scenarios(
         s.insert("vus".into(), field("vus").unwrap_or(json!(1)));
         s.insert("iterations".into(), json!(1));
     }
-    out.insert(
-        "default".into(),
-        scenario("default", &Value::Object(s), params, exports)?,
-    );
-    Ok(out)
+    Ok(Map::from_iter([("default".into(), Value::Object(s))]))
 }
 
 /// A scenario's `env`: names and string values, as k6 takes it.
@@ -339,11 +369,8 @@ mod tests {
 
     #[test]
     fn what_has_no_counterpart_is_refused_by_name() {
-        let e = config(json!({ "noConnectionReuse": true }), &["default"]).unwrap_err();
-        assert!(
-            e.contains("options.noConnectionReuse is not supported"),
-            "{e}"
-        );
+        let e = config(json!({ "localIPs": "10.0.0.1" }), &["default"]).unwrap_err();
+        assert!(e.contains("options.localIPs is not supported"), "{e}");
         let e = config(
             json!({ "scenarios": { "a": { "executor": "constant-vus", "options": {} } } }),
             &["default"],

@@ -1,6 +1,7 @@
-//! A script's request to end the whole test (k6's `exec.test.abort()`):
-//! the first reason is kept, and whoever runs the test (standalone, or a
-//! cluster node's worker) is woken to stop it.
+//! A script's verdicts on the whole test: a request to end it (k6's
+//! `exec.test.abort()`), whose first reason is kept and whoever runs the
+//! test (standalone, or a cluster node's worker) woken to stop it; and a
+//! mark that it failed (`exec.test.fail()`), which lets it run on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +56,28 @@ impl TestAbort {
     }
 }
 
+/// A script marked the test failed (k6's `exec.test.fail()`): the run
+/// goes on, and its report and exit code say so. The first reason is kept.
+#[derive(Default, Clone)]
+pub struct TestFail(Arc<Mutex<Option<String>>>);
+
+impl TestFail {
+    /// True for the first mark.
+    pub fn mark(&self, reason: String) -> bool {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_some() {
+            return false;
+        }
+        *r = Some(reason);
+        true
+    }
+
+    /// Why the test was marked failed, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +96,14 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), "login failed");
         // Asked before anyone waits: the wait returns at once.
         assert_eq!(abort.asked().await, "login failed");
+    }
+
+    #[test]
+    fn a_fail_mark_keeps_the_first_reason() {
+        let fail = TestFail::default();
+        assert_eq!(fail.reason(), None);
+        assert!(fail.mark("checkout broke".into()));
+        assert!(!fail.clone().mark("later".into()));
+        assert_eq!(fail.reason().as_deref(), Some("checkout broke"));
     }
 }

@@ -171,6 +171,7 @@ async fn instances(
             Instant::now(),
         );
         host.abort = live.abort.clone();
+        host.failed = live.failed.clone();
         host.shared_arrays = bundle.shared_arrays.clone();
         host.enter_quiet_group(phase);
         let inst = VuInstance::new(runtime, &plugin, host, limits)

@@ -79,6 +79,7 @@ pub struct ScenarioCtx {
     /// What the scenario's setup returned.
     setup_data: Option<Arc<str>>,
     abort: abort::TestAbort,
+    failed: abort::TestFail,
     log_budget: Arc<crate::plugin::LogBudget>,
     /// The scenario's share of the generator beside the others.
     lane: fair::Lane,
@@ -135,6 +136,8 @@ pub struct Live {
     pub closed: Arc<tokio::sync::Notify>,
     /// Set when a script ends the whole test (k6's `exec.test.abort()`).
     pub abort: abort::TestAbort,
+    /// Set when a script marks the test failed (k6's `exec.test.fail()`).
+    pub failed: abort::TestFail,
 }
 
 impl Default for Live {
@@ -178,6 +181,7 @@ impl Live {
             steering: Steering::new(),
             closed: Arc::default(),
             abort: Default::default(),
+            failed: Default::default(),
         }
     }
 
@@ -265,6 +269,7 @@ fn contexts(
             iterations_begun: Default::default(),
             setup_data: setup.of(name),
             abort: live.abort.clone(),
+            failed: live.failed.clone(),
             log_budget: Arc::new(crate::plugin::LogBudget::new(
                 config.sandbox.logs_per_second,
             )),

@@ -275,6 +275,7 @@ fn new_host(ctx: &ScenarioCtx, id: u32) -> VuHost {
     host.setup_data = ctx.setup_data.clone();
     host.log_budget = Some(ctx.log_budget.clone());
     host.abort = ctx.abort.clone();
+    host.failed = ctx.failed.clone();
     host.shared_arrays = ctx.shared_arrays.clone();
     host.execution.share = (ctx.segment.index, ctx.segment.count);
     host.execution.executor = ctx.executor.name();

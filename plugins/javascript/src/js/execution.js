@@ -4,25 +4,23 @@ const H = globalThis.__host;
 // `[iteration in instance, iteration in test, VU id in test, executor]`.
 const now = () => H.execution();
 
-// What loadtest does not offer yet fails by name when read, never as an
-// undefined the script would carry on with.
-function missing(path, target, names) {
-  for (const name of names) {
-    Object.defineProperty(target, name, {
-      get() {
-        throw new Error(`k6/execution: ${path}.${name} is not supported by loadtest yet`);
-      },
-    });
-  }
-  return target;
-}
-
-const tagValue = (key, value) => {
+const tagValue = (key, value, what = 'tags') => {
   if (value === null || (typeof value === 'object') || typeof value === 'function' || typeof value === 'symbol') {
-    throw new TypeError(`exec.vu.tags.${key}: a tag's value must be a string, number or boolean`);
+    throw new TypeError(`exec.vu.${what}.${key}: a value must be a string, number or boolean`);
   }
   return String(value);
 };
+
+// k6's `exec.vu.metrics.metadata`: entries kept with the VU's later
+// samples but not indexed like tags. No loadtest output lists samples one
+// by one (where k6 shows metadata), so they stay on the VU, readable.
+let metadata;
+function vuMetadata() {
+  metadata ??= new Proxy({}, {
+    set: (target, k, v) => { target[String(k)] = tagValue(String(k), v, 'metrics.metadata'); return true; },
+  });
+  return metadata;
+}
 
 // k6's `exec.vu.tags`: setting a tag puts it on every later sample of the
 // VU (`scenario` reads as the VU's scenario unless set); deleting takes it
@@ -49,7 +47,7 @@ const vu = {
   get iterationInScenario() { return H.iteration(); },
   get iterationInInstance() { return H.iteration(); },
   get tags() { return vuTags(); },
-  metrics: missing('exec.vu.metrics', { get tags() { return vuTags(); } }, ['metadata']),
+  metrics: { get tags() { return vuTags(); }, get metadata() { return vuMetadata(); } },
 };
 
 // `[vusActive, vusInitialized, iterationsCompleted, iterationsInterrupted,
@@ -65,15 +63,38 @@ const scenario = {
   get iterationInTest() { return now()[1]; },
 };
 
+// Frozen all the way down, as k6's: a script cannot change what it reads.
+function frozen(o) {
+  if (o !== null && typeof o === 'object') {
+    for (const v of Object.values(o)) frozen(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+let testOptions;
+
 // k6's `test.abort()`: the whole test ends (every VU stops, teardown
 // still runs, the run exits with 108). This iteration ends here.
-const test = missing('exec.test', {
+// `test.fail()` marks the test failed and lets it run on (exit 110).
+const test = {
+  // The script's options as the run uses them (k6's consolidated options).
+  get options() {
+    testOptions ??= frozen(JSON.parse(H.testOptions()));
+    return testOptions;
+  },
   abort(message) {
     const reason = message === undefined ? 'exec.test.abort() called' : String(message);
     H.abortTest(reason);
     throw new Error('test aborted: ' + reason);
   },
-}, ['options', 'fail']);
+  fail(message) {
+    const reason = message === undefined ? 'exec.test.fail() called' : String(message);
+    // Each call logged, as k6 logs it; the report keeps the first reason.
+    console.error(message === undefined ? 'test marked as failed' : 'test marked as failed: ' + reason);
+    H.failTest(reason);
+  },
+};
 
 // This node's part of the test (k6's instance).
 const instance = {
