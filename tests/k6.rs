@@ -1359,6 +1359,62 @@ export default function () {{
     }
 }
 
+/// k6's `rps`: five VUs that could send thirty requests in a blink are
+/// held to twenty a second, so the run lasts at least the 1.45 s the
+/// twenty-ninth interval ends at; every request still goes out once.
+#[test]
+fn rps_caps_requests_per_second_across_vus() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+export const options = {{ rps: 20, vus: 5, iterations: 30 }};
+export default function () {{ http.get('{}/'); }}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["totals"]["requests"], 30);
+    assert_eq!(t.received(), 30);
+    let secs = run.report["duration_secs"].as_f64().unwrap();
+    assert!(secs >= 1.45, "30 requests at 20/s took {secs} s");
+}
+
+/// k6's `httpDebug`: each exchange's request and response on stderr, with
+/// bodies when `full` (a compressed one by its size).
+#[test]
+fn http_debug_prints_each_request_and_response() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+export const options = {{ httpDebug: 'full', vus: 1, iterations: 1 }};
+export default function () {{
+  http.post('{0}/echo', 'ping-body', {{ headers: {{ 'X-Trace': 'abc' }} }});
+  http.get('{0}/gzip/64');
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let err = &run.stderr;
+    let expect = [
+        format!("Request:\nPOST {}/echo HTTP/1.1\n", t.url),
+        "x-trace: abc\n".to_string(),
+        "Response:\nHTTP/1.1 200 OK\n".to_string(),
+        "-encoded]".to_string(),
+    ];
+    for e in &expect {
+        assert!(
+            err.to_lowercase().contains(&e.to_lowercase()),
+            "{e:?} in {err}"
+        );
+    }
+    // The body, once sent and once echoed back.
+    assert_eq!(err.matches("ping-body").count(), 2, "{err}");
+    assert_eq!(t.received(), 2);
+}
+
 /// k6's `throw`: a request that got no response throws (a promise of one
 /// rejects) instead of giving status 0; an HTTP error status does not.
 #[test]

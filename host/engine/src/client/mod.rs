@@ -6,10 +6,12 @@
 //! included.
 
 mod conn;
+pub mod debug;
 mod decode;
 pub mod egress;
 mod h1;
 pub mod hosts;
+pub mod pace;
 mod session;
 mod wire;
 
@@ -208,6 +210,8 @@ struct Shared {
     egress: egress::Egress,
     hosts: hosts::Hosts,
     reuse: Reuse,
+    rate: Option<pace::RateLimit>,
+    debug: debug::HttpDebug,
 }
 
 /// How long a VU keeps a connection for later requests (k6's
@@ -257,6 +261,10 @@ pub struct ClientOptions {
     pub egress: egress::Egress,
     pub hosts: hosts::Hosts,
     pub reuse: Reuse,
+    /// Requests per second at most, over every VU sharing the client
+    /// (k6's `rps`); 0 for no cap.
+    pub rps: f64,
+    pub debug: debug::HttpDebug,
 }
 
 impl Client {
@@ -284,6 +292,8 @@ impl Client {
                 egress: opts.egress.clone(),
                 hosts: opts.hosts.clone(),
                 reuse: opts.reuse,
+                rate: pace::RateLimit::new(opts.rps),
+                debug: opts.debug,
             }),
         })
     }

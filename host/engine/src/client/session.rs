@@ -169,6 +169,15 @@ impl Session {
         mut on_hop: impl FnMut(Hop<'_>),
     ) -> Exchange {
         let max = max_redirects.unwrap_or(self.client.inner.max_redirects);
+        if let Some(rate) = &self.client.inner.rate {
+            rate.wait().await;
+        }
+        let debug = self.client.inner.debug;
+        if debug.on() {
+            // What is printed must be kept, whatever the guest reads.
+            req.keep_headers = true;
+            req.keep_body |= debug == super::debug::HttpDebug::Full;
+        }
         let mut elapsed = Duration::ZERO;
         let (mut sent, mut received) = (0, 0);
         let mut index = 0;
@@ -187,6 +196,9 @@ impl Session {
                 }
             }
             let exchange = self.conns.send(&req).await;
+            if debug.on() {
+                debug.print(&req, &exchange.result);
+            }
             elapsed += exchange.elapsed;
             sent += exchange.sent;
             received += exchange.received;

@@ -152,6 +152,12 @@ pub struct HttpOptions {
     /// `noVUConnectionReuse`).
     #[serde(rename = "noVUConnectionReuse")]
     pub no_vu_connection_reuse: bool,
+    /// Requests per second at most, over the whole test (k6's `rps`); a
+    /// cluster's nodes each take their share. 0: no cap.
+    pub rps: u32,
+    /// Prints every request and response on stderr (k6's `httpDebug`):
+    /// `true` or `headers` for heads, `full` with bodies.
+    pub http_debug: crate::client::debug::HttpDebug,
 }
 
 impl HttpOptions {
@@ -185,6 +191,8 @@ impl Default for HttpOptions {
             hosts: BTreeMap::new(),
             no_connection_reuse: false,
             no_vu_connection_reuse: false,
+            rps: 0,
+            http_debug: Default::default(),
         }
     }
 }

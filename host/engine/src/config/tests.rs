@@ -218,3 +218,20 @@ fn vu_counts_past_the_cap_are_refused_wherever_they_are_written() {
             .replace("    iterations: 7\n", ""),
     );
 }
+
+#[test]
+fn k6s_http_options_read_from_yaml_and_bad_hosts_are_named() {
+    let http = "http:\n  rps: 50\n  httpDebug: full\n  noVUConnectionReuse: true\n  hosts: { shop.test: 10.0.0.5, \"api.test:443\": \"10.0.0.6:8443\" }\n";
+    let c = parse_ok(&format!("{GOOD}{http}"));
+    assert_eq!(c.http.rps, 50);
+    assert_eq!(c.http.http_debug, crate::client::debug::HttpDebug::Full);
+    assert_eq!(c.http.reuse(), crate::client::Reuse::WithinIteration);
+    let hosts = c.http.hosts().unwrap();
+    assert_eq!(
+        hosts.get("api.test", 443),
+        Some("10.0.0.6:8443".parse().unwrap())
+    );
+    let e = parse_err(&format!("{GOOD}http:\n  hosts: {{ shop.test: staging }}\n"));
+    assert_eq!(e.field.as_deref(), Some("http.hosts"));
+    assert!(e.message.contains("`staging` is not an address"), "{e}");
+}

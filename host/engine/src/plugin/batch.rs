@@ -77,6 +77,8 @@ mod tests {
             egress: Default::default(),
             hosts: Default::default(),
             reuse: Default::default(),
+            rps: 0.0,
+            debug: Default::default(),
         })
         .unwrap();
         let urls = [

@@ -67,6 +67,8 @@ const HTTP_OPTIONS: &[&str] = &[
     "hosts",
     "noConnectionReuse",
     "noVUConnectionReuse",
+    "rps",
+    "httpDebug",
 ];
 
 /// k6's egress options, as the config's `sandbox` names them.

@@ -74,6 +74,8 @@ async fn get(url: &str) -> anyhow::Result<Vec<u8>> {
         egress: Default::default(),
         hosts: Default::default(),
         reuse: Default::default(),
+        rps: 0.0,
+        debug: Default::default(),
     })?;
     let mut session = Session::new(client, Default::default());
     let exchange = session.send(Outgoing::get(url), None, |_| {}).await;

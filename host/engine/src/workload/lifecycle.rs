@@ -155,7 +155,8 @@ async fn instances(
     phase: &'static str,
 ) -> anyhow::Result<Vec<(Vec<String>, String, VuInstance)>> {
     let config = &bundle.config;
-    let client = super::client_of(config)?;
+    // Setup and teardown run once for the whole test: the whole `rps`.
+    let client = super::client_of(config, super::Segment { index: 0, count: 1 })?;
     let limits = Limits::of(&config.sandbox);
     let mut out = Vec::new();
     for (names, params, plugin) in lifecycles(bundle, runtime)? {

@@ -222,7 +222,7 @@ fn contexts(
     setup: &SetupData,
 ) -> anyhow::Result<Vec<Arc<ScenarioCtx>>> {
     let config = &bundle.config;
-    let client = client_of(config)?;
+    let client = client_of(config, segment)?;
     let limits = Limits::of(&config.sandbox);
     let epoch = Instant::now();
     let vu_ids = Arc::new(AtomicU32::new(0));
@@ -290,8 +290,9 @@ fn contexts(
     Ok(ctxs)
 }
 
-/// The HTTP client every VU of a run shares, from the config's `http`.
-fn client_of(config: &crate::config::Config) -> anyhow::Result<Client> {
+/// The HTTP client every VU of a run (or of this node's `segment` of it)
+/// shares, from the config's `http`.
+fn client_of(config: &crate::config::Config, segment: Segment) -> anyhow::Result<Client> {
     Client::new(&ClientOptions {
         base: config.target.clone(),
         timeout: config.http.timeout.0,
@@ -301,6 +302,8 @@ fn client_of(config: &crate::config::Config) -> anyhow::Result<Client> {
         egress: config.sandbox.egress().map_err(anyhow::Error::msg)?,
         hosts: config.http.hosts().map_err(anyhow::Error::msg)?,
         reuse: config.http.reuse(),
+        rps: f64::from(config.http.rps) / f64::from(segment.count.max(1)),
+        debug: config.http.http_debug,
         max_body: config.http.max_body_bytes,
         max_redirects: config.http.max_redirects,
         reset_cookies: !config.http.no_cookies_reset,
