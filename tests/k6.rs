@@ -1127,7 +1127,7 @@ export default async function () {{
     'ntlm is refused by name': () => refused({{ auth: 'ntlm' }}).includes('params.auth `ntlm`'),
     'digest answers the challenge': () => digest.concat([asyncDigest]).every((r) => r.status === 200 && r.json('authenticated') === true),
     'a wrong digest password is refused': () => wrongDigest.status === 401,
-    'compression is refused by name': () => refused({{ compression: 'gzip' }}).includes('params.compression is not supported'),
+    'br compression is refused by name': () => refused({{ compression: 'br' }}).includes('params.compression `br` is not supported'),
     'a foreign jar is refused': () => refused({{ jar: {{}} }}).includes('params.jar must be http.cookieJar()'),
     'replace is refused': () => refused({{ cookies: {{ a: {{ value: 'b', replace: true }} }} }}).includes('params.cookies.a.replace'),
     'the jar sets with options, deletes and clears by URL': () => {{
@@ -1160,7 +1160,7 @@ export default async function () {{
             "ntlm is refused by name",
             "digest answers the challenge",
             "a wrong digest password is refused",
-            "compression is refused by name",
+            "br compression is refused by name",
             "a foreign jar is refused",
             "replace is refused",
             "the jar sets with options, deletes and clears by URL",
@@ -1413,6 +1413,34 @@ export default function () {{
     // The body, once sent and once echoed back.
     assert_eq!(err.matches("ping-body").count(), 2, "{err}");
     assert_eq!(t.received(), 2);
+}
+
+/// k6's `compression`: the body goes out gzipped, deflated (zlib), or
+/// both in the order named, as the echoing target shows it.
+#[test]
+fn request_bodies_are_compressed_as_params_ask() {
+    let t = Target::start();
+    let script = format!(
+        r#"import http from 'k6/http';
+import {{ check }} from 'k6';
+export const options = {{ vus: 1, iterations: 1 }};
+const sent = (compression) => new Uint8Array(
+  http.post('{0}/echo', 'a'.repeat(1000), {{ compression, responseType: 'binary' }}).body);
+export default function () {{
+  const [g, d, both] = [sent('gzip'), sent('deflate'), sent('gzip, deflate')];
+  check(null, {{
+    'gzip': () => g[0] === 0x1f && g[1] === 0x8b && g.length < 100,
+    'deflate': () => d[0] === 0x78 && d.length < 100,
+    'deflate applied last': () => both[0] === 0x78 && both.length < 100,
+  }});
+}}
+"#,
+        t.url
+    );
+    let run = k6("run", &script, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    all_passed(&run.report, &["gzip", "deflate", "deflate applied last"], 1);
+    assert_eq!(t.received(), 3);
 }
 
 /// k6's `throw`: a request that got no response throws (a promise of one

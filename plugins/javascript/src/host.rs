@@ -763,11 +763,15 @@ fn request<'js>(
         let basic = base64::engine::general_purpose::STANDARD.encode(c);
         r = r.header("Authorization", format!("Basic {basic}"));
     }
-    if let Some(b) = body {
-        r = r.body(crate::binary::bytes_of(ctx, &b, "k6/http: a request body")?);
-    }
+    let bytes = match body {
+        Some(b) => Some(crate::binary::bytes_of(ctx, &b, "k6/http: a request body")?),
+        None => None,
+    };
     let mut agent = crate::options::user_agent();
     let Some(p) = params else {
+        if let Some(b) = bytes {
+            r = r.body(b);
+        }
         if let Some(a) = agent {
             r = r.header("User-Agent", a);
         }
@@ -777,6 +781,19 @@ fn request<'js>(
         ));
     };
     unsupported_params(ctx, p)?;
+    let bytes = match crate::compression::of_params(ctx, p)? {
+        Some(codings) => {
+            r = r.header("Content-Encoding", crate::compression::header(&codings));
+            Some(crate::compression::encode(
+                bytes.unwrap_or_default(),
+                &codings,
+            ))
+        }
+        None => bytes,
+    };
+    if let Some(b) = bytes {
+        r = r.body(b);
+    }
     let mut cookie = None;
     if let Some(headers) = p.get::<_, Option<Object>>("headers")? {
         for pair in headers.props::<String, Coerced<String>>() {
@@ -848,7 +865,7 @@ fn cookie_header<'js>(
 
 /// k6 params loadtest does not offer yet fail by name rather than being
 /// ignored: `auth` other than basic (digest is answered in `k6/http`,
-/// which leaves no `auth` here), `compression`.
+/// which leaves no `auth` here).
 fn unsupported_params<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<()> {
     let refuse = |what: &str| {
         let m = format!("k6/http: {what} is not supported yet");
@@ -862,10 +879,6 @@ fn unsupported_params<'js>(ctx: &Ctx<'js>, p: &Object<'js>) -> rquickjs::Result<
                 "params.auth `{kind}` (basic and digest, from credentials in the URL; digest not in http.batch)"
             ));
         }
-    }
-    let compression: Value = p.get("compression")?;
-    if !(compression.is_undefined() || compression.is_null()) {
-        return refuse("params.compression");
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ macro_rules! native_class {
 }
 
 mod binary;
+mod compression;
 mod crypto;
 mod engine;
 mod event_loop;
