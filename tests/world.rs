@@ -209,6 +209,28 @@ fn the_cookie_jar_is_the_scenarios_to_read_and_write() {
     }
 }
 
+/// The SDK's later imports from Rust: an own cookie jar, a response's
+/// connection, `batch_held`, `progress`, and `fail_test`, which lets the
+/// run end and exits with 110.
+#[test]
+fn the_sdks_later_imports_work_from_rust() {
+    let bin = Httpbin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(&dir, &config(&bin.url, "mode: later", 1, 2, ""));
+    let run = run_loadtest(&dir, &["run", "-q", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 110, "{}\n{}", run.stdout, run.stderr);
+    let r = &run.report;
+    assert_eq!(r["failed_by_script"], "seen enough");
+    for name in [
+        "an own jar is used within it only",
+        "a held response tells its connection",
+        "batch_held keeps each response",
+        "progress counts this node's run",
+    ] {
+        assert_eq!(check(r, name), (2, 0), "{name}: {r}");
+    }
+}
+
 #[test]
 fn teardown_runs_after_ctrl_c_too() {
     let target = Target::start();

@@ -32,6 +32,7 @@ impl Scenario for Features {
             "batch" => batch(self.config.batch),
             "cookies" => cookies_api(),
             "setup" => uses_setup(),
+            "later" => later_imports(),
             other => fail!("unknown mode `{other}`"),
         }
     }
@@ -161,6 +162,46 @@ fn cookies_api() -> Result<()> {
         "clear empties the jar",
         cookies::for_url("/cookies").is_empty(),
     );
+    Ok(())
+}
+
+/// What WIT 0.2 gained last: a jar of the scenario's own, a held
+/// response's connection, `batch-held`, `progress` and `fail-test`.
+fn later_imports() -> Result<()> {
+    let jar = cookies::Jar::new();
+    jar.set("/", "own=1; Path=/")?;
+    let within = jar.within(|| http::get("/cookies").send())?;
+    let outside = http::get("/cookies").send()?;
+    check(
+        "an own jar is used within it only",
+        within.text().contains("own") && !outside.text().contains("own"),
+    );
+    let c = http::get("/get").send_held()?.connection();
+    check(
+        "a held response tells its connection",
+        c.proto == "HTTP/1.1"
+            && c.remote_ip == "127.0.0.1"
+            && c.remote_port > 0
+            && c.tls_version.is_none(),
+    );
+    let both = http::batch_held(&[
+        (http::get("/get"), http::Judged::AsVu),
+        (http::get("/status/404"), http::Judged::By(vec![(404, 404)])),
+    ]);
+    check(
+        "batch_held keeps each response",
+        matches!(&both[..], [Ok(a), Ok(b)] if a.status() == 200 && b.status() == 404),
+    );
+    let p = vu::progress();
+    check(
+        "progress counts this node's run",
+        p.vus_initialized == 1
+            && p.iterations_completed == vu::iteration()
+            && p.scenario_progress < 1.0,
+    );
+    if vu::iteration() == 1 {
+        vu::fail_test("seen enough");
+    }
     Ok(())
 }
 
