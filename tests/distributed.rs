@@ -528,6 +528,34 @@ export default function () {{ http.get('{}/'); }}
     assert_eq!(target.received(), 1, "only setup's request");
 }
 
+/// k6's `rps` holds for the whole cluster: each share takes its part of
+/// the cap, so thirty requests at twenty a second last over 1.3 s however
+/// many shares there are (a node that took the whole cap would end in
+/// under 0.75 s).
+#[test]
+fn rps_is_split_between_the_shares() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start();
+    let script = format!(
+        "import http from 'k6/http';\nexport const options = {{ rps: 20, vus: 6, iterations: 30 }};\nexport default function () {{ http.get('{}/'); }}\n",
+        target.url
+    );
+    let cfg = dir.path().join("rps.js");
+    std::fs::write(&cfg, script).unwrap();
+    let (c, _) = start_cluster(3, None, &[]);
+    let out = submit(dir.path(), &cfg, &all_nodes(&c), None).finish();
+    assert_eq!(out.code, 0, "{}", out.output);
+    let r = &out.report;
+    assert_eq!(r["totals"]["requests"], 30, "{}", out.output);
+    assert_eq!(target.received(), 30);
+    let secs = r["duration_secs"].as_f64().unwrap();
+    assert!(
+        secs >= 1.3,
+        "30 requests at 20/s over the cluster took {secs} s"
+    );
+}
+
 /// `exec.test.fail()` in one node's VU marks the cluster's run failed:
 /// every share runs to its end, and `submit` exits with 110 and the
 /// script's reason, as a standalone run.
