@@ -178,11 +178,7 @@ pub fn batch(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
 
 /// [`batch`], each request judged its own way.
 pub fn batch_judged(requests: &[(Request, Judged)]) -> Vec<Result<Response, HttpError>> {
-    let reqs: Vec<(wit::Request, Judged)> = requests
-        .iter()
-        .map(|(r, j)| (r.0.clone(), j.clone()))
-        .collect();
-    wit::batch_judged(&reqs)
+    wit::batch_judged(&judged_pairs(requests))
         .into_iter()
         .map(|r| r.map(Response))
         .collect()
@@ -191,13 +187,17 @@ pub fn batch_judged(requests: &[(Request, Judged)]) -> Vec<Result<Response, Http
 /// [`batch_judged`], each response's headers and body kept on the host
 /// until read, as [`Request::send_held`] keeps them.
 pub fn batch_held(requests: &[(Request, Judged)]) -> Vec<Result<HeldResponse, HttpError>> {
-    let reqs: Vec<(wit::Request, Judged)> = requests
-        .iter()
-        .map(|(r, j)| (r.0.clone(), j.clone()))
-        .collect();
-    wit::batch_held(&reqs)
+    wit::batch_held(&judged_pairs(requests))
         .into_iter()
         .map(|r| r.map(|head| HeldResponse { head }))
+        .collect()
+}
+
+/// The batch as the WIT functions take it.
+fn judged_pairs(requests: &[(Request, Judged)]) -> Vec<(wit::Request, Judged)> {
+    requests
+        .iter()
+        .map(|(r, j)| (r.0.clone(), j.clone()))
         .collect()
 }
 

@@ -129,7 +129,9 @@ impl Egress {
     }
 }
 
-fn normalise(host: &str) -> String {
+/// A host name as the checks compare it: trimmed, lower case, without a
+/// trailing dot or IPv6 brackets.
+pub(super) fn normalise(host: &str) -> String {
     host.trim()
         .trim_end_matches('.')
         .trim_start_matches('[')

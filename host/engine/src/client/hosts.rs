@@ -41,7 +41,7 @@ impl Hosts {
         if self.entries.is_empty() {
             return None;
         }
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = super::egress::normalise(host);
         let exact = |p: Option<u16>| {
             self.entries
                 .iter()
@@ -75,6 +75,7 @@ fn parse_key(key: &str) -> Result<(String, Option<u16>), String> {
     let bad =
         || format!("key `{key}` is not a host name, `name:port` or a `*.example.com` pattern");
     let k = key.trim().to_ascii_lowercase();
+    // Not `normalise`: a key's port comes off before its trailing dot.
     let (name, port) = match k.rsplit_once(':') {
         Some((n, p)) => (n.to_owned(), Some(p.parse::<u16>().map_err(|_| bad())?)),
         None => (k, None),

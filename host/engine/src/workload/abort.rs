@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 #[derive(Default, Clone)]
 pub struct TestAbort {
-    reason: Arc<Mutex<Option<String>>>,
+    reason: TestFail,
     asked: Arc<Notify>,
     /// Read before every iteration by every VU: a lock there would be
     /// taken millions of times a second for an event that happens once.
@@ -20,11 +20,9 @@ impl TestAbort {
     /// Asks for the test to end; only the first reason counts. True for
     /// the first ask.
     pub fn ask(&self, reason: String) -> bool {
-        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if r.is_some() {
+        if !self.reason.mark(reason) {
             return false;
         }
-        *r = Some(reason);
         self.is_asked.store(true, Ordering::Release);
         self.asked.notify_waiters();
         true
@@ -38,10 +36,7 @@ impl TestAbort {
 
     /// Why the test was aborted, if it was.
     pub fn reason(&self) -> Option<String> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.reason.reason()
     }
 
     /// Waits until a script asks, and gives its reason.
@@ -57,7 +52,8 @@ impl TestAbort {
 }
 
 /// A script marked the test failed (k6's `exec.test.fail()`): the run
-/// goes on, and its report and exit code say so. The first reason is kept.
+/// goes on, and its report and exit code say so. The first reason is kept
+/// (an abort keeps its reason the same way).
 #[derive(Default, Clone)]
 pub struct TestFail(Arc<Mutex<Option<String>>>);
 
